@@ -1,0 +1,71 @@
+"""The Callback base class: one no-op method per event."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from luzwidget.events import Event
+
+if TYPE_CHECKING:
+    from luzwidget.context import Context
+
+__all__ = ["Callback"]
+
+
+def _noop(event: Event) -> Callable[[Any, Context], None]:
+    def method(self: Any, ctx: Context) -> None:
+        return None
+
+    method.__name__ = event.value
+    method.__qualname__ = f"Callback.{event.value}"
+    method.__doc__ = f"Called at ``{event.value}``; does nothing unless overridden."
+    method._luzwidget_noop = True  # type: ignore[attr-defined]  # skipped by the dispatch table
+    return method
+
+
+class Callback:
+    """Base class of callbacks.
+
+    Override ``on_<event>(self, ctx)`` for the events you need (see :class:`Event`); only
+    overridden methods are called, so unused events cost nothing. Callbacks observe the
+    run and change it only through the context (``ctx.log_metric``, ``ctx.max_epochs``,
+    ``ctx.buffers``, raising ``StopFit``...). They run under ``torch.no_grad()``; use
+    ``with torch.enable_grad():`` inside a method that needs gradients.
+
+    Attributes
+    ----------
+    weight : float
+        Callbacks are called in increasing weight (stable); defaults come before yours.
+    ctx : Context or None
+        The context, once the callback is attached to a run.
+
+    Examples
+    --------
+    >>> import luzwidget as lw
+    >>> class PrintLoss(lw.Callback):
+    ...     def on_epoch_end(self, ctx):
+    ...         print(ctx.epoch, ctx.get_metric("loss", "train"))
+    """
+
+    weight: float = 0
+    ctx: Context | None = None
+
+    def set_ctx(self, ctx: Context) -> None:
+        """Called when the callback is attached to a context."""
+        self.ctx = ctx
+
+    def state_dict(self) -> dict[str, Any]:
+        """State to save in checkpoints (tensors, numbers, strings, lists, dicts)."""
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore what :meth:`state_dict` returned."""
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}()"
+
+
+for _event in Event:
+    setattr(Callback, _event.value, _noop(_event))
+del _event

@@ -1,0 +1,166 @@
+"""The callbacks every fit uses: profile, train_valid, metrics, interrupt."""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import TYPE_CHECKING, Any
+
+from luzwidget.callbacks.base import Callback
+from luzwidget.metrics.base import LossAverage, MetricSet, abbrev_of, fresh
+
+if TYPE_CHECKING:
+    from luzwidget.context import Context
+
+__all__ = ["Interrupt", "Metrics", "Profile", "TrainValid"]
+
+
+class Profile(Callback):
+    """Time the fit, each epoch, and each training and validation loop.
+
+    Logs seconds to ``records["profile"]["fit" | "epoch" | "train" | "valid"]`` (one entry
+    per fit for "fit", per epoch for the others).
+    """
+
+    weight = -100
+
+    def __init__(self) -> None:
+        self._start: dict[str, float] = {}
+
+    def _begin(self, what: str) -> None:
+        self._start[what] = time.perf_counter()
+
+    def _end(self, ctx: Context, what: str) -> None:
+        start = self._start.pop(what, None)
+        if start is not None:
+            ctx.log("profile", what, time.perf_counter() - start)
+
+    def on_fit_begin(self, ctx: Context) -> None:
+        self._begin("fit")
+
+    def on_epoch_begin(self, ctx: Context) -> None:
+        self._begin("epoch")
+
+    def on_train_begin(self, ctx: Context) -> None:
+        self._begin("train")
+
+    def on_train_end(self, ctx: Context) -> None:
+        self._end(ctx, "train")
+
+    def on_valid_begin(self, ctx: Context) -> None:
+        self._begin("valid")
+
+    def on_valid_end(self, ctx: Context) -> None:
+        self._end(ctx, "valid")
+
+    def on_epoch_end(self, ctx: Context) -> None:
+        self._end(ctx, "epoch")
+
+    def on_fit_end(self, ctx: Context) -> None:
+        self._end(ctx, "fit")
+
+
+class TrainValid(Callback):
+    """Put the model in training mode for training and eval mode for validation."""
+
+    weight = -90
+
+    def on_train_begin(self, ctx: Context) -> None:
+        ctx.model.train()
+        ctx.training = True
+
+    def on_valid_begin(self, ctx: Context) -> None:
+        ctx.model.eval()
+        ctx.training = False
+
+
+class Metrics(Callback):
+    """Keep a fresh copy of each metric per mode and epoch; update per batch; log per epoch.
+
+    The loss average comes first and is logged as ``"loss"`` (with several optimizers,
+    ``"loss_<name>"`` for each and ``"loss"`` for their sum).
+    """
+
+    weight = -80
+
+    def __init__(self, metrics: MetricSet | None = None) -> None:
+        self.metric_set = metrics or MetricSet()
+        self._losses: dict[Any, LossAverage] = {}
+        self._others: list[Any] = []
+
+    def _begin(self, ctx: Context, mode: str) -> None:
+        names = list(ctx.optimizers) if len(ctx.optimizers) > 1 else [None]
+        self._losses = {nm: LossAverage() for nm in names}
+        device = ctx.device
+        self._others = []
+        for proto in self.metric_set.for_mode(mode):
+            metric = fresh(proto)
+            to = getattr(metric, "to", None)
+            if device is not None and callable(to):
+                metric = to(device) or metric
+            self._others.append(metric)
+        ctx.metrics = {**ctx.metrics, mode: [*self._losses.values(), *self._others]}
+
+    def _update(self, ctx: Context) -> None:
+        loss = ctx.loss
+        pred, target = ctx.pred, ctx.target
+        n = len(target) if target is not None else len(pred)
+        if type(loss) is dict:
+            for nm, value in loss.items():
+                self._losses[nm].update_loss(value, n)
+        else:
+            self._losses[None].update_loss(loss, n)
+        for metric in self._others:
+            metric.update(pred, target)
+
+    def _log(self, ctx: Context) -> None:
+        if len(self._losses) > 1:
+            values = {f"loss_{nm}": m.compute() for nm, m in self._losses.items()}
+            ctx.log_metric("loss", sum(values.values()))
+            for name, value in values.items():
+                ctx.log_metric(name, value)
+        else:
+            ctx.log_metric("loss", self._losses[None].compute())
+        for metric in self._others:
+            value = metric.compute()
+            if hasattr(value, "item") and getattr(value, "numel", lambda: 0)() == 1:
+                value = value.item()
+            elif hasattr(value, "tolist"):
+                value = value.tolist()
+            ctx.log_metric(abbrev_of(metric), value)
+
+    def on_train_begin(self, ctx: Context) -> None:
+        self._begin(ctx, "train")
+
+    def on_train_batch_end(self, ctx: Context) -> None:
+        self._update(ctx)
+
+    def on_train_end(self, ctx: Context) -> None:
+        self._log(ctx)
+
+    def on_valid_begin(self, ctx: Context) -> None:
+        self._begin(ctx, "valid")
+
+    def on_valid_batch_end(self, ctx: Context) -> None:
+        self._update(ctx)
+
+    def on_valid_end(self, ctx: Context) -> None:
+        self._log(ctx)
+
+
+class Interrupt(Callback):
+    """Say where training stopped when the user interrupts a blocking ``fit()`` (Ctrl-C).
+
+    The run itself catches the interrupt: it pauses at the next event boundary, then
+    ``fit()`` fires ``on_interrupt`` and ``on_fit_end`` and returns what was trained so
+    far; ``fitted.run.resume()`` continues exactly where it stopped.
+    """
+
+    weight = -70
+
+    def on_interrupt(self, ctx: Context) -> None:
+        print(
+            f"Training interrupted at epoch {ctx.epoch}, batch {ctx.iter}; returning the "
+            "model trained so far. fitted.run.resume() continues where it stopped.",
+            file=sys.stderr,
+        )

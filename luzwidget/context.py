@@ -1,0 +1,354 @@
+"""The context shared by the loop, callbacks, the model's methods and metrics."""
+
+from __future__ import annotations
+
+import inspect
+import math
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import torch
+import traitlets
+from traitlets import All, Bool, Dict, HasTraits, Int, List, TraitError, Undefined, validate
+from traitlets.utils.bunch import Bunch
+
+from luzwidget.events import Event
+from luzwidget.exceptions import CallbackError, StopEpoch, StopFit
+
+__all__ = ["Context", "Live"]
+
+
+class Live(traitlets.TraitType[Any, Any]):
+    """A trait for per-batch values: no validation, compared by identity.
+
+    Plain ``traitlets.Any`` compares old and new with ``==``, an elementwise op on tensors
+    (~25 µs for a 256x20 tensor, ~10 ms for 4096x1024). ``Live`` stores the value and only
+    builds a change notification when someone observes the field (~0.15 µs a set).
+    """
+
+    default_value = None
+    allow_none = True
+    info_text = "any value (compared by identity)"
+
+    def set(self, obj: HasTraits, value: Any) -> None:  # noqa: D102
+        name = self.name
+        values = obj._trait_values
+        old = values.get(name, Undefined)
+        values[name] = value
+        notifiers = obj._trait_notifiers
+        if notifiers and old is not value and (name in notifiers or All in notifiers):
+            obj._notify_trait(name, old, value)
+
+
+class _Fault:
+    """A callback error caught while dispatching; the loop pauses on it."""
+
+    __slots__ = ("error", "event", "index")
+
+    def __init__(self, event: Event, index: int, error: CallbackError) -> None:
+        self.event, self.index, self.error = event, index, error
+
+
+_CONTROL = (StopFit, StopEpoch, GeneratorExit)
+
+
+class Context(HasTraits):
+    """Everything the loop knows, as observable traits (luz's ``ctx``).
+
+    ``ctx.observe(fn, "loss")`` works for every field. Per-batch fields (``batch``,
+    ``input``, ``target``, ``pred``, ``loss``, ``loss_grad``, ``iter``, ``opt``, ``opt_nm``)
+    are :class:`Live` traits, cheap to set. Editable fields validate on every assignment.
+    Unknown attributes are refused: keep scratch data in ``ctx.buffers``.
+    """
+
+    verbose = Bool(False, help="Show progress (bool, default False).")
+    accelerator = traitlets.Any(None, allow_none=True, help="The Accelerator in use.")
+    device = traitlets.Any(None, allow_none=True, help="torch.device the model lives on.")
+    model = traitlets.Instance(torch.nn.Module, allow_none=True, help="The nn.Module trained.")
+    optimizers = Dict(help="Optimizers by name; a single one is {'opt': optimizer}.")
+    data = traitlets.Any(None, allow_none=True, help="The loader in use now.")
+    train_data = traitlets.Any(None, allow_none=True, help="Training loader.")
+    valid_data = traitlets.Any(None, allow_none=True, help="Validation loader or None.")
+    min_epochs = Int(0, help="Minimum number of epochs (int >= 0, <= max_epochs).")
+    max_epochs = Int(10, help="Last epoch to run (int >= min_epochs and >= epoch).")
+    epoch = Int(0, help="Current epoch, 1-based; 0 before the first.")
+    iter = Live(help="Batch index within the current loop, 1-based (int).")
+    training = Bool(False, help="True in the training loop, False in validation/predict.")
+    callbacks = List(help="Callbacks, sorted by weight (defaults first).")
+    step = traitlets.Any(None, allow_none=True, help="Callable doing one step, or None.")
+    batch = Live(help="The current batch as the loader yields it.")
+    input = Live(help="batch[0]: what the model is called with.")
+    target = Live(help="batch[1], or None when the batch has no target.")
+    pred = Live(help="The model's output for the current batch.")
+    loss_fn = traitlets.Any(None, allow_none=True, help="callable(pred, target) -> loss.")
+    loss = Live(help="Detached loss; a dict by optimizer name when there are several.")
+    loss_grad = Live(help="The undetached loss that backward() uses.")
+    backward = traitlets.Any(None, allow_none=True, help="callable(loss); default loss.backward().")
+    opt = Live(help="The optimizer of the current inner step.")
+    opt_nm = Live(help="Name of the current optimizer (luz's code calls it opt_name).")
+    step_opt = traitlets.Any(None, allow_none=True, help="callable(opt); default opt.step().")
+    metrics = Dict(help="Live metric objects: {'train': [...], 'valid': [...]}.")
+    records = Dict(help="Logged values: records[what][set][index-1]; change via log().")
+    handlers = Dict(help="{exception class: handler(ctx, exc)} around the whole fit.")
+    epoch_handlers = Dict(help="{exception class: handler(ctx, exc)} around each epoch.")
+    buffers = Dict(help="Scratch space for callbacks.")
+    hparams = Dict(help="Arguments the module was built with.")
+    opt_hparams = Dict(help="Arguments the optimizers were built with (e.g. lr).")
+
+    def __init__(self, **kwargs: Any) -> None:
+        self._table: dict[Event, tuple[Callable[[Context], Any], ...]] = {}
+        self._pause_hook: Callable[[str], None] | None = None
+        super().__init__(**kwargs)
+        if "callbacks" not in kwargs:
+            self._table = build_dispatch_table([])
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name[0] != "_" and name not in _FIELDS:
+            raise AttributeError(
+                f"Context has no field {name!r}; keep your own data in ctx.buffers[{name!r}]. "
+                f"Fields: {', '.join(sorted(_FIELDS))}."
+            )
+        object.__setattr__(self, name, value)
+
+    # -- luz's alias ---------------------------------------------------------------------
+    @property
+    def opt_name(self) -> Any:
+        """Alias of ``opt_nm`` (the name luz's code uses)."""
+        return self.opt_nm
+
+    @opt_name.setter
+    def opt_name(self, value: Any) -> None:
+        self.opt_nm = value
+
+    # -- validation ----------------------------------------------------------------------
+    @validate("min_epochs")
+    def _check_min_epochs(self, proposal: Bunch) -> int:
+        value = proposal["value"]
+        if value < 0 or value > self.max_epochs:
+            raise TraitError(
+                f"min_epochs={value} is invalid: expected an integer between 0 and "
+                f"max_epochs={self.max_epochs}. Raise max_epochs first."
+            )
+        return value
+
+    @validate("max_epochs")
+    def _check_max_epochs(self, proposal: Bunch) -> int:
+        value = proposal["value"]
+        floor = max(self.min_epochs, self.epoch, 0)
+        if value < floor:
+            raise TraitError(
+                f"max_epochs={value} is invalid: expected an integer >= {floor} "
+                f"(min_epochs={self.min_epochs}, current epoch={self.epoch})."
+            )
+        return value
+
+    @validate("loss_fn", "step", "backward", "step_opt")
+    def _check_callable(self, proposal: Bunch) -> Any:
+        value = proposal["value"]
+        if value is not None and not callable(value):
+            name = proposal["trait"].name
+            raise TraitError(f"{name} must be callable, got {type(value).__name__}: {value!r}.")
+        return value
+
+    @validate("callbacks")
+    def _check_callbacks(self, proposal: Bunch) -> list[Any]:
+        value = check_callbacks(proposal["value"])
+        self._table = build_dispatch_table(value)
+        for cb in value:
+            if hasattr(cb, "set_ctx"):
+                cb.set_ctx(self)
+        return value
+
+    # -- callbacks -----------------------------------------------------------------------
+    def call_callbacks(self, event: Event | str) -> None:
+        """Call every callback's ``on_<event>(ctx)``, under ``torch.no_grad()``.
+
+        Raises
+        ------
+        CallbackError
+            If a callback raises; names the callback class, the event, epoch and batch.
+        """
+        fault = self._dispatch(Event.parse(event))
+        if fault is not None:
+            raise fault.error from fault.error.cause
+
+    def _dispatch(self, event: Event, start: int = 0) -> _Fault | None:
+        """Call the callbacks of ``event`` from index ``start``; return a fault, never raise."""
+        fns = self._table[event]
+        if not fns:
+            return None
+        # The context manager torch.no_grad() costs ~1.5 µs; the flag itself ~0.2 µs.
+        grad = torch.is_grad_enabled()
+        torch._C._set_grad_enabled(False)
+        i = start
+        try:
+            for i in range(start, len(fns)):
+                fns[i](self)
+        except _CONTROL:
+            raise
+        except BaseException as exc:
+            cb = getattr(fns[i], "__self__", fns[i])
+            err = CallbackError(cb, event, exc, self.epoch, self.iter or 0)
+            err.__cause__ = exc
+            return _Fault(event, i, err)
+        finally:
+            torch._C._set_grad_enabled(grad)
+        return None
+
+    def pause(self, reason: str = "paused by a callback") -> None:
+        """Ask the run to pause at the next event boundary (from a callback or anywhere)."""
+        if self._pause_hook is None:
+            raise RuntimeError("ctx.pause() needs a Run; this context is not driven by one.")
+        self._pause_hook(reason)
+
+    # -- records -------------------------------------------------------------------------
+    def log(
+        self, what: str, set: str, value: Any, index: int | None = None, append: bool = True
+    ) -> None:
+        """Record ``value`` at ``records[what][set][index - 1]`` (index 1-based; default: next).
+
+        With ``append`` and dict values, the dict is merged into what is there. Observers of
+        ``records`` get a change whose ``added`` holds ``(what, set, index, value)``.
+        """
+        entries = self.records.setdefault(what, {}).setdefault(set, [])
+        if index is None:
+            index = len(entries) + 1
+        if index < 1:
+            raise ValueError(f"index must be >= 1 (1-based, as in luz), got {index}.")
+        while len(entries) < index:
+            entries.append({} if isinstance(value, dict) else None)
+        current = entries[index - 1]
+        if append and isinstance(value, dict) and isinstance(current, dict):
+            current.update(value)
+        else:
+            entries[index - 1] = value
+        added = Bunch(what=what, set=set, index=index, value=value)
+        self.notify_change(
+            Bunch(
+                name="records",
+                type="change",
+                owner=self,
+                old=self.records,
+                new=self.records,
+                added=added,
+            )
+        )
+
+    def log_metric(self, name: str, value: Any) -> None:
+        """Log a metric for the current epoch in "train" or "valid" (from ``training``)."""
+        self.log("metrics", "train" if self.training else "valid", {name: value}, self.epoch)
+
+    def get_log(self, what: str, set: str, index: int | None = None) -> Any:
+        """``records[what][set]``, or its entry ``index`` (1-based)."""
+        entries = self.records.get(what, {}).get(set, [])
+        return entries if index is None else entries[index - 1]
+
+    def get_metrics(self, set: str, epoch: int | None = None) -> dict[str, Any]:
+        """Metrics of ``set`` ("train"/"valid") for ``epoch`` (default: the last logged)."""
+        entries = self.records.get("metrics", {}).get(set, [])
+        if not entries:
+            return {}
+        if epoch is None:
+            return dict(entries[-1] or {})
+        if not 1 <= epoch <= len(entries):
+            raise KeyError(f"no {set} metrics for epoch {epoch}; logged: 1..{len(entries)}.")
+        return dict(entries[epoch - 1] or {})
+
+    def get_metric(self, name: str, set: str, epoch: int | None = None) -> Any:
+        """One metric value, e.g. ``ctx.get_metric("loss", "valid")``."""
+        found = self.get_metrics(set, epoch)
+        if name not in found:
+            raise KeyError(
+                f"no {set} metric {name!r}" + (f" at epoch {epoch}" if epoch else "")
+                + f"; logged: {sorted(found) or 'none'}."
+            )
+        return found[name]
+
+    # -- edits from the user -------------------------------------------------------------
+    def check_edit(self, name: str, value: Any) -> Any:
+        """Validate ``value`` for field ``name`` without assigning it; return the coerced value.
+
+        Raises
+        ------
+        TraitError
+            With a message saying what is expected.
+        """
+        if name not in _FIELDS:
+            raise AttributeError(f"Context has no field {name!r}.")
+        trait = self.traits()[name]
+        return trait._validate(self, value)
+
+    def __repr__(self) -> str:
+        model = type(self.model).__name__ if self.model is not None else None
+        return (
+            f"<Context model={model} epoch={self.epoch}/{self.max_epochs} iter={self.iter} "
+            f"training={self.training}>"
+        )
+
+
+def finite_positive(value: Any, argument: str) -> float:
+    """Return ``value`` as a float if it is a finite number > 0; else raise TraitError."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TraitError(
+            f"{argument} must be a finite positive number, got {type(value).__name__} {value!r}."
+        )
+    value = float(value)
+    if not math.isfinite(value) or value <= 0:
+        raise TraitError(f"{argument} must be a finite positive number, got {value!r}.")
+    return value
+
+
+_FIELDS = frozenset(Context.class_trait_names()) | {"opt_name"}
+_EVENT_NAMES = frozenset(Event.__members__)
+
+
+def _overrides(cb: Any, name: str) -> bool:
+    """True if ``cb`` has a real ``name`` method (not the Callback base class's no-op)."""
+    method = getattr(cb, name, None)
+    return callable(method) and not getattr(method, "_luzwidget_noop", False)
+
+
+def check_callbacks(callbacks: Iterable[Any]) -> list[Any]:
+    """Check each callback's ``on_*`` methods name events and take ``(ctx)``; sort by weight.
+
+    Raises
+    ------
+    TraitError
+        Naming the callback, the bad method and the valid names.
+    """
+    items = list(callbacks)
+    for cb in items:
+        if isinstance(cb, type):
+            raise TraitError(
+                f"callbacks: got the class {cb.__name__}; pass an instance: {cb.__name__}()."
+            )
+        for name in dir(type(cb)):
+            if not name.startswith("on_") or not _overrides(cb, name):
+                continue
+            if name not in _EVENT_NAMES:
+                raise TraitError(
+                    f"{type(cb).__name__}.{name} is not an event, so it would never be called. "
+                    f"Valid method names: {', '.join(sorted(_EVENT_NAMES))}."
+                )
+            _check_signature(cb, name)
+    return sorted(items, key=lambda cb: getattr(cb, "weight", 0))
+
+
+def _check_signature(cb: Any, name: str) -> None:
+    try:
+        inspect.signature(getattr(cb, name)).bind(None)
+    except TypeError:
+        raise TraitError(
+            f"{type(cb).__name__}.{name} must take one argument, the context: "
+            f"def {name}(self, ctx): ..."
+        ) from None
+    except ValueError:  # no signature available (builtins): trust it
+        return
+
+
+def build_dispatch_table(callbacks: list[Any]) -> dict[Event, tuple[Callable[..., Any], ...]]:
+    """For each event, the bound methods to call, in order (empty tuple when none)."""
+    return {
+        event: tuple(getattr(cb, event.value) for cb in callbacks if _overrides(cb, event.value))
+        for event in Event
+    }
