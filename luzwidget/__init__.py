@@ -1,1 +1,58 @@
-"""luzwidget."""
+"""luzwidget: luz's ``setup() -> fit()`` for PyTorch, as a loop you can step, pause and edit.
+
+>>> import luzwidget as lw
+>>> model = lw.setup(Net, loss=torch.nn.CrossEntropyLoss(), optimizer=torch.optim.Adam)
+>>> fitted = model.set_opt_hparams(lr=1e-3).fit((x, y), epochs=10, valid_data=0.2)
+>>> run = model.run((x, y), epochs=10)      # nothing runs yet
+>>> run.step("batch"); run.ctx.loss         # step and inspect
+>>> run.start()                             # train in the background (notebooks)
+
+The headless core imports no widget library; ``run.dashboard()`` loads the widgets.
+"""
+
+from __future__ import annotations
+
+from luzwidget import callbacks, metrics
+from luzwidget.accelerator import Accelerator
+from luzwidget.callbacks import Callback
+from luzwidget.context import Context
+from luzwidget.events import Event
+from luzwidget.exceptions import (
+    CallbackError,
+    ConfigError,
+    DataError,
+    EarlyStop,
+    LuzwidgetError,
+    RunStateError,
+    StepError,
+    StopEpoch,
+    StopFit,
+)
+from luzwidget.fitted import Evaluation, Fitted
+from luzwidget.module import Setup, setup
+from luzwidget.run import Run
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Accelerator",
+    "Callback",
+    "CallbackError",
+    "ConfigError",
+    "Context",
+    "DataError",
+    "EarlyStop",
+    "Evaluation",
+    "Event",
+    "Fitted",
+    "LuzwidgetError",
+    "Run",
+    "RunStateError",
+    "Setup",
+    "StepError",
+    "StopEpoch",
+    "StopFit",
+    "callbacks",
+    "metrics",
+    "setup",
+]

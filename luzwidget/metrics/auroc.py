@@ -31,8 +31,8 @@ AVERAGES: tuple[str, ...] = ("micro", "macro", "weighted", "none")
 def _check_num_thresholds(value: object, owner: str) -> int:
     if not isinstance(value, Integral) or isinstance(value, bool) or value < 2:
         raise ConfigError(
-            f"{owner}: num_thresholds must be an int >= 2, got {value!r}; the default, 200, "
-            "approximates the AUROC to about 1e-3."
+            f"{owner}: num_thresholds must be an int >= 2, got {value!r}; for example "
+            f"{owner}(num_thresholds=200), the default."
         )
     return int(value)
 
@@ -52,7 +52,7 @@ def _auc(counts: torch.Tensor) -> torch.Tensor:
     """
     counts = counts.cpu().double()
     above = counts.flip(-1).cumsum(-1).flip(-1)  # above[..., i] = count in buckets >= i
-    rates = above[..., 1:] / above[..., :1]  # [fpr, tpr] at each threshold, increasing
+    rates = above[..., 1:] / above[..., :1]  # [fpr, tpr] at thresholds 0..T-1, decreasing
     zero = torch.zeros_like(rates[..., :1])
     curve = torch.cat([zero, rates.flip(-1), zero + 1], dim=-1)  # from (0, 0) to (1, 1)
     return torch.trapezoid(curve[..., 1, :], curve[..., 0, :])
@@ -62,15 +62,23 @@ class BinaryAUROC(Metric):
     """Area under the ROC curve of a binary classifier; logged as ``"auc"``.
 
     ``pred`` holds probabilities (logits with ``from_logits=True``) and ``target`` 0/1
-    labels; both are flattened. NaN when the epoch saw only one class.
+    labels (any non-zero target is positive); both are flattened, so (N,) and (N, 1) mix.
+    NaN before the first ``update`` and when the epoch saw only one class.
+
+    The value is exactly the AUROC of the predictions rounded down to the threshold grid
+    (a positive and a negative in one grid cell count one half), so it differs from the
+    exact AUROC by at most half the fraction of (positive, negative) pairs sharing a cell:
+    about 1e-3 or less for predictions spread over [0, 1] with the default grid (spacing
+    1/199), but predictions crowded into one cell (an untrained model's, all near 0.5)
+    read as 0.5. Raise ``num_thresholds`` for more resolution.
 
     Parameters
     ----------
     num_thresholds
         Number of thresholds, evenly spaced in [0, 1], of the approximating ROC curve.
     from_logits
-        ``pred`` are logits: compared with the thresholds' logits, as if passed through a
-        sigmoid.
+        ``pred`` are logits: compared with the thresholds' logits, the same as passing
+        them through a sigmoid first.
 
     Examples
     --------
@@ -105,11 +113,13 @@ class BinaryAUROC(Metric):
         if pred.shape != target.shape:
             check_same_size(pred, target, type(self).__name__)
             pred, target = pred.reshape(-1), target.reshape(-1)
+        pred = pred.detach()
         bucket = torch.searchsorted(thresholds, pred, right=True)
         bucket = bucket.add_(target.bool(), alpha=self.num_thresholds + 1).view(-1)
         counts.index_add_(0, bucket, torch.ones_like(bucket))
 
     def compute(self) -> float:
+        """The AUROC; NaN before the first ``update`` or with only one class seen."""
         if self.counts is None:
             return math.nan
         return _auc(self.counts.view(2, -1)).item()
@@ -125,7 +135,8 @@ class MulticlassAUROC(Metric):
     """One-vs-rest area under the ROC curve of a multiclass classifier; logged as ``"auc"``.
 
     ``pred`` holds class probabilities (N, C) (logits with ``from_logits=True``, which are
-    softmaxed) and ``target`` (N,) class indices.
+    softmaxed) and ``target`` (N,) or (N, 1) class indices. Each class's curve is
+    approximated on the threshold grid as in :class:`BinaryAUROC`.
 
     Parameters
     ----------
@@ -134,11 +145,12 @@ class MulticlassAUROC(Metric):
     from_logits
         Apply a softmax over dim 1 to ``pred`` first.
     average
-        ``"macro"``: mean of the per-class AUROCs; ``"weighted"``: their mean weighted by
-        the number of samples of each class; ``"micro"``: the AUROC of all (sample, class)
-        pairs pooled as one binary problem; ``"none"``: the list of per-class AUROCs.
-        Classes absent (or the only class) in the epoch have a NaN AUROC and are left out
-        of the macro and weighted means.
+        ``"micro"`` (luz's default): the AUROC of all (sample, class) pairs pooled as one
+        binary problem; ``"macro"``: mean of the per-class AUROCs; ``"weighted"``: their
+        mean weighted by the number of samples of each class; ``"none"`` (or ``None``):
+        the list of per-class AUROCs. Classes absent (or the only class) in the epoch
+        have a NaN AUROC and are left out of the macro and weighted means. Before the
+        first ``update``, ``compute`` gives NaN, or ``[]`` for ``"none"``.
 
     Examples
     --------
@@ -152,17 +164,22 @@ class MulticlassAUROC(Metric):
     abbrev = "auc"
 
     def __init__(
-        self, num_thresholds: int = 200, from_logits: bool = False, average: Average = "macro"
+        self,
+        num_thresholds: int = 200,
+        from_logits: bool = False,
+        average: Average | None = "micro",
     ) -> None:
         owner = type(self).__name__
         self.num_thresholds = _check_num_thresholds(num_thresholds, owner)
         self.from_logits = check_flag(from_logits, "from_logits", owner)
-        if average not in AVERAGES:
+        if average is None:
+            average = "none"
+        if not isinstance(average, str) or average not in AVERAGES:
             raise ConfigError(
-                f"{owner}: average must be one of {', '.join(map(repr, AVERAGES))}; "
-                f"got {average!r}."
+                f"{owner}: average must be one of {', '.join(map(repr, AVERAGES))}, "
+                f"got {average!r}; for example {owner}(average='macro')."
             )
-        self.average = average
+        self.average: Average = average  # type: ignore[assignment]
         self.reset()
 
     def reset(self) -> None:
@@ -198,6 +215,7 @@ class MulticlassAUROC(Metric):
         self._check(pred, target)
         if counts is None or thresholds is None or classes is None:
             counts, thresholds, classes = self._start(pred.shape[1], pred.device)
+        pred = pred.detach()
         if self.from_logits:
             pred = pred.softmax(1)
         size = self.num_thresholds + 1
@@ -208,6 +226,7 @@ class MulticlassAUROC(Metric):
         counts.index_add_(0, index, torch.ones_like(index))
 
     def compute(self) -> float | list[float]:
+        """The averaged AUROC, or the per-class list for ``average="none"``."""
         if self.counts is None:
             return [] if self.average == "none" else math.nan
         counts = self.counts.view(self.num_classes, 2, -1)

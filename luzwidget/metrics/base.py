@@ -3,15 +3,34 @@
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterable, Sequence
+import inspect
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, ClassVar, Protocol, runtime_checkable
 
 import torch
 
 from luzwidget.exceptions import ConfigError
 
-__all__ = ["LossAverage", "Metric", "MetricLike", "MetricSet", "abbrev_of", "check_metric", "metric_set"]
+__all__ = [
+    "DeviceSum",
+    "LossAverage",
+    "Metric",
+    "MetricLike",
+    "MetricSet",
+    "abbrev_of",
+    "check_metric",
+    "fresh",
+    "metric_set",
+]
+
+FOLD_EVERY = 1024
+"""Per-batch partial sums kept before they are folded into one (bounds memory, not syncs)."""
+
+
+def widen(value: torch.Tensor) -> torch.Tensor:
+    """``value`` as float64 to sum an epoch with (float32 on MPS, which has no float64)."""
+    return value.float() if value.device.type == "mps" else value.double()
 
 
 @runtime_checkable
@@ -26,22 +45,97 @@ class MetricLike(Protocol):
     def compute(self) -> Any: ...
 
 
+class DeviceSum:
+    """Sum of per-batch tensors, kept on their device: ``add`` never waits for the device.
+
+    Appending is cheaper than an in-place add (about 0.05 µs against 0.7 µs on CPU); every
+    ``FOLD_EVERY`` parts are stacked and summed into a partial sum, still on the device
+    (kept apart: ``torch.stack`` of mixed dtypes is several times slower).
+
+    Parameters
+    ----------
+    wide
+        Sum floating-point parts in float64 (float32 on MPS), as an epoch of float32 batch
+        sums loses precision otherwise.
+
+    Examples
+    --------
+    >>> s = DeviceSum()
+    >>> s.add(torch.tensor(2)); s.add(torch.tensor(3))
+    >>> s.total()
+    tensor(5)
+    """
+
+    __slots__ = ("partial", "parts", "wide")
+
+    def __init__(self, wide: bool = False) -> None:
+        self.wide = wide
+        self.parts: list[torch.Tensor] = []
+        self.partial: torch.Tensor | None = None  # the sum of the parts folded so far
+
+    def add(self, value: torch.Tensor) -> None:
+        """Add one batch's tensor (all parts have one shape)."""
+        parts = self.parts
+        parts.append(value)
+        if len(parts) >= FOLD_EVERY:
+            self.partial = self.total()
+            self.parts = []
+
+    def _sum_parts(self) -> torch.Tensor:
+        stacked = torch.stack(self.parts)
+        if self.wide and stacked.is_floating_point():
+            stacked = widen(stacked)
+        return stacked.sum(0)
+
+    def total(self) -> torch.Tensor | None:
+        """The sum so far, as a tensor on the parts' device; None before the first ``add``."""
+        total = self.partial
+        if self.parts:
+            chunk = self._sum_parts()
+            total = chunk if total is None else total + chunk
+        return total
+
+    def to(self, device: torch.device | str) -> DeviceSum:
+        """Move the sum to ``device``; returns ``self``."""
+        self.parts = [p.to(device) for p in self.parts]
+        if self.partial is not None:
+            self.partial = self.partial.to(device)
+        return self
+
+
 class Metric:
     """Base class of luzwidget's metrics.
 
     A metric accumulates over the batches of one epoch of one mode (train or valid) and is
     computed once, at ``on_train_end`` / ``on_valid_end``. The loop works on a fresh copy of
-    the metric you pass for each mode and epoch, so ``__init__`` only stores options.
-    Accumulate on the device (tensors, no ``.item()``) so ``update`` never waits for the
-    accelerator; convert to a Python number in ``compute``.
+    the metric you pass for each mode and epoch (see :func:`fresh`), so ``__init__`` only
+    stores options and ``reset`` sets up the state. Accumulate on the device (tensors, no
+    ``.item()``) so ``update`` never waits for the accelerator; convert to a Python number
+    in ``compute``. The built-ins return NaN from ``compute`` before any ``update``.
 
     Attributes
     ----------
     abbrev : str
-        Short lower-case name used in records and monitors (``"acc"`` -> ``"valid_acc"``).
+        Short name used in records and monitors (``"acc"`` -> ``"valid_acc"``), lower-cased
+        when logged; empty (the default) means the class name in lower case.
+
+    Examples
+    --------
+    >>> class Count(Metric):
+    ...     abbrev = "n"
+    ...     def reset(self) -> None:
+    ...         self.n = 0
+    ...     def update(self, pred: torch.Tensor, target: torch.Tensor) -> None:
+    ...         self.n += len(target)
+    ...     def compute(self) -> float:
+    ...         return float(self.n)
+    >>> m = fresh(Count())
+    >>> m.update(torch.zeros(3), torch.zeros(3))
+    >>> m.compute()
+    3.0
     """
 
-    abbrev: str = "metric"
+    abbrev: ClassVar[str] = ""
 
     def reset(self) -> None:
         """Forget everything accumulated so far."""
@@ -55,10 +149,12 @@ class Metric:
         raise NotImplementedError
 
     def to(self, device: torch.device | str) -> Metric:
-        """Move accumulated state to ``device``; returns ``self``."""
+        """Move the state (tensors, :class:`DeviceSum`) to ``device``; returns ``self``."""
         for name, value in vars(self).items():
             if isinstance(value, torch.Tensor):
                 setattr(self, name, value.to(device))
+            elif isinstance(value, DeviceSum):
+                value.to(device)
         return self
 
     def __repr__(self) -> str:
@@ -68,7 +164,22 @@ class Metric:
 class LossAverage(Metric):
     """Mean of the loss over the epoch, weighted by batch size; logged as ``"loss"``.
 
-    Sums on the device, so no batch forces a host sync; one ``.item()`` per epoch.
+    ``update_loss`` only appends the detached loss to a list (under 1 µs on CPU, no host
+    sync, no in-place add); a batch whose size differs from the first's (a short last
+    batch) is first scaled by the ratio of sizes. ``compute`` stacks and sums the list
+    in float64 with one ``.item()``; every ``FOLD_EVERY`` batches the list is folded into
+    one partial sum on the device so it stays short. NaN before the first batch.
+
+    luz averages the batch losses without weights; the two differ only through a short
+    last batch.
+
+    Examples
+    --------
+    >>> m = LossAverage()
+    >>> m.update_loss(torch.tensor(1.0), 3)
+    >>> m.update_loss(torch.tensor(3.0), 1)
+    >>> m.compute()
+    1.5
     """
 
     abbrev = "loss"
@@ -77,51 +188,123 @@ class LossAverage(Metric):
         self.reset()
 
     def reset(self) -> None:
-        self.total: torch.Tensor | None = None
+        self.losses: list[torch.Tensor] = []  # each weighted by size / self.size
+        self.partial: torch.Tensor | None = None  # float64 sum of the losses folded so far
+        self.size = 0  # the first batch's size: the unit the losses are weighted in
         self.count = 0
 
-    def update(self, pred: Any, target: Any) -> None:  # pragma: no cover - not used by the loop
+    def update(self, pred: Any, target: Any) -> None:
         raise TypeError("LossAverage is updated by the loop with update_loss(loss, n).")
 
-    def update_loss(self, loss: torch.Tensor, n: int) -> None:
-        """Add a batch's (mean) loss ``loss`` over ``n`` samples."""
-        if self.total is None:
-            self.total = loss.detach() * n
-        else:
-            self.total.add_(loss.detach(), alpha=n)
+    def update_loss(self, loss: torch.Tensor | float, n: int) -> None:
+        """Add a batch's (mean) loss ``loss``, a one-element tensor, over ``n`` samples."""
+        if type(loss) is not torch.Tensor:
+            loss = torch.as_tensor(loss)
+        if n != self.size:
+            if n <= 0:
+                return
+            if self.size == 0:
+                self.size = n
+            else:
+                loss = loss * (n / self.size)
+        self.losses.append(loss.detach())
         self.count += n
+        if len(self.losses) >= FOLD_EVERY:
+            self.partial = self._sum()
+            self.losses = []
+
+    def _sum(self) -> torch.Tensor | None:
+        """Sum of the (weighted) losses so far, on their device, in float64."""
+        total = self.partial
+        if self.losses:
+            chunk = widen(torch.stack(self.losses)).sum()
+            total = chunk if total is None else total + chunk
+        return total
 
     def compute(self) -> float:
-        if self.total is None or self.count == 0:
+        """The weighted mean loss; NaN before the first batch."""
+        total = self._sum()
+        if total is None or self.count == 0:
             return float("nan")
-        return self.total.item() / self.count
+        return total.item() * self.size / self.count
+
+    def to(self, device: torch.device | str) -> LossAverage:
+        self.losses = [loss.to(device) for loss in self.losses]
+        if self.partial is not None:
+            self.partial = self.partial.to(device)
+        return self
 
 
 def abbrev_of(metric: Any) -> str:
-    """The records name of ``metric``: its ``abbrev``, else its class name in lower case."""
+    """The records name of ``metric``: its ``abbrev`` in lower case, else its class name.
+
+    Examples
+    --------
+    >>> from luzwidget.metrics import Accuracy
+    >>> abbrev_of(Accuracy()), abbrev_of(object())
+    ('acc', 'object')
+    """
     name = getattr(metric, "abbrev", None)
-    return name if isinstance(name, str) and name else type(metric).__name__.lower()
+    return (name if isinstance(name, str) and name else type(metric).__name__).lower()
+
+
+def _missing_methods(metric: Any) -> list[str]:
+    """The names among update/compute that ``metric`` lacks or leaves to ``Metric``."""
+    missing = []
+    for method in ("update", "compute"):
+        bound = getattr(metric, method, None)
+        inherited = isinstance(metric, Metric) and getattr(type(metric), method) is getattr(
+            Metric, method
+        )
+        if not callable(bound) or inherited:
+            missing.append(method)
+    return missing
+
+
+def _takes_pred_target(method: Any) -> bool:
+    """Whether ``method(pred, target)`` binds (True when the signature is unknown)."""
+    try:
+        inspect.signature(method).bind(None, None)
+    except TypeError:
+        return False
+    except ValueError:  # no signature (a builtin): trust it
+        return True
+    return True
 
 
 def check_metric(metric: Any, argument: str = "metrics") -> Any:
-    """Return ``metric`` if it has ``update`` and ``compute``; else raise ConfigError."""
+    """Return ``metric`` if it can be used as a metric; else raise ConfigError.
+
+    A metric is an instance with ``update(pred, target)`` and ``compute()``; subclasses of
+    :class:`Metric` must override both.
+    """
     if isinstance(metric, type):
         raise ConfigError(
             f"{argument}: got the class {metric.__name__}, expected an instance; "
             f"write {metric.__name__}() instead."
         )
-    missing = [m for m in ("update", "compute") if not callable(getattr(metric, m, None))]
+    missing = _missing_methods(metric)
     if missing:
         raise ConfigError(
-            f"{argument}: {metric!r} is not a metric: it has no {' or '.join(missing)}() method. "
-            "A metric needs update(pred, target) and compute() (see luzwidget.metrics.Metric); "
-            "torchmetrics metrics work too."
+            f"{argument}: {metric!r} is not a metric: it has no {' or '.join(missing)}() "
+            "method of its own. A metric needs update(pred, target) and compute() (see "
+            "luzwidget.metrics.Metric); torchmetrics metrics work too."
+        )
+    if not _takes_pred_target(metric.update):
+        raise ConfigError(
+            f"{argument}: {type(metric).__name__}.update{inspect.signature(metric.update)} "
+            "cannot be called as update(pred, target); give it two parameters, the "
+            "batch's predictions and targets."
         )
     return metric
 
 
 def fresh(metric: Any) -> Any:
-    """A new, reset copy of ``metric`` for one mode of one epoch."""
+    """A new, reset copy of ``metric`` for one mode of one epoch.
+
+    A deep copy, so the copy shares no state with ``metric``; ``reset()`` is called on it
+    when it has one.
+    """
     new = copy.deepcopy(metric)
     reset = getattr(new, "reset", None)
     if callable(reset):
@@ -146,7 +329,13 @@ class MetricSet:
 def _as_list(value: Any, argument: str) -> list[Any]:
     if value is None:
         return []
-    if isinstance(value, Sequence | Iterable) and not isinstance(value, str | torch.nn.Module):
+    if isinstance(value, MetricSet):
+        raise ConfigError(
+            f"{argument}: got a MetricSet; pass it as metrics=, alone, or pass lists of metrics."
+        )
+    if isinstance(value, Iterable) and not isinstance(
+        value, str | dict | torch.Tensor | torch.nn.Module
+    ):
         items = list(value)
     else:
         items = [value]
@@ -161,11 +350,24 @@ def metric_set(
     Parameters
     ----------
     metrics
-        Metrics computed in training and validation.
+        A metric or a list of metrics computed in training and validation; or a
+        :class:`MetricSet`, returned as is.
     train_metrics, valid_metrics
         Metrics computed only in that mode.
+
+    Examples
+    --------
+    >>> from luzwidget.metrics import MAE, MSE
+    >>> ms = metric_set([MAE()], valid_metrics=MSE())
+    >>> ms.for_mode("train"), ms.for_mode("valid")
+    ([MAE()], [MAE(), MSE()])
     """
     if isinstance(metrics, MetricSet):
+        if train_metrics is not None or valid_metrics is not None:
+            raise ConfigError(
+                "metric_set: metrics is already a MetricSet, so train_metrics and "
+                "valid_metrics would be ignored; add them to that MetricSet instead."
+            )
         return metrics
     return MetricSet(
         _as_list(metrics, "metrics"),

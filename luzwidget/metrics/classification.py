@@ -11,7 +11,7 @@ from numbers import Real
 import torch
 
 from luzwidget.exceptions import ConfigError
-from luzwidget.metrics.base import Metric
+from luzwidget.metrics.base import DeviceSum, Metric
 
 __all__ = ["Accuracy", "BinaryAccuracy", "BinaryAccuracyWithLogits"]
 
@@ -53,6 +53,12 @@ def _as_indices(pred: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor,
                 "class scores, or integer class indices. For probabilities of 0/1 targets use "
                 "BinaryAccuracy, for logits BinaryAccuracyWithLogits."
             )
+        if pred.shape[1] == 1:
+            raise ValueError(
+                f"Accuracy: pred has shape {tuple(pred.shape)}, one score per sample, so its "
+                "argmax is always class 0. For a single probability or logit per sample use "
+                "BinaryAccuracy or BinaryAccuracyWithLogits."
+            )
         pred = pred.argmax(1)
     if pred.shape != target.shape:
         check_same_size(pred, target, "Accuracy")
@@ -60,12 +66,35 @@ def _as_indices(pred: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor,
     return pred, target
 
 
-class Accuracy(Metric):
+class _Fraction(Metric):
+    """Fraction of correct predictions: a device count of hits over a host count of samples."""
+
+    def __init__(self) -> None:
+        self.reset()
+
+    def reset(self) -> None:
+        self.correct = DeviceSum()
+        self.count = 0
+
+    def _add(self, hits: torch.Tensor) -> None:
+        """Count the True elements of ``hits`` (one per sample) without a host sync."""
+        self.correct.add(hits.count_nonzero())
+        self.count += hits.numel()
+
+    def compute(self) -> float:
+        """The fraction correct; NaN before the first ``update``."""
+        correct = self.correct.total()
+        if correct is None or self.count == 0:
+            return math.nan
+        return correct.item() / self.count
+
+
+class Accuracy(_Fraction):
     """Fraction of samples whose highest-scoring class is the target; logged as ``"acc"``.
 
-    ``pred`` holds float scores or logits of shape (N, C) (or (N, C, ...) with target
-    (N, ...)); ``target`` holds class indices. ``pred`` may also be integer class indices
-    with one per target.
+    ``pred`` holds float scores, probabilities or logits of shape (N, C) (or (N, C, ...)
+    with target (N, ...)); ``target`` holds class indices, shaped (N,) or (N, 1). ``pred``
+    may also be integer class indices, one per target. NaN before the first ``update``.
 
     Examples
     --------
@@ -77,38 +106,23 @@ class Accuracy(Metric):
 
     abbrev = "acc"
 
-    def __init__(self) -> None:
-        self.reset()
-
-    def reset(self) -> None:
-        self.correct: torch.Tensor | None = None
-        self.count = 0
-
     def update(self, pred: torch.Tensor, target: torch.Tensor) -> None:
         pred, target = _as_indices(pred, target)
-        correct = (pred == target).sum()
-        if self.correct is None:
-            self.correct = correct
-        else:
-            self.correct.add_(correct)
-        self.count += target.numel()
-
-    def compute(self) -> float:
-        if self.correct is None or self.count == 0:
-            return math.nan
-        return self.correct.item() / self.count
+        self._add(torch.eq(pred, target))
 
 
-class BinaryAccuracy(Metric):
-    """Fraction of samples with ``(pred > threshold) == (target != 0)``; logged as ``"binary_acc"``.
+class BinaryAccuracy(_Fraction):
+    """Fraction of samples with ``(pred > threshold) == (target != 0)``; logged as ``"acc"``.
 
     ``pred`` holds probabilities; ``pred`` and ``target`` are flattened, so (N,), (N, 1)
-    and any mix of the two work.
+    and any mix of the two work. Any non-zero target counts as positive. The abbreviation
+    is luz's: all three accuracies log as ``"acc"``. NaN before the first ``update``.
 
     Parameters
     ----------
     threshold
-        Probability above which a prediction counts as positive, in [0, 1].
+        Probability above which a prediction counts as positive, in [0, 1]; checked again
+        whenever it is assigned.
 
     Examples
     --------
@@ -118,42 +132,44 @@ class BinaryAccuracy(Metric):
     0.6667
     """
 
-    abbrev = "binary_acc"
+    abbrev = "acc"
 
     def __init__(self, threshold: float = 0.5) -> None:
-        self.threshold = check_unit_interval(threshold, "threshold", type(self).__name__)
-        self.reset()
+        self.threshold = threshold
+        super().__init__()
 
-    def _cut(self) -> float:
+    @property
+    def threshold(self) -> float:
+        """Probability above which a prediction counts as positive (float in [0, 1], 0.5)."""
+        return self._threshold
+
+    @threshold.setter
+    def threshold(self, value: float) -> None:
+        self._threshold = check_unit_interval(value, "threshold", type(self).__name__)
+        self._cut = self._cut_for(self._threshold)
+
+    def _cut_for(self, threshold: float) -> float:
         """The value ``pred`` is compared with."""
-        return self.threshold
-
-    def reset(self) -> None:
-        self.correct: torch.Tensor | None = None
-        self.count = 0
+        return threshold
 
     def update(self, pred: torch.Tensor, target: torch.Tensor) -> None:
         if pred.shape != target.shape:
             check_same_size(pred, target, type(self).__name__)
             pred, target = pred.reshape(-1), target.reshape(-1)
-        correct = ((pred > self._cut()) == target.bool()).sum()
-        if self.correct is None:
-            self.correct = correct
-        else:
-            self.correct.add_(correct)
-        self.count += target.numel()
-
-    def compute(self) -> float:
-        if self.correct is None or self.count == 0:
-            return math.nan
-        return self.correct.item() / self.count
+        self._add(torch.eq(pred > self._cut, target.bool()))
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(threshold={self.threshold!r})"
 
 
 def logit(p: float) -> float:
-    """``log(p / (1 - p))``, with -inf at 0 and inf at 1."""
+    """``log(p / (1 - p))``, with -inf at 0 and inf at 1.
+
+    Examples
+    --------
+    >>> logit(0.5), logit(0.0), logit(1.0)
+    (0.0, -inf, inf)
+    """
     if p <= 0:
         return -math.inf
     if p >= 1:
@@ -162,7 +178,7 @@ def logit(p: float) -> float:
 
 
 class BinaryAccuracyWithLogits(BinaryAccuracy):
-    """``BinaryAccuracy`` for logits: ``sigmoid(pred) > threshold``; logged as ``"binary_acc"``.
+    """``BinaryAccuracy`` for logits: ``sigmoid(pred) > threshold``; logged as ``"acc"``.
 
     Compares ``pred`` with ``logit(threshold)`` instead of applying the sigmoid, which is
     the same test, one operation cheaper and exact where the sigmoid saturates.
@@ -180,5 +196,5 @@ class BinaryAccuracyWithLogits(BinaryAccuracy):
     0.6667
     """
 
-    def _cut(self) -> float:
-        return logit(self.threshold)
+    def _cut_for(self, threshold: float) -> float:
+        return logit(threshold)

@@ -6,11 +6,13 @@ import math
 from collections.abc import Callable
 
 import torch
-import torch.nn.functional as F
+from torch.nn import functional
 
-from luzwidget.metrics.base import Metric
+from luzwidget.metrics.base import DeviceSum, Metric
 
 __all__ = ["MAE", "MSE", "RMSE"]
+
+_NARROW = (torch.float16, torch.bfloat16)
 
 
 def _match_shapes(
@@ -29,34 +31,35 @@ def _match_shapes(
 
 
 class _ElementwiseMean(Metric):
-    """Mean over all elements of the epoch of ``loss(pred, target)``, summed on the device."""
+    """Mean over all elements of the epoch of ``loss(pred, target)``, summed on the device.
 
-    _loss: Callable[..., torch.Tensor] = staticmethod(F.mse_loss)
+    Each batch's sum is taken in float32 at least (float16 overflows past 65504) and the
+    epoch's in float64 (float32 on MPS). NaN before the first ``update``.
+    """
+
+    _loss: Callable[..., torch.Tensor] = staticmethod(functional.mse_loss)
 
     def __init__(self) -> None:
         self.reset()
 
     def reset(self) -> None:
-        self.total: torch.Tensor | None = None
+        self.total = DeviceSum(wide=True)
         self.count = 0
 
     def update(self, pred: torch.Tensor, target: torch.Tensor) -> None:
         if pred.shape != target.shape:
             pred, target = _match_shapes(pred, target, type(self).__name__)
-        if pred.requires_grad:
-            pred = pred.detach()
-        batch = type(self)._loss(pred, target, reduction="sum")
-        if self.total is None:
-            # Sum the epoch in float64 (MPS has no float64): exact enough for millions of rows.
-            self.total = batch if batch.device.type == "mps" else batch.double()
-        else:
-            self.total.add_(batch)
+        pred = pred.detach()
+        if pred.dtype in _NARROW:
+            pred = pred.float()
+        self.total.add(type(self)._loss(pred, target, reduction="sum"))
         self.count += target.numel()
 
     def _mean(self) -> float:
-        if self.total is None or self.count == 0:
+        total = self.total.total()
+        if total is None or self.count == 0:
             return math.nan
-        return self.total.item() / self.count
+        return total.item() / self.count
 
 
 class MAE(_ElementwiseMean):
@@ -73,7 +76,7 @@ class MAE(_ElementwiseMean):
     """
 
     abbrev = "mae"
-    _loss = staticmethod(F.l1_loss)
+    _loss = staticmethod(functional.l1_loss)
 
     def compute(self) -> float:
         return self._mean()

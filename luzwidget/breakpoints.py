@@ -1,0 +1,224 @@
+"""Where a run pauses by itself: at events, and when a condition on the context holds."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+from luzwidget.events import Event
+from luzwidget.exceptions import ConfigError
+
+if TYPE_CHECKING:
+    from luzwidget.context import Context
+
+__all__ = ["AFTER_LOSS", "Breakpoints"]
+
+Predicate = Callable[["Context"], Any]
+
+AFTER_LOSS = frozenset({Event.on_train_batch_after_loss, Event.on_valid_batch_after_loss})
+"""Where conditions are checked unless ``at=`` says otherwise: right after each loss."""
+
+
+class Breakpoints:
+    """The breakpoints of a run: events, and conditions checked at chosen events.
+
+    Examples
+    --------
+    >>> bp = Breakpoints()
+    >>> bp.add("epoch_end")            # every on_epoch_end
+    >>> bp.add(lambda ctx: ctx.iter == 50)   # checked after each loss
+    >>> Event.on_epoch_end in bp
+    True
+    >>> bp.nonfinite_loss = True       # pause as soon as a loss is NaN or inf
+    """
+
+    def __init__(self, on_change: Callable[[], None] | None = None) -> None:
+        self._events: set[Event] = set()
+        self._conditions: list[tuple[Predicate, frozenset[Event] | None]] = []
+        self._nonfinite = False
+        self._on_change = on_change
+
+    # -- editing -----------------------------------------------------------------------
+    def add(self, where: Event | str | Predicate, *, at: Any = None) -> None:
+        """Pause at an event, or when ``where(ctx)`` is true.
+
+        Parameters
+        ----------
+        where
+            An :class:`Event` (or its name, with or without ``on_``), or a callable taking
+            the context and returning something true to pause.
+        at
+            For a callable: the event(s) where it is checked; default after each loss
+            (``on_train_batch_after_loss`` and ``on_valid_batch_after_loss``); ``"all"``
+            checks it after every event.
+
+        Raises
+        ------
+        ValueError
+            If ``where`` names no event (the message lists them).
+        ConfigError
+            If ``at`` is given for an event breakpoint.
+        """
+        if callable(where) and not isinstance(where, str | Event):
+            self._conditions.append((where, _events(at)))
+        else:
+            if at is not None:
+                raise ConfigError("at= is only for conditions; an event breakpoint is its own place.")
+            self._events.add(Event.parse(where, argument="breakpoint"))
+        self._changed()
+
+    def remove(self, where: Event | str | Predicate) -> None:
+        """Remove a breakpoint added before; a missing one is an error naming what is set."""
+        if callable(where) and not isinstance(where, str | Event):
+            kept = [(p, at) for p, at in self._conditions if p is not where]
+            if len(kept) == len(self._conditions):
+                raise KeyError(f"no such condition breakpoint: {where!r}")
+            self._conditions = kept
+        else:
+            event = Event.parse(where, argument="breakpoint")
+            if event not in self._events:
+                raise KeyError(f"no breakpoint at {event}; set: {sorted(self._events) or 'none'}")
+            self._events.discard(event)
+        self._changed()
+
+    def clear(self) -> None:
+        """Remove every breakpoint, the non-finite loss check included."""
+        self._events.clear()
+        self._conditions.clear()
+        self._nonfinite = False
+        self._changed()
+
+    @property
+    def nonfinite_loss(self) -> bool:
+        """Pause right after a loss that is NaN or infinite (bool, default False)."""
+        return self._nonfinite
+
+    @nonfinite_loss.setter
+    def nonfinite_loss(self, value: bool) -> None:
+        if not isinstance(value, bool):
+            raise ConfigError(f"nonfinite_loss must be True or False, got {value!r}.")
+        self._nonfinite = value
+        self._changed()
+
+    @property
+    def events(self) -> frozenset[Event]:
+        """The events with a breakpoint."""
+        return frozenset(self._events)
+
+    def _changed(self) -> None:
+        if self._on_change is not None:
+            self._on_change()
+
+    # -- checking ----------------------------------------------------------------------
+    def hit(self, event: Event, ctx: Context) -> str | None:
+        """Why to pause after ``event``, or None to go on."""
+        if event in self._events:
+            return f"breakpoint at {event.value}"
+        if self._nonfinite and event in AFTER_LOSS and not _finite(ctx.loss):
+            return f"the loss is not finite ({_loss_text(ctx.loss)}) at {event.value}"
+        for predicate, at in self._conditions:
+            if (at is None and event in AFTER_LOSS) or (at is not None and event in at):
+                try:
+                    if predicate(ctx):
+                        return f"condition {_name(predicate)} is true at {event.value}"
+                except Exception as exc:
+                    return f"condition {_name(predicate)} raised {type(exc).__name__}: {exc}"
+        return None
+
+    def __contains__(self, where: object) -> bool:
+        if isinstance(where, Event | str):
+            try:
+                return Event.parse(where) in self._events
+            except ValueError:
+                return False
+        return any(p is where for p, _ in self._conditions)
+
+    def __iter__(self) -> Iterator[Event | Predicate]:
+        yield from sorted(self._events)
+        yield from (p for p, _ in self._conditions)
+
+    def __len__(self) -> int:
+        return len(self._events) + len(self._conditions) + int(self._nonfinite)
+
+    def __bool__(self) -> bool:
+        return bool(self._events or self._conditions or self._nonfinite)
+
+    def __repr__(self) -> str:
+        parts = [e.value for e in sorted(self._events)]
+        parts += [_name(p) for p, _ in self._conditions]
+        if self._nonfinite:
+            parts.append("nonfinite_loss")
+        return f"Breakpoints({', '.join(parts)})"
+
+
+def _events(at: Any) -> frozenset[Event] | None:
+    if at is None:
+        return None
+    if at == "all":
+        return frozenset(Event)
+    if isinstance(at, Event | str):
+        return frozenset({Event.parse(at, argument="at")})
+    if isinstance(at, Iterable):
+        return frozenset(Event.parse(e, argument="at") for e in at)
+    raise ConfigError(f"at= must be an event, a list of events or 'all'; got {at!r}.")
+
+
+def _finite(loss: Any) -> bool:
+    if isinstance(loss, dict):
+        return all(_finite(v) for v in loss.values())
+    if isinstance(loss, torch.Tensor):
+        return bool(torch.isfinite(loss).all())
+    return True
+
+
+def _loss_text(loss: Any) -> str:
+    if isinstance(loss, dict):
+        return ", ".join(f"{k}={_loss_text(v)}" for k, v in loss.items())
+    return f"{float(loss):g}" if isinstance(loss, torch.Tensor) and loss.numel() == 1 else "..."
+
+
+def _name(predicate: Predicate) -> str:
+    return getattr(predicate, "__name__", None) or repr(predicate)
+
+
+Until = Callable[[Event], bool]
+_BATCH_ENDS = frozenset(
+    {Event.on_train_batch_end, Event.on_valid_batch_end, Event.on_predict_batch_end}
+)
+
+
+def until(what: Event | str | None = None, n: int = 1) -> Until:
+    """A stop condition for stepping: true after the ``n``-th matching event.
+
+    Parameters
+    ----------
+    what
+        None: any event. ``"batch"``: the end of a batch (training, validation or
+        prediction). ``"epoch"``: ``on_epoch_end``. An event or its name: that event.
+    n
+        How many matches to wait for (int >= 1).
+    """
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise ConfigError(f"n must be an int >= 1 (how many to step), got {n!r}.")
+    if what is None:
+        targets = None
+    elif what == "batch":
+        targets = _BATCH_ENDS
+    elif what == "epoch":
+        targets = frozenset({Event.on_epoch_end})
+    else:
+        try:
+            targets = frozenset({Event.parse(what, argument="what")})
+        except ValueError as exc:
+            raise ConfigError(f"{exc} Or use 'batch' or 'epoch'.") from None
+    left = [n]
+
+    def reached(event: Event) -> bool:
+        if targets is None or event in targets:
+            left[0] -= 1
+            return left[0] <= 0
+        return False
+
+    return reached

@@ -1,0 +1,229 @@
+"""What ``fit()`` returns: the trained model, its records, and what to do next with it."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+from luzwidget.callbacks import Interrupt, Metrics, Profile, Progress
+from luzwidget.context import Context
+from luzwidget.data import as_loader
+from luzwidget.exceptions import ConfigError
+from luzwidget.loop import evaluate_loop, predict_loop
+from luzwidget.metrics.base import metric_set
+from luzwidget.run import Run
+
+if TYPE_CHECKING:
+    import pandas as pd
+    import plotly.graph_objects as go
+
+    from luzwidget.module import Setup
+
+__all__ = ["Evaluation", "Fitted", "metrics_frame"]
+
+
+class Fitted:
+    """A trained model with its records; it can predict, evaluate and keep training.
+
+    Attributes
+    ----------
+    model : nn.Module
+        The trained module.
+    records : dict
+        Everything logged: ``records["metrics"]["train"|"valid"][epoch - 1]`` and
+        ``records["profile"]``.
+    run : Run
+        The run that trained it; after an interrupted ``fit()``, ``run.resume()`` continues.
+    """
+
+    def __init__(self, spec: Setup, run: Run) -> None:
+        self.spec = spec
+        self.run = run
+
+    @property
+    def ctx(self) -> Context:
+        """The context of the run."""
+        return self.run.ctx
+
+    @property
+    def model(self) -> torch.nn.Module:
+        """The trained module."""
+        return self.ctx.model
+
+    @property
+    def records(self) -> dict[str, Any]:
+        """Everything logged during training."""
+        return self.ctx.records
+
+    @property
+    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        """The optimizers by name, with their state (training can continue)."""
+        return self.ctx.optimizers
+
+    @property
+    def hparams(self) -> dict[str, Any]:
+        """The module's constructor arguments."""
+        return dict(self.spec.hparams)
+
+    @property
+    def opt_hparams(self) -> dict[str, Any]:
+        """The optimizer's arguments."""
+        return dict(self.spec.opt_hparams)
+
+    def get_metrics(self) -> pd.DataFrame:
+        """A DataFrame with columns set, metric, epoch, value (luz's ``get_metrics``)."""
+        return metrics_frame(self.records)
+
+    def fit(self, data: Any, epochs: Any = 10, **kwargs: Any) -> Fitted:
+        """Train ``epochs`` more epochs, keeping optimizer state and records (blocking)."""
+        from luzwidget.module import finish_blocking
+
+        return finish_blocking(self.continue_run(data, epochs, **kwargs), self.spec)
+
+    def continue_run(self, data: Any, epochs: Any = 10, **kwargs: Any) -> Run:
+        """Like :meth:`fit`, but return a :class:`Run` that has not started yet."""
+        from luzwidget.module import build_run
+
+        if self.run.state not in ("done", "paused"):
+            raise ConfigError(f"the run of this model is {self.run.state}; finish it first.")
+        return build_run(self.spec, data, epochs, kwargs, previous=self.ctx)
+
+    def predict(
+        self,
+        newdata: Any,
+        stack: bool = True,
+        dataloader_options: Mapping[str, Any] | None = None,
+        callbacks: Any = None,
+        verbose: bool | None = False,
+    ) -> Any:
+        """Predict on ``newdata`` in eval mode under no_grad (the module's ``predict`` if any).
+
+        Parameters
+        ----------
+        newdata
+            Same kinds as ``fit``'s data; a target, if present, is ignored.
+        stack
+            Concatenate the batches' outputs (tensors, or tuples/dicts of tensors); False
+            returns the list of per-batch outputs. Outputs that cannot be concatenated
+            (e.g. distributions) are returned as a list.
+        """
+        loader = as_loader(newdata, training=False, options=dataloader_options, argument="newdata")
+        ctx = self._side_context(loader, callbacks, verbose, [Progress(), Interrupt()])
+        ctx.data = ctx.valid_data
+        model = ctx.model
+        predict = getattr(model, "predict", None)
+        predict = predict if callable(predict) else model
+        out: list[Any] = []
+        _drive(Run(ctx, lambda c: predict_loop(c, predict, out)))
+        return stack_outputs(out) if stack else out
+
+    def evaluate(
+        self,
+        data: Any,
+        metrics: Any = None,
+        callbacks: Any = None,
+        verbose: bool | None = False,
+        dataloader_options: Mapping[str, Any] | None = None,
+    ) -> Evaluation:
+        """Run the validation loop once on ``data``; ``metrics`` may replace the model's."""
+        loader = as_loader(data, training=False, options=dataloader_options)
+        chosen = self.spec.metrics if metrics is None else metric_set(metrics)
+        defaults = [Profile(), Metrics(chosen), Progress(), Interrupt()]
+        ctx = self._side_context(loader, callbacks, verbose, defaults)
+        ctx.loss_fn = self.ctx.loss_fn
+        ctx.step = self.ctx.step
+        run = Run(ctx, evaluate_loop)
+        _drive(run)
+        return Evaluation(ctx.records)
+
+    def plot(self) -> go.Figure:
+        """A plotly figure of every metric, train and valid, over epochs."""
+        from luzwidget.widgets.figures import records_figure
+
+        return records_figure(self.records)
+
+    def _side_context(
+        self, loader: Any, callbacks: Any, verbose: bool | None, defaults: list[Any]
+    ) -> Context:
+        from luzwidget.module import _check_callbacks_arg, _verbose
+
+        accelerator = self.ctx.accelerator
+        return Context(
+            verbose=_verbose(verbose),
+            accelerator=accelerator,
+            device=self.ctx.device,
+            model=self.model,
+            valid_data=accelerator.prepare_loader(loader) if accelerator else loader,
+            hparams=dict(self.ctx.hparams),
+            callbacks=[*defaults, *_check_callbacks_arg(callbacks)],
+        )
+
+    def __repr__(self) -> str:
+        last = {s: self.ctx.get_metrics(s) for s in ("train", "valid") if self.ctx.get_metrics(s)}
+        return f"<Fitted {type(self.model).__name__}: {self.ctx.epoch} epochs, last {last}>"
+
+
+class Evaluation:
+    """The result of ``evaluate()``: records and ``get_metrics()``."""
+
+    def __init__(self, records: dict[str, Any]) -> None:
+        self.records = records
+
+    def get_metrics(self) -> pd.DataFrame:
+        """A DataFrame with columns set, metric, epoch, value."""
+        return metrics_frame(self.records)
+
+    def __getitem__(self, name: str) -> Any:
+        """A metric's value, e.g. ``evaluation["loss"]``."""
+        values = self.records.get("metrics", {}).get("valid", [{}])[0]
+        if name not in values:
+            raise KeyError(f"no metric {name!r}; computed: {', '.join(values)}.")
+        return values[name]
+
+    def __repr__(self) -> str:
+        values = self.records.get("metrics", {}).get("valid", [{}])[0]
+        shown = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
+                          for k, v in values.items())
+        return f"<Evaluation {shown}>"
+
+
+def _drive(run: Run) -> None:
+    run.resume()
+    if run.state == "error":
+        raise run.error  # type: ignore[misc]
+
+
+def metrics_frame(records: Mapping[str, Any]) -> pd.DataFrame:
+    """``records["metrics"]`` as a long table: set, metric, epoch, value."""
+    try:
+        import pandas as pd
+    except ImportError:  # pragma: no cover - pandas is a dependency
+        raise ImportError("get_metrics() needs pandas: pip install pandas") from None
+    rows = [
+        {"set": set_, "metric": name, "epoch": epoch, "value": value}
+        for set_, entries in records.get("metrics", {}).items()
+        for epoch, values in enumerate(entries, 1)
+        for name, value in (values or {}).items()
+    ]
+    return pd.DataFrame(rows, columns=["set", "metric", "epoch", "value"])
+
+
+def stack_outputs(outputs: list[Any]) -> Any:
+    """Concatenate per-batch outputs along dim 0: tensors, tuples, lists and dicts of them."""
+    if not outputs:
+        return outputs
+    first = outputs[0]
+    if isinstance(first, torch.Tensor):
+        if all(isinstance(o, torch.Tensor) for o in outputs):
+            return torch.cat([o.reshape(1) if o.ndim == 0 else o for o in outputs])
+        return outputs
+    if isinstance(first, tuple | list) and all(type(o) is type(first) for o in outputs):
+        columns = [stack_outputs([o[i] for o in outputs]) for i in range(len(first))]
+        if isinstance(first, tuple) and hasattr(first, "_fields"):
+            return type(first)(*columns)
+        return type(first)(columns)
+    if isinstance(first, Mapping) and all(isinstance(o, Mapping) for o in outputs):
+        return {k: stack_outputs([o[k] for o in outputs]) for k in first}
+    return outputs

@@ -1,0 +1,489 @@
+"""A run: the loop generator plus the controls to step, pause, resume and stop it.
+
+Every way of training drives the same generator (:mod:`luzwidget.loop`): ``fit()`` calls
+:meth:`Run.resume` until the end, ``step()`` until a condition, and :meth:`Run.start`
+does the same in a background thread so a notebook stays live. Commands from other
+threads (a widget, another cell) are queued and applied by the driving thread at the
+next event boundary, never in the middle of a step.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import inspect
+import signal
+import sys
+import threading
+import traceback
+from collections import deque
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from luzwidget.breakpoints import Breakpoints, Until, until
+from luzwidget.context import Context, Fault, finite_positive
+from luzwidget.events import Event
+from luzwidget.exceptions import ConfigError, RunStateError, StopFit
+from luzwidget.loop import Item
+
+__all__ = ["Run"]
+
+States = ("ready", "running", "paused", "error", "done")
+Listener = Callable[["Run"], None]
+
+
+class Run:
+    """A training run that can be stepped, paused, resumed, edited and stopped.
+
+    Create one with ``setup(...).run(data, ...)`` (same arguments as ``fit``); nothing
+    runs until you ask.
+
+    Attributes
+    ----------
+    ctx : Context
+        Everything the loop knows, to inspect and (through the methods here) to edit.
+    state : str
+        ``"ready"``, ``"running"``, ``"paused"``, ``"error"`` or ``"done"``.
+    error : Exception or None
+        In state ``"error"``: what failed, naming the callback or stage, event, epoch, batch.
+    event : Event or None
+        The last event that fired; ``events`` holds the last 100, ``n_events`` counts all.
+    breakpoints : Breakpoints
+        Events and conditions at which the run pauses by itself.
+    result : object
+        What the run produced once done (a ``Fitted`` for a fit).
+    """
+
+    def __init__(
+        self,
+        ctx: Context,
+        make_loop: Callable[[Context], Iterator[Item]],
+        finish: Callable[[Run], Any] | None = None,
+    ) -> None:
+        self.ctx = ctx
+        self.state = "ready"
+        self.error: BaseException | None = None
+        self.error_traceback = ""
+        self.reason = ""
+        self.interrupted = False
+        self.event: Event | None = None
+        self.events: deque[Event] = deque(maxlen=100)
+        self.n_events = 0
+        self.breakpoints = Breakpoints(on_change=self._recheck)
+        self.result: Any = None
+        self._make_loop = make_loop
+        self._finish_fn = finish
+        self._gen: Iterator[Item] | None = None
+        self._fault: Fault | None = None
+        self._inbox: deque[Callable[[], None]] = deque()
+        self._check = True
+        self._pause_reason: str | None = None
+        self._interrupted = False
+        self._stop_requested = False
+        self._lock = threading.RLock()
+        self._thread: threading.Thread | None = None
+        self._background = False
+        self._listeners: list[Listener] = []
+        ctx._pause_hook = self.pause
+
+    # -- driving -----------------------------------------------------------------------
+    def resume(self) -> Run:
+        """Run here (blocking) until done, paused or failed. Ctrl-C pauses cleanly."""
+        return self._blocking(None)
+
+    def step(self, what: Event | str | None = None, n: int = 1) -> Event | None:
+        """Run here until the next ``n`` events, batches, epochs or a given event.
+
+        Parameters
+        ----------
+        what
+            None: one event. ``"batch"``: to the end of the next batch; ``"epoch"``: to
+            the end of the next epoch; an :class:`Event` (or its name): to the next time it
+            fires.
+        n
+            How many of them.
+
+        Returns
+        -------
+        Event or None
+            The event the run stopped after (None if it had nothing left to do).
+        """
+        self._blocking(until(what, n))
+        return self.event
+
+    def start(self, until: Event | str | None = None, n: int = 1) -> Run:
+        """Train in a background thread and return at once (a notebook stays live).
+
+        ``start()`` runs to the end; ``start(until="batch")`` (or ``"epoch"``, an event)
+        stops there, as :meth:`step` does. Use :meth:`pause`, :meth:`stop` or the
+        dashboard to control it; the kernel's Interrupt button does not reach it.
+        """
+        stop_at = _until(until, n)
+        with self._lock:
+            if self._thread is not None:
+                return self
+            self._ready_to_drive()
+            self._background = True
+            self._set_state("running")
+            thread = threading.Thread(
+                target=self._drive_thread, args=(stop_at,), daemon=True,
+                name="luzwidget-run",
+            )
+            self._thread = thread
+        thread.start()
+        return self
+
+    def wait(self, timeout: float | None = None) -> str:
+        """Wait for the background thread to pause or finish; return the state."""
+        thread = self._thread
+        if thread is not None:
+            thread.join(timeout)
+        return self.state
+
+    def pause(self, reason: str = "paused") -> None:
+        """Pause at the next event boundary (from any thread, a callback or a widget)."""
+        self._pause_reason = reason
+        self._check = True
+
+    def stop(self) -> Run:
+        """End the run gracefully: ``on_fit_end`` runs and the result is kept."""
+        with self._lock:
+            if self._thread is not None and self._thread is not threading.current_thread():
+                self._stop_requested = True
+                self._check = True
+                return self
+        if self.state == "done":
+            return self
+        if self._gen is None:
+            self._finish()
+            return self
+        self._fault = None
+        self.error = None
+        self._stop_now()
+        return self
+
+    def retry(self) -> Run:
+        """After an error: redo what failed (once you fixed the cause) and go on."""
+        return self._resolve("retry")
+
+    def skip(self) -> Run:
+        """After an error: abandon the current batch (gradients discarded) and go on."""
+        return self._resolve("skip")
+
+    def extend(self, epochs: int) -> Run:
+        """Continue a finished run for ``epochs`` more epochs (optimizer state kept)."""
+        if not isinstance(epochs, int) or isinstance(epochs, bool) or epochs < 1:
+            raise ConfigError(f"epochs must be a positive int, got {epochs!r}.")
+        if self.state != "done":
+            raise RunStateError(f"extend() continues a finished run; this one is {self.state}. "
+                                "Raise the limit with run.edit('max_epochs', n) instead.")
+        self.ctx.max_epochs = self.ctx.epoch + epochs
+        self._gen = None
+        self._set_state("ready")
+        return self
+
+    # -- edits -------------------------------------------------------------------------
+    def set_lr(self, lr: Any, opt_name: str | None = None) -> None:
+        """Set the learning rate of one optimizer (or all), at the next event boundary.
+
+        Raises
+        ------
+        ConfigError
+            If ``lr`` is not a finite positive number or ``opt_name`` is unknown.
+        """
+        try:
+            value = finite_positive(lr, "lr")
+        except Exception as exc:
+            raise ConfigError(str(exc)) from None
+        names = list(self.ctx.optimizers)
+        if opt_name is not None and opt_name not in names:
+            raise ConfigError(f"opt_name={opt_name!r} is not an optimizer of this run; "
+                              f"they are: {', '.join(map(repr, names))}.")
+        chosen = [opt_name] if opt_name is not None else names
+
+        def apply() -> None:
+            for name in chosen:
+                for group in self.ctx.optimizers[name].param_groups:
+                    group["lr"] = value
+            self.ctx.opt_hparams = {**self.ctx.opt_hparams, "lr": value}
+
+        self._submit(apply)
+
+    def edit(self, field: str, value: Any) -> None:
+        """Change a context field (``max_epochs``, ``min_epochs``, ``verbose``, ``loss_fn``).
+
+        The value is checked now and applied at the next event boundary.
+
+        Raises
+        ------
+        ConfigError
+            If the field cannot be edited or the value is refused (nothing changes).
+        """
+        editable = ("max_epochs", "min_epochs", "verbose", "loss_fn")
+        if field not in editable:
+            raise ConfigError(f"{field!r} cannot be edited; editable fields: {', '.join(editable)}.")
+        if field.endswith("_epochs") and (isinstance(value, bool) or not isinstance(value, int)):
+            raise ConfigError(f"{field} must be an int, got {type(value).__name__} {value!r}.")
+        try:
+            checked = self.ctx.check_edit(field, value)
+        except Exception as exc:
+            raise ConfigError(str(exc)) from None
+        self._submit(lambda: setattr(self.ctx, field, checked))
+
+    def add_callback(self, callback: Any) -> None:
+        """Add a callback (checked now, active from the next event boundary)."""
+        from luzwidget.context import check_callbacks
+
+        try:
+            check_callbacks([callback])
+        except Exception as exc:
+            raise ConfigError(str(exc)) from None
+        self._submit(lambda: setattr(self.ctx, "callbacks", [*self.ctx.callbacks, callback]))
+
+    def remove_callback(self, callback: Any) -> None:
+        """Remove a callback instance, or every callback of a class."""
+        def match(cb: Any) -> bool:
+            return cb is callback or (isinstance(callback, type) and isinstance(cb, callback))
+
+        if not any(match(cb) for cb in self.ctx.callbacks):
+            names = ", ".join(type(cb).__name__ for cb in self.ctx.callbacks)
+            raise ConfigError(f"{callback!r} is not a callback of this run; it has: {names}.")
+        self._submit(
+            lambda: setattr(self.ctx, "callbacks", [cb for cb in self.ctx.callbacks if not match(cb)])
+        )
+
+    def add_listener(self, listener: Listener) -> None:
+        """Call ``listener(run)`` after every state change (from whichever thread drives)."""
+        self._listeners.append(listener)
+
+    def remove_listener(self, listener: Listener) -> None:
+        """Stop calling ``listener``."""
+        with contextlib.suppress(ValueError):
+            self._listeners.remove(listener)
+
+    # -- display -----------------------------------------------------------------------
+    def dashboard(self) -> Any:
+        """The notebook dashboard of this run (controls, progress, inspector, plots)."""
+        from luzwidget.widgets import Dashboard
+
+        return Dashboard(self)
+
+    def _repr_mimebundle_(self, **kwargs: Any) -> Any:
+        return self.dashboard()._repr_mimebundle_(**kwargs)
+
+    def __repr__(self) -> str:
+        ctx = self.ctx
+        where = f"epoch {ctx.epoch}/{ctx.max_epochs}, batch {ctx.iter}"
+        last = f", after {self.event.value}" if self.event is not None else ""
+        return f"<Run {self.state}: {where}{last}>"
+
+    # -- internals ---------------------------------------------------------------------
+    def _set_state(self, state: str, reason: str = "") -> None:
+        self.state = state
+        self.reason = reason
+        for listener in list(self._listeners):
+            with contextlib.suppress(Exception):
+                listener(self)
+
+    def _ready_to_drive(self) -> None:
+        if self.state == "error":
+            raise RunStateError(
+                f"the run is stopped on an error: {self.error}\nFix the cause, then call "
+                "run.retry() to redo what failed, or run.skip() to drop the batch."
+            )
+        if self.state == "done":
+            raise RunStateError("the run is done; run.extend(epochs=n) continues it.")
+        if self.state == "running":
+            raise RunStateError(
+                "the run is already training in the background; run.pause() or run.wait() first."
+            )
+        if self._gen is None:
+            self._gen = self._make_loop(self.ctx)
+
+    def _blocking(self, stop_at: Until | None) -> Run:
+        with self._lock:
+            self._ready_to_drive()
+            self._background = False
+            self._set_state("running")
+        outcome: tuple[str, str] = ("paused", "")
+        try:
+            with self._sigint():
+                outcome = self._drive(stop_at)
+        except KeyboardInterrupt:
+            outcome = self._interrupted_outside()
+        except BaseException as exc:
+            outcome = self._died(exc)
+        self._settle(outcome)
+        return self
+
+    def _drive_thread(self, stop_at: Until | None) -> None:
+        outcome: tuple[str, str]
+        try:
+            outcome = self._drive(stop_at)
+        except BaseException as exc:
+            outcome = self._died(exc)
+        with self._lock:
+            self._thread = None
+            pending = list(self._inbox)
+            self._inbox.clear()
+        for command in pending:
+            command()
+        self._settle(outcome)
+        if outcome[0] == "error":
+            print(f"[luzwidget] the run stopped on an error: {self.error}\n"
+                  "Inspect run.error and run.ctx, fix the cause, then run.retry() or run.skip().",
+                  file=sys.stderr)
+
+    def _drive(self, stop_at: Until | None) -> tuple[str, str]:
+        """Call ``next()`` on the loop until it ends, pauses or faults; return the outcome."""
+        gen = self._gen
+        assert gen is not None
+        events = self.events
+        self._check = True
+        for item in gen:
+            if type(item) is Fault:
+                return self._on_fault(item)
+            self.event = item
+            self.n_events += 1
+            events.append(item)
+            if self._check:
+                outcome = self._at_boundary(item, stop_at)
+                if outcome is not None:
+                    return outcome
+        return self._finish()
+
+    def _at_boundary(self, event: Event, stop_at: Until | None) -> tuple[str, str] | None:
+        """Apply queued commands and decide whether to stop here; None means go on."""
+        while self._inbox:
+            self._inbox.popleft()()
+        if self._stop_requested:
+            self._stop_requested = False
+            return self._stop_now()
+        where = f"after {event.value} (epoch {self.ctx.epoch}, batch {self.ctx.iter})"
+        if self._interrupted:
+            self._interrupted = False
+            return "paused", f"interrupted (Ctrl-C) {where}; run.resume() goes on from here"
+        if self._pause_reason is not None:
+            reason, self._pause_reason = self._pause_reason, None
+            return "paused", f"{reason} {where}"
+        if self.breakpoints:
+            hit = self.breakpoints.hit(event, self.ctx)
+            if hit is not None:
+                return "paused", hit
+        if stop_at is not None and stop_at(event):
+            return "paused", f"stepped to {event.value}"
+        self._check = bool(self._inbox or self.breakpoints or stop_at is not None)
+        return None
+
+    def _on_fault(self, fault: Fault) -> tuple[str, str]:
+        if fault.interrupted:
+            fault.action = "retry"
+            reason = (f"interrupted (Ctrl-C) during the {fault.stage} of epoch {self.ctx.epoch}, "
+                      f"batch {self.ctx.iter}; gradients were discarded and run.resume() redoes "
+                      "this step from its start")
+            print(f"[luzwidget] {reason}", file=sys.stderr)
+            return "paused", reason
+        self._fault = fault
+        fault.error.run = self  # type: ignore[attr-defined]
+        self.error = fault.error
+        self.error_traceback = "".join(traceback.format_exception(fault.cause))
+        return "error", str(fault.error)
+
+    def _resolve(self, action: str) -> Run:
+        fault = self._fault
+        if self.state != "error" or fault is None:
+            if self.state == "error":
+                raise RunStateError(f"the run cannot go on after this error: {self.error}")
+            raise RunStateError(f"{action}() is for a run stopped on an error; this one is "
+                                f"{self.state}.")
+        fault.action = action
+        self._fault = None
+        self.error = None
+        self.error_traceback = ""
+        self._set_state("paused", f"{action} after the error")
+        return self.start() if self._background else self.resume()
+
+    def _stop_now(self) -> tuple[str, str]:
+        """Throw StopFit into the loop so it ends as luz does, then run it to the end."""
+        gen = self._gen
+        try:
+            item = gen.throw(StopFit("stopped by the user"))  # type: ignore[union-attr]
+        except (StopIteration, StopFit):
+            return self._finish()
+        while True:
+            if type(item) is Fault:
+                return self._on_fault(item)
+            self.event = item
+            self.n_events += 1
+            self.events.append(item)
+            try:
+                item = next(gen)  # type: ignore[arg-type]
+            except StopIteration:
+                return self._finish()
+
+    def _finish(self) -> tuple[str, str]:
+        if self._finish_fn is not None:
+            self.result = self._finish_fn(self)
+        return "done", ""
+
+    def _died(self, exc: BaseException) -> tuple[str, str]:
+        self._gen = self._gen if _alive(self._gen) else None
+        self.error = exc
+        self.error_traceback = "".join(traceback.format_exception(exc))
+        return "error", f"{type(exc).__name__}: {exc}"
+
+    def _interrupted_outside(self) -> tuple[str, str]:
+        if _alive(self._gen):
+            return "paused", "interrupted (Ctrl-C) between events; run.resume() goes on"
+        return self._died(RunStateError("Ctrl-C arrived at a point the loop could not recover."))
+
+    def _settle(self, outcome: tuple[str, str]) -> None:
+        state, reason = outcome
+        self.interrupted = reason.startswith("interrupted")
+        if state == "done":
+            self._gen = None
+        self._set_state(state, reason)
+
+    def _submit(self, command: Callable[[], None]) -> None:
+        with self._lock:
+            thread = self._thread
+            if thread is not None and thread is not threading.current_thread():
+                self._inbox.append(command)
+                self._check = True
+                return
+        command()
+
+    def _recheck(self) -> None:
+        self._check = True
+
+    @contextlib.contextmanager
+    def _sigint(self) -> Iterator[None]:
+        """While driving on the main thread: Ctrl-C interrupts user code (forward, loss,
+        backward) at once and anything else at the next event; a second Ctrl-C forces it."""
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        guard = self.ctx._guard
+
+        def handler(signum: int, frame: Any) -> None:
+            if guard[0] or self._interrupted:
+                raise KeyboardInterrupt
+            self._interrupted = True
+            self._check = True
+
+        try:
+            previous = signal.signal(signal.SIGINT, handler)
+        except ValueError:
+            yield
+            return
+        try:
+            yield
+        finally:
+            signal.signal(signal.SIGINT, previous)
+
+
+def _alive(gen: Any) -> bool:
+    return gen is not None and inspect.getgeneratorstate(gen) == inspect.GEN_SUSPENDED
+
+
+def _until(target: Event | str | None, n: int) -> Until | None:
+    return None if target is None else until(target, n)
