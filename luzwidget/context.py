@@ -30,10 +30,15 @@ class Live(traitlets.TraitType[Any, Any]):
     allow_none = True
     info_text = "any value (compared by identity)"
 
+    def __get__(self, obj: HasTraits | None, cls: type[Any] | None = None) -> Any:
+        if obj is None:
+            return self
+        return obj._trait_values.get(self.name)
+
     def set(self, obj: HasTraits, value: Any) -> None:  # noqa: D102
         name = self.name
         values = obj._trait_values
-        old = values.get(name, Undefined)
+        old = values.get(name)
         values[name] = value
         notifiers = obj._trait_notifiers
         if notifiers and old is not value and (name in notifiers or All in notifiers):
@@ -147,6 +152,10 @@ class Context(HasTraits):
             self._table = build_dispatch_table([])
 
     def __setattr__(self, name: str, value: Any) -> None:
+        live = _LIVE.get(name)
+        if live is not None:  # the per-batch fields: straight to Live.set
+            live.set(self, value)
+            return
         if name[0] != "_" and name not in _SETTABLE:
             raise AttributeError(
                 f"Context has no field {name!r}; keep your own data in ctx.buffers[{name!r}]. "
@@ -357,6 +366,7 @@ def finite_positive(value: Any, argument: str) -> float:
 _FIELDS = frozenset(Context.class_trait_names()) | {"opt_name"}
 # traitlets itself shadows notify_change while it holds notifications in __init__.
 _SETTABLE = _FIELDS | {"notify_change"}
+_LIVE = {name: t for name, t in Context.class_traits().items() if isinstance(t, Live)}
 _EVENT_NAMES = frozenset(Event.__members__)
 
 

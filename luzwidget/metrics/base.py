@@ -200,13 +200,14 @@ class LossAverage(Metric):
         """Add a batch's (mean) loss ``loss``, a one-element tensor, over ``n`` samples."""
         if type(loss) is not torch.Tensor:
             loss = torch.as_tensor(loss)
-        if n != self.size:
+        size = self.size
+        if n != size or not size:
             if n <= 0:
                 return
-            if self.size == 0:
+            if size == 0:
                 self.size = n
             else:
-                loss = loss * (n / self.size)
+                loss = loss * (n / size)
         self.losses.append(loss.detach())
         self.count += n
         if len(self.losses) >= FOLD_EVERY:
@@ -285,9 +286,10 @@ def check_metric(metric: Any, argument: str = "metrics") -> Any:
         )
     missing = _missing_methods(metric)
     if missing:
+        names = " or ".join(f"{m}()" for m in missing)
         raise ConfigError(
-            f"{argument}: {metric!r} is not a metric: it has no {' or '.join(missing)}() "
-            "method of its own. A metric needs update(pred, target) and compute() (see "
+            f"{argument}: {metric!r} is not a metric: it has no {names} method of its own."
+            " A metric needs update(pred, target) and compute() (see "
             "luzwidget.metrics.Metric); torchmetrics metrics work too."
         )
     if not _takes_pred_target(metric.update):

@@ -10,9 +10,9 @@ __all__ = ["DownsampledSeries"]
 
 def _mean2(a: float, b: float) -> float:
     """Mean of two values, ignoring a NaN (NaN only if both are)."""
-    if a != a:  # noqa: PLR0124  (NaN test without a call)
+    if math.isnan(a):
         return b
-    if b != b:  # noqa: PLR0124
+    if math.isnan(b):
         return a
     return (a + b) / 2
 
@@ -73,8 +73,9 @@ class DownsampledSeries:
             acc[4] += 1
             if acc[4] >= self.bucket:
                 self._emit(out)
-        if len(self.x) > self.capacity:
-            self._halve()
+                acc = self._acc
+                if len(self.x) > self.capacity:
+                    self._halve()
         return out
 
     def flush(self) -> tuple[list, list, list]:
@@ -99,10 +100,20 @@ class DownsampledSeries:
         self._acc = [0.0, 0.0, 0, 0.0, 0]
 
     def _halve(self) -> None:
+        b = self.bucket
+        if len(self.x) % 2:  # the odd newest point goes back to the accumulator
+            x, y, e = self.x.pop(), self.y.pop(), self.ema.pop()
+            acc = self._acc
+            acc[0] += x * b
+            acc[3] += e * b
+            acc[4] += b
+            if not math.isnan(y):
+                acc[1] += y * b
+                acc[2] += b
         for name in ("x", "y", "ema"):
-            values = getattr(self, name)
-            setattr(self, name, [_mean2(values[i], values[i + 1]) for i in range(0, len(values) - 1, 2)])
-        self.bucket *= 2
+            v = getattr(self, name)
+            setattr(self, name, [_mean2(v[i], v[i + 1]) for i in range(0, len(v), 2)])
+        self.bucket = 2 * b
 
 
 def _json_safe(values: Iterable[float]) -> list[float | None]:
