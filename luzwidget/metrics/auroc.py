@@ -42,7 +42,7 @@ def _thresholds(num: int, logits: bool, device: torch.device) -> torch.Tensor:
     grid = torch.linspace(0, 1, num, dtype=torch.float32)
     if logits:
         grid = torch.logit(grid.double()).float()
-    return grid.to(device)
+    return grid.to(device, non_blocking=True)  # a blocking copy would wait for the device
 
 
 def _auc(counts: torch.Tensor) -> torch.Tensor:
