@@ -20,7 +20,11 @@ def to_device(value: Any, device: torch.device, non_blocking: bool = False) -> A
     if kind is tuple or kind is list:
         return kind(to_device(v, device, non_blocking) for v in value)
     if isinstance(value, Mapping):
-        return type(value)({k: to_device(v, device, non_blocking) for k, v in value.items()})  # type: ignore[call-arg]
+        moved = {k: to_device(v, device, non_blocking) for k, v in value.items()}
+        try:
+            return type(value)(moved)  # type: ignore[call-arg]
+        except TypeError:  # e.g. defaultdict, whose constructor wants a factory first
+            return moved
     if isinstance(value, tuple) and hasattr(value, "_fields"):  # namedtuple
         return kind(*(to_device(v, device, non_blocking) for v in value))
     return value

@@ -195,14 +195,14 @@ def until(what: Event | str | None = None, n: int = 1) -> Until:
     Parameters
     ----------
     what
-        None: any event. ``"batch"``: the end of a batch (training, validation or
+        None or ``"event"``: any event. ``"batch"``: the end of a batch (training, validation or
         prediction). ``"epoch"``: ``on_epoch_end``. An event or its name: that event.
     n
         How many matches to wait for (int >= 1).
     """
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
         raise ConfigError(f"n must be an int >= 1 (how many to step), got {n!r}.")
-    if what is None:
+    if what is None or what == "event":
         targets = None
     elif what == "batch":
         targets = _BATCH_ENDS

@@ -8,41 +8,14 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 import torch
-import traitlets
-from traitlets import All, Bool, Dict, HasTraits, Int, List, TraitError, Undefined, validate
+from traitlets import All, HasTraits, TraitError, validate
 from traitlets.utils.bunch import Bunch
 
 from luzwidget.events import Event
 from luzwidget.exceptions import CallbackError, StopEpoch, StopFit
+from luzwidget.traits import Any_, Bool, Dict, Instance, Int, List, Live
 
 __all__ = ["Context", "Fault", "Live"]
-
-
-class Live(traitlets.TraitType[Any, Any]):
-    """A trait for per-batch values: no validation, compared by identity.
-
-    Plain ``traitlets.Any`` compares old and new with ``==``, an elementwise op on tensors
-    (~25 µs for a 256x20 tensor, ~10 ms for 4096x1024). ``Live`` stores the value and only
-    builds a change notification when someone observes the field (~0.15 µs a set).
-    """
-
-    default_value = None
-    allow_none = True
-    info_text = "any value (compared by identity)"
-
-    def __get__(self, obj: HasTraits | None, cls: type[Any] | None = None) -> Any:
-        if obj is None:
-            return self
-        return obj._trait_values.get(self.name)
-
-    def set(self, obj: HasTraits, value: Any) -> None:  # noqa: D102
-        name = self.name
-        values = obj._trait_values
-        old = values.get(name)
-        values[name] = value
-        notifiers = obj._trait_notifiers
-        if notifiers and old is not value and (name in notifiers or All in notifiers):
-            obj._notify_trait(name, old, value)
 
 
 class Fault:
@@ -102,32 +75,32 @@ class Context(HasTraits):
     """
 
     verbose = Bool(False, help="Show progress (bool, default False).")
-    accelerator = traitlets.Any(None, allow_none=True, help="The Accelerator in use.")
-    device = traitlets.Any(None, allow_none=True, help="torch.device the model lives on.")
-    model = traitlets.Instance(torch.nn.Module, allow_none=True, help="The nn.Module trained.")
+    accelerator = Any_(None, allow_none=True, help="The Accelerator in use.")
+    device = Any_(None, allow_none=True, help="torch.device the model lives on.")
+    model = Instance(torch.nn.Module, allow_none=True, help="The nn.Module trained.")
     optimizers = Dict(help="Optimizers by name; a single one is {'opt': optimizer}.")
-    data = traitlets.Any(None, allow_none=True, help="The loader in use now.")
-    train_data = traitlets.Any(None, allow_none=True, help="Training loader.")
-    valid_data = traitlets.Any(None, allow_none=True, help="Validation loader or None.")
+    data = Any_(None, allow_none=True, help="The loader in use now.")
+    train_data = Any_(None, allow_none=True, help="Training loader.")
+    valid_data = Any_(None, allow_none=True, help="Validation loader or None.")
     min_epochs = Int(0, help="Minimum number of epochs (int >= 0, <= max_epochs).")
     max_epochs = Int(10, help="Last epoch to run (int >= min_epochs and >= epoch).")
     epoch = Int(0, help="Current epoch, 1-based; 0 before the first.")
-    iter = Live(help="Batch index within the current loop, 1-based (int).")
+    iter = Live(0, help="Batch index within the current loop, 1-based; 0 before the first (int).")
     training = Bool(False, help="True in the training loop, False in validation/predict.")
     callbacks = List(help="Callbacks, sorted by weight (defaults first).")
-    step = traitlets.Any(None, allow_none=True, help="Callable doing one step, or None.")
+    step = Any_(None, allow_none=True, help="Callable doing one step, or None.")
     batch = Live(help="The current batch as the loader yields it.")
     input = Live(help="batch[0]: what the model is called with.")
     target = Live(help="batch[1], or None when the batch has no target.")
     pred = Live(help="The model's output for the current batch.")
-    loss_fn = traitlets.Any(None, allow_none=True, help="callable(pred, target) -> loss.")
+    loss_fn = Any_(None, allow_none=True, help="callable(pred, target) -> loss.")
     loss = Live(help="Detached loss; a dict by optimizer name when there are several.")
     loss_grad = Live(help="The undetached loss that backward() uses.")
-    backward = traitlets.Any(None, allow_none=True, help="callable(loss); default loss.backward().")
+    backward = Any_(None, allow_none=True, help="callable(loss); default loss.backward().")
     opt = Live(help="The optimizer of the current inner step.")
     opt_nm = Live(help="Name of the current optimizer (luz's code calls it opt_name).")
-    step_opt = traitlets.Any(None, allow_none=True, help="callable(opt); default opt.step().")
-    autocast = traitlets.Any(
+    step_opt = Any_(None, allow_none=True, help="callable(opt); default opt.step().")
+    autocast = Any_(
         None,
         allow_none=True,
         help="None, or a context-manager factory entered around the forward and the loss "
@@ -144,17 +117,24 @@ class Context(HasTraits):
     def __init__(self, **kwargs: Any) -> None:
         self._table: dict[Event, tuple[Callable[[Context], Any], ...]] = {}
         self._pause_hook: Callable[[str], None] | None = None
-        # guard[0] is True while user code runs (callbacks, forward, loss, backward): there
-        # Ctrl-C may interrupt at once; elsewhere the run defers it to the next event.
+        # guard[0] is True while user code runs (callbacks, forward, loss, backward): a
+        # second Ctrl-C may interrupt there at once; anything else waits for the next event.
         self._guard = [False]
+        # listen[0]: the loop yields each event only while its driver listens (stepping,
+        # breakpoints, a pending command or pause); free-running it skips the yields.
+        self._listen = [True]
         super().__init__(**kwargs)
         if "callbacks" not in kwargs:
-            self._table = build_dispatch_table([])
+            self._table.update(build_dispatch_table([]))
 
     def __setattr__(self, name: str, value: Any) -> None:
-        live = _LIVE.get(name)
-        if live is not None:  # the per-batch fields: straight to Live.set
-            live.set(self, value)
+        if name in _LIVE:  # the per-batch fields: Live.set, inlined (hot path)
+            values = self._trait_values
+            old = values.get(name, _LIVE[name])
+            values[name] = value
+            notifiers = self._trait_notifiers
+            if notifiers and old is not value and (name in notifiers or All in notifiers):
+                self._notify_trait(name, old, value)
             return
         if name[0] != "_" and name not in _SETTABLE:
             raise AttributeError(
@@ -206,7 +186,7 @@ class Context(HasTraits):
     @validate("callbacks")
     def _check_callbacks(self, proposal: Bunch) -> list[Any]:
         value = check_callbacks(proposal["value"])
-        self._table = build_dispatch_table(value)
+        self._table.update(build_dispatch_table(value))  # in place: the loop holds it
         for cb in value:
             if hasattr(cb, "set_ctx"):
                 cb.set_ctx(self)
@@ -237,12 +217,12 @@ class Context(HasTraits):
             return None
         guard = self._guard
         interruptible = guard[0]
-        guard[0] = True
-        # The context manager torch.no_grad() costs ~1.5 µs; the flag itself ~0.2 µs.
         grad = torch.is_grad_enabled()
-        torch._C._set_grad_enabled(False)
         ran: list[Any] = []
         try:
+            guard[0] = True
+            # The context manager torch.no_grad() costs ~1.5 µs; the flag itself ~0.2 µs.
+            torch._C._set_grad_enabled(False)
             for fn in fns:
                 if done is None or fn not in done:
                     fn(self)
@@ -366,7 +346,7 @@ def finite_positive(value: Any, argument: str) -> float:
 _FIELDS = frozenset(Context.class_trait_names()) | {"opt_name"}
 # traitlets itself shadows notify_change while it holds notifications in __init__.
 _SETTABLE = _FIELDS | {"notify_change"}
-_LIVE = {name: t for name, t in Context.class_traits().items() if isinstance(t, Live)}
+_LIVE = {n: t.default_value for n, t in Context.class_traits().items() if isinstance(t, Live)}
 _EVENT_NAMES = frozenset(Event.__members__)
 
 
@@ -389,6 +369,11 @@ def check_callbacks(callbacks: Iterable[Any]) -> list[Any]:
         if isinstance(cb, type):
             raise TraitError(
                 f"callbacks: got the class {cb.__name__}; pass an instance: {cb.__name__}()."
+            )
+        if not any(name.startswith("on_") for name in dir(type(cb))):
+            raise TraitError(
+                f"callbacks: {cb!r:.60} is not a callback: it has no on_<event> methods. "
+                "Subclass luzwidget.Callback and override the events you need."
             )
         for name in dir(type(cb)):
             if not name.startswith("on_") or not _overrides(cb, name):

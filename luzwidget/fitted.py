@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -86,8 +87,15 @@ class Fitted:
         """Like :meth:`fit`, but return a :class:`Run` that has not started yet."""
         from luzwidget.module import build_run
 
-        if self.run.state not in ("done", "paused"):
-            raise ConfigError(f"the run of this model is {self.run.state}; finish it first.")
+        state = self.run.state
+        if state == "error":
+            raise ConfigError(
+                "the run of this model stopped on an error; fitted.run.retry() or "
+                "fitted.run.skip() goes on, fitted.run.stop() ends it, before training more."
+            )
+        if state == "running":
+            raise ConfigError("the run of this model is still training; run.wait() or "
+                              "run.stop() first.")
         return build_run(self.spec, data, epochs, kwargs, previous=self.ctx)
 
     def predict(
@@ -128,12 +136,15 @@ class Fitted:
         dataloader_options: Mapping[str, Any] | None = None,
     ) -> Evaluation:
         """Run the validation loop once on ``data``; ``metrics`` may replace the model's."""
+        from luzwidget.module import _custom_step
+
         loader = as_loader(data, training=False, options=dataloader_options)
         chosen = self.spec.metrics if metrics is None else metric_set(metrics)
         defaults = [Profile(), Metrics(chosen), Progress(), Interrupt()]
         ctx = self._side_context(loader, callbacks, verbose, defaults)
         ctx.loss_fn = self.ctx.loss_fn
-        ctx.step = self.ctx.step
+        step = _custom_step(self.model)  # bound to this context, not the training one
+        ctx.step = functools.partial(step, ctx) if step is not None else None
         run = Run(ctx, evaluate_loop)
         _drive(run)
         return Evaluation(ctx.records)

@@ -44,7 +44,11 @@ _EPOCH_EVENTS = frozenset(
 
 
 def fire(ctx: Context, event: Event) -> Loop:
-    """Call the callbacks of ``event``, then yield it; on a fault, yield it and obey."""
+    """Call the callbacks of ``event``, then yield it; on a fault, yield it and obey.
+
+    The event is yielded only while the driver listens (``ctx._listen[0]``): a free-running
+    loop skips the yields, which saves a resume of every enclosing generator per event.
+    """
     fault = ctx._dispatch(event)
     while fault is not None:
         _apply_handlers(ctx, fault)
@@ -54,7 +58,8 @@ def fire(ctx: Context, event: Event) -> Loop:
                 raise _SkipBatch
             break
         fault = ctx._dispatch(event, fault.done)
-    yield event
+    if ctx._listen[0]:
+        yield event
 
 
 def _apply_handlers(ctx: Context, fault: Fault) -> None:
@@ -82,6 +87,7 @@ def fit_loop(ctx: Context) -> Loop:
         yield from fire(ctx, E.on_fit_begin)
         while ctx.epoch < ctx.max_epochs:
             ctx.epoch += 1
+            ctx.iter = 0  # as luz: reset before on_epoch_begin
             try:
                 yield from _epoch(ctx)
             except EarlyStop:
@@ -136,11 +142,16 @@ def _batches(
         except Exception as exc:
             err = StepError("loading the next batch", first, exc, ctx.epoch, ctx.iter + 1)
             err.__cause__ = exc
-            yield Fault(err, exc, first, "data")
+            fault = Fault(err, exc, first, "data")
+            _apply_handlers(ctx, fault)
+            yield fault
             continue  # retry and skip both ask the loader for the next batch
         ctx.iter += 1
         ctx.batch = batch
-        ctx.input, ctx.target = split_batch(batch)
+        if type(batch) is tuple and len(batch) == 2:  # the common case, inlined
+            ctx.input, ctx.target = batch
+        else:
+            ctx.input, ctx.target = split_batch(batch)
         try:
             yield from one(ctx)
         except _SkipBatch:
@@ -151,7 +162,9 @@ def _batches(
 
 
 def _train_batch(ctx: Context) -> Loop:
-    yield from fire(ctx, E.on_train_batch_begin)
+    table, listen = ctx._table, ctx._listen
+    if table[E.on_train_batch_begin] or listen[0]:
+        yield from fire(ctx, E.on_train_batch_begin)
     if ctx.step is not None:
         yield from _custom_step(ctx, E.on_train_batch_end, training=True)
     else:
@@ -163,13 +176,18 @@ def _train_batch(ctx: Context) -> Loop:
             ctx.opt_nm = name
             ctx.opt = opt
             yield from _train_step(ctx, name if several else None, opt)
-    yield from fire(ctx, E.on_train_batch_end)
+    if table[E.on_train_batch_end] or listen[0]:
+        yield from fire(ctx, E.on_train_batch_end)
 
 
 def _train_step(ctx: Context, name: str | None, opt: torch.optim.Optimizer) -> Loop:
-    """luz's default step for one optimizer; a fault redoes it from the forward pass."""
-    guard = ctx._guard
-    rng = rng_state(ctx.device)
+    """luz's default step for one optimizer; a fault redoes it from the forward pass.
+
+    Events without callbacks are skipped unless the driver listens (``fire`` would do
+    nothing else); this is the hot path, run once per batch and optimizer.
+    """
+    table, listen, guard = ctx._table, ctx._listen, ctx._guard
+    rng = rng_state(ctx.device)  # ~1 µs: a redo draws the same dropout masks
     while True:
         stage = "forward"
         try:
@@ -177,21 +195,25 @@ def _train_step(ctx: Context, name: str | None, opt: torch.optim.Optimizer) -> L
             pred = _forward(ctx)
             guard[0] = False
             ctx.pred = pred
-            yield from fire(ctx, E.on_train_batch_after_pred)
+            if table[E.on_train_batch_after_pred] or listen[0]:
+                yield from fire(ctx, E.on_train_batch_after_pred)
             stage = "loss"
             guard[0] = True
             loss = _loss(ctx, pred)
             guard[0] = False
             ctx.loss_grad = loss
             _set_loss(ctx, name, loss.detach())
-            yield from fire(ctx, E.on_train_batch_after_loss)
-            yield from fire(ctx, E.on_train_batch_before_backward)
+            if table[E.on_train_batch_after_loss] or listen[0]:
+                yield from fire(ctx, E.on_train_batch_after_loss)
+            if table[E.on_train_batch_before_backward] or listen[0]:
+                yield from fire(ctx, E.on_train_batch_before_backward)
             stage = "backward"
             zero_grads(ctx)
             guard[0] = True
             ctx.backward(ctx.loss_grad)
             guard[0] = False
-            yield from fire(ctx, E.on_train_batch_before_step)
+            if table[E.on_train_batch_before_step] or listen[0]:
+                yield from fire(ctx, E.on_train_batch_before_step)
             stage = "step"
             ctx.step_opt(opt)
             break
@@ -200,7 +222,8 @@ def _train_step(ctx: Context, name: str | None, opt: torch.optim.Optimizer) -> L
         except BaseException as exc:
             guard[0] = False
             yield from _step_fault(ctx, stage, exc, rng)
-    yield from fire(ctx, E.on_train_batch_after_step)
+    if table[E.on_train_batch_after_step] or listen[0]:
+        yield from fire(ctx, E.on_train_batch_after_step)
 
 
 def _valid_batch(ctx: Context) -> Loop:
@@ -261,13 +284,18 @@ def _custom_step(ctx: Context, before: Event, training: bool) -> Loop:
             raise
         except BaseException as exc:
             guard[0] = False
-            yield from _step_fault(ctx, "step", exc, rng, before)
+            yield from _step_fault(ctx, "custom", exc, rng, before)
 
 
 def _step_fault(
     ctx: Context, stage: str, exc: BaseException, rng: Any, event: Event | None = None
 ) -> Loop:
-    """Yield a fault for ``exc`` raised in ``stage``; on return the stage is redone cleanly."""
+    """Yield a fault for ``exc`` raised in ``stage``; on return the step is redone cleanly.
+
+    No optimizer step of this batch and optimizer has been applied yet, so redoing it from
+    the forward pass (gradients zeroed, RNG rewound to ``rng``) applies each step once and
+    draws the same random numbers: a retried run ends bit-identical to one that never failed.
+    """
     event = event or _NEXT_EVENT[ctx.training][stage]
     detail = _describe_io(ctx, with_pred=stage != "forward")
     err = StepError(_WHAT[stage], event, exc, ctx.epoch, ctx.iter or 0, detail)
@@ -287,6 +315,7 @@ _WHAT = {
     "loss": "loss_fn(pred, target)",
     "backward": "backward(loss)",
     "step": "the optimizer step",
+    "custom": "the module's step(ctx)",
 }
 _NEXT_EVENT = {
     True: {
@@ -377,10 +406,10 @@ def zero_grads(ctx: Context) -> None:
         opt.zero_grad()
 
 
-def _describe(value: Any) -> str:
+def _describe(value: Any, target: bool = False) -> str:
     if isinstance(value, torch.Tensor):
         return f"tensor of shape {tuple(value.shape)}, {str(value.dtype)[6:]}, on {value.device}"
-    if value is None:
+    if value is None and target:
         return "None (the batch has no target: the loader must yield (input, target) pairs)"
     return type(value).__name__
 
@@ -389,21 +418,21 @@ def _describe_io(ctx: Context, with_pred: bool) -> str:
     parts = [f"input: {_describe(ctx.input)}"]
     if with_pred:
         parts.append(f"pred: {_describe(ctx.pred)}")
-    parts.append(f"target: {_describe(ctx.target)}")
+    parts.append(f"target: {_describe(ctx.target, target=True)}")
     return "; ".join(parts)
 
 
 def rng_state(device: torch.device | None) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """The RNG states a step consumes (CPU, and CUDA when training there)."""
+    """The RNG states a step draws from (CPU, and CUDA when training there)."""
     cuda = None
     if device is not None and device.type == "cuda":
         cuda = torch.cuda.get_rng_state(device)
-    return torch.get_rng_state(), cuda
+    return torch.default_generator.get_state(), cuda
 
 
 def set_rng_state(state: tuple[torch.Tensor, torch.Tensor | None]) -> None:
     """Restore what :func:`rng_state` returned."""
     cpu, cuda = state
-    torch.set_rng_state(cpu)
+    torch.default_generator.set_state(cpu)
     if cuda is not None:
         torch.cuda.set_rng_state(cuda)

@@ -19,6 +19,8 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import torch
+
 from luzwidget.breakpoints import Breakpoints, Until, until
 from luzwidget.context import Context, Fault, finite_positive
 from luzwidget.events import Event
@@ -51,6 +53,10 @@ class Run:
         Events and conditions at which the run pauses by itself.
     result : object
         What the run produced once done (a ``Fitted`` for a fit).
+    reason : str
+        Why the run paused or stopped (a breakpoint, a step target, Ctrl-C, ...).
+    notice : str
+        The last edit that was queued but could not be applied at the boundary.
     """
 
     def __init__(
@@ -65,6 +71,7 @@ class Run:
         self.error_traceback = ""
         self.reason = ""
         self.interrupted = False
+        self.notice = ""
         self.event: Event | None = None
         self.events: deque[Event] = deque(maxlen=100)
         self.n_events = 0
@@ -75,7 +82,7 @@ class Run:
         self._gen: Iterator[Item] | None = None
         self._fault: Fault | None = None
         self._inbox: deque[Callable[[], None]] = deque()
-        self._check = True
+        self._listen = ctx._listen  # [bool] shared with the loop: yield at events?
         self._pause_reason: str | None = None
         self._interrupted = False
         self._stop_requested = False
@@ -90,24 +97,34 @@ class Run:
         """Run here (blocking) until done, paused or failed. Ctrl-C pauses cleanly."""
         return self._blocking(None)
 
-    def step(self, what: Event | str | None = None, n: int = 1) -> Event | None:
-        """Run here until the next ``n`` events, batches, epochs or a given event.
+    def step(self, what: Event | str | None = None, n: int | None = None) -> Event | None:
+        """Run here until the next event, ``n`` batches or epochs, or a given event.
 
         Parameters
         ----------
         what
-            None: one event. ``"batch"``: to the end of the next batch; ``"epoch"``: to
-            the end of the next epoch; an :class:`Event` (or its name): to the next time it
-            fires.
+            ``"event"``: the next event (the default, unless only ``n`` is given).
+            ``"batch"``: to the end of the next batch (training or validation).
+            ``"epoch"``: to the end of the next epoch. An :class:`Event` (or its name): to
+            the next time it fires.
         n
-            How many of them.
+            How many of them (default 1). ``step(n=10)`` alone steps ten batches.
 
         Returns
         -------
         Event or None
             The event the run stopped after (None if it had nothing left to do).
+
+        Examples
+        --------
+        >>> run.step()                                # one event
+        >>> run.step(n=10)                            # ten batches
+        >>> run.step("epoch")                         # to the end of the epoch
+        >>> run.step(Event.on_train_batch_after_loss) # to the next loss
         """
-        self._blocking(until(what, n))
+        if what is None:
+            what = "event" if n is None else "batch"
+        self._blocking(until(what, 1 if n is None else n))
         return self.event
 
     def start(self, until: Event | str | None = None, n: int = 1) -> Run:
@@ -142,23 +159,27 @@ class Run:
     def pause(self, reason: str = "paused") -> None:
         """Pause at the next event boundary (from any thread, a callback or a widget)."""
         self._pause_reason = reason
-        self._check = True
+        self._listen[0] = True
 
     def stop(self) -> Run:
         """End the run gracefully: ``on_fit_end`` runs and the result is kept."""
         with self._lock:
-            if self._thread is not None and self._thread is not threading.current_thread():
+            thread, gen = self._thread, self._gen
+            other_thread = thread is not None and thread is not threading.current_thread()
+            from_callback = gen is not None and (
+                inspect.getgeneratorstate(gen) == inspect.GEN_RUNNING)  # type: ignore[arg-type]
+            if other_thread or from_callback:  # stop at the next event boundary
                 self._stop_requested = True
-                self._check = True
+                self._listen[0] = True
                 return self
         if self.state == "done":
             return self
         if self._gen is None:
-            self._finish()
+            self._settle(self._finish())
             return self
         self._fault = None
         self.error = None
-        self._stop_now()
+        self._settle(self._stop_now())
         return self
 
     def retry(self) -> Run:
@@ -204,7 +225,8 @@ class Run:
             for name in chosen:
                 for group in self.ctx.optimizers[name].param_groups:
                     group["lr"] = value
-            self.ctx.opt_hparams = {**self.ctx.opt_hparams, "lr": value}
+            if len(chosen) == len(self.ctx.optimizers):
+                self.ctx.opt_hparams = {**self.ctx.opt_hparams, "lr": value}
 
         self._submit(apply)
 
@@ -277,9 +299,13 @@ class Run:
         return f"<Run {self.state}: {where}{last}>"
 
     # -- internals ---------------------------------------------------------------------
-    def _set_state(self, state: str, reason: str = "") -> None:
+    def _set_state(self, state: str, reason: str = "", notify: bool = True) -> None:
         self.state = state
         self.reason = reason
+        if notify:
+            self._notify()
+
+    def _notify(self) -> None:
         for listener in list(self._listeners):
             with contextlib.suppress(Exception):
                 listener(self)
@@ -321,13 +347,17 @@ class Run:
             outcome = self._drive(stop_at)
         except BaseException as exc:
             outcome = self._died(exc)
-        with self._lock:
-            self._thread = None
-            pending = list(self._inbox)
-            self._inbox.clear()
-        for command in pending:
-            command()
-        self._settle(outcome)
+        while True:  # apply what was queued meanwhile; then settle and let go, atomically
+            with self._lock:
+                pending = list(self._inbox)
+                self._inbox.clear()
+                if not pending:
+                    self._settle(outcome, notify=False)
+                    self._thread = None
+                    break
+            for command in pending:
+                self._apply(command)
+        self._notify()
         if outcome[0] == "error":
             print(f"[luzwidget] the run stopped on an error: {self.error}\n"
                   "Inspect run.error and run.ctx, fix the cause, then run.retry() or run.skip().",
@@ -338,15 +368,15 @@ class Run:
         gen = self._gen
         assert gen is not None
         events = self.events
-        self._check = True
-        for item in gen:
-            if type(item) is Fault:
-                return self._on_fault(item)
-            self.event = item
-            self.n_events += 1
-            events.append(item)
-            if self._check:
-                outcome = self._at_boundary(item, stop_at)
+        self._listen[0] = True
+        with torch.enable_grad():  # the loop sets grad mode itself; a caller's no_grad is not ours
+            for item in gen:
+                if type(item) is Fault:
+                    return self._on_fault(item)
+                self.event = item
+                self.n_events += 1
+                events.append(item)
+                outcome = self._at_boundary(item, stop_at)  # events come only while we listen
                 if outcome is not None:
                     return outcome
         return self._finish()
@@ -354,14 +384,16 @@ class Run:
     def _at_boundary(self, event: Event, stop_at: Until | None) -> tuple[str, str] | None:
         """Apply queued commands and decide whether to stop here; None means go on."""
         while self._inbox:
-            self._inbox.popleft()()
+            self._apply(self._inbox.popleft())
         if self._stop_requested:
             self._stop_requested = False
             return self._stop_now()
         where = f"after {event.value} (epoch {self.ctx.epoch}, batch {self.ctx.iter})"
         if self._interrupted:
             self._interrupted = False
-            return "paused", f"interrupted (Ctrl-C) {where}; run.resume() goes on from here"
+            reason = f"interrupted (Ctrl-C) {where}; run.resume() goes on from here"
+            print(f"[luzwidget] {reason}", file=sys.stderr)  # as _on_fault says it
+            return "paused", reason
         if self._pause_reason is not None:
             reason, self._pause_reason = self._pause_reason, None
             return "paused", f"{reason} {where}"
@@ -371,7 +403,12 @@ class Run:
                 return "paused", hit
         if stop_at is not None and stop_at(event):
             return "paused", f"stepped to {event.value}"
-        self._check = bool(self._inbox or self.breakpoints or stop_at is not None)
+        # Clear first, then look again: a pause/stop/Ctrl-C requested meanwhile (another
+        # thread, a signal handler) sets the flag after this line and is not lost.
+        self._listen[0] = False
+        if (self._inbox or self.breakpoints or stop_at is not None
+                or self._pause_reason is not None or self._stop_requested or self._interrupted):
+            self._listen[0] = True
         return None
 
     def _on_fault(self, fault: Fault) -> tuple[str, str]:
@@ -436,39 +473,58 @@ class Run:
             return "paused", "interrupted (Ctrl-C) between events; run.resume() goes on"
         return self._died(RunStateError("Ctrl-C arrived at a point the loop could not recover."))
 
-    def _settle(self, outcome: tuple[str, str]) -> None:
+    def _settle(self, outcome: tuple[str, str], notify: bool = True) -> None:
         state, reason = outcome
         self.interrupted = reason.startswith("interrupted")
         if state == "done":
             self._gen = None
-        self._set_state(state, reason)
+        self._set_state(state, reason, notify)
+
+    def _apply(self, command: Callable[[], None]) -> None:
+        """Run a queued command; one that fails now (e.g. max_epochs fell below the epoch
+        reached meanwhile) is reported, never allowed to break the run."""
+        try:
+            command()
+        except Exception as exc:
+            self.notice = f"an edit could not be applied: {exc}"
+            print(f"[luzwidget] {self.notice}", file=sys.stderr)
 
     def _submit(self, command: Callable[[], None]) -> None:
         with self._lock:
             thread = self._thread
             if thread is not None and thread is not threading.current_thread():
                 self._inbox.append(command)
-                self._check = True
+                self._listen[0] = True
                 return
         command()
 
     def _recheck(self) -> None:
-        self._check = True
+        self._listen[0] = True
 
     @contextlib.contextmanager
     def _sigint(self) -> Iterator[None]:
-        """While driving on the main thread: Ctrl-C interrupts user code (forward, loss,
-        backward) at once and anything else at the next event; a second Ctrl-C forces it."""
+        """While driving on the main thread, Ctrl-C pauses at the next event boundary.
+
+        That point is always consistent, so an interrupted run resumes bit-identical. A
+        second Ctrl-C interrupts user code (forward, loss, backward, a callback) at once;
+        that step is redone from its start on resume. A third one interrupts anywhere.
+        """
         if threading.current_thread() is not threading.main_thread():
             yield
             return
         guard = self.ctx._guard
+        presses = [0]
 
         def handler(signum: int, frame: Any) -> None:
-            if guard[0] or self._interrupted:
+            presses[0] += 1
+            if presses[0] == 1 or not self._interrupted:
+                presses[0] = 1
+                self._interrupted = True
+                self._listen[0] = True
+                print("[luzwidget] Ctrl-C: pausing at the next event (press again to interrupt "
+                      "the current step at once).", file=sys.stderr)
+            elif guard[0] or presses[0] >= 3:
                 raise KeyboardInterrupt
-            self._interrupted = True
-            self._check = True
 
         try:
             previous = signal.signal(signal.SIGINT, handler)

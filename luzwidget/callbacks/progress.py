@@ -69,6 +69,15 @@ class Progress(Callback):
             self._bar.advance(ctx)
 
     on_valid_batch_end = on_train_batch_end
+    on_predict_batch_end = on_train_batch_end
+
+    def on_predict_begin(self, ctx: Context) -> None:
+        self._open(ctx, "Predict")
+
+    def on_predict_end(self, ctx: Context) -> None:
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
 
     def on_train_end(self, ctx: Context) -> None:
         self._close(ctx, "train")

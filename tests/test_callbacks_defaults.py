@@ -1,0 +1,277 @@
+"""The default callbacks: Profile, TrainValid, Metrics, Progress, Interrupt."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import pytest
+import torch
+import torchmetrics
+from torch import nn
+
+import luzwidget as lw
+from luzwidget.callbacks import Interrupt, Metrics, Profile, Progress, TrainValid
+from luzwidget.callbacks.progress import format_metrics
+from luzwidget.metrics import MAE, MSE, metric_set
+from tests.helpers import E, Recorder, make_data, make_spec
+
+OPTS = {"batch_size": 16}
+
+
+def _fit(epochs: int = 2, valid: bool = True, **kwargs: Any) -> lw.Fitted:
+    x, y = make_data(64)
+    spec = kwargs.pop("spec", None) or make_spec(metrics=kwargs.pop("metrics", None))
+    return spec.fit(
+        (x, y),
+        epochs=epochs,
+        valid_data=(x[:40], y[:40]) if valid else None,
+        verbose=kwargs.pop("verbose", False),
+        dataloader_options=OPTS,
+        **kwargs,
+    )
+
+
+def test_default_callbacks_and_their_weights() -> None:
+    fitted = _fit(epochs=0)
+    assert [type(cb) for cb in fitted.ctx.callbacks] == [
+        Profile,
+        TrainValid,
+        Metrics,
+        Interrupt,
+        Progress,
+    ]
+    assert [cb.weight for cb in fitted.ctx.callbacks] == [-100, -90, -80, -70, -60]
+
+
+# -- Profile ----------------------------------------------------------------------------------
+
+
+def test_profile_logs_seconds_for_fit_epochs_train_and_valid() -> None:
+    profile = _fit(epochs=3).records["profile"]
+    assert set(profile) == {"fit", "epoch", "train", "valid"}
+    assert [len(profile[k]) for k in ("fit", "epoch", "train", "valid")] == [1, 3, 3, 3]
+    assert all(isinstance(v, float) and v > 0 for values in profile.values() for v in values)
+    for epoch, train, valid in zip(
+        profile["epoch"], profile["train"], profile["valid"], strict=True
+    ):
+        assert epoch >= train + valid
+    assert profile["fit"][0] >= sum(profile["epoch"])
+
+
+def test_profile_without_validation_and_in_evaluate() -> None:
+    fitted = _fit(epochs=1, valid=False)
+    assert set(fitted.records["profile"]) == {"fit", "epoch", "train"}
+    ev = fitted.evaluate(make_data(32))
+    assert set(ev.records["profile"]) == {"valid"}
+
+
+# -- TrainValid ---------------------------------------------------------------------------------
+
+
+def test_train_valid_switches_model_mode_and_training_flag() -> None:
+    model_modes: list[tuple[Any, bool, bool]] = []
+
+    class Modes(Recorder):
+        def record(self, ctx: lw.Context, event: Any) -> None:
+            if event in (E.on_train_begin, E.on_valid_begin):
+                model_modes.append((event, ctx.model.training, ctx.training))
+
+    fitted = _fit(epochs=2, callbacks=[Modes()], spec=make_spec(dropout=0.5))
+    assert model_modes == [(E.on_train_begin, True, True), (E.on_valid_begin, False, False)] * 2
+    assert not fitted.model.training
+
+
+# -- Metrics ------------------------------------------------------------------------------------
+
+
+def test_metrics_are_logged_per_epoch_loss_first() -> None:
+    fitted = _fit(epochs=2, metrics=[MAE(), MSE()])
+    for set_ in ("train", "valid"):
+        entries = fitted.records["metrics"][set_]
+        assert len(entries) == 2
+        assert [list(e) for e in entries] == [["loss", "mae", "mse"]] * 2
+        assert all(isinstance(v, float) for e in entries for v in e.values())
+    valid = fitted.records["metrics"]["valid"][-1]
+    assert valid["loss"] == pytest.approx(valid["mse"], rel=1e-5)
+
+
+def test_loss_is_the_average_of_the_batch_losses() -> None:
+    losses: list[float] = []
+
+    class Losses(Recorder):
+        def record(self, ctx: lw.Context, event: Any) -> None:
+            if event is E.on_valid_batch_end and ctx.epoch == 1:
+                losses.append((float(ctx.loss), len(ctx.target)))
+
+    fitted = _fit(epochs=1, callbacks=[Losses()])
+    assert [n for _, n in losses] == [16, 16, 8]  # a short last validation batch
+    weighted = sum(loss * n for loss, n in losses) / 40
+    assert fitted.records["metrics"]["valid"][0]["loss"] == pytest.approx(weighted, rel=1e-6)
+
+
+def test_metrics_are_fresh_per_mode_and_epoch_and_the_prototype_is_untouched() -> None:
+    proto = MAE()
+    seen: list[Any] = []
+
+    class Objects(Recorder):
+        def record(self, ctx: lw.Context, event: Any) -> None:
+            if event in (E.on_train_end, E.on_valid_end):
+                seen.append(ctx.metrics["train" if ctx.training else "valid"][1])
+
+    fitted = _fit(epochs=2, metrics=[proto], callbacks=[Objects()])
+    assert len({id(m) for m in seen}) == 4
+    assert all(type(m) is MAE and m is not proto for m in seen)
+    assert proto.count == 0  # the prototype is never updated by the loop
+    assert all(m.compute() == m.compute() for m in seen)  # each one was updated (not NaN)
+    assert "mae" in fitted.records["metrics"]["train"][0]
+
+
+def test_train_only_and_valid_only_metrics() -> None:
+    fitted = _fit(epochs=1, metrics=metric_set(train_metrics=[MAE()], valid_metrics=[MSE()]))
+    assert list(fitted.records["metrics"]["train"][0]) == ["loss", "mae"]
+    assert list(fitted.records["metrics"]["valid"][0]) == ["loss", "mse"]
+
+
+def test_a_torchmetrics_metric_works_as_a_metric() -> None:
+    fitted = _fit(epochs=1, metrics=[torchmetrics.MeanSquaredError(), MSE()])
+    valid = fitted.records["metrics"]["valid"][0]
+    assert valid["meansquarederror"] == pytest.approx(valid["mse"], rel=1e-5)
+
+
+def test_live_metric_objects_are_on_the_context() -> None:
+    seen: dict[str, list[str]] = {}
+
+    class Look(Recorder):
+        def record(self, ctx: lw.Context, event: Any) -> None:
+            if event is E.on_valid_end:
+                seen.update({k: [type(m).__name__ for m in v] for k, v in ctx.metrics.items()})
+
+    _fit(epochs=1, metrics=[MAE()], callbacks=[Look()])
+    assert seen == {"train": ["LossAverage", "MAE"], "valid": ["LossAverage", "MAE"]}
+
+
+# -- Progress -----------------------------------------------------------------------------------
+
+
+def test_progress_is_silent_when_not_verbose(capsys: pytest.CaptureFixture[str]) -> None:
+    fitted = _fit(epochs=2, verbose=False)
+    fitted.evaluate(make_data(32))
+    fitted.predict(make_data(32)[0])
+    out = capsys.readouterr()
+    assert out.out == ""
+    assert out.err == ""
+
+
+def test_progress_prints_epochs_bars_and_metrics(capsys: pytest.CaptureFixture[str]) -> None:
+    _fit(epochs=2, verbose=True, metrics=[MAE()])
+    out = capsys.readouterr()
+    assert out.out == ""
+    lines = [line.strip() for line in re.split(r"[\r\n]", out.err) if line.strip()]
+    number = r"\d+\.\d{4}"
+    text = [line for line in lines if not line.startswith(("Train", "Valid")) or "metrics" in line]
+    assert text == [
+        "Epoch 1/2",
+        text[1],
+        text[2],
+        "Epoch 2/2",
+        text[4],
+        text[5],
+    ]
+    for line in (text[1], text[4]):
+        assert re.fullmatch(rf"Train metrics: Loss: {number} - Mae: {number}", line), line
+    for line in (text[2], text[5]):
+        assert re.fullmatch(rf"Valid metrics: Loss: {number} - Mae: {number}", line), line
+    bars = [line for line in lines if line.startswith(("Train:", "Valid:"))]
+    assert any(re.match(r"Train: .*\d+/4 \[", bar) for bar in bars), bars
+    assert any(re.match(r"Valid: .*\d+/3 \[", bar) for bar in bars), bars
+
+
+def test_progress_bar_shows_the_loss_and_rate(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import time
+
+    from luzwidget.callbacks import progress
+
+    class Slow(nn.Linear):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            time.sleep(0.12)  # > tqdm's mininterval, so each batch is drawn
+            return super().forward(x)
+
+    monkeypatch.setattr(progress, "_REFRESH_S", 0.0)
+    x, y = make_data(48)
+    spec = (
+        lw.setup(Slow, loss=nn.MSELoss(), optimizer=torch.optim.SGD)
+        .set_hparams(in_features=4, out_features=1)
+        .set_opt_hparams(lr=0.01)
+    )
+    spec.fit((x, y), epochs=1, verbose=True, dataloader_options=OPTS)
+    err = capsys.readouterr().err
+    assert re.search(r"Train: +\d+%\|.*\| [123]/3 \[.*it/s, loss=\d+\.\d{4}\]", err), err
+
+
+def test_progress_with_several_optimizers(capsys: pytest.CaptureFixture[str]) -> None:
+    from tests.test_loop import _two_part_spec
+
+    _fit(epochs=1, verbose=True, spec=_two_part_spec())
+    err = capsys.readouterr().err
+    assert re.search(r"Train metrics: Loss: \d+\.\d{4} - Loss_a: \d+\.\d{4} - Loss_b: ", err)
+
+
+def test_progress_in_evaluate(capsys: pytest.CaptureFixture[str]) -> None:
+    fitted = _fit(epochs=1, valid=False)
+    capsys.readouterr()
+    fitted.evaluate(make_data(32), verbose=True)
+    err = capsys.readouterr().err
+    assert re.search(r"Valid metrics: Loss: \d+\.\d{4}", err)
+    assert "Epoch" not in err
+
+
+def test_format_metrics() -> None:
+    assert format_metrics({"loss": 0.31, "acc": 0.9, "n": 3, "auc": [0.5, 0.7]}) == (
+        "Loss: 0.3100 - Acc: 0.9000 - N: 3 - Auc: [0.5, 0.7]"
+    )
+
+
+# -- Interrupt ---------------------------------------------------------------------------------
+
+
+def test_interrupt_says_where_training_stopped(capsys: pytest.CaptureFixture[str]) -> None:
+    ctx = lw.Context(callbacks=[Interrupt()])
+    ctx.epoch = 3
+    ctx.iter = 7
+    ctx.call_callbacks(E.on_interrupt)
+    assert capsys.readouterr().err == (
+        "Training interrupted at epoch 3, batch 7; returning the model trained so far. "
+        "fitted.run.resume() continues where it stopped.\n"
+    )
+
+
+def test_defaults_of_predict_and_evaluate() -> None:
+    kinds: dict[str, list[str]] = {}
+
+    class Grab(lw.Callback):
+        def __init__(self, name: str) -> None:
+            self.name = name
+
+        def on_predict_begin(self, ctx: lw.Context) -> None:
+            kinds[self.name] = [type(cb).__name__ for cb in ctx.callbacks]
+
+        on_valid_begin = on_predict_begin
+
+    fitted = _fit(epochs=1, valid=False)
+    x, y = make_data(32)
+    fitted.predict(x, callbacks=[Grab("predict")])
+    fitted.evaluate((x, y), callbacks=[Grab("evaluate")])
+    assert kinds == {
+        "predict": ["Interrupt", "Progress", "Grab"],
+        "evaluate": ["Profile", "Metrics", "Interrupt", "Progress", "Grab"],
+    }
+
+
+def test_metrics_without_a_target_count_samples_from_the_prediction() -> None:
+    x, _ = make_data(64)
+    spec = make_spec(loss=lambda pred, target: pred.pow(2).mean())
+    fitted = spec.fit(x, epochs=1, verbose=False, dataloader_options=OPTS)
+    assert isinstance(fitted.records["metrics"]["train"][0]["loss"], float)

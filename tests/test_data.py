@@ -1,0 +1,254 @@
+"""Data: every accepted kind becomes batches; valid_data splits; luz's loader defaults."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+from torch.utils.data import (
+    DataLoader,
+    Dataset,
+    RandomSampler,
+    SequentialSampler,
+    Subset,
+    TensorDataset,
+)
+
+from luzwidget import ConfigError, DataError, StepError
+from luzwidget.data import as_dataset, as_loader, loader_len, split_batch, split_valid
+from tests.helpers import E, Recorder, batches, make_data, make_spec
+
+
+def _batches_seen(data: Any, epochs: int = 1, **kwargs: Any) -> list[tuple[Any, ...]]:
+    """(input shape, target shape or None, input dtype) of each training batch the loop saw."""
+    seen: list[tuple[Any, ...]] = []
+
+    class Shapes(Recorder):
+        def record(self, ctx: Any, event: Any) -> None:
+            if event is E.on_train_batch_begin:
+                target = None if ctx.target is None else tuple(ctx.target.shape)
+                seen.append((tuple(ctx.input.shape), target, ctx.input.dtype))
+
+    spec = make_spec(loss=lambda pred, target: pred.mean())  # works with or without target
+    spec.fit(data, epochs=epochs, callbacks=[Shapes()], verbose=False, **kwargs)
+    return seen
+
+
+def test_a_dataloader_is_used_as_is() -> None:
+    x, y = make_data(40)
+    loader = DataLoader(TensorDataset(x, y), batch_size=10)
+    assert as_loader(loader, training=True) is loader
+    assert _batches_seen(loader) == [((10, 4), (10, 1), torch.float32)] * 4
+
+
+def test_a_dataset_gets_the_default_loader() -> None:
+    x, y = make_data(70)
+    seen = _batches_seen(TensorDataset(x, y))
+    assert seen == [((32, 4), (32, 1), torch.float32)] * 2  # 70 // 32, last one dropped
+
+
+def test_a_custom_dataset() -> None:
+    class Squares(Dataset):  # type: ignore[type-arg]
+        def __len__(self) -> int:
+            return 64
+
+        def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+            return torch.full((4,), float(i)), torch.tensor([float(i * i)])
+
+    assert _batches_seen(Squares()) == [((32, 4), (32, 1), torch.float32)] * 2
+
+
+@pytest.mark.parametrize("kind", [tuple, list])
+def test_tensors_as_a_pair(kind: type) -> None:
+    x, y = make_data(64)
+    assert _batches_seen(kind([x, y])) == [((32, 4), (32, 1), torch.float32)] * 2
+
+
+def test_numpy_arrays_float64_become_float32() -> None:
+    x, y = make_data(64)
+    xn, yn = x.double().numpy(), y.double().numpy()
+    assert xn.dtype == np.float64
+    assert _batches_seen((xn, yn)) == [((32, 4), (32, 1), torch.float32)] * 2
+
+
+def test_numpy_integer_labels_keep_their_dtype() -> None:
+    ds = as_dataset((np.zeros((8, 3)), np.arange(8)))
+    assert isinstance(ds, TensorDataset)
+    assert ds.tensors[0].dtype == torch.float32
+    assert ds.tensors[1].dtype == torch.int64
+
+
+def test_non_contiguous_numpy_arrays_are_accepted() -> None:
+    arr = np.arange(64 * 8, dtype=np.float64).reshape(64, 8)[:, ::2]
+    ds = as_dataset(arr)
+    assert torch.equal(ds.tensors[0], torch.from_numpy(np.ascontiguousarray(arr)).float())
+
+
+def test_a_single_tensor_is_input_without_target() -> None:
+    x, _ = make_data(64)
+    assert _batches_seen(x) == [((32, 4), None, torch.float32)] * 2
+
+
+def test_a_list_of_ready_batches_is_iterated_each_epoch() -> None:
+    x, y = make_data(48)
+    data = batches(x, y, 16)
+    assert _batches_seen(data, epochs=2) == [((16, 4), (16, 1), torch.float32)] * 6
+
+
+def test_tensors_of_different_lengths_are_refused() -> None:
+    x, y = make_data(64)
+    with pytest.raises(
+        DataError,
+        match=r"data: the tensors have different lengths \[64, 60\]; "
+        r"input and target need one row per sample",
+    ):
+        as_loader((x, y[:60]), training=True)
+
+
+def test_a_one_shot_iterator_is_refused() -> None:
+    x, y = make_data(48)
+    with pytest.raises(
+        DataError,
+        match=r"data is a one-shot iterator \(list_iterator\); it "
+        r"would be empty after the first epoch\. Pass a DataLoader",
+    ):
+        make_spec().fit(iter(batches(x, y, 16)))
+
+    def gen() -> Any:
+        yield from batches(x, y, 16)
+
+    with pytest.raises(DataError, match=r"valid_data is a one-shot iterator \(generator\)"):
+        make_spec().fit((x, y), valid_data=gen())
+
+
+def test_a_pair_of_file_names_fails_at_the_first_batch_saying_what_the_input_was() -> None:
+    # a tuple of non-arrays is taken as a list of ready batches
+    with pytest.raises(
+        StepError,
+        match=r"model\(input\) failed before on_train_batch_after_pred "
+        r"\(epoch 1, batch 1\).*\ninput: str",
+    ):
+        make_spec().fit(("x.npy", "y.npy"), verbose=False)
+
+
+def test_dataloader_options_for_ready_batches_are_refused() -> None:
+    x, y = make_data(48)
+    with pytest.raises(
+        ConfigError,
+        match=r"dataloader_options cannot be applied to data, a list "
+        r"of ready batches\. Pass a Dataset or tensors",
+    ):
+        as_loader(batches(x, y, 16), training=True, options={"batch_size": 8})
+
+
+def test_bad_dataloader_options_name_the_argument() -> None:
+    x, y = make_data(48)
+    with pytest.raises(ConfigError, match=r"dataloader_options: .*batchsize"):
+        as_loader((x, y), training=True, options={"batchsize": 8})
+
+
+# -- loader defaults --------------------------------------------------------------------------
+
+
+def test_default_loader_options() -> None:
+    x, y = make_data(100)
+    run = make_spec().run((x, y), valid_data=(x, y), verbose=False)
+    train, valid = run.ctx.train_data, run.ctx.valid_data
+    assert isinstance(train, DataLoader)
+    assert isinstance(valid, DataLoader)
+    assert (train.batch_size, train.drop_last) == (32, True)
+    assert isinstance(train.sampler, RandomSampler)
+    assert (valid.batch_size, valid.drop_last) == (32, False)
+    assert isinstance(valid.sampler, SequentialSampler)
+    assert (len(train), len(valid)) == (3, 4)
+
+
+def test_dataloader_options_override_defaults_but_validation_is_never_shuffled() -> None:
+    x, y = make_data(100)
+    opts = {"batch_size": 10, "shuffle": True, "drop_last": False}
+    run = make_spec().run((x, y), valid_data=(x, y), verbose=False, dataloader_options=opts)
+    assert run.ctx.train_data.batch_size == 10
+    assert isinstance(run.ctx.train_data.sampler, RandomSampler)
+    assert isinstance(run.ctx.valid_data.sampler, SequentialSampler)
+    assert len(run.ctx.train_data) == 10
+
+
+def test_validation_batches_come_in_order() -> None:
+    x, y = make_data(64)
+    seen: list[torch.Tensor] = []
+
+    class Inputs(Recorder):
+        def record(self, ctx: Any, event: Any) -> None:
+            if event is E.on_valid_batch_begin:
+                seen.append(ctx.input)
+
+    make_spec().fit((x, y), epochs=1, valid_data=(x, y), callbacks=[Inputs()], verbose=False)
+    assert torch.equal(torch.cat(seen), x)
+
+
+# -- valid_data as a fraction -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("n", "fraction", "sizes"),
+    [(100, 0.2, (80, 20)), (10, 0.25, (8, 2)), (3, 0.5, (1, 2)), (50, 0.01, None)],
+)
+def test_valid_fraction_split_sizes(n: int, fraction: float, sizes: Any) -> None:
+    x, y = make_data(n)
+    if sizes is None:
+        with pytest.raises(
+            ConfigError,
+            match=r"valid_data=0\.01 of 50 samples leaves 0 for "
+            r"validation and 50 for training; both need at least one",
+        ):
+            split_valid((x, y), fraction)
+        return
+    train, valid = split_valid((x, y), fraction)
+    assert (len(train), len(valid)) == sizes
+    assert isinstance(train, Subset)
+    assert isinstance(valid, Subset)
+    assert sorted([*train.indices, *valid.indices]) == list(range(n))
+
+
+def test_valid_fraction_in_fit_builds_both_loaders() -> None:
+    x, y = make_data(100)
+    run = make_spec().run((x, y), valid_data=0.2, verbose=False)
+    assert len(run.ctx.train_data.dataset) == 80
+    assert len(run.ctx.valid_data.dataset) == 20
+    assert isinstance(run.ctx.valid_data.sampler, SequentialSampler)
+
+
+def test_valid_fraction_of_a_dataloader_is_refused() -> None:
+    x, y = make_data(100)
+    loader = DataLoader(TensorDataset(x, y), batch_size=10)
+    with pytest.raises(
+        ConfigError,
+        match=r"valid_data=0\.2 splits a Dataset or tensors, but data "
+        r"is a DataLoader\. Split it yourself",
+    ):
+        make_spec().fit(loader, valid_data=0.2)
+
+
+# -- batches ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("batch", "expected"),
+    [
+        ((1, 2), (1, 2)),
+        ([1, 2, 3], (1, 2)),
+        ((1,), (1, None)),
+        ([1], (1, None)),
+        ("tensor", ("tensor", None)),
+        ({"x": 1}, ({"x": 1}, None)),
+    ],
+)
+def test_split_batch(batch: Any, expected: tuple[Any, Any]) -> None:
+    assert split_batch(batch) == expected
+
+
+def test_loader_len() -> None:
+    assert loader_len([1, 2, 3]) == 3
+    assert loader_len(x for x in range(3)) is None
