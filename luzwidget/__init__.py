@@ -19,6 +19,7 @@ from luzwidget.context import Context
 from luzwidget.events import Event
 from luzwidget.exceptions import (
     CallbackError,
+    CheckpointError,
     ConfigError,
     DataError,
     EarlyStop,
@@ -31,6 +32,7 @@ from luzwidget.exceptions import (
 from luzwidget.fitted import Evaluation, Fitted
 from luzwidget.module import Setup, setup
 from luzwidget.run import Run
+from luzwidget.saving import load, load_weights, save, save_weights
 
 __version__ = "0.1.0"
 
@@ -38,6 +40,7 @@ __all__ = [
     "Accelerator",
     "Callback",
     "CallbackError",
+    "CheckpointError",
     "ConfigError",
     "Context",
     "DataError",
@@ -53,6 +56,10 @@ __all__ = [
     "StopEpoch",
     "StopFit",
     "callbacks",
+    "load",
+    "load_weights",
     "metrics",
+    "save",
+    "save_weights",
     "setup",
 ]

@@ -12,11 +12,12 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
+from traitlets import TraitError
 
 from luzwidget.accelerator import Accelerator
 from luzwidget.callbacks import Interrupt, Metrics, Profile, Progress, TrainValid
 from luzwidget.callbacks.progress import in_notebook
-from luzwidget.context import Context
+from luzwidget.context import Context, check_callbacks
 from luzwidget.data import as_loader, split_valid
 from luzwidget.exceptions import ConfigError
 from luzwidget.loop import fit_loop
@@ -25,6 +26,7 @@ from luzwidget.run import Run
 
 if TYPE_CHECKING:
     from luzwidget.fitted import Fitted
+    from luzwidget.lr_finder import LRFinderResult
 
 __all__ = ["Setup", "setup"]
 
@@ -151,6 +153,25 @@ class Setup:
         """Like :meth:`fit`, but return a :class:`Run` that has not started yet."""
         return build_run(self, data, epochs, kwargs)
 
+    def lr_finder(
+        self,
+        data: Any,
+        steps: int = 100,
+        start_lr: float = 1e-7,
+        end_lr: float = 1e-1,
+        log_spaced: bool = True,
+        **kwargs: Any,
+    ) -> LRFinderResult:
+        """Train a fresh copy for ``steps`` batches, raising the lr each batch (luz's
+        ``lr_finder``); see :func:`luzwidget.lr_finder.lr_finder`. This Setup is not changed.
+
+        Returns an object with ``.frame`` (columns lr, loss), ``.suggested_lr`` and
+        ``.plot()`` (the smoothed loss on a log axis, the suggestion marked).
+        """
+        from luzwidget.lr_finder import lr_finder
+
+        return lr_finder(self, data, steps, start_lr, end_lr, log_spaced, **kwargs)
+
     def __repr__(self) -> str:
         name = getattr(self.module, "__name__", type(self.module).__name__)
         return f"<Setup {name} hparams={self.hparams} opt_hparams={self.opt_hparams}>"
@@ -271,6 +292,10 @@ def _check_callbacks_arg(callbacks: Any) -> list[Any]:
         return []
     if not isinstance(callbacks, list | tuple):
         callbacks = [callbacks]
+    try:
+        check_callbacks(callbacks)  # misnamed methods, bad signatures: say so now
+    except TraitError as exc:
+        raise ConfigError(f"callbacks: {exc}") from None
     return list(callbacks)
 
 

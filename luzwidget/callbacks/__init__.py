@@ -3,7 +3,33 @@
 from __future__ import annotations
 
 from luzwidget.callbacks.base import Callback
+from luzwidget.callbacks.checkpoint import KeepBestModel, ModelCheckpoint
 from luzwidget.callbacks.defaults import Interrupt, Metrics, Profile, TrainValid
+from luzwidget.callbacks.early_stopping import EarlyStopping
+from luzwidget.callbacks.loggers import CSVLogger, TensorBoard
+from luzwidget.callbacks.mixup import Mixup, MixupLoss
 from luzwidget.callbacks.progress import Progress
+from luzwidget.callbacks.resume import AutoResume, ResumeFromCheckpoint
+from luzwidget.callbacks.schedulers import LRScheduler
+from luzwidget.callbacks.training import GradientClip, MixedPrecision
 
-__all__ = ["Callback", "Interrupt", "Metrics", "Profile", "Progress", "TrainValid"]
+__all__ = [
+    "AutoResume",
+    "CSVLogger",
+    "Callback",
+    "EarlyStopping",
+    "GradientClip",
+    "Interrupt",
+    "KeepBestModel",
+    "LRScheduler",
+    "Metrics",
+    "MixedPrecision",
+    "Mixup",
+    "MixupLoss",
+    "ModelCheckpoint",
+    "Profile",
+    "Progress",
+    "ResumeFromCheckpoint",
+    "TensorBoard",
+    "TrainValid",
+]

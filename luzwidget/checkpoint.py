@@ -1,0 +1,349 @@
+"""Checkpoints of a run, and saving or loading fitted models and weights.
+
+Every file is written with ``torch.save`` and read back with
+``torch.load(weights_only=True)``: it holds only tensors, numbers, strings, lists and dicts,
+so loading it never runs code from the file. Three kinds of file:
+
+* a **checkpoint** (:func:`save_checkpoint`, written by ``ModelCheckpoint`` and
+  ``AutoResume``): model, every optimizer, records, every callback's ``state_dict``,
+  the epoch, the RNG states (torch, CUDA, numpy, python) and the data position;
+* a **fitted model** (:func:`save` / :func:`load`): the model's class (by import path),
+  hparams, weights, optimizers (class, parameter names, state), records;
+* **weights** alone (:func:`save_weights` / :func:`load_weights`): a plain ``state_dict``.
+
+A file that cannot be read, or that does not match the model it is loaded into, raises
+:class:`~luzwidget.exceptions.CheckpointError` naming the file and what did not match,
+before anything is changed.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from luzwidget.exceptions import CheckpointError
+
+if TYPE_CHECKING:
+    from luzwidget.context import Context
+
+__all__ = [
+    "capture",
+    "check_model_state",
+    "check_optimizer_states",
+    "get_rng_states",
+    "keyed_callbacks",
+    "plain",
+    "read",
+    "restore",
+    "save_checkpoint",
+    "set_rng_states",
+    "write",
+]
+
+VERSION = 1
+PathLike = str | os.PathLike[str]
+
+
+# -- plain values ----------------------------------------------------------------------
+
+
+def plain(value: Any, where: str = "value") -> Any:
+    """``value`` with only what ``torch.load(weights_only=True)`` accepts.
+
+    Tuples become lists, numpy arrays tensors, numpy scalars Python numbers.
+
+    Raises
+    ------
+    CheckpointError
+        Naming where in the structure a value of another type was found.
+    """
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    if isinstance(value, torch.Tensor):
+        return value.detach()
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return torch.from_numpy(value.copy())
+    if isinstance(value, tuple | list):
+        return [plain(v, f"{where}[{i}]") for i, v in enumerate(value)]
+    if isinstance(value, Mapping):
+        out = {}
+        for key, v in value.items():
+            if not isinstance(key, str | int) or isinstance(key, bool):
+                raise CheckpointError(
+                    f"{where} has a key {key!r}; only str or int keys can be saved."
+                )
+            out[key] = plain(v, f"{where}[{key!r}]")
+        return out
+    raise CheckpointError(
+        f"{where} is a {type(value).__name__}, which a checkpoint cannot hold (only tensors, "
+        "numbers, strings, lists and dicts, so that loading never runs code). Store it as one "
+        "of those, e.g. in the callback's state_dict()."
+    )
+
+
+# -- RNG states ------------------------------------------------------------------------
+
+
+def get_rng_states() -> dict[str, Any]:
+    """The states of torch's CPU (and CUDA) RNG, numpy's and Python's, as plain values."""
+    name, keys, pos, has_gauss, cached = np.random.get_state()  # type: ignore[misc]
+    version, internal, gauss_next = random.getstate()
+    states: dict[str, Any] = {
+        "torch": torch.get_rng_state(),
+        "numpy": {
+            "name": str(name),
+            "keys": torch.from_numpy(np.asarray(keys, dtype=np.int64)),
+            "pos": int(pos),
+            "has_gauss": int(has_gauss),
+            "cached_gaussian": float(cached),
+        },
+        "python": [version, list(internal), gauss_next],
+    }
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        states["cuda"] = torch.cuda.get_rng_state_all()
+    return states
+
+
+def set_rng_states(states: Mapping[str, Any]) -> None:
+    """Restore what :func:`get_rng_states` returned."""
+    torch.set_rng_state(states["torch"])
+    cuda = states.get("cuda")
+    if cuda and torch.cuda.is_available() and len(cuda) == torch.cuda.device_count():
+        torch.cuda.set_rng_state_all(cuda)
+    state = states["numpy"]
+    keys = state["keys"].numpy().astype(np.uint32)
+    np.random.set_state(
+        (state["name"], keys, state["pos"], state["has_gauss"], state["cached_gaussian"])
+    )
+    version, internal, gauss_next = states["python"]
+    random.setstate((version, tuple(internal), gauss_next))
+
+
+# -- reading and writing ---------------------------------------------------------------
+
+
+def write(obj: Mapping[str, Any], path: PathLike) -> Path:
+    """``torch.save`` to a temporary file, then rename: a kill never leaves half a file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        torch.save(dict(obj), tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
+
+
+def read(path: PathLike, kind: str | None = None) -> Any:
+    """``torch.load(path, weights_only=True)`` on the CPU, with errors that name the file.
+
+    Parameters
+    ----------
+    kind
+        ``"checkpoint"`` or ``"fitted"``: the file must be of that kind. None: anything.
+
+    Raises
+    ------
+    FileNotFoundError
+        If there is no such file.
+    CheckpointError
+        If the file is truncated, corrupt, holds objects other than plain values, or is
+        not of ``kind``.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no checkpoint file at {str(path)!r}.")
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        first = (str(exc).strip().splitlines() or ["(no message)"])[0]
+        raise CheckpointError(
+            f"cannot read {str(path)!r}: {type(exc).__name__}: {first} The file is truncated "
+            "or corrupt, or was not written by torch.save with plain values (luzwidget never "
+            "unpickles objects)."
+        ) from exc
+    if kind is not None:
+        found = obj.get("luzwidget", {}).get("kind") if isinstance(obj, dict) else None
+        if found != kind:
+            what = f"a luzwidget {found} file" if found else "not a luzwidget file"
+            raise CheckpointError(f"{str(path)!r} is {what}; expected a luzwidget {kind} file.")
+    return obj
+
+
+# -- checks before loading -------------------------------------------------------------
+
+
+def check_model_state(model: nn.Module, state: Any, source: str) -> None:
+    """Raise CheckpointError unless ``state`` has exactly ``model``'s keys and shapes."""
+    if not isinstance(state, Mapping):
+        raise CheckpointError(
+            f"{source}: the model weights are a {type(state).__name__}, not a dict."
+        )
+    own = model.state_dict()
+    name = type(model).__name__
+    missing = [k for k in own if k not in state]
+    unexpected = [k for k in state if k not in own]
+    shapes = [
+        f"{k}: file {tuple(state[k].shape)} vs model {tuple(v.shape)}"
+        for k, v in own.items()
+        if k in state
+        and isinstance(v, torch.Tensor)
+        and (not isinstance(state[k], torch.Tensor) or state[k].shape != v.shape)
+    ]
+    problems = []
+    if missing:
+        problems.append(f"missing from the file: {_few(missing)}")
+    if unexpected:
+        problems.append(f"not in {name}: {_few(unexpected)}")
+    if shapes:
+        problems.append(f"different shapes: {_few(shapes)}")
+    if problems:
+        raise CheckpointError(
+            f"{source} does not match the model {name}: "
+            + "; ".join(problems)
+            + ". Was it saved from another architecture or other hparams?"
+        )
+
+
+def check_optimizer_states(
+    optimizers: Mapping[str, torch.optim.Optimizer], states: Any, source: str
+) -> None:
+    """Raise CheckpointError unless ``states`` fit ``optimizers`` (names, groups, shapes)."""
+    if not isinstance(states, Mapping) or set(states) != set(optimizers):
+        found = sorted(states) if isinstance(states, Mapping) else states
+        raise CheckpointError(
+            f"{source}: the file has optimizers {found}, the run has {sorted(optimizers)}."
+        )
+    for name, opt in optimizers.items():
+        saved = states[name]
+        groups = [len(g["params"]) for g in opt.param_groups]
+        try:
+            saved_groups = [len(g["params"]) for g in saved["param_groups"]]
+        except (KeyError, TypeError):
+            raise CheckpointError(
+                f"{source}: optimizer {name!r} has no valid state_dict."
+            ) from None
+        if groups != saved_groups:
+            raise CheckpointError(
+                f"{source}: optimizer {name!r} has parameter groups of sizes {saved_groups} in "
+                f"the file and {groups} in the run."
+            )
+        params = [p for g in opt.param_groups for p in g["params"]]
+        for index, entry in saved.get("state", {}).items():
+            for key, value in entry.items():
+                if (
+                    isinstance(value, torch.Tensor)
+                    and value.ndim > 0
+                    and value.shape != params[index].shape
+                ):
+                    raise CheckpointError(
+                        f"{source}: optimizer {name!r} state {key!r} of parameter {index} has "
+                        f"shape {tuple(value.shape)}, the parameter {tuple(params[index].shape)}."
+                    )
+
+
+def _few(items: list[str], n: int = 5) -> str:
+    shown = ", ".join(items[:n])
+    return shown + (f" and {len(items) - n} more" if len(items) > n else "")
+
+
+# -- checkpoints of a run --------------------------------------------------------------
+
+
+def keyed_callbacks(callbacks: list[Any]) -> list[tuple[str, Any]]:
+    """``(key, callback)`` pairs: the class name, with ``#2``, ``#3``... for repeats."""
+    seen: dict[str, int] = {}
+    keyed = []
+    for cb in callbacks:
+        name = type(cb).__name__
+        seen[name] = seen.get(name, 0) + 1
+        keyed.append((name if seen[name] == 1 else f"{name}#{seen[name]}", cb))
+    return keyed
+
+
+def capture(ctx: Context, position: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Everything needed to continue ``ctx``'s run exactly, as plain values.
+
+    ``epoch`` is the number of finished epochs. ``position`` says where in the next epoch
+    the checkpoint was taken (``{"epoch": e, "batch": k, "epoch_rng": ...}``); None means
+    at an epoch boundary.
+    """
+    states = {}
+    for key, cb in keyed_callbacks(ctx.callbacks):
+        state = cb.state_dict() if hasattr(cb, "state_dict") else None
+        if state:
+            states[key] = plain(state, f"{key}.state_dict()")
+    return {
+        "luzwidget": {"kind": "checkpoint", "version": VERSION},
+        "epoch": int(ctx.epoch if position is None else position["epoch"] - 1),
+        "model": ctx.model.state_dict(),
+        "optimizers": {name: opt.state_dict() for name, opt in ctx.optimizers.items()},
+        "records": plain(ctx.records, "records"),
+        "callbacks": states,
+        "rng": get_rng_states(),
+        "position": plain(dict(position), "position") if position else {},
+    }
+
+
+def save_checkpoint(
+    ctx: Context, path: PathLike, position: Mapping[str, Any] | None = None
+) -> Path:
+    """Write a checkpoint of ``ctx``'s run to ``path`` (atomically); return the path."""
+    return write(capture(ctx, position), path)
+
+
+def restore(
+    ctx: Context,
+    state: Mapping[str, Any],
+    source: str,
+    *,
+    model: bool = True,
+    optimizers: bool = True,
+    records: bool = True,
+    callbacks: bool = True,
+    epoch: bool = True,
+    rng: bool = True,
+) -> None:
+    """Load the chosen parts of a checkpoint into ``ctx``; check everything first.
+
+    Raises
+    ------
+    CheckpointError
+        Naming ``source`` and what did not match; the model is then left untouched.
+    """
+    if model:
+        check_model_state(ctx.model, state.get("model"), source)
+    if optimizers:
+        check_optimizer_states(ctx.optimizers, state.get("optimizers"), source)
+    if callbacks:
+        for key, cb in keyed_callbacks(ctx.callbacks):
+            saved = state.get("callbacks", {}).get(key)
+            if saved is not None:
+                try:
+                    cb.load_state_dict(saved)
+                except Exception as exc:
+                    raise CheckpointError(
+                        f"{source}: callback {key} could not load its state: "
+                        f"{type(exc).__name__}: {exc}"
+                    ) from exc
+    if model:
+        ctx.model.load_state_dict(state["model"])
+    if optimizers:
+        for name, opt in ctx.optimizers.items():
+            opt.load_state_dict(state["optimizers"][name])
+    if records:
+        ctx.records = dict(state.get("records", {}))
+    if epoch:
+        ctx.epoch = int(state["epoch"])
+    if rng and state.get("rng"):
+        set_rng_states(state["rng"])

@@ -1,0 +1,282 @@
+"""``save`` / ``load`` a fitted model, and ``save_weights`` / ``load_weights`` alone.
+
+A fitted file holds the module's class by its import path (``"pkg.mod:Net"``) and its
+hparams, the weights, each optimizer (class by import path, the names of its parameters
+per group, its state) and the records. Nothing in it is code: :func:`load` looks the
+classes up among the modules **already imported** (a file cannot make Python import
+anything), checks they are ``nn.Module`` / ``Optimizer`` subclasses, and builds them.
+Pass ``setup=`` to :func:`load` to rebuild from your own :func:`~luzwidget.setup`
+instead: then the loss, metrics and optimizer factory are yours again, and training
+continues exactly as before saving.
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import torch
+from torch import nn
+
+from luzwidget.checkpoint import (
+    VERSION,
+    PathLike,
+    check_model_state,
+    check_optimizer_states,
+    plain,
+    read,
+    write,
+)
+from luzwidget.exceptions import CheckpointError, ConfigError
+
+if TYPE_CHECKING:
+    from luzwidget.accelerator import Accelerator
+    from luzwidget.fitted import Fitted
+    from luzwidget.module import Setup
+
+__all__ = ["load", "load_weights", "save", "save_weights"]
+
+
+def save(fitted: Fitted, path: PathLike) -> Path:
+    """Save a fitted model (weights, optimizers' state, records, class and hparams).
+
+    Examples
+    --------
+    >>> lw.save(fitted, "model.pt")                      # doctest: +SKIP
+    >>> again = lw.load("model.pt", setup=spec)          # doctest: +SKIP
+    >>> again.predict(x)                                 # doctest: +SKIP
+    """
+    from luzwidget.fitted import Fitted
+
+    if not isinstance(fitted, Fitted):
+        raise ConfigError(
+            f"save() takes what fit() returned (a Fitted), got {type(fitted).__name__}. "
+            "To save a module's weights alone use lw.save_weights(module, path)."
+        )
+    model = fitted.model
+    names = {id(p): n for n, p in model.named_parameters()}
+    optimizers = {}
+    for key, opt in fitted.optimizers.items():
+        groups = [[names.get(id(p)) for p in g["params"]] for g in opt.param_groups]
+        optimizers[key] = {
+            "class": _import_path(type(opt)),
+            "param_names": groups if all(n for g in groups for n in g) else None,
+            "state": opt.state_dict(),
+        }
+    hparams: Any = None
+    why = ""
+    try:
+        hparams = plain(fitted.hparams, "hparams")
+    except CheckpointError as exc:
+        why = str(exc)  # load() then needs setup=
+    return write(
+        {
+            "luzwidget": {"kind": "fitted", "version": VERSION},
+            "module": _import_path(type(model)),
+            "hparams": hparams,
+            "hparams_unsaved": why,
+            "opt_hparams": plain(fitted.opt_hparams, "opt_hparams"),
+            "model": model.state_dict(),
+            "optimizers": optimizers,
+            "records": plain(fitted.records, "records"),
+            "epoch": int(fitted.ctx.epoch),
+        },
+        path,
+    )
+
+
+def load(
+    path: PathLike, setup: Setup | None = None, accelerator: Accelerator | None = None
+) -> Fitted:
+    """Load what :func:`save` wrote; it can predict, evaluate and keep training.
+
+    Parameters
+    ----------
+    path
+        A file written by :func:`save`.
+    setup
+        The :func:`~luzwidget.setup` the model came from (its hparams are taken from the
+        file). Without it, the module and optimizer classes are found by their import
+        paths among the modules already imported (import the one defining your model
+        first); the loss is then the module's own ``loss``/``step`` if it has one.
+    accelerator
+        Where to put the model (default: as ``fit`` chooses).
+
+    Raises
+    ------
+    CheckpointError
+        If the file is corrupt, or its weights or optimizers do not match the model.
+    """
+    from luzwidget.module import Setup
+
+    source = repr(str(path))
+    state = read(path, "fitted")
+    if setup is not None and not isinstance(setup, Setup):
+        raise ConfigError(f"setup must be what lw.setup() returns, got {type(setup).__name__}.")
+    spec = _spec(state, setup, source)
+    model = _model(spec, state, source)
+    check_model_state(model, state["model"], source)
+    optimizers = _optimizers(spec, model, state, setup is not None, source)
+    model.load_state_dict(state["model"])
+    return _fitted(spec, model, optimizers, state, accelerator)
+
+
+def save_weights(obj: nn.Module | Fitted, path: PathLike) -> Path:
+    """Save the model's ``state_dict`` alone (a plain file ``torch.load`` reads anywhere)."""
+    model = _module_of(obj, "save_weights")
+    return write(model.state_dict(), path)
+
+
+def load_weights(obj: nn.Module | Fitted, path: PathLike) -> nn.Module:
+    """Load weights into ``obj``'s model (in place) and return the model.
+
+    ``path`` may hold weights alone, a fitted model or a checkpoint. The keys and shapes
+    are checked first: on a mismatch nothing changes.
+    """
+    model = _module_of(obj, "load_weights")
+    state = read(path)
+    if isinstance(state, dict) and "luzwidget" in state:
+        state = state.get("model")
+    check_model_state(model, state, repr(str(path)))
+    model.load_state_dict(state)
+    return model
+
+
+# -- helpers ---------------------------------------------------------------------------
+
+
+def _module_of(obj: Any, fn: str) -> nn.Module:
+    from luzwidget.fitted import Fitted
+
+    if isinstance(obj, Fitted):
+        return obj.model
+    if isinstance(obj, nn.Module):
+        return obj
+    raise ConfigError(f"{fn}() takes an nn.Module or a Fitted, got {type(obj).__name__}.")
+
+
+def _import_path(cls: type) -> str:
+    return f"{cls.__module__}:{cls.__qualname__}"
+
+
+def _resolve(path: str, base: type, what: str, source: str) -> Any:
+    """The class at ``"module:Qual.Name"``, if its module is already imported."""
+    module_name, _, qualname = path.partition(":")
+    found: Any = sys.modules.get(module_name)
+    hint = f"import {module_name} first, or pass setup= to load()"
+    if found is None:
+        raise CheckpointError(
+            f"{source}: the {what} is {path}, but module {module_name!r} is not imported; {hint}."
+        )
+    for part in qualname.split("."):
+        found = getattr(found, part, None)
+    if not (isinstance(found, type) and issubclass(found, base)):
+        raise CheckpointError(
+            f"{source}: the {what} {path} is not found (a class defined inside a function "
+            f"cannot be looked up), or is not a {base.__name__}; {hint}."
+        )
+    return found
+
+
+def _spec(state: dict[str, Any], setup: Setup | None, source: str) -> Setup:
+    from luzwidget.module import Setup
+
+    hparams = state["hparams"]
+    if hparams is None and setup is None:
+        raise CheckpointError(
+            f"{source}: the module's hparams could not be stored ({state['hparams_unsaved']}); "
+            "pass setup= (with set_hparams) to load()."
+        )
+    if setup is None:
+        module = _resolve(state["module"], nn.Module, "module class", source)
+        setup = Setup(module, None, None, None, None)
+    spec = setup
+    if not isinstance(spec.module, nn.Module) and hparams is not None:
+        spec = spec.set_hparams(**hparams)
+    if not isinstance(spec.optimizer, torch.optim.Optimizer):
+        spec = spec.set_opt_hparams(**state["opt_hparams"])
+    return spec
+
+
+def _model(spec: Setup, state: dict[str, Any], source: str) -> nn.Module:
+    from luzwidget.module import _build_model
+
+    try:
+        return _build_model(spec)
+    except ConfigError as exc:
+        raise CheckpointError(f"{source}: could not rebuild the model: {exc}") from exc
+
+
+def _optimizers(
+    spec: Setup, model: nn.Module, state: dict[str, Any], own: bool, source: str
+) -> dict[str, torch.optim.Optimizer]:
+    from luzwidget.module import _build_optimizers
+
+    saved = state["optimizers"]
+    if own:
+        optimizers = _build_optimizers(spec, model)
+    else:
+        named = dict(model.named_parameters())
+        optimizers = {}
+        for key, entry in saved.items():
+            cls = _resolve(entry["class"], torch.optim.Optimizer, "optimizer class", source)
+            if entry["param_names"] is None:
+                raise CheckpointError(
+                    f"{source}: optimizer {key!r} holds parameters that are not the model's; "
+                    "pass setup= to load()."
+                )
+            groups = [
+                {
+                    **{k: v for k, v in g.items() if k != "params"},
+                    "params": [named[n] for n in names],
+                }
+                for g, names in zip(
+                    entry["state"]["param_groups"], entry["param_names"], strict=True
+                )
+            ]
+            optimizers[key] = cls(groups)
+    states = {key: entry["state"] for key, entry in saved.items()}
+    check_optimizer_states(optimizers, states, source)
+    for key, opt in optimizers.items():
+        opt.load_state_dict(states[key])
+    return optimizers
+
+
+def _fitted(
+    spec: Setup,
+    model: nn.Module,
+    optimizers: dict[str, torch.optim.Optimizer],
+    state: dict[str, Any],
+    accelerator: Accelerator | None,
+) -> Fitted:
+    from luzwidget.accelerator import Accelerator
+    from luzwidget.context import Context
+    from luzwidget.fitted import Fitted
+    from luzwidget.module import _custom_step, _default_backward, _default_step_opt
+    from luzwidget.run import Run
+
+    accelerator = accelerator or Accelerator()
+    model = accelerator.prepare_model(model)
+    accelerator.prepare_optimizers(optimizers)
+    own_loss = getattr(model, "loss", None)
+    ctx = Context(
+        accelerator=accelerator,
+        device=accelerator.device,
+        model=model,
+        optimizers=optimizers,
+        records=dict(state["records"]),
+        loss_fn=spec.loss or (own_loss if callable(own_loss) else None),
+        backward=spec.backward or _default_backward,
+        step_opt=_default_step_opt,
+        hparams=dict(spec.hparams),
+        opt_hparams=dict(spec.opt_hparams),
+    )
+    ctx.max_epochs = ctx.epoch = int(state["epoch"])
+    step = _custom_step(model)
+    if step is not None:
+        ctx.step = functools.partial(step, ctx)
+    run = Run(ctx, lambda c: iter(()), finish=lambda r: Fitted(spec, r))
+    run.resume()  # an empty loop: the run is "done", as after fit()
+    return run.result  # type: ignore[no-any-return]

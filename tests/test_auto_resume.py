@@ -1,0 +1,201 @@
+"""AutoResume: a run killed mid-epoch and started again ends bit-identical to an unbroken one."""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from torch.optim.lr_scheduler import StepLR
+
+import luzwidget as lw
+from luzwidget.callbacks import AutoResume, EarlyStopping, LRScheduler
+from tests.training_helpers import (
+    Net,
+    NoisyData,
+    Script,
+    make_data,
+    make_spec,
+    same_weights,
+)
+
+ROOT = Path(__file__).resolve().parents[1]
+JOB = Path(__file__).with_name("auto_resume_job.py")
+OPTIONS = {"verbose": False, "dataloader_options": {"batch_size": 8}}
+
+
+# -- a real process, killed with SIGKILL -------------------------------------------------
+
+
+def start_job(state, out, marker, every):
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    args = [sys.executable, str(JOB), str(state), str(out), str(marker), every]
+    return subprocess.Popen(
+        args, env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+
+
+def finish(proc, timeout=60):
+    out, err = proc.communicate(timeout=timeout)
+    assert proc.returncode == 0, f"the training script failed:\n{out}\n{err}"
+
+
+def wait_for(marker, proc, deadline):
+    while not marker.exists():
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            pytest.fail(f"the script never reached epoch 2, batch 5:\n{proc.communicate()}")
+        time.sleep(0.02)
+
+
+def test_killed_process_resumes_to_bit_identical_weights(tmp_path):
+    """Checkpoints at epoch ends ("-") and every 2 batches ("2"); the processes run side by
+    side (one reference: checkpointing does not change training)."""
+    reference = start_job(tmp_path / "ref-state.pt", tmp_path / "ref.pt", "-", "-")
+    modes = {"-": 0, "2": 4}  # checkpoint interval -> batch of epoch 2 resumed after
+    paths = {
+        m: (tmp_path / f"state{m}.pt", tmp_path / f"out{m}.pt", tmp_path / f"mark{m}")
+        for m in modes
+    }
+    victims = {m: start_job(*paths[m], m) for m in modes}
+    deadline = time.monotonic() + 90
+    for m, victim in victims.items():
+        wait_for(paths[m][2], victim, deadline)
+        os.kill(victim.pid, signal.SIGKILL)  # mid-epoch: hanging at epoch 2, batch 5
+        victim.communicate()
+        assert victim.returncode == -signal.SIGKILL
+        saved = torch.load(paths[m][0], weights_only=True)
+        assert (saved["epoch"], saved["position"].get("batch", 0)) == (1, modes[m])
+
+    again = {m: start_job(*paths[m], m) for m in modes}  # the same commands, started again
+    for proc in (*again.values(), reference):
+        finish(proc)
+    expected = torch.load(tmp_path / "ref.pt", weights_only=True)
+    for m in modes:
+        got = torch.load(paths[m][1], weights_only=True)
+        assert same_weights(got["model"], expected["model"]), f"mode {m}: weights differ"
+        assert got["records"]["valid"] == expected["records"]["valid"]
+        train, train_ref = got["records"]["train"], expected["records"]["train"]
+        if m == "-":
+            assert train == train_ref
+        else:  # the resumed epoch's training metrics cover the batches after the resume
+            assert [train[i] for i in (0, 2, 3)] == [train_ref[i] for i in (0, 2, 3)]
+        assert not paths[m][0].exists()
+
+
+# -- the same in one process: a run abandoned mid-epoch ----------------------------------
+
+
+def fit_job(path, every=None, crash_at=None, epochs=4, extra=()):
+    """Train like the script; with ``crash_at=n`` stop after n batches and drop the run.
+
+    An epoch is 8 training and 2 validation batches.
+    """
+    torch.manual_seed(0)
+    np.random.seed(0)
+    random.seed(0)
+    x, y = make_data(64)
+    cb = AutoResume(path, every_n_batches=every)
+    callbacks = [cb, LRScheduler(StepLR, step_size=1, gamma=0.5), *extra]
+    run = make_spec(Net).run(
+        NoisyData(x, y),
+        epochs=epochs,
+        valid_data=make_data(16, seed=1),
+        callbacks=callbacks,
+        **OPTIONS,
+    )
+    if crash_at is None:
+        run.resume()
+        if run.error is not None:
+            raise run.error
+        assert run.state == "done"
+    else:
+        run.step("batch", n=crash_at)  # then "crash": the run is never finished
+    return run, cb
+
+
+@pytest.mark.parametrize(("every", "resumed_from"), [(None, (1, 0)), (2, (1, 4)), (3, (1, 3))])
+def test_abandoned_run_resumes_exactly(tmp_path, every, resumed_from):
+    reference, _ = fit_job(tmp_path / "ref.pt", every)
+    path = tmp_path / "state.pt"
+    crashed, _ = fit_job(path, every, crash_at=10 + 5)  # epoch 2, training batch 5
+    assert (crashed.ctx.epoch, crashed.ctx.iter) == (2, 5)
+    resumed, cb = fit_job(path, every)
+    assert (cb.resumed_from["epoch"], cb.resumed_from["batch"]) == resumed_from
+    assert same_weights(resumed.ctx.model, reference.ctx.model)
+    assert resumed.ctx.records["metrics"]["valid"] == reference.ctx.records["metrics"]["valid"]
+    lrs = [
+        o.param_groups[0]["lr"]
+        for o in (resumed.ctx.optimizers["opt"], reference.ctx.optimizers["opt"])
+    ]
+    assert lrs[0] == lrs[1] == 0.5**4 * 1e-2
+    assert not path.exists()
+    assert not (tmp_path / "ref.pt").exists()
+
+
+def test_checkpoint_at_each_epoch_end_holds_the_whole_run(tmp_path):
+    path = tmp_path / "state.pt"
+    run, _ = fit_job(path, crash_at=10 * 2 + 4)  # epoch 3, batch 4
+    state = torch.load(path, weights_only=True)
+    assert state["epoch"] == 2
+    run.step("epoch")
+    state = torch.load(path, weights_only=True)
+    assert state["epoch"] == 3
+    assert same_weights(state["model"], run.ctx.model)
+    assert len(state["records"]["metrics"]["valid"]) == 3
+    assert state["callbacks"]["LRScheduler"]["opt"]["last_epoch"] == 3
+    assert set(state["rng"]) >= {"torch", "numpy", "python"}
+    assert state["position"] == {}
+
+
+def test_file_is_kept_when_the_fit_is_interrupted(tmp_path):
+    path = tmp_path / "state.pt"
+    run, _ = fit_job(path, crash_at=12)
+    # What fit() does after Ctrl-C: on_interrupt, then on_fit_end.
+    run.ctx.call_callbacks("on_interrupt")
+    run.ctx.call_callbacks("on_fit_end")
+    assert path.exists()
+
+
+def test_file_is_deleted_after_early_stopping(tmp_path):
+    path = tmp_path / "state.pt"
+    stopper = EarlyStopping(monitor="valid_fake_loss")
+    fit_job(path, extra=[Script([3, 4, 5, 6]), stopper])
+    assert stopper.stopped_epoch == 2
+    assert not path.exists()
+
+
+def test_resume_restores_other_callbacks_state(tmp_path):
+    path = tmp_path / "state.pt"
+    values = [3, 2, 2.5, 2.6]
+    fit_job(
+        path,
+        crash_at=10 * 3 + 1,
+        extra=[Script(values), EarlyStopping(monitor="valid_fake_loss", patience=5)],
+    )
+    stopper = EarlyStopping(monitor="valid_fake_loss", patience=5)
+    fit_job(path, extra=[Script(values), stopper])  # runs epoch 4 only
+    # Without the restored state it would have started over: best 2.6 at epoch 4.
+    assert (stopper.best, stopper.best_epoch, stopper.wait) == (2, 2, 2)
+
+
+def test_a_corrupt_state_file_is_an_error_naming_it(tmp_path):
+    path = tmp_path / "state.pt"
+    fit_job(path, crash_at=12)
+    path.write_bytes(path.read_bytes()[:100])
+    with pytest.raises(lw.CallbackError) as info:
+        fit_job(path)
+    assert isinstance(info.value.cause, lw.CheckpointError)
+    assert str(path) in str(info.value)
+
+
+def test_bad_every_n_batches():
+    with pytest.raises(lw.ConfigError, match="every_n_batches"):
+        AutoResume(every_n_batches=0)
