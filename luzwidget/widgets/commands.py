@@ -19,7 +19,7 @@ from luzwidget.events import Event
 __all__ = [
     "BUTTONS",
     "Ack",
-    "EditRefused",
+    "EditError",
     "button_states",
     "handle_command",
     "parse_bool",
@@ -27,8 +27,8 @@ __all__ = [
     "parse_positive_float",
 ]
 
-_FLOAT = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
-_INT = re.compile(r"[+-]?\d+")
+_FLOAT = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?", re.ASCII)
+_INT = re.compile(r"[+-]?\d+", re.ASCII)
 _MAX_TEXT = 40
 
 BUTTONS = ("start", "pause", "step_batch", "step_epoch", "step_to", "stop", "retry", "skip")
@@ -43,7 +43,7 @@ _ENABLED = {
 }
 
 
-class EditRefused(ValueError):
+class EditError(ValueError):
     """A value typed into the dashboard was refused; the message says why."""
 
 
@@ -74,12 +74,12 @@ def button_states(state: str) -> dict[str, bool]:
 
 def _text(value: Any, field: str) -> str:
     if isinstance(value, bool) or not isinstance(value, str | int | float):
-        raise EditRefused(f"{field}: expected a number typed as text, got {type(value).__name__}.")
+        raise EditError(f"{field}: expected a number typed as text, got {type(value).__name__}.")
     text = str(value).strip()
     if not text:
-        raise EditRefused(f"{field}: empty; type a number.")
+        raise EditError(f"{field}: empty; type a number.")
     if len(text) > _MAX_TEXT:
-        raise EditRefused(f"{field}: {len(text)} characters is too long for a number.")
+        raise EditError(f"{field}: {len(text)} characters is too long for a number.")
     return text
 
 
@@ -87,10 +87,10 @@ def parse_positive_float(value: Any, field: str = "lr") -> float:
     """``"1e-3"`` -> ``0.001``; refuse anything but a finite number > 0 written plainly."""
     text = _text(value, field)
     if not _FLOAT.fullmatch(text):
-        raise EditRefused(f"{field}: {text!r} is not a number; type e.g. 0.01 or 1e-3.")
+        raise EditError(f"{field}: {text!r} is not a number; type e.g. 0.01 or 1e-3.")
     number = float(text)
     if not math.isfinite(number) or number <= 0:
-        raise EditRefused(f"{field} must be a finite number > 0, got {text}.")
+        raise EditError(f"{field} must be a finite number > 0, got {text}.")
     return number
 
 
@@ -100,10 +100,10 @@ def parse_int(value: Any, field: str) -> int:
         value = int(value)
     text = _text(value, field)
     if not _INT.fullmatch(text):
-        raise EditRefused(f"{field}: {text!r} is not a whole number; type e.g. 10.")
+        raise EditError(f"{field}: {text!r} is not a whole number; type e.g. 10.")
     number = int(text)
     if number < 0:
-        raise EditRefused(f"{field} must be >= 0, got {number}.")
+        raise EditError(f"{field} must be >= 0, got {number}.")
     return number
 
 
@@ -113,14 +113,14 @@ def parse_bool(value: Any, field: str) -> bool:
         return value
     if isinstance(value, str) and value.strip().lower() in ("true", "false"):
         return value.strip().lower() == "true"
-    raise EditRefused(f"{field}: expected true or false, got {value!r}.")
+    raise EditError(f"{field}: expected true or false, got {value!r}.")
 
 
 def _event(value: Any) -> Event:
     try:
         return Event.parse(value if isinstance(value, str) else "", argument="event")
     except ValueError as exc:
-        raise EditRefused(str(exc)) from None
+        raise EditError(str(exc)) from None
 
 
 def current_value(run: Any, field: str, opt: str | None = None) -> Any:
@@ -150,7 +150,7 @@ def _edit(run: Any, msg: dict[str, Any]) -> str:
     if field == "lr":
         opt = msg.get("opt")
         if opt is not None and opt not in (run.ctx.optimizers or {}):
-            raise EditRefused(f"lr: no optimizer named {opt!r}.")
+            raise EditError(f"lr: no optimizer named {opt!r}.")
         lr = parse_positive_float(value, "lr")
         run.set_lr(lr, opt_name=opt)
         return f"lr{f' of {opt}' if opt else ''} set to {format_lr(lr)}"
@@ -172,7 +172,7 @@ def _edit(run: Any, msg: dict[str, Any]) -> str:
         if event in run.breakpoints:
             run.breakpoints.remove(event)
         return f"breakpoint at {event.value} removed"
-    raise EditRefused(f"cannot edit {field!r}; editable: lr, max_epochs, min_epochs, verbose.")
+    raise EditError(f"cannot edit {field!r}; editable: lr, max_epochs, min_epochs, verbose.")
 
 
 def _control(run: Any, msg: dict[str, Any]) -> str:
@@ -198,11 +198,11 @@ def _control(run: Any, msg: dict[str, Any]) -> str:
     if cmd == "skip":
         run.skip()
         return "skipped the failed step"
-    raise EditRefused(f"unknown command {cmd!r}.")
+    raise EditError(f"unknown command {cmd!r}.")
 
 
 _CONTROLS = frozenset({"start", "pause", "step", "stop", "retry", "skip"})
-_EXPECTED = (EditRefused, TraitError, ValueError, TypeError, RuntimeError, KeyError, AttributeError)
+_EXPECTED = (EditError, TraitError, ValueError, TypeError, RuntimeError, KeyError, AttributeError)
 
 
 def handle_command(run: Any, msg: dict[str, Any]) -> Ack:
@@ -222,7 +222,7 @@ def handle_command(run: Any, msg: dict[str, Any]) -> Ack:
         elif cmd in _CONTROLS:
             text = _control(run, msg)
         else:
-            raise EditRefused(f"unknown command {cmd!r}.")
+            raise EditError(f"unknown command {cmd!r}.")
         ok = True
     except _EXPECTED as exc:
         text, ok = str(exc) or type(exc).__name__, False

@@ -53,6 +53,7 @@ class DashboardFeed(Callback):
         self.n_train = 0  # training batches seen (the stream's x)
         self.n_valid = 0
         self.sleeping = False  # set by the publisher when it stops ticking
+        self.blocking = False  # True while the loop runs on the main thread
         self._tick = tick
         self._wake = wake
         self._interval = interval
@@ -75,7 +76,9 @@ class DashboardFeed(Callback):
     on_epoch_end = on_fit_begin = on_fit_end = on_train_begin = on_valid_begin = on_epoch_begin
 
     def _nudge(self) -> None:
-        if self._direct and threading.get_ident() == self._main:
+        on_main = threading.get_ident() == self._main
+        self.blocking = on_main  # a cell drives the loop: the kernel reads no message now
+        if self._direct and on_main:
             now = time.monotonic()
             if now >= self._next:
                 self._next = now + self._interval

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import threading
 import time
 from collections.abc import Callable
 
@@ -21,12 +23,12 @@ def main_loop() -> asyncio.AbstractEventLoop | None:
 
 
 class Publisher:
-    """Call ``tick()`` on the main thread at most every ``min_gap`` seconds.
+    """Call ``tick()`` on the main thread's event loop, at most every ``min_gap`` seconds.
 
     While ``tick()`` returns True (something is going on) it is called again after
     ``interval`` seconds; once it returns False the publisher sleeps until :meth:`wake`
-    (main thread) or :meth:`wake_threadsafe` (any thread). Without an event loop (tests,
-    scripts) nothing is scheduled: call ``tick()`` yourself.
+    (from any thread). Without an event loop (tests, scripts) nothing is scheduled: call
+    ``tick()`` yourself. Create it on the thread that runs the loop.
 
     Parameters
     ----------
@@ -51,6 +53,7 @@ class Publisher:
         self.interval = interval
         self.min_gap = min_gap
         self.loop = loop if loop is not None else main_loop()
+        self._thread = threading.get_ident()  # the loop's thread: where ticks run
         self._handle: asyncio.TimerHandle | None = None
         self._last = -float("inf")
         self.on_sleep: Callable[[], None] | None = None
@@ -61,20 +64,29 @@ class Publisher:
         """True while a tick is scheduled."""
         return self._handle is not None
 
-    def wake(self, soon: bool = True) -> None:
-        """Schedule a tick (main thread); a no-op if one is already scheduled."""
-        if self.loop is None or self.closed or self._handle is not None:
-            return
-        delay = max(0.0, self._last + self.min_gap - time.monotonic()) if soon else self.interval
-        self._handle = self.loop.call_later(delay, self._run)
+    def wake(self) -> None:
+        """Schedule a tick soon; a no-op if one is already scheduled. Any thread.
 
-    def wake_threadsafe(self) -> None:
-        """Schedule a tick from any thread (e.g. the training thread)."""
-        if self.loop is not None and not self.closed:
-            try:
-                self.loop.call_soon_threadsafe(self.wake)
-            except RuntimeError:  # loop closed: the kernel is shutting down
-                pass
+        Comm messages may be handled off the main thread (ipykernel 7 runs them in a
+        subshell thread while the main shell is busy), so a wake from another thread goes
+        through ``call_soon_threadsafe``, which also wakes the sleeping loop.
+        """
+        if self.loop is None or self.closed:
+            return
+        if threading.get_ident() != self._thread:
+            # RuntimeError: the loop is closed (the kernel is shutting down)
+            with contextlib.suppress(RuntimeError):
+                self.loop.call_soon_threadsafe(self._schedule)
+            return
+        self._schedule()
+
+    wake_threadsafe = wake
+
+    def _schedule(self) -> None:
+        if self._handle is not None or self.closed:
+            return
+        delay = max(0.0, self._last + self.min_gap - time.monotonic())
+        self._handle = self.loop.call_later(delay, self._run)  # type: ignore[union-attr]
 
     def ticked(self) -> None:
         """Note that a tick just happened (ticks driven from elsewhere count too)."""

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
+from typing import Any
 
-__all__ = ["DownsampledSeries"]
+import torch
+
+__all__ = ["DownsampledSeries", "json_points", "losses_to_floats", "number"]
 
 
 def _mean2(a: float, b: float) -> float:
@@ -49,6 +52,7 @@ class DownsampledSeries:
         self.last = math.nan  # last raw value
         self.last_ema = math.nan
         self._avg = 0.0
+        self._corr = 1.0  # beta ** (finite values seen), for the bias correction
         self._n_finite = 0
         self._acc = [0.0, 0.0, 0, 0.0, 0]  # sum x, sum finite y, n finite, sum ema, n
 
@@ -57,26 +61,57 @@ class DownsampledSeries:
 
     def add(self, xs: Iterable[float], ys: Iterable[float]) -> tuple[list, list, list]:
         """Add raw ``(x, y)`` values; return the completed points ``(x, y, ema)``."""
+        xs, ys = list(xs), list(ys)
+        if len(xs) != len(ys):
+            raise ValueError(f"{len(xs)} x values but {len(ys)} y values.")
+        emas = self._update_ema(ys)
         out: tuple[list, list, list] = ([], [], [])
-        beta, acc = self.beta, self._acc
-        for x, y in zip(xs, ys, strict=True):
-            self.count += 1
-            self.last = y
-            if math.isfinite(y):
-                self._n_finite += 1
-                self._avg = beta * self._avg + (1 - beta) * y
-                self.last_ema = self._avg / (1 - beta**self._n_finite)
-                acc[1] += y
-                acc[2] += 1
-            acc[0] += x
-            acc[3] += self.last_ema
-            acc[4] += 1
-            if acc[4] >= self.bucket:
-                self._emit(out)
-                acc = self._acc
-                if len(self.x) > self.capacity:
-                    self._halve()
+        i, n = 0, len(xs)
+        while i < n:
+            if self.bucket == 1:  # full resolution: whole runs of points at once
+                j = min(n, i + self.capacity + 1 - len(self.x))
+                for lst, local, values in zip(
+                    (self.x, self.y, self.ema), out, (xs, ys, emas), strict=True
+                ):
+                    lst.extend(values[i:j])
+                    local.extend(values[i:j])
+            else:  # fill the current bucket
+                j = min(n, i + self.bucket - self._acc[4])
+                self._accumulate(xs[i:j], ys[i:j], emas[i:j])
+                if self._acc[4] >= self.bucket:
+                    self._emit(out)
+            i = j
+            if len(self.x) > self.capacity:
+                self._halve()
         return out
+
+    def _update_ema(self, ys: list[float]) -> list[float]:
+        """The bias-corrected EMA after each value (NaN/inf values leave it unchanged)."""
+        beta, avg, corr, n = self.beta, self._avg, self._corr, self._n_finite
+        ema = self.last_ema
+        out = []
+        isfinite = math.isfinite
+        for y in ys:
+            if isfinite(y):
+                avg = beta * avg + (1 - beta) * y
+                corr *= beta
+                n += 1
+                ema = avg / (1 - corr)
+            out.append(ema)
+        self._avg, self._corr, self._n_finite, self.last_ema = avg, corr, n, ema
+        self.count += len(ys)
+        if ys:
+            self.last = ys[-1]
+        return out
+
+    def _accumulate(self, xs: list[float], ys: list[float], emas: list[float]) -> None:
+        acc = self._acc
+        finite = [y for y in ys if math.isfinite(y)]
+        acc[0] += sum(xs)
+        acc[1] += sum(finite)
+        acc[2] += len(finite)
+        acc[3] += sum(emas)
+        acc[4] += len(xs)
 
     def flush(self) -> tuple[list, list, list]:
         """Emit the partly filled bucket (e.g. when the run pauses); return it as points."""
@@ -87,9 +122,9 @@ class DownsampledSeries:
             self._halve()
         return out
 
-    def points(self) -> dict[str, list[float | None]]:
+    def points(self) -> dict[str, list[Any]]:
         """The whole history as JSON-safe lists (NaN becomes None)."""
-        return {"x": list(self.x), "y": _json_safe(self.y), "ema": _json_safe(self.ema)}
+        return json_points((self.x, self.y, self.ema))
 
     def _emit(self, out: tuple[list, list, list]) -> None:
         sx, sy, ny, se, n = self._acc
@@ -117,10 +152,59 @@ class DownsampledSeries:
 
 
 def _json_safe(values: Iterable[float]) -> list[float | None]:
-    return [v if math.isfinite(v) else None for v in values]
+    """Six significant digits (what a plot can show), NaN and inf as None."""
+    return [float(f"{v:.6g}") if math.isfinite(v) else None for v in values]
 
 
-def json_points(points: tuple[list, list, list]) -> dict[str, list[float | None]]:
-    """Points returned by :meth:`DownsampledSeries.add` as a JSON-safe dict."""
+def _json_x(values: Iterable[float]) -> list[float | int]:
+    return [v if type(v) is int else int(v) if v.is_integer() else v for v in values]
+
+
+def json_points(points: tuple[list, list, list]) -> dict[str, list[Any]]:
+    """Points returned by :meth:`DownsampledSeries.add` as a compact JSON-safe dict."""
     x, y, ema = points
-    return {"x": list(x), "y": _json_safe(y), "ema": _json_safe(ema)}
+    return {"x": _json_x(x), "y": _json_safe(y), "ema": _json_safe(ema)}
+
+
+def number(value: Any) -> float | None:
+    """A finite float or None (JSON has no NaN)."""
+    try:
+        f = float(value)
+    except (TypeError, ValueError, RuntimeError):
+        return None
+    return f if math.isfinite(f) else None
+
+
+def losses_to_floats(items: list[tuple[int, Any]]) -> dict[str, tuple[list[int], list[float]]]:
+    """Per-series (x, y) from ``(n, loss)`` items; tensors converted with one sync per series."""
+    if items and all(type(loss) is torch.Tensor for _, loss in items):
+        xs = [n for n, _ in items]
+        try:  # the usual case: 0-d tensors of one dtype and device, one stack and one sync
+            with torch.no_grad():
+                stacked = torch.stack([t for _, t in items]).reshape(len(items), -1)
+                return {"loss": (xs, stacked.float().mean(1).tolist())}
+        except RuntimeError:  # shapes, dtypes or devices differ: the general path
+            pass
+    groups: dict[str, tuple[list[int], list[Any]]] = {}
+    for n, loss in items:
+        if isinstance(loss, dict):
+            for name, value in loss.items():
+                xs, ys = groups.setdefault(f"loss_{name}", ([], []))
+                xs.append(n)
+                ys.append(value)
+        elif loss is not None:
+            xs, ys = groups.setdefault("loss", ([], []))
+            xs.append(n)
+            ys.append(loss)
+    out = {}
+    for name, (xs, ys) in groups.items():
+        if all(isinstance(y, torch.Tensor) for y in ys):
+            try:  # the usual case: 0-d tensors of one dtype and device, one sync
+                floats = torch.stack(ys).detach().reshape(len(ys), -1).float().mean(1).tolist()
+            except RuntimeError:  # mixed shapes, dtypes or devices: one by one
+                floats = [float(y.detach().float().mean()) for y in ys]
+        else:
+            floats = [number(y.mean() if isinstance(y, torch.Tensor) else y) for y in ys]
+            floats = [math.nan if f is None else f for f in floats]
+        out[name] = (xs, floats)
+    return out

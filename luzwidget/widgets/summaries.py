@@ -11,12 +11,39 @@ import torch
 __all__ = ["FIELD_ORDER", "fmt_number", "summarize", "tensor_summary"]
 
 FIELD_ORDER = (
-    "epoch", "max_epochs", "min_epochs", "iter", "training", "opt_nm",
-    "batch", "input", "target", "pred", "loss", "loss_grad",
-    "model", "optimizers", "opt", "loss_fn", "metrics", "records",
-    "data", "train_data", "valid_data", "device", "accelerator", "verbose",
-    "callbacks", "step", "backward", "step_opt", "handlers", "epoch_handlers",
-    "buffers", "hparams", "opt_hparams",
+    "epoch",
+    "max_epochs",
+    "min_epochs",
+    "iter",
+    "training",
+    "opt_nm",
+    "batch",
+    "input",
+    "target",
+    "pred",
+    "loss",
+    "loss_grad",
+    "model",
+    "optimizers",
+    "opt",
+    "loss_fn",
+    "metrics",
+    "records",
+    "data",
+    "train_data",
+    "valid_data",
+    "device",
+    "accelerator",
+    "verbose",
+    "callbacks",
+    "step",
+    "backward",
+    "step_opt",
+    "handlers",
+    "epoch_handlers",
+    "buffers",
+    "hparams",
+    "opt_hparams",
 )
 """Inspector rows, in display order (the per-batch fields first)."""
 
@@ -79,6 +106,8 @@ def tensor_summary(t: torch.Tensor, stats: bool = True) -> str:
 
 def _module(m: torch.nn.Module, _: bool) -> str:
     n = sum(p.numel() for p in m.parameters())
+    if n == 0:  # a loss or an activation: its repr says it all
+        return _repr(m)
     n_train = sum(p.numel() for p in m.parameters() if p.requires_grad)
     extra = "" if n_train == n else f" ({n_train:,} trainable)"
     mode = "train" if m.training else "eval"
@@ -165,10 +194,22 @@ def _scalar(v: Any) -> str:
         return repr(v) if isinstance(v, str) else str(v)
     if isinstance(v, int | float):
         return fmt_number(v)
-    if callable(v):
-        name = getattr(v, "__qualname__", None) or type(v).__name__
-        return f"{name}()" if not isinstance(v, type) else name
-    return type(v).__name__
+    if isinstance(v, torch.device | torch.dtype):
+        return str(v)
+    if callable(v) and hasattr(v, "__qualname__"):
+        return v.__qualname__ if isinstance(v, type) else f"{v.__qualname__}()"
+    return _repr(v)
+
+
+def _repr(v: Any) -> str:
+    """``repr(v)`` when it is short and informative, else the class name."""
+    try:
+        text = repr(v)
+    except Exception:
+        return type(v).__name__
+    if text.startswith("<") or len(text) > 100 or "\n" in text:
+        return type(v).__name__
+    return text
 
 
 def _callbacks(cbs: list[Any], _: bool) -> str:
@@ -235,7 +276,7 @@ class WeightWatch:
         """`` · ‖grad‖ 0.53 · Δw 1.2e-3`` (empty when there is nothing to say)."""
         if model is None:
             return ""
-        params = [p for p in model.parameters()]
+        params = list(model.parameters())
         if not params:
             return ""
         with torch.no_grad():
@@ -245,7 +286,9 @@ class WeightWatch:
             same = same and len(self._prev) == len(params)
             parts = [torch.stack(grads).norm()] if grads else []
             if small and same:
-                deltas = [(p.detach().float() - q).norm() for p, q in zip(params, self._prev, strict=True)]
+                deltas = [
+                    (p.detach().float() - q).norm() for p, q in zip(params, self._prev, strict=True)
+                ]
                 parts.append(torch.stack(deltas).norm())
             values = torch.stack([v.cpu() for v in parts]).tolist() if parts else []
             self._prev = [p.detach().float().clone() for p in params] if small else None

@@ -1,0 +1,110 @@
+// The luzwidget dashboard: controls, progress, context inspector, edits, live plots and an
+// event log for one training run. Long-lived state lives in `initialize` (a store fed by the
+// kernel's snapshot + deltas); `render` builds the DOM of one view and redraws at most once
+// per animation frame, however fast the kernel sends.
+import { h, setText } from "./dom.js";
+import { createStore } from "./store.js";
+import { mountControls } from "./parts/controls.js";
+import { mountProgress } from "./parts/progress.js";
+import { mountInspector } from "./parts/inspector.js";
+import { mountEdits } from "./parts/edits.js";
+import { mountPlots } from "./parts/plots.js";
+import { mountLog } from "./parts/log.js";
+
+// One store per model, keyed by the model's `_uid` trait (the `model` objects handed to
+// initialize and render are different proxies of the same model).
+const STORES = (globalThis[Symbol.for("luzwidget.stores")] ??= new Map());
+
+function themeWatcher(onChange) {
+  const observer = new MutationObserver(onChange);
+  observer.observe(document.body, { attributes: true, attributeFilter: ["class", "data-jp-theme-light", "data-jp-theme-name", "data-vscode-theme-kind"] });
+  return () => observer.disconnect();
+}
+
+export default {
+  initialize({ model }) {
+    const key = model.get("_uid");
+    const store = createStore(model);
+    STORES.set(key, store);
+    return () => {
+      store.dispose();
+      if (STORES.get(key) === store) STORES.delete(key);
+    };
+  },
+
+  render({ model, el, host }) {
+    const store = STORES.get(model.get("_uid"));
+    if (!store) {
+      el.textContent = "[luzwidget] dashboard state not found; re-run the cell.";
+      return () => {};
+    }
+    const parts = new Set(model.get("parts"));
+    const root = h("div", { class: "lw-dashboard", "data-state": "ready" });
+    const message = h("div", { class: "lw-message", role: "status", "aria-live": "polite" });
+    let messageTimer = 0;
+    const say = (ack) => {
+      clearTimeout(messageTimer);
+      setText(message, ack.message || "");
+      message.dataset.kind = ack.ok ? "ok" : "error";
+      messageTimer = setTimeout(() => setText(message, ""), ack.ok ? 3000 : 8000);
+    };
+    const updaters = [];
+    if (parts.has("controls")) updaters.push(mountControls(root, store, say));
+    root.append(message);
+    if (parts.has("progress")) updaters.push(mountProgress(root));
+    const main = h("div", { class: "lw-main" });
+    const side = h("div", { class: "lw-side" });
+    root.append(main);
+    let plots = null;
+    if (parts.has("plots")) {
+      plots = mountPlots(main, store, model, host);
+      plots.ready.then(() => schedule(new Set(["snapshot"])));
+    }
+    let edits = null;
+    if (parts.has("edits")) {
+      edits = mountEdits(side, store, say);
+      updaters.push((state) => edits.update(state));
+    }
+    if (side.childElementCount) main.append(side);
+    else main.classList.add("lw-main-single");
+    const lower = h("div", { class: "lw-lower" });
+    if (parts.has("inspector")) updaters.push(mountInspector(lower));
+    if (parts.has("log")) updaters.push(mountLog(lower, store, say));
+    if (lower.childElementCount) root.append(lower);
+    if (lower.childElementCount === 1) lower.classList.add("lw-lower-single");
+    el.append(root);
+
+    let frame = 0;
+    let pending = new Set();
+    function flush() {
+      frame = 0;
+      const changed = pending;
+      pending = new Set();
+      const state = store.state;
+      if (!state.ready) return;
+      root.dataset.state = state.status.state || "";
+      for (const update of updaters) update(state, changed);
+      if (plots) plots.update(state, changed);
+    }
+    function schedule(changed) {
+      for (const c of changed) pending.add(c);
+      if (!frame) frame = requestAnimationFrame(flush);
+    }
+    const unsubscribe = store.subscribe(schedule);
+    const unwatch = themeWatcher(() => {
+      if (plots) plots.retheme();
+      schedule(new Set(["theme"]));
+    });
+    schedule(new Set(["snapshot"]));
+
+    return () => {
+      unsubscribe();
+      unwatch();
+      if (frame) cancelAnimationFrame(frame);
+      clearTimeout(messageTimer);
+      if (plots) plots.cleanup();
+      if (edits) edits.cleanup();
+      root.remove();
+    };
+  },
+};

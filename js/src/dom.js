@@ -1,0 +1,37 @@
+// Tiny DOM helpers: no framework, no innerHTML with data (text only, so nothing is evaluated).
+
+/**
+ * Create an element. `attrs` keys: class, text, on<Event> (listener), aria-*, data-*, and
+ * any property or attribute; children are nodes or strings (added as text).
+ */
+export function h(tag, attrs = {}, ...children) {
+  const el = document.createElement(tag);
+  for (const [key, value] of Object.entries(attrs)) {
+    if (value === undefined || value === null || value === false) continue;
+    if (key === "class") el.className = value;
+    else if (key === "text") el.textContent = value;
+    else if (key.startsWith("on") && typeof value === "function") {
+      el.addEventListener(key.slice(2).toLowerCase(), value);
+    } else if (key.includes("-") || key === "role" || key === "for") {
+      el.setAttribute(key, value === true ? "" : String(value));
+    } else el[key] = value;
+  }
+  for (const child of children.flat()) {
+    if (child === null || child === undefined || child === false) continue;
+    el.append(typeof child === "string" ? document.createTextNode(child) : child);
+  }
+  return el;
+}
+
+/** Set text only when it differs (avoids layout work on every frame). */
+export function setText(el, text) {
+  const value = text === undefined || text === null ? "" : String(text);
+  if (el.textContent !== value) el.textContent = value;
+}
+
+let counter = 0;
+/** A page-unique id for label/for pairs. */
+export function uid(prefix) {
+  counter += 1;
+  return `lw-${prefix}-${counter}-${Math.random().toString(36).slice(2, 7)}`;
+}

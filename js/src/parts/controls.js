@@ -1,0 +1,80 @@
+// Control bar: Start/Resume, Pause, Step batch, Step epoch, Step to <event> + Go, Stop, state badge.
+import { h, setText, uid } from "../dom.js";
+
+const BUTTONS = [
+  ["start", "Start", "lw-btn-start", { cmd: "start" }, "▶"],
+  ["pause", "Pause", "lw-btn-pause", { cmd: "pause" }, "❚❚"],
+  ["step_batch", "Step batch", "lw-btn-step-batch", { cmd: "step", what: "batch" }, "⇥"],
+  ["step_epoch", "Step epoch", "lw-btn-step-epoch", { cmd: "step", what: "epoch" }, "⇥⇥"],
+];
+
+export function mountControls(root, store, say) {
+  const buttons = {};
+  const bar = h("div", { class: "lw-controls", role: "toolbar", "aria-label": "Run controls" });
+  const badge = h("span", { class: "lw-state", role: "status", "aria-label": "Run state" });
+  bar.append(badge);
+  for (const [key, text, cls, cmd, icon] of BUTTONS) {
+    const label = h("span", { class: "lw-btn-text", text });
+    buttons[key] = h(
+      "button",
+      { class: `lw-btn ${cls}`, type: "button", onClick: () => store.command(cmd, say) },
+      h("span", { class: "lw-icon", "aria-hidden": "true", text: icon }),
+      label,
+    );
+    buttons[key].labelEl = label;
+    bar.append(buttons[key]);
+  }
+  const selectId = uid("step-event");
+  const select = h("select", { class: "lw-step-event", id: selectId });
+  const go = h("button", {
+    class: "lw-btn lw-btn-step-to",
+    type: "button",
+    text: "Go",
+    "aria-label": "Step to the selected event",
+    title: "Run until the selected event fires, then pause",
+    onClick: () => select.value && store.command({ cmd: "step", what: select.value }, say),
+  });
+  const stepTo = h(
+    "span",
+    { class: "lw-step-to" },
+    h("label", { for: selectId, class: "lw-step-to-label", text: "Step to" }),
+    select,
+    go,
+  );
+  buttons.step_to = go;
+  buttons.step_select = select;
+  buttons.stop = h(
+    "button",
+    { class: "lw-btn lw-btn-stop", type: "button", onClick: () => store.command({ cmd: "stop" }, say) },
+    h("span", { class: "lw-icon", "aria-hidden": "true", text: "■" }),
+    h("span", { class: "lw-btn-text", text: "Stop" }),
+  );
+  bar.append(stepTo, buttons.stop);
+  const hint = h("div", { class: "lw-blocking-hint", role: "note" });
+  root.append(bar, hint);
+
+  let eventsKey = "";
+  function fillEvents(events) {
+    const key = events.join(",");
+    if (key === eventsKey) return;
+    eventsKey = key;
+    const current = select.value;
+    select.replaceChildren(...events.map((e) => h("option", { value: e, text: e.replace(/^on_/, "") })));
+    select.value = events.includes(current) ? current : events.includes("on_train_batch_after_loss")
+      ? "on_train_batch_after_loss" : events[0] || "";
+  }
+
+  return function update(state) {
+    fillEvents(state.events);
+    const { status } = state;
+    const enabled = status.buttons || {};
+    for (const [key, el] of Object.entries(buttons)) {
+      const name = key === "step_select" ? "step_to" : key;
+      el.disabled = !enabled[name];
+    }
+    setText(buttons.start.labelEl, status.start_label || "Start");
+    setText(badge, status.state || "");
+    setText(hint, status.hint || "");
+    badge.dataset.state = status.state || "";
+  };
+}

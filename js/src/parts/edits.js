@@ -1,0 +1,143 @@
+// Edits: lr per optimizer, max_epochs, min_epochs, verbose, breakpoints, pause on NaN/inf.
+// Values go to the kernel as typed text; the kernel parses them strictly (nothing is ever
+// evaluated) and answers with an ack: on a refusal the message shows next to the field and
+// the value snaps back to what the run really uses.
+import { h, setText, uid } from "../dom.js";
+
+function textField(store, label, cls, makeCmd) {
+  const id = uid(cls);
+  const msgId = `${id}-msg`;
+  const input = h("input", {
+    id, type: "text", class: `lw-input ${cls}`, autocomplete: "off", spellcheck: false,
+    inputMode: "decimal", "aria-describedby": msgId,
+  });
+  const msg = h("span", { class: "lw-edit-msg", id: msgId, "aria-live": "polite" });
+  const row = h("div", { class: "lw-field" }, h("label", { for: id, class: "lw-label", text: label }), input, msg);
+  const field = { row, input, msg, shown: "", pending: false, queued: null, timer: 0 };
+  function show(text, kind) {
+    clearTimeout(field.timer);
+    setText(msg, text);
+    msg.dataset.kind = kind;
+    row.dataset.kind = kind;
+    if (kind === "ok") field.timer = setTimeout(() => { setText(msg, ""); row.dataset.kind = ""; }, 2500);
+  }
+  function commit() {
+    if (field.pending) {
+      field.queued = input.value; // sent once the kernel answered the previous edit
+      return;
+    }
+    if (input.value === field.shown) return;
+    field.pending = true;
+    row.dataset.kind = "pending";
+    store.command(makeCmd(input.value), (ack) => {
+      field.pending = false;
+      field.shown = ack.value ?? field.shown;
+      input.setAttribute("aria-invalid", ack.ok ? "false" : "true");
+      show(ack.message, ack.ok ? "ok" : "error");
+      const queued = field.queued;
+      field.queued = null;
+      input.value = queued !== null && queued !== field.shown ? queued : field.shown;
+      if (queued !== null && queued !== field.shown) commit();
+    });
+  }
+  input.addEventListener("change", commit);
+  input.addEventListener("keydown", (event) => {
+    if (event.key === "Enter") commit();
+    if (event.key === "Escape") { input.value = field.shown; show("", ""); }
+  });
+  field.set = (value) => {
+    if (value === undefined || value === null) return;
+    field.shown = String(value);
+    if (!field.pending && document.activeElement !== input) input.value = field.shown;
+  };
+  field.cleanup = () => clearTimeout(field.timer);
+  return field;
+}
+
+function checkField(store, label, cls, makeCmd, say) {
+  const id = uid(cls);
+  const input = h("input", { id, type: "checkbox", class: `lw-check ${cls}` });
+  const row = h("div", { class: "lw-field lw-field-check" }, input, h("label", { for: id, class: "lw-label", text: label }));
+  input.addEventListener("change", () => {
+    const wanted = input.checked;
+    store.command(makeCmd(wanted), (ack) => {
+      if (!ack.ok) input.checked = !wanted;
+      say(ack);
+    });
+  });
+  return { row, input, set: (v) => { if (document.activeElement !== input) input.checked = !!v; } };
+}
+
+export function mountEdits(root, store, say) {
+  const lrBox = h("div", { class: "lw-lr-fields" });
+  const maxEpochs = textField(store, "max_epochs", "lw-edit-max-epochs", (value) => ({ cmd: "edit", field: "max_epochs", value }));
+  const minEpochs = textField(store, "min_epochs", "lw-edit-min-epochs", (value) => ({ cmd: "edit", field: "min_epochs", value }));
+  maxEpochs.input.inputMode = minEpochs.input.inputMode = "numeric";
+  const verbose = checkField(store, "verbose", "lw-edit-verbose", (value) => ({ cmd: "edit", field: "verbose", value }), say);
+  const nonfinite = checkField(store, "Pause on NaN/inf loss", "lw-edit-nonfinite", (value) => ({ cmd: "edit", field: "nonfinite_loss", value }), say);
+  const bpGrid = h("div", { class: "lw-bp-grid", role: "group", "aria-label": "Breakpoints" });
+  const bpCount = h("span", { class: "lw-hint" });
+  const bp = h("details", { class: "lw-breakpoints" }, h("summary", {}, "Breakpoints", bpCount), bpGrid);
+  const el = h(
+    "details",
+    { class: "lw-edits lw-panel", open: true },
+    h("summary", { class: "lw-panel-title", text: "Settings" }),
+    h("div", { class: "lw-edits-body" }, lrBox, maxEpochs.row, minEpochs.row, verbose.row, nonfinite.row, bp),
+  );
+  root.append(el);
+  const lrFields = new Map();
+  const bpChecks = new Map();
+  let optKey = "";
+  let evKey = "";
+
+  function buildLr(optimizers) {
+    const key = optimizers.map((o) => o.name).join(",");
+    if (key === optKey) return;
+    optKey = key;
+    for (const f of lrFields.values()) f.cleanup();
+    lrFields.clear();
+    const single = optimizers.length === 1;
+    lrBox.replaceChildren(
+      ...optimizers.map((o) => {
+        const f = textField(store, single ? "lr" : `lr (${o.name})`, "lw-edit-lr", (value) => ({ cmd: "edit", field: "lr", opt: o.name, value }));
+        f.row.dataset.opt = o.name;
+        lrFields.set(o.name, f);
+        return f.row;
+      }),
+    );
+  }
+
+  function buildBreakpoints(events) {
+    const key = events.join(",");
+    if (key === evKey) return;
+    evKey = key;
+    bpChecks.clear();
+    bpGrid.replaceChildren(
+      ...events.map((name) => {
+        const f = checkField(store, name.replace(/^on_/, ""), "lw-bp", (value) => ({ cmd: "edit", field: "breakpoint", event: name, value }), say);
+        f.input.dataset.event = name;
+        bpChecks.set(name, f);
+        return f.row;
+      }),
+    );
+  }
+
+  return {
+    update(state) {
+      const c = state.config || {};
+      buildLr(c.optimizers || []);
+      buildBreakpoints(state.events);
+      for (const o of c.optimizers || []) lrFields.get(o.name)?.set(o.lr);
+      maxEpochs.set(c.max_epochs);
+      minEpochs.set(c.min_epochs);
+      verbose.set(c.verbose);
+      nonfinite.set(c.nonfinite_loss);
+      const on = new Set(c.breakpoints || []);
+      for (const [name, f] of bpChecks) f.set(on.has(name));
+      setText(bpCount, on.size ? `${on.size} set` : "");
+    },
+    cleanup() {
+      for (const f of [...lrFields.values(), maxEpochs, minEpochs]) f.cleanup();
+    },
+  };
+}

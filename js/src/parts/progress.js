@@ -1,0 +1,70 @@
+// Progress: epoch x/N and batch i/n bars, rate and ETA, current loss and last metrics.
+import { h, setText } from "../dom.js";
+
+function bar(cls, label) {
+  const fill = h("div", { class: "lw-bar-fill" });
+  const track = h("div", {
+    class: `lw-bar ${cls}`,
+    role: "progressbar",
+    "aria-label": label,
+    "aria-valuemin": "0",
+  }, fill);
+  const text = h("span", { class: "lw-bar-text" });
+  const name = h("span", { class: "lw-bar-label", text: label });
+  return { row: h("div", { class: "lw-bar-row" }, name, track, text), track, fill, text, name };
+}
+
+function setBar(b, value, max, text, fraction) {
+  const raw = fraction ?? (max > 0 ? value / max : 0);
+  const frac = Math.min(1, Math.max(0, raw));
+  b.fill.classList.toggle("lw-no-anim", frac < (b.frac ?? 0)); // jump back, glide forward
+  b.frac = frac;
+  const width = `${(frac * 100).toFixed(2)}%`;
+  if (b.fill.style.width !== width) b.fill.style.width = width;
+  b.track.setAttribute("aria-valuenow", String(value || 0));
+  b.track.setAttribute("aria-valuemax", String(max || 0));
+  setText(b.text, text);
+}
+
+export function mountProgress(root) {
+  const epoch = bar("lw-bar-epoch", "Epoch");
+  const batch = bar("lw-bar-batch", "Train");
+  const rate = h("span", { class: "lw-rate" });
+  const loss = h("span", { class: "lw-loss" });
+  const metrics = h("div", { class: "lw-metrics" });
+  const el = h(
+    "div",
+    { class: "lw-progress" },
+    h("div", { class: "lw-bars" }, epoch.row, batch.row),
+    h("div", { class: "lw-progress-stats" }, h("div", { class: "lw-stat-line" }, loss, rate), metrics),
+  );
+  root.append(el);
+  let metricsKey = "";
+
+  return function update(state) {
+    const p = state.progress || {};
+    setBar(epoch, p.epoch || 0, p.max_epochs || 0, `${p.epoch || 0} / ${p.max_epochs ?? "?"}`, p.epoch_frac);
+    setText(batch.name, p.phase === "valid" ? "Valid" : "Train");
+    setBar(batch, p.iter || 0, p.n_batches || 0, `${p.iter || 0} / ${p.n_batches ?? "?"}`);
+    batch.track.setAttribute("aria-label", p.phase === "valid" ? "Validation batch" : "Training batch");
+    el.dataset.phase = p.phase || "";
+    setText(rate, p.rate_text || "");
+    setText(loss, p.loss_text || "");
+    const key = JSON.stringify(p.metrics || []);
+    if (key !== metricsKey) {
+      metricsKey = key;
+      metrics.replaceChildren(
+        ...(p.metrics || []).map(([set, values]) =>
+          h(
+            "span",
+            { class: `lw-chip lw-chip-${set}` },
+            h("span", { class: "lw-chip-set", text: set }),
+            ...values.map(([name, value]) =>
+              h("span", { class: "lw-chip-kv" }, h("span", { class: "lw-chip-k", text: name }), h("span", { class: "lw-chip-v", text: value })),
+            ),
+          ),
+        ),
+      );
+    }
+  };
+}

@@ -1,0 +1,168 @@
+// Model-level state of a dashboard, kept in `initialize` so views can come and go (second
+// display, JupyterLab windowing) without asking the kernel again. The kernel sends one
+// "snapshot" (answer to our "hello", or when the widget is displayed) and then "update"
+// deltas; we keep everything bounded here (stream: at most `capacity` points per series,
+// halved by averaging pairs; log: last 300 entries).
+
+const LOG_MAX = 300;
+
+function emptyState() {
+  return {
+    ready: false,
+    parts: [],
+    events: [],
+    status: { state: "ready", buttons: {}, start_label: "Start" },
+    progress: {},
+    rows: {},
+    order: [],
+    hl: [],
+    config: {},
+    records: {}, // metric -> { train: {x, y}, valid: {x, y}, gen }
+    metricOrder: [],
+    stream: { capacity: 2000, beta: 0.98, series: {}, gen: 0 },
+    log: [],
+    logGen: 0,
+    error: null,
+  };
+}
+
+function halve(arr) {
+  const out = new Array(Math.floor(arr.length / 2));
+  for (let i = 0; i < out.length; i++) {
+    const a = arr[2 * i];
+    const b = arr[2 * i + 1];
+    out[i] = a === null ? b : b === null ? a : (a + b) / 2;
+  }
+  if (arr.length % 2) out.push(arr[arr.length - 1]);
+  return out;
+}
+
+function addStream(stream, name, pts) {
+  let s = stream.series[name];
+  if (!s) s = stream.series[name] = { x: [], y: [], ema: [], gen: 0 };
+  s.x.push(...pts.x);
+  s.y.push(...pts.y);
+  s.ema.push(...pts.ema);
+  if (s.x.length > stream.capacity) {
+    s.x = halve(s.x);
+    s.y = halve(s.y);
+    s.ema = halve(s.ema);
+    s.gen += 1;
+  }
+}
+
+function addRecord(st, [set, metric, epoch, value]) {
+  let rec = st.records[metric];
+  if (!rec) {
+    rec = st.records[metric] = { train: { x: [], y: [] }, valid: { x: [], y: [] }, gen: 0 };
+    st.metricOrder.push(metric);
+  }
+  const line = rec[set] || (rec[set] = { x: [], y: [] });
+  const last = line.x.length ? line.x[line.x.length - 1] : -Infinity;
+  if (epoch > last) {
+    line.x.push(epoch);
+    line.y.push(value);
+    return;
+  }
+  const i = line.x.indexOf(epoch); // rewritten epoch: rare, redraw the panel
+  if (i >= 0) line.y[i] = value;
+  else {
+    const at = line.x.findIndex((e) => e > epoch);
+    line.x.splice(at, 0, epoch);
+    line.y.splice(at, 0, value);
+  }
+  rec.gen += 1;
+}
+
+function pushLog(st, entries) {
+  st.log.push(...entries);
+  if (st.log.length > LOG_MAX) {
+    st.log.splice(0, st.log.length - LOG_MAX);
+    st.logGen += 1;
+  }
+}
+
+function applyParts(st, msg, changed) {
+  if (msg.status) { st.status = msg.status; changed.add("status"); }
+  if (msg.progress) { st.progress = msg.progress; changed.add("progress"); }
+  if (msg.config) { st.config = msg.config; changed.add("config"); }
+  if ("error" in msg) { st.error = msg.error; changed.add("error"); }
+  if (msg.inspector) {
+    const { rows, order, hl } = msg.inspector;
+    if (order) st.order = order;
+    if (rows) Object.assign(st.rows, rows);
+    if (hl) st.hl = hl;
+    changed.add("inspector");
+  }
+  if (msg.records && msg.records.length) {
+    for (const point of msg.records) addRecord(st, point);
+    changed.add("records");
+  }
+  if (msg.stream) {
+    for (const [name, pts] of Object.entries(msg.stream)) addStream(st.stream, name, pts);
+    changed.add("stream");
+  }
+  if (msg.log && msg.log.length) { pushLog(st, msg.log); changed.add("log"); }
+}
+
+/** Create the store for `model`; returns { state, subscribe, command, onAck, dispose }. */
+export function createStore(model) {
+  let st = emptyState();
+  const listeners = new Set();
+  const ackHandlers = new Map();
+  let nextId = 1;
+
+  function emit(changed) {
+    for (const fn of listeners) {
+      try { fn(changed); } catch (error) { console.error("[luzwidget] view update failed", error); }
+    }
+  }
+
+  function onMessage(msg) {
+    if (!msg || typeof msg !== "object") return;
+    const changed = new Set();
+    if (msg.type === "snapshot") {
+      st = Object.assign(emptyState(), { ready: true, parts: msg.parts || [], events: msg.events || [] });
+      st.stream.capacity = msg.capacity || st.stream.capacity;
+      st.stream.beta = msg.beta || st.stream.beta;
+      store.state = st;
+      changed.add("snapshot");
+      applyParts(st, msg, changed);
+    } else if (msg.type === "update") {
+      if (!st.ready) return; // a snapshot is on its way and already holds this delta
+      applyParts(st, msg, changed);
+    } else return;
+    for (const ack of msg.acks || []) {
+      const fn = ackHandlers.get(ack.id);
+      ackHandlers.delete(ack.id);
+      if (fn) fn(ack);
+      if (!ack.ok) console.info(`[luzwidget] refused: ${ack.message}`);
+    }
+    if (msg.acks && msg.acks.length) changed.add("acks");
+    emit(changed);
+  }
+
+  const store = {
+    state: st,
+    lastAcks: [],
+    subscribe(fn) {
+      listeners.add(fn);
+      return () => listeners.delete(fn);
+    },
+    /** Send a command; `onAck(ack)` is called with the kernel's answer. */
+    command(cmd, onAck) {
+      const id = nextId++;
+      if (onAck) ackHandlers.set(id, onAck);
+      model.send({ ...cmd, id });
+      return id;
+    },
+    dispose() {
+      model.off("msg:custom", onMessage);
+      listeners.clear();
+      ackHandlers.clear();
+    },
+  };
+  model.on("msg:custom", onMessage);
+  model.send({ cmd: "hello" });
+  return store;
+}

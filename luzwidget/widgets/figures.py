@@ -1,0 +1,97 @@
+"""Static plotly figures of training records (``fitted.plot()``)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+__all__ = ["records_figure"]
+
+COLORS = {"train": "#1976d2", "valid": "#ef6c00"}
+"""Line colours by set, the same as the dashboard's."""
+
+
+def _metric_lines(records: Mapping[str, Any]) -> dict[str, dict[str, tuple[list, list]]]:
+    """``{metric: {set: (epochs, values)}}`` from ``records["metrics"]``, in logged order."""
+    out: dict[str, dict[str, tuple[list, list]]] = {}
+    for set_name, entries in (records.get("metrics") or {}).items():
+        for epoch, entry in enumerate(entries or [], start=1):
+            for metric, value in (entry or {}).items():
+                try:
+                    v = float(value)
+                except (TypeError, ValueError):
+                    continue
+                xs, ys = out.setdefault(metric, {}).setdefault(set_name, ([], []))
+                xs.append(epoch)
+                ys.append(v if math.isfinite(v) else None)
+    return out
+
+
+def records_figure(records: Mapping[str, Any], *, title: str | None = None) -> go.Figure:
+    """One subplot per metric, with the train and valid values over epochs.
+
+    Parameters
+    ----------
+    records : mapping
+        ``ctx.records`` / ``fitted.records``: ``records["metrics"][set][epoch - 1]`` is a
+        dict such as ``{"loss": 0.31, "acc": 0.9}``.
+    title : str, optional
+        Figure title.
+
+    Returns
+    -------
+    plotly.graph_objects.Figure
+        Empty (with a note) when nothing was recorded.
+
+    Examples
+    --------
+    >>> fig = records_figure({"metrics": {"train": [{"loss": 1.0}, {"loss": 0.5}]}})
+    >>> [trace.name for trace in fig.data]
+    ['train']
+    """
+    lines = _metric_lines(records)
+    if not lines:
+        fig = go.Figure()
+        fig.add_annotation(text="No metrics recorded yet.", showarrow=False)
+        fig.update_layout(
+            template="plotly_white", height=240, xaxis_visible=False, yaxis_visible=False
+        )
+        return fig
+    metrics = list(lines)
+    cols = min(len(metrics), 3)
+    rows = math.ceil(len(metrics) / cols)
+    fig = make_subplots(
+        rows=rows, cols=cols, subplot_titles=metrics, horizontal_spacing=0.08,
+        vertical_spacing=0.16,
+    )  # fmt: skip
+    shown: set[str] = set()
+    for i, metric in enumerate(metrics):
+        row, col = divmod(i, cols)
+        for trace in _traces(metric, lines[metric], shown):
+            fig.add_trace(trace, row=row + 1, col=col + 1)
+        fig.update_xaxes(title_text="epoch", tickformat="d", row=row + 1, col=col + 1)
+    fig.update_layout(
+        template="plotly_white", height=300 * rows, title=title,
+        margin={"l": 50, "r": 20, "t": 60 if title else 40, "b": 40},
+        legend={"orientation": "h", "x": 1, "xanchor": "right", "y": 1.08},
+    )  # fmt: skip
+    return fig
+
+
+def _traces(metric: str, sets: dict[str, tuple[list, list]], shown: set[str]) -> list[go.Scatter]:
+    """One line per set (train, valid) for one metric; each set in the legend once."""
+    traces = []
+    for set_name, (xs, ys) in sets.items():
+        line = {"color": COLORS.get(set_name), "dash": "dot" if set_name == "valid" else None}
+        trace = go.Scatter(
+            x=xs, y=ys, name=set_name, mode="lines+markers", legendgroup=set_name, line=line,
+            showlegend=set_name not in shown,
+            hovertemplate=f"{set_name} {metric}: %{{y:.4g}}<extra>epoch %{{x}}</extra>",
+        )  # fmt: skip
+        traces.append(trace)
+        shown.add(set_name)
+    return traces

@@ -1,0 +1,215 @@
+"""Edits typed into the dashboard: strict parsing, refusals with a message, buttons by state."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from torch import nn
+
+import luzwidget as lw
+from luzwidget.widgets.commands import (
+    BUTTONS,
+    EditError,
+    button_states,
+    handle_command,
+    parse_bool,
+    parse_int,
+    parse_positive_float,
+)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("0.01", 0.01),
+        ("1e-3", 1e-3),
+        (" 2 ", 2.0),
+        ("+.5", 0.5),
+        ("3.", 3.0),
+        ("1E2", 100.0),
+        (0.25, 0.25),
+        (3, 3.0),
+    ],
+)
+def test_parse_positive_float_accepts(text: object, expected: float) -> None:
+    assert parse_positive_float(text) == expected
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "abc",
+        "-1",
+        "0",
+        "nan",
+        "NaN",
+        "inf",
+        "-inf",
+        "1e999",
+        "",
+        "  ",
+        "0x10",
+        "1_000",
+        "1,5",
+        "2*3",
+        "__import__('os')",
+        "1e-3; 2",
+        "١٢",
+        True,
+        None,
+        [1],
+        "9" * 41,
+    ],
+)
+def test_parse_positive_float_refuses(text: object) -> None:
+    with pytest.raises(EditError, match="lr"):
+        parse_positive_float(text)
+
+
+@pytest.mark.parametrize(("text", "expected"), [("10", 10), (" 3 ", 3), ("0", 0), (4.0, 4)])
+def test_parse_int_accepts(text: object, expected: int) -> None:
+    assert parse_int(text, "max_epochs") == expected
+
+
+@pytest.mark.parametrize("text", ["abc", "-1", "1.5", "1e3", "nan", "", True, 2.5])
+def test_parse_int_refuses(text: object) -> None:
+    with pytest.raises(EditError, match="max_epochs"):
+        parse_int(text, "max_epochs")
+
+
+@pytest.mark.parametrize(("value", "expected"), [(True, True), (False, False), ("true", True)])
+def test_parse_bool(value: object, expected: bool) -> None:
+    assert parse_bool(value, "verbose") is expected
+
+
+@pytest.mark.parametrize("value", [1, 0, "yes", None])
+def test_parse_bool_refuses(value: object) -> None:
+    with pytest.raises(EditError):
+        parse_bool(value, "verbose")
+
+
+@pytest.mark.parametrize(
+    ("state", "enabled"),
+    [
+        ("ready", {"start", "step_batch", "step_epoch", "step_to", "stop"}),
+        ("running", {"pause", "stop"}),
+        ("paused", {"start", "step_batch", "step_epoch", "step_to", "stop"}),
+        ("error", {"stop", "retry", "skip"}),
+        ("done", set()),
+        ("???", set()),
+    ],
+)
+def test_buttons_by_state(state: str, enabled: set[str]) -> None:
+    states = button_states(state)
+    assert set(states) == set(BUTTONS)
+    assert {name for name, on in states.items() if on} == enabled
+
+
+def _run(epochs: int = 3) -> lw.Run:
+    torch.manual_seed(0)
+    x, y = torch.randn(64, 3), torch.randn(64, 1)
+    spec = lw.setup(nn.Linear(3, 1), loss=nn.MSELoss(), optimizer=torch.optim.SGD)
+    return spec.set_opt_hparams(lr=0.1).run(
+        (x, y), epochs=epochs, verbose=False, dataloader_options={"batch_size": 16}
+    )
+
+
+def _lr(run: lw.Run) -> float:
+    return run.ctx.optimizers["opt"].param_groups[0]["lr"]
+
+
+@pytest.mark.parametrize("typed", ["abc", "-1", "nan", "inf", "0", "", "1e400", "0.1+0.2"])
+def test_lr_edit_refused_snaps_back_and_changes_nothing(typed: str) -> None:
+    run = _run()
+    run.step("batch")
+    ack = handle_command(run, {"cmd": "edit", "field": "lr", "opt": "opt", "value": typed, "id": 1})
+    assert not ack.ok
+    assert "lr" in ack.message
+    assert ack.value == "0.1"  # what the box snaps back to
+    assert _lr(run) == 0.1
+    run.resume()
+    assert run.state == "done"  # the run is unaffected
+
+
+@pytest.mark.parametrize(("typed", "lr"), [("1e-3", 1e-3), ("0.01", 0.01), (" 0.5 ", 0.5)])
+def test_lr_edit_applied(typed: str, lr: float) -> None:
+    run = _run()
+    ack = handle_command(run, {"cmd": "edit", "field": "lr", "opt": "opt", "value": typed, "id": 2})
+    assert ack.ok, ack.message
+    assert math.isclose(_lr(run), lr)
+    assert ack.value == repr(lr)
+    assert ack.to_json() == {
+        "id": 2,
+        "ok": True,
+        "message": f"lr of opt set to {lr!r}",
+        "field": "lr",
+        "value": repr(lr),
+    }
+
+
+def test_lr_edit_unknown_optimizer() -> None:
+    ack = handle_command(_run(), {"cmd": "edit", "field": "lr", "opt": "nope", "value": "0.1"})
+    assert not ack.ok
+    assert "nope" in ack.message
+
+
+def test_max_epochs_below_current_epoch_is_refused() -> None:
+    run = _run(epochs=5)
+    run.step("epoch")
+    run.step("epoch")
+    assert run.ctx.epoch == 2
+    ack = handle_command(run, {"cmd": "edit", "field": "max_epochs", "value": "1"})
+    assert not ack.ok
+    assert "max_epochs" in ack.message
+    assert ack.value == "5"
+    assert run.ctx.max_epochs == 5
+    ack = handle_command(run, {"cmd": "edit", "field": "max_epochs", "value": "3"})
+    assert ack.ok, ack.message
+    assert run.ctx.max_epochs == 3
+
+
+def test_min_epochs_verbose_and_breakpoints() -> None:
+    run = _run(epochs=5)
+    assert handle_command(run, {"cmd": "edit", "field": "min_epochs", "value": "2"}).ok
+    assert run.ctx.min_epochs == 2
+    refused = handle_command(run, {"cmd": "edit", "field": "min_epochs", "value": "9"})
+    assert not refused.ok
+    assert refused.value == "2"
+    assert handle_command(run, {"cmd": "edit", "field": "verbose", "value": True}).ok
+    assert run.ctx.verbose is True
+    msg = {"cmd": "edit", "field": "breakpoint", "event": "on_epoch_end", "value": True}
+    assert handle_command(run, msg).ok
+    assert lw.Event.on_epoch_end in run.breakpoints
+    assert handle_command(run, {**msg, "value": False}).ok
+    assert lw.Event.on_epoch_end not in run.breakpoints
+    assert not handle_command(run, {**msg, "event": "on_nothing"}).ok
+    assert handle_command(run, {"cmd": "edit", "field": "nonfinite_loss", "value": True}).ok
+    assert run.breakpoints.nonfinite_loss is True
+
+
+def test_unknown_commands_and_fields_are_refused() -> None:
+    run = _run()
+    assert not handle_command(run, {"cmd": "eval", "value": "1+1"}).ok
+    assert not handle_command(run, {"cmd": "edit", "field": "model", "value": "x"}).ok
+    assert not handle_command(run, {}).ok
+
+
+def test_control_commands_drive_the_run_in_the_background() -> None:
+    run = _run(epochs=2)
+    ack = handle_command(run, {"cmd": "step", "what": "batch"})
+    assert ack.ok, ack.message
+    run.wait(10)
+    assert run.state == "paused"
+    assert run.event == lw.Event.on_train_batch_end
+    assert handle_command(run, {"cmd": "step", "what": "on_train_batch_after_loss"}).ok
+    run.wait(10)
+    assert run.event == lw.Event.on_train_batch_after_loss
+    assert not handle_command(run, {"cmd": "step", "what": "bogus"}).ok
+    assert handle_command(run, {"cmd": "start"}).ok
+    run.wait(30)
+    assert run.state == "done"
+    refused = handle_command(run, {"cmd": "start"})
+    assert not refused.ok
+    assert "done" in refused.message
