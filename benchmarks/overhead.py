@@ -1,7 +1,9 @@
 """Per-batch overhead of luzwidget against a hand-written PyTorch loop, in one run.
 
 Each configuration is timed interleaved (hand, fit, hand, fit, ...) several times, and the
-median per-batch time of each is compared. Single-threaded torch so the numbers are stable.
+median per-batch time of each is compared. torch runs single-threaded and the clock is the
+process's CPU time (``time.process_time``), so other programs on a busy machine disturb the
+ratio much less than they would wall-clock time.
 
     python benchmarks/overhead.py            # full
     python benchmarks/overhead.py --quick    # fewer repetitions (CI smoke)
@@ -33,8 +35,8 @@ class Config:
 
 
 CONFIGS = [
-    Config("mlp 20-64-1, mse, bs256, pre-batched", (20, 64, 1), 256, 200, "mse", False),
-    Config("mlp 20-64-1, mse, bs32, DataLoader", (20, 64, 1), 32, 200, "mse", True),
+    Config("mlp 20-64-1, mse, bs256, pre-batched", (20, 64, 1), 256, 500, "mse", False),
+    Config("mlp 20-64-1, mse, bs32, DataLoader", (20, 64, 1), 32, 500, "mse", True),
     Config("mlp 256-1024-10, ce, bs256, pre-batched", (256, 1024, 10), 256, 60, "ce", False),
 ]
 
@@ -65,7 +67,7 @@ def hand(cfg: Config, data, epochs: int) -> float:
     model = make_model(cfg.sizes)
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     crit = loss_fn(cfg)
-    start = time.perf_counter()
+    start = time.process_time()
     for _ in range(epochs):
         model.train()
         for x, y in data:
@@ -74,36 +76,52 @@ def hand(cfg: Config, data, epochs: int) -> float:
             opt.zero_grad()
             loss.backward()
             opt.step()
-    return time.perf_counter() - start
+    return time.process_time() - start
+
+
+def make_run(cfg: Config, data, epochs: int) -> lw.Run:
+    """What ``fit()`` does before its first batch (model, optimizer, context), untimed."""
+    spec = lw.setup(make_model(cfg.sizes), loss=loss_fn(cfg), optimizer=torch.optim.Adam)
+    return spec.set_opt_hparams(lr=1e-3).run(data, epochs=epochs, verbose=False)
 
 
 def fit(cfg: Config, data, epochs: int) -> float:
-    spec = lw.setup(make_model(cfg.sizes), loss=loss_fn(cfg), optimizer=torch.optim.Adam)
-    spec = spec.set_opt_hparams(lr=1e-3)
-    start = time.perf_counter()
-    spec.fit(data, epochs=epochs, verbose=False)
-    return time.perf_counter() - start
+    """Blocking ``fit()``: the default callbacks, verbose off."""
+    run = make_run(cfg, data, epochs)
+    start = time.process_time()
+    run.resume()  # what fit() calls
+    return time.process_time() - start
 
 
 def background(cfg: Config, data, epochs: int) -> float:
-    spec = lw.setup(make_model(cfg.sizes), loss=loss_fn(cfg), optimizer=torch.optim.Adam)
-    run = spec.set_opt_hparams(lr=1e-3).run(data, epochs=epochs, verbose=False)
-    start = time.perf_counter()
+    """The notebook driver: ``run.start()`` trains in a thread; this thread waits."""
+    run = make_run(cfg, data, epochs)
+    start = time.process_time()
     run.start()
     run.wait()
-    return time.perf_counter() - start
+    return time.process_time() - start
 
 
 def measure(cfg: Config, runners: dict[str, Callable[..., float]], reps: int, epochs: int):
+    """Per-batch µs of each runner (median over reps) and each runner's ratio to "hand",
+    the median of the ratios within a repetition (pairs measured back to back, so slow
+    drifts of a shared machine cancel out)."""
     data = make_data(cfg)
-    n = epochs * (len(data) if not cfg.loader else len(data))
+    n = epochs * len(data)
     times: dict[str, list[float]] = {k: [] for k in runners}
-    for name, fn in runners.items():  # warm-up
+    for fn in runners.values():  # warm-up
         fn(cfg, data, 1)
-    for _ in range(reps):
-        for name, fn in runners.items():
-            times[name].append(fn(cfg, data, epochs) / n * 1e6)
-    return {k: statistics.median(v) for k, v in times.items()}
+    names = list(runners)
+    for rep in range(reps):
+        order = names[rep % len(names):] + names[:rep % len(names)]  # rotate who goes first
+        for name in order:
+            times[name].append(runners[name](cfg, data, epochs) / n * 1e6)
+    per_batch = {k: statistics.median(v) for k, v in times.items()}
+    ratios = {
+        k: statistics.median(a / b for a, b in zip(v, times["hand"], strict=True))
+        for k, v in times.items()
+    }
+    return per_batch, ratios
 
 
 def main() -> None:
@@ -112,14 +130,14 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(1)
     torch.manual_seed(0)
-    reps, epochs = (3, 1) if args.quick else (7, 3)
+    reps, epochs = (3, 1) if args.quick else (15, 2)
     runners = {"hand": hand, "fit": fit, "start": background}
-    print(f"torch {torch.__version__}, threads=1, reps={reps}, epochs={epochs}")
-    print(f"{'config':42} {'hand us':>8} {'fit us':>8} {'ratio':>6} {'start us':>9} {'vs fit':>7}")
+    print(f"torch {torch.__version__}, threads=1, reps={reps}, epochs={epochs}; per-batch CPU µs")
+    print(f"{'config':42} {'hand':>7} {'fit':>7} {'fit/hand':>8} {'start':>7} {'start/fit':>9}")
     for cfg in CONFIGS:
-        r = measure(cfg, runners, reps, epochs)
-        print(f"{cfg.name:42} {r['hand']:8.1f} {r['fit']:8.1f} {r['fit'] / r['hand']:6.3f}"
-              f" {r['start']:9.1f} {r['start'] / r['fit']:7.3f}")
+        us, ratio = measure(cfg, runners, reps, epochs)
+        print(f"{cfg.name:42} {us['hand']:7.1f} {us['fit']:7.1f} {ratio['fit']:8.3f}"
+              f" {us['start']:7.1f} {ratio['start'] / ratio['fit']:9.3f}")
 
 
 if __name__ == "__main__":

@@ -120,7 +120,11 @@ class Accelerator:
         if loader is None or not self.device_placement or self.device.type == "cpu":
             return loader
         if isinstance(loader, _DeviceLoader):
-            return loader if loader.device == self.device else _DeviceLoader(loader.loader, self.device)
+            return (
+                loader
+                if loader.device == self.device
+                else _DeviceLoader(loader.loader, self.device)
+            )
         return _DeviceLoader(loader, self.device)
 
     def __repr__(self) -> str:

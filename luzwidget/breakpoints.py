@@ -65,7 +65,9 @@ class Breakpoints:
             self._conditions.append((where, _events(at)))
         else:
             if at is not None:
-                raise ConfigError("at= is only for conditions; an event breakpoint is its own place.")
+                raise ConfigError(
+                    "at= is only for conditions; an event breakpoint is its own place."
+                )
             self._events.add(Event.parse(where, argument="breakpoint"))
         self._changed()
 

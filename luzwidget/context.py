@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import inspect
 import math
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import Any
 
 import torch
 from traitlets import All, HasTraits, TraitError, validate
 from traitlets.utils.bunch import Bunch
 
+from luzwidget.dispatch import build_dispatch_table, check_callbacks
 from luzwidget.events import Event
 from luzwidget.exceptions import CallbackError, StopEpoch, StopFit
 from luzwidget.traits import Any_, Bool, Dict, Instance, Int, List, Live
@@ -126,6 +126,20 @@ class Context(HasTraits):
         super().__init__(**kwargs)
         if "callbacks" not in kwargs:
             self._table.update(build_dispatch_table([]))
+        # Every field has a stored value from now on, so the loop can read _trait_values.
+        for name in _TRAITS:
+            if name in _LIVE:
+                self._trait_values.setdefault(name, _LIVE[name])
+            else:
+                getattr(self, name)
+
+    def _putter(self) -> Callable[[str, Any], None]:
+        """How the loop stores per-batch fields: straight into the trait values (a C call,
+        ~10x cheaper than an attribute) unless one of them is observed, then by setattr."""
+        notifiers = self._trait_notifiers
+        if notifiers and (All in notifiers or not _LIVE.keys().isdisjoint(notifiers)):
+            return self.__setattr__
+        return self._trait_values.__setitem__
 
     def __setattr__(self, name: str, value: Any) -> None:
         if name in _LIVE:  # the per-batch fields: Live.set, inlined (hot path)
@@ -218,23 +232,27 @@ class Context(HasTraits):
         guard = self._guard
         interruptible = guard[0]
         grad = torch.is_grad_enabled()
-        ran: list[Any] = []
+        i = 0  # index of the callback being called
         try:
             guard[0] = True
             # The context manager torch.no_grad() costs ~1.5 µs; the flag itself ~0.2 µs.
             torch._C._set_grad_enabled(False)
-            for fn in fns:
-                if done is None or fn not in done:
+            if done is None:
+                for fn in fns:
                     fn(self)
-                ran.append(fn)
+                    i += 1
+            else:
+                for fn in fns:
+                    if fn not in done:
+                        fn(self)
+                    i += 1
         except _CONTROL:
             raise
         except BaseException as exc:
-            failed = fns[len(ran)]
-            cb = getattr(failed, "__self__", failed)
+            cb = getattr(fns[i], "__self__", fns[i])
             err = CallbackError(cb, event, exc, self.epoch, self.iter or 0)
             err.__cause__ = exc
-            return Fault(err, exc, event, "callback", frozenset(ran))
+            return Fault(err, exc, event, "callback", frozenset(fns[:i]))
         finally:
             torch._C._set_grad_enabled(grad)
             guard[0] = interruptible
@@ -304,7 +322,8 @@ class Context(HasTraits):
         found = self.get_metrics(set, epoch)
         if name not in found:
             raise KeyError(
-                f"no {set} metric {name!r}" + (f" at epoch {epoch}" if epoch else "")
+                f"no {set} metric {name!r}"
+                + (f" at epoch {epoch}" if epoch else "")
                 + f"; logged: {sorted(found) or 'none'}."
             )
         return found[name]
@@ -343,65 +362,8 @@ def finite_positive(value: Any, argument: str) -> float:
     return value
 
 
-_FIELDS = frozenset(Context.class_trait_names()) | {"opt_name"}
+_TRAITS = tuple(Context.class_trait_names())
+_FIELDS = frozenset(_TRAITS) | {"opt_name"}
 # traitlets itself shadows notify_change while it holds notifications in __init__.
 _SETTABLE = _FIELDS | {"notify_change"}
 _LIVE = {n: t.default_value for n, t in Context.class_traits().items() if isinstance(t, Live)}
-_EVENT_NAMES = frozenset(Event.__members__)
-
-
-def _overrides(cb: Any, name: str) -> bool:
-    """True if ``cb`` has a real ``name`` method (not the Callback base class's no-op)."""
-    method = getattr(cb, name, None)
-    return callable(method) and not getattr(method, "_luzwidget_noop", False)
-
-
-def check_callbacks(callbacks: Iterable[Any]) -> list[Any]:
-    """Check each callback's ``on_*`` methods name events and take ``(ctx)``; sort by weight.
-
-    Raises
-    ------
-    TraitError
-        Naming the callback, the bad method and the valid names.
-    """
-    items = list(callbacks)
-    for cb in items:
-        if isinstance(cb, type):
-            raise TraitError(
-                f"callbacks: got the class {cb.__name__}; pass an instance: {cb.__name__}()."
-            )
-        if not any(name.startswith("on_") for name in dir(type(cb))):
-            raise TraitError(
-                f"callbacks: {cb!r:.60} is not a callback: it has no on_<event> methods. "
-                "Subclass luzwidget.Callback and override the events you need."
-            )
-        for name in dir(type(cb)):
-            if not name.startswith("on_") or not _overrides(cb, name):
-                continue
-            if name not in _EVENT_NAMES:
-                raise TraitError(
-                    f"{type(cb).__name__}.{name} is not an event, so it would never be called. "
-                    f"Valid method names: {', '.join(sorted(_EVENT_NAMES))}."
-                )
-            _check_signature(cb, name)
-    return sorted(items, key=lambda cb: getattr(cb, "weight", 0))
-
-
-def _check_signature(cb: Any, name: str) -> None:
-    try:
-        inspect.signature(getattr(cb, name)).bind(None)
-    except TypeError:
-        raise TraitError(
-            f"{type(cb).__name__}.{name} must take one argument, the context: "
-            f"def {name}(self, ctx): ..."
-        ) from None
-    except ValueError:  # no signature available (builtins): trust it
-        return
-
-
-def build_dispatch_table(callbacks: list[Any]) -> dict[Event, tuple[Callable[..., Any], ...]]:
-    """For each event, the bound methods to call, in order (empty tuple when none)."""
-    return {
-        event: tuple(getattr(cb, event.value) for cb in callbacks if _overrides(cb, event.value))
-        for event in Event
-    }

@@ -85,7 +85,7 @@ class Fitted:
 
     def continue_run(self, data: Any, epochs: Any = 10, **kwargs: Any) -> Run:
         """Like :meth:`fit`, but return a :class:`Run` that has not started yet."""
-        from luzwidget.module import build_run
+        from luzwidget.building import build_run
 
         state = self.run.state
         if state == "error":
@@ -94,8 +94,9 @@ class Fitted:
                 "fitted.run.skip() goes on, fitted.run.stop() ends it, before training more."
             )
         if state == "running":
-            raise ConfigError("the run of this model is still training; run.wait() or "
-                              "run.stop() first.")
+            raise ConfigError(
+                "the run of this model is still training; run.wait() or run.stop() first."
+            )
         return build_run(self.spec, data, epochs, kwargs, previous=self.ctx)
 
     def predict(
@@ -136,14 +137,14 @@ class Fitted:
         dataloader_options: Mapping[str, Any] | None = None,
     ) -> Evaluation:
         """Run the validation loop once on ``data``; ``metrics`` may replace the model's."""
-        from luzwidget.module import _custom_step
+        from luzwidget.building import custom_step
 
         loader = as_loader(data, training=False, options=dataloader_options)
         chosen = self.spec.metrics if metrics is None else metric_set(metrics)
         defaults = [Profile(), Metrics(chosen), Progress(), Interrupt()]
         ctx = self._side_context(loader, callbacks, verbose, defaults)
         ctx.loss_fn = self.ctx.loss_fn
-        step = _custom_step(self.model)  # bound to this context, not the training one
+        step = custom_step(self.model)  # bound to this context, not the training one
         ctx.step = functools.partial(step, ctx) if step is not None else None
         run = Run(ctx, evaluate_loop)
         _drive(run)
@@ -158,17 +159,17 @@ class Fitted:
     def _side_context(
         self, loader: Any, callbacks: Any, verbose: bool | None, defaults: list[Any]
     ) -> Context:
-        from luzwidget.module import _check_callbacks_arg, _verbose
+        from luzwidget.building import check_callbacks_arg, verbose_flag
 
         accelerator = self.ctx.accelerator
         return Context(
-            verbose=_verbose(verbose),
+            verbose=verbose_flag(verbose),
             accelerator=accelerator,
             device=self.ctx.device,
             model=self.model,
             valid_data=accelerator.prepare_loader(loader) if accelerator else loader,
             hparams=dict(self.ctx.hparams),
-            callbacks=[*defaults, *_check_callbacks_arg(callbacks)],
+            callbacks=[*defaults, *check_callbacks_arg(callbacks)],
         )
 
     def __repr__(self) -> str:
@@ -195,8 +196,9 @@ class Evaluation:
 
     def __repr__(self) -> str:
         values = self.records.get("metrics", {}).get("valid", [{}])[0]
-        shown = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
-                          for k, v in values.items())
+        shown = ", ".join(
+            f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in values.items()
+        )
         return f"<Evaluation {shown}>"
 
 

@@ -21,6 +21,7 @@ from luzwidget.context import Context, Fault
 from luzwidget.data import split_batch
 from luzwidget.events import Event
 from luzwidget.exceptions import EarlyStop, StepError, StopEpoch, StopFit
+from luzwidget.faults import SkipBatch, apply_handlers, rng_state, step_fault
 
 __all__ = ["Item", "evaluate_loop", "fit_loop", "predict_loop"]
 
@@ -29,15 +30,8 @@ Loop = Generator[Item, None, None]
 E = Event
 
 
-class _SkipBatch(Exception):  # noqa: N818  (a signal, not an error)
-    """Abandon the current batch (its gradients are discarded) and go on with the next."""
-
-
-_PASS = (StopFit, StopEpoch, GeneratorExit, _SkipBatch)
+_PASS = (StopFit, StopEpoch, GeneratorExit, SkipBatch)
 _BATCH_EVENTS = frozenset(e for e in Event if "_batch_" in e.value)
-_EPOCH_EVENTS = frozenset(
-    e for e in Event if e.value.startswith(("on_train", "on_valid", "on_epoch"))
-)
 
 
 # -- firing events ---------------------------------------------------------------------
@@ -51,31 +45,15 @@ def fire(ctx: Context, event: Event) -> Loop:
     """
     fault = ctx._dispatch(event)
     while fault is not None:
-        _apply_handlers(ctx, fault)
+        apply_handlers(ctx, fault)
         yield fault
         if fault.action == "skip":
             if event in _BATCH_EVENTS:
-                raise _SkipBatch
+                raise SkipBatch
             break
         fault = ctx._dispatch(event, fault.done)
     if ctx._listen[0]:
         yield event
-
-
-def _apply_handlers(ctx: Context, fault: Fault) -> None:
-    """luz's handlers: a matching ``epoch_handlers`` entry ends the epoch, ``handlers`` the fit."""
-    exc = fault.cause
-    if fault.interrupted:
-        return
-    if fault.event in _EPOCH_EVENTS:
-        for cls, handler in ctx.epoch_handlers.items():
-            if isinstance(exc, cls):
-                handler(ctx, exc)
-                raise StopEpoch(f"{type(exc).__name__} handled by epoch_handlers") from exc
-    for cls, handler in ctx.handlers.items():
-        if isinstance(exc, cls):
-            handler(ctx, exc)
-            raise StopFit(f"{type(exc).__name__} handled by handlers") from exc
 
 
 # -- the fit ---------------------------------------------------------------------------
@@ -133,95 +111,109 @@ def _batches(
 ) -> Loop:
     """Run ``one(ctx)`` for each batch of ``loader``; a failing loader yields a fault."""
     it = iter(loader)
-    ctx.iter = 0
+    i = ctx.iter = 0
     while True:
         try:
             batch = next(it)
         except StopIteration:
             return
         except Exception as exc:
-            err = StepError("loading the next batch", first, exc, ctx.epoch, ctx.iter + 1)
+            err = StepError("loading the next batch", first, exc, ctx.epoch, i + 1)
             err.__cause__ = exc
             fault = Fault(err, exc, first, "data")
-            _apply_handlers(ctx, fault)
+            apply_handlers(ctx, fault)
             yield fault
             continue  # retry and skip both ask the loader for the next batch
-        ctx.iter += 1
-        ctx.batch = batch
+        i += 1
+        put = ctx._putter()
+        put("iter", i)
+        put("batch", batch)
         if type(batch) is tuple and len(batch) == 2:  # the common case, inlined
-            ctx.input, ctx.target = batch
+            put("input", batch[0])
+            put("target", batch[1])
         else:
-            ctx.input, ctx.target = split_batch(batch)
+            input_, target = split_batch(batch)
+            put("input", input_)
+            put("target", target)
         try:
             yield from one(ctx)
-        except _SkipBatch:
+        except SkipBatch:
             zero_grads(ctx)
 
 
 # -- one batch -------------------------------------------------------------------------
+#
+# The training step is the hot path (once per batch and optimizer), so it reads and writes
+# the context's values directly: ``tv[name]`` is ``ctx.name``, and ``put(name, value)`` is
+# ``ctx.name = value`` (a plain store unless that field is observed; see Context._putter).
+# Events without callbacks are skipped unless the driver listens (``fire`` would do nothing
+# else). Together this keeps the loop's own cost to a few microseconds per batch.
 
 
 def _train_batch(ctx: Context) -> Loop:
-    table, listen = ctx._table, ctx._listen
+    table, listen, tv = ctx._table, ctx._listen, ctx._trait_values
     if table[E.on_train_batch_begin] or listen[0]:
         yield from fire(ctx, E.on_train_batch_begin)
-    if ctx.step is not None:
+    if tv["step"] is not None:
         yield from _custom_step(ctx, E.on_train_batch_end, training=True)
     else:
-        optimizers = ctx.optimizers
+        optimizers = tv["optimizers"]
         several = len(optimizers) > 1
         if several:
             ctx.loss = {}
         for name, opt in optimizers.items():
-            ctx.opt_nm = name
-            ctx.opt = opt
+            put = ctx._putter()
+            put("opt_nm", name)
+            put("opt", opt)
             yield from _train_step(ctx, name if several else None, opt)
     if table[E.on_train_batch_end] or listen[0]:
         yield from fire(ctx, E.on_train_batch_end)
 
 
 def _train_step(ctx: Context, name: str | None, opt: torch.optim.Optimizer) -> Loop:
-    """luz's default step for one optimizer; a fault redoes it from the forward pass.
-
-    Events without callbacks are skipped unless the driver listens (``fire`` would do
-    nothing else); this is the hot path, run once per batch and optimizer.
-    """
-    table, listen, guard = ctx._table, ctx._listen, ctx._guard
-    rng = rng_state(ctx.device)  # ~1 µs: a redo draws the same dropout masks
+    """luz's default step for one optimizer; a fault redoes it from the forward pass."""
+    table, listen, guard, tv = ctx._table, ctx._listen, ctx._guard, ctx._trait_values
+    put = ctx._putter()
+    device = tv["device"]  # the RNG state (~1.5 µs), so that a redo draws the same dropout masks
+    rng = rng_state(device)
     while True:
         stage = "forward"
         try:
             guard[0] = True
-            pred = _forward(ctx)
+            pred = tv["model"](tv["input"]) if tv["autocast"] is None else _forward(ctx)
             guard[0] = False
-            ctx.pred = pred
+            put("pred", pred)
             if table[E.on_train_batch_after_pred] or listen[0]:
                 yield from fire(ctx, E.on_train_batch_after_pred)
+                put = ctx._putter()
             stage = "loss"
             guard[0] = True
             loss = _loss(ctx, pred)
             guard[0] = False
-            ctx.loss_grad = loss
-            _set_loss(ctx, name, loss.detach())
+            put("loss_grad", loss)
+            put("loss", loss.detach() if name is None else {**tv["loss"], name: loss.detach()})
             if table[E.on_train_batch_after_loss] or listen[0]:
                 yield from fire(ctx, E.on_train_batch_after_loss)
             if table[E.on_train_batch_before_backward] or listen[0]:
                 yield from fire(ctx, E.on_train_batch_before_backward)
+                put = ctx._putter()
             stage = "backward"
-            zero_grads(ctx)
+            for each in tv["optimizers"].values():  # every optimizer's: luz zeroed only opt's
+                each.zero_grad()
             guard[0] = True
-            ctx.backward(ctx.loss_grad)
+            tv["backward"](tv["loss_grad"])
             guard[0] = False
             if table[E.on_train_batch_before_step] or listen[0]:
                 yield from fire(ctx, E.on_train_batch_before_step)
             stage = "step"
-            ctx.step_opt(opt)
+            tv["step_opt"](opt)
             break
         except _PASS:
             raise
         except BaseException as exc:
             guard[0] = False
-            yield from _step_fault(ctx, stage, exc, rng)
+            yield from step_fault(ctx, stage, exc, rng)
+            put = ctx._putter()
     if table[E.on_train_batch_after_step] or listen[0]:
         yield from fire(ctx, E.on_train_batch_after_step)
 
@@ -266,7 +258,7 @@ def _valid_step(ctx: Context, name: str | None) -> Loop:
             raise
         except BaseException as exc:
             guard[0] = False
-            yield from _step_fault(ctx, stage, exc, None)
+            yield from step_fault(ctx, stage, exc, None)
 
 
 def _custom_step(ctx: Context, before: Event, training: bool) -> Loop:
@@ -284,48 +276,7 @@ def _custom_step(ctx: Context, before: Event, training: bool) -> Loop:
             raise
         except BaseException as exc:
             guard[0] = False
-            yield from _step_fault(ctx, "custom", exc, rng, before)
-
-
-def _step_fault(
-    ctx: Context, stage: str, exc: BaseException, rng: Any, event: Event | None = None
-) -> Loop:
-    """Yield a fault for ``exc`` raised in ``stage``; on return the step is redone cleanly.
-
-    No optimizer step of this batch and optimizer has been applied yet, so redoing it from
-    the forward pass (gradients zeroed, RNG rewound to ``rng``) applies each step once and
-    draws the same random numbers: a retried run ends bit-identical to one that never failed.
-    """
-    event = event or _NEXT_EVENT[ctx.training][stage]
-    detail = _describe_io(ctx, with_pred=stage != "forward")
-    err = StepError(_WHAT[stage], event, exc, ctx.epoch, ctx.iter or 0, detail)
-    err.__cause__ = exc
-    fault = Fault(err, exc, event, stage)
-    _apply_handlers(ctx, fault)
-    yield fault
-    zero_grads(ctx)
-    if rng is not None:
-        set_rng_state(rng)
-    if fault.action == "skip":
-        raise _SkipBatch
-
-
-_WHAT = {
-    "forward": "model(input)",
-    "loss": "loss_fn(pred, target)",
-    "backward": "backward(loss)",
-    "step": "the optimizer step",
-    "custom": "the module's step(ctx)",
-}
-_NEXT_EVENT = {
-    True: {
-        "forward": E.on_train_batch_after_pred,
-        "loss": E.on_train_batch_after_loss,
-        "backward": E.on_train_batch_before_step,
-        "step": E.on_train_batch_after_step,
-    },
-    False: {"forward": E.on_valid_batch_after_pred, "loss": E.on_valid_batch_after_loss},
-}
+            yield from step_fault(ctx, "custom", exc, rng, before)
 
 
 # -- prediction ------------------------------------------------------------------------
@@ -336,7 +287,9 @@ def predict_loop(ctx: Context, predict: Callable[[Any], Any], out: list[Any]) ->
     ctx.model.eval()
     ctx.training = False
     yield from fire(ctx, E.on_predict_begin)
-    yield from _batches(ctx, ctx.data, E.on_predict_batch_begin, lambda c: _predict(c, predict, out))
+    yield from _batches(
+        ctx, ctx.data, E.on_predict_batch_begin, lambda c: _predict(c, predict, out)
+    )
     yield from fire(ctx, E.on_predict_end)
 
 
@@ -359,7 +312,7 @@ def _predict(ctx: Context, predict: Callable[[Any], Any], out: list[Any]) -> Loo
             fault = Fault(err, exc, E.on_predict_batch_end, "forward")
             yield fault
             if fault.action == "skip":
-                raise _SkipBatch from None
+                raise SkipBatch from None
     ctx.pred = pred
     out.append(pred)
     yield from fire(ctx, E.on_predict_batch_end)
@@ -377,10 +330,11 @@ def _forward(ctx: Context) -> Any:
 
 
 def _loss(ctx: Context, pred: Any) -> torch.Tensor:
-    target = ctx.target
-    autocast = ctx.autocast
+    tv = ctx._trait_values
+    target = tv["target"]
+    autocast = tv["autocast"]
     if autocast is None:
-        loss = ctx.loss_fn(pred, target)
+        loss = tv["loss_fn"](pred, target)
     else:
         with autocast():
             loss = ctx.loss_fn(pred, target)
@@ -404,35 +358,3 @@ def zero_grads(ctx: Context) -> None:
     """Zero the gradients of every optimizer (luz zeroed only the current one's)."""
     for opt in ctx.optimizers.values():
         opt.zero_grad()
-
-
-def _describe(value: Any, target: bool = False) -> str:
-    if isinstance(value, torch.Tensor):
-        return f"tensor of shape {tuple(value.shape)}, {str(value.dtype)[6:]}, on {value.device}"
-    if value is None and target:
-        return "None (the batch has no target: the loader must yield (input, target) pairs)"
-    return type(value).__name__
-
-
-def _describe_io(ctx: Context, with_pred: bool) -> str:
-    parts = [f"input: {_describe(ctx.input)}"]
-    if with_pred:
-        parts.append(f"pred: {_describe(ctx.pred)}")
-    parts.append(f"target: {_describe(ctx.target, target=True)}")
-    return "; ".join(parts)
-
-
-def rng_state(device: torch.device | None) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """The RNG states a step draws from (CPU, and CUDA when training there)."""
-    cuda = None
-    if device is not None and device.type == "cuda":
-        cuda = torch.cuda.get_rng_state(device)
-    return torch.default_generator.get_state(), cuda
-
-
-def set_rng_state(state: tuple[torch.Tensor, torch.Tensor | None]) -> None:
-    """Restore what :func:`rng_state` returned."""
-    cpu, cuda = state
-    torch.default_generator.set_state(cpu)
-    if cuda is not None:
-        torch.cuda.set_rng_state(cuda)

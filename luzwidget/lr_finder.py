@@ -72,7 +72,8 @@ def lr_finder(
     LRFinderResult
         ``.frame`` (columns lr, loss), ``.suggested_lr``, ``.plot()``.
     """
-    from luzwidget.module import build_run, finish_blocking
+    from luzwidget.building import build_run
+    from luzwidget.module import finish_blocking
 
     lrs = _schedule(steps, start_lr, end_lr, log_spaced)
     if diverge is not None and (not isinstance(diverge, int | float) or diverge <= 1):

@@ -3,24 +3,16 @@
 from __future__ import annotations
 
 import copy
-import difflib
-import functools
-import inspect
 import sys
-from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
-from traitlets import TraitError
 
-from luzwidget.accelerator import Accelerator
-from luzwidget.callbacks import Interrupt, Metrics, Profile, Progress, TrainValid
+from luzwidget.building import build_run
+from luzwidget.callbacks import Progress
 from luzwidget.callbacks.progress import in_notebook
-from luzwidget.context import Context, check_callbacks
-from luzwidget.data import as_loader, split_valid
 from luzwidget.exceptions import ConfigError
-from luzwidget.loop import fit_loop
 from luzwidget.metrics.base import MetricSet, metric_set
 from luzwidget.run import Run
 
@@ -29,10 +21,6 @@ if TYPE_CHECKING:
     from luzwidget.lr_finder import LRFinderResult
 
 __all__ = ["Setup", "setup"]
-
-FIT_ARGS = (
-    "data", "epochs", "valid_data", "callbacks", "accelerator", "verbose", "dataloader_options"
-)
 
 
 def setup(
@@ -76,9 +64,7 @@ def setup(
 class Setup:
     """A model description from :func:`setup`; ``fit()`` trains it, ``run()`` steps it."""
 
-    def __init__(
-        self, module: Any, loss: Any, optimizer: Any, metrics: Any, backward: Any
-    ) -> None:
+    def __init__(self, module: Any, loss: Any, optimizer: Any, metrics: Any, backward: Any) -> None:
         self.module = _check_module(module)
         self.loss = _check_loss(loss)
         self.optimizer = _check_optimizer(optimizer)
@@ -177,72 +163,18 @@ class Setup:
         return f"<Setup {name} hparams={self.hparams} opt_hparams={self.opt_hparams}>"
 
 
-# -- building a run --------------------------------------------------------------------
-
-
-def build_run(
-    spec: Setup, data: Any, epochs: Any, kwargs: Mapping[str, Any], previous: Context | None = None
-) -> Run:
-    """Check the fit arguments, build model, optimizers, loaders and context, and a Run."""
-    from luzwidget.fitted import Fitted
-
-    options = _check_kwargs(kwargs)
-    min_epochs, max_epochs = _check_epochs(epochs)
-    loader_options = options.get("dataloader_options")
-    valid_data = options.get("valid_data")
-    if isinstance(valid_data, float | int) and not isinstance(valid_data, bool):
-        data, valid_data = split_valid(data, valid_data)
-    train = as_loader(data, training=True, options=loader_options)
-    valid = None
-    if valid_data is not None:
-        valid = as_loader(valid_data, training=False, options=loader_options, argument="valid_data")
-    accelerator = options.get("accelerator") or Accelerator()
-    if not isinstance(accelerator, Accelerator):
-        raise ConfigError(f"accelerator must be an Accelerator, got {accelerator!r}.")
-    callbacks = _check_callbacks_arg(options.get("callbacks"))
-    if previous is None:
-        model = accelerator.prepare_model(_build_model(spec))
-        optimizers = _build_optimizers(spec, model)
-        epoch, records = 0, {}
-    else:
-        model = accelerator.prepare_model(previous.model)
-        optimizers, epoch, records = previous.optimizers, previous.epoch, previous.records
-    accelerator.prepare_optimizers(optimizers)
-    ctx = Context(
-        verbose=_verbose(options.get("verbose")),
-        accelerator=accelerator,
-        device=accelerator.device,
-        model=model,
-        optimizers=optimizers,
-        train_data=accelerator.prepare_loader(train),
-        valid_data=accelerator.prepare_loader(valid),
-        epoch=epoch,
-        records=records,
-        loss_fn=_loss_fn(spec, model),
-        backward=spec.backward or _default_backward,
-        step_opt=_default_step_opt,
-        hparams=dict(spec.hparams),
-        opt_hparams=dict(spec.opt_hparams),
-        callbacks=[Profile(), TrainValid(), Metrics(spec.metrics), Progress(), Interrupt(),
-                   *callbacks],
-    )
-    step = _custom_step(model)
-    if step is not None:
-        ctx.step = functools.partial(step, ctx)
-    ctx.max_epochs = epoch + max_epochs
-    ctx.min_epochs = epoch + min_epochs
-    return Run(ctx, fit_loop, finish=lambda run: Fitted(spec, run))
-
-
 def finish_blocking(run: Run, spec: Setup) -> Fitted:
     """Drive ``run`` to its end here, the way ``fit()`` does; return the Fitted."""
     from luzwidget.events import Event
     from luzwidget.fitted import Fitted
 
+    _show_live(run)
     run.resume()
     while run.state == "paused" and not run.interrupted:
-        print(f"[luzwidget] {run.reason}; fit() goes on (use run() to stop at breakpoints).",
-              file=sys.stderr)
+        print(
+            f"[luzwidget] {run.reason}; fit() goes on (use run() to stop at breakpoints).",
+            file=sys.stderr,
+        )
         run.resume()
     if run.state == "error":
         raise run.error  # type: ignore[misc]
@@ -252,59 +184,6 @@ def finish_blocking(run: Run, spec: Setup) -> Fitted:
     run.ctx.call_callbacks(Event.on_interrupt)
     run.ctx.call_callbacks(Event.on_fit_end)
     return Fitted(spec, run)
-
-
-def _check_kwargs(kwargs: Mapping[str, Any]) -> dict[str, Any]:
-    unknown = [k for k in kwargs if k not in FIT_ARGS]
-    if unknown:
-        name = unknown[0]
-        close = difflib.get_close_matches(name, FIT_ARGS, n=1)
-        hint = f" Did you mean {close[0]!r}?" if close else ""
-        raise ConfigError(
-            f"fit() got an unknown argument {name!r}.{hint} Valid arguments: {', '.join(FIT_ARGS)}."
-        )
-    return dict(kwargs)
-
-
-def _check_epochs(epochs: Any) -> tuple[int, int]:
-    def is_int(x: Any) -> bool:
-        return isinstance(x, int) and not isinstance(x, bool)
-
-    if is_int(epochs):
-        if epochs < 0:
-            raise ConfigError(f"epochs={epochs}: the number of epochs must be >= 0.")
-        return 0, epochs
-    if isinstance(epochs, tuple | list) and len(epochs) == 2 and all(map(is_int, epochs)):
-        low, high = epochs
-        if not 0 <= low <= high:
-            raise ConfigError(
-                f"epochs={tuple(epochs)}: expected (min_epochs, max_epochs) with "
-                "0 <= min_epochs <= max_epochs, e.g. epochs=(5, 20)."
-            )
-        return low, high
-    raise ConfigError(
-        f"epochs must be an int (max epochs) or a pair (min_epochs, max_epochs); got {epochs!r}."
-    )
-
-
-def _check_callbacks_arg(callbacks: Any) -> list[Any]:
-    if callbacks is None:
-        return []
-    if not isinstance(callbacks, list | tuple):
-        callbacks = [callbacks]
-    try:
-        check_callbacks(callbacks)  # misnamed methods, bad signatures: say so now
-    except TraitError as exc:
-        raise ConfigError(f"callbacks: {exc}") from None
-    return list(callbacks)
-
-
-def _verbose(verbose: Any) -> bool:
-    if verbose is None:
-        return in_notebook() or sys.stderr.isatty()
-    if not isinstance(verbose, bool):
-        raise ConfigError(f"verbose must be True, False or None, got {verbose!r}.")
-    return verbose
 
 
 def _check_module(module: Any) -> Any:
@@ -343,92 +222,17 @@ def _check_optimizer(optimizer: Any) -> Any:
     )
 
 
-def _build_model(spec: Setup) -> nn.Module:
-    if isinstance(spec.module, nn.Module):
-        return spec.module
-    try:
-        return spec.module(**spec.hparams)
-    except TypeError as exc:
-        raise ConfigError(
-            f"building {spec.module.__name__}(**{spec.hparams}) failed: {exc}. Set the "
-            "constructor's arguments with .set_hparams(...)."
-        ) from exc
+def _show_live(run: Run) -> None:
+    """In a notebook with verbose on, show progress and live plots while fit() blocks.
 
+    A blocking cell handles no widget message, so the controls would be dead: only the
+    progress and plots parts are shown (the loop itself pushes their updates).
+    """
+    if not run.ctx.verbose or not in_notebook():
+        return
+    from IPython.display import display
 
-def _build_optimizers(spec: Setup, model: nn.Module) -> dict[str, torch.optim.Optimizer]:
-    optimizer = spec.optimizer
-    if optimizer is None:
-        make = getattr(model, "set_optimizers", None)
-        if make is None:
-            raise ConfigError(
-                "no optimizer: pass optimizer= to setup() (e.g. torch.optim.Adam) or define "
-                "set_optimizers(self, **opt_hparams) on the module."
-            )
-        built: Any = make(**spec.opt_hparams)
-        where = f"{type(model).__name__}.set_optimizers()"
-    elif isinstance(optimizer, torch.optim.Optimizer):
-        _check_owned(optimizer, model)
-        built, where = optimizer, "optimizer"
-    else:
-        name = getattr(optimizer, "__name__", repr(optimizer))
-        try:
-            built = optimizer(model.parameters(), **spec.opt_hparams)
-        except TypeError as exc:
-            raise ConfigError(
-                f"building the optimizer {name}(params, **{spec.opt_hparams}) failed: {exc}. "
-                "Set its arguments with .set_opt_hparams(...)."
-            ) from exc
-        where = f"optimizer {name}"
-    optimizers = dict(built) if isinstance(built, Mapping) else {"opt": built}
-    for key, opt in optimizers.items():
-        if not isinstance(opt, torch.optim.Optimizer):
-            raise ConfigError(
-                f"{where} gave {type(opt).__name__} for {key!r}; expected a torch.optim.Optimizer "
-                "(or a dict of them by name)."
-            )
-    return optimizers
-
-
-def _check_owned(optimizer: torch.optim.Optimizer, model: nn.Module) -> None:
-    own = {id(p) for p in model.parameters()}
-    foreign = sum(id(p) not in own for g in optimizer.param_groups for p in g["params"])
-    if foreign:
-        raise ConfigError(
-            f"the optimizer holds {foreign} parameter(s) that are not the module's; build it "
-            "from this module's parameters, e.g. torch.optim.Adam(model.parameters())."
-        )
-
-
-def _loss_fn(spec: Setup, model: nn.Module) -> Any:
-    if spec.loss is not None:
-        return spec.loss
-    own = getattr(model, "loss", None)
-    if callable(own):
-        return own
-    if _custom_step(model) is None:
-        raise ConfigError(
-            "no loss: pass loss= to setup() (e.g. nn.CrossEntropyLoss()) or define "
-            "loss(self, pred, target) or step(self, ctx) on the module."
-        )
-    return None
-
-
-def _custom_step(model: nn.Module) -> Any:
-    step = getattr(model, "step", None)
-    if not callable(step):
-        return None
-    try:
-        inspect.signature(step).bind(None)
-    except TypeError:
-        raise ConfigError(
-            f"{type(model).__name__}.step must take the context: def step(self, ctx): ..."
-        ) from None
-    return step
-
-
-def _default_backward(loss: torch.Tensor) -> None:
-    loss.backward()
-
-
-def _default_step_opt(opt: torch.optim.Optimizer) -> None:
-    opt.step()
+    display(run.dashboard(parts=("progress", "plots")))
+    for callback in run.ctx.callbacks:
+        if isinstance(callback, Progress):
+            callback.bars = False  # the dashboard shows them; keep the epoch summaries

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import inspect
-import signal
 import sys
 import threading
 import traceback
@@ -22,18 +21,19 @@ from typing import Any
 import torch
 
 from luzwidget.breakpoints import Breakpoints, Until, until
-from luzwidget.context import Context, Fault, finite_positive
+from luzwidget.context import Context, Fault
+from luzwidget.edits import Edits
 from luzwidget.events import Event
 from luzwidget.exceptions import ConfigError, RunStateError, StopFit
+from luzwidget.interrupts import ctrl_c_pauses
 from luzwidget.loop import Item
 
 __all__ = ["Run"]
 
-States = ("ready", "running", "paused", "error", "done")
 Listener = Callable[["Run"], None]
 
 
-class Run:
+class Run(Edits):
     """A training run that can be stepped, paused, resumed, edited and stopped.
 
     Create one with ``setup(...).run(data, ...)`` (same arguments as ``fit``); nothing
@@ -90,6 +90,7 @@ class Run:
         self._thread: threading.Thread | None = None
         self._background = False
         self._listeners: list[Listener] = []
+        self._dashboards: dict[Any, Any] = {}
         ctx._pause_hook = self.pause
 
     # -- driving -----------------------------------------------------------------------
@@ -142,7 +143,9 @@ class Run:
             self._background = True
             self._set_state("running")
             thread = threading.Thread(
-                target=self._drive_thread, args=(stop_at,), daemon=True,
+                target=self._drive_thread,
+                args=(stop_at,),
+                daemon=True,
                 name="luzwidget-run",
             )
             self._thread = thread
@@ -167,7 +170,8 @@ class Run:
             thread, gen = self._thread, self._gen
             other_thread = thread is not None and thread is not threading.current_thread()
             from_callback = gen is not None and (
-                inspect.getgeneratorstate(gen) == inspect.GEN_RUNNING)  # type: ignore[arg-type]
+                inspect.getgeneratorstate(gen) == inspect.GEN_RUNNING
+            )  # type: ignore[arg-type]
             if other_thread or from_callback:  # stop at the next event boundary
                 self._stop_requested = True
                 self._listen[0] = True
@@ -182,96 +186,31 @@ class Run:
         self._settle(self._stop_now())
         return self
 
-    def retry(self) -> Run:
-        """After an error: redo what failed (once you fixed the cause) and go on."""
-        return self._resolve("retry")
+    def retry(self, background: bool | None = None) -> Run:
+        """After an error: redo what failed (once you fixed the cause) and go on.
 
-    def skip(self) -> Run:
+        The run goes on the way it was driven when it failed (in the background after
+        :meth:`start`, here after :meth:`resume`); ``background`` chooses explicitly.
+        """
+        return self._resolve("retry", background)
+
+    def skip(self, background: bool | None = None) -> Run:
         """After an error: abandon the current batch (gradients discarded) and go on."""
-        return self._resolve("skip")
+        return self._resolve("skip", background)
 
     def extend(self, epochs: int) -> Run:
         """Continue a finished run for ``epochs`` more epochs (optimizer state kept)."""
         if not isinstance(epochs, int) or isinstance(epochs, bool) or epochs < 1:
             raise ConfigError(f"epochs must be a positive int, got {epochs!r}.")
         if self.state != "done":
-            raise RunStateError(f"extend() continues a finished run; this one is {self.state}. "
-                                "Raise the limit with run.edit('max_epochs', n) instead.")
+            raise RunStateError(
+                f"extend() continues a finished run; this one is {self.state}. "
+                "Raise the limit with run.edit('max_epochs', n) instead."
+            )
         self.ctx.max_epochs = self.ctx.epoch + epochs
         self._gen = None
         self._set_state("ready")
         return self
-
-    # -- edits -------------------------------------------------------------------------
-    def set_lr(self, lr: Any, opt_name: str | None = None) -> None:
-        """Set the learning rate of one optimizer (or all), at the next event boundary.
-
-        Raises
-        ------
-        ConfigError
-            If ``lr`` is not a finite positive number or ``opt_name`` is unknown.
-        """
-        try:
-            value = finite_positive(lr, "lr")
-        except Exception as exc:
-            raise ConfigError(str(exc)) from None
-        names = list(self.ctx.optimizers)
-        if opt_name is not None and opt_name not in names:
-            raise ConfigError(f"opt_name={opt_name!r} is not an optimizer of this run; "
-                              f"they are: {', '.join(map(repr, names))}.")
-        chosen = [opt_name] if opt_name is not None else names
-
-        def apply() -> None:
-            for name in chosen:
-                for group in self.ctx.optimizers[name].param_groups:
-                    group["lr"] = value
-            if len(chosen) == len(self.ctx.optimizers):
-                self.ctx.opt_hparams = {**self.ctx.opt_hparams, "lr": value}
-
-        self._submit(apply)
-
-    def edit(self, field: str, value: Any) -> None:
-        """Change a context field (``max_epochs``, ``min_epochs``, ``verbose``, ``loss_fn``).
-
-        The value is checked now and applied at the next event boundary.
-
-        Raises
-        ------
-        ConfigError
-            If the field cannot be edited or the value is refused (nothing changes).
-        """
-        editable = ("max_epochs", "min_epochs", "verbose", "loss_fn")
-        if field not in editable:
-            raise ConfigError(f"{field!r} cannot be edited; editable fields: {', '.join(editable)}.")
-        if field.endswith("_epochs") and (isinstance(value, bool) or not isinstance(value, int)):
-            raise ConfigError(f"{field} must be an int, got {type(value).__name__} {value!r}.")
-        try:
-            checked = self.ctx.check_edit(field, value)
-        except Exception as exc:
-            raise ConfigError(str(exc)) from None
-        self._submit(lambda: setattr(self.ctx, field, checked))
-
-    def add_callback(self, callback: Any) -> None:
-        """Add a callback (checked now, active from the next event boundary)."""
-        from luzwidget.context import check_callbacks
-
-        try:
-            check_callbacks([callback])
-        except Exception as exc:
-            raise ConfigError(str(exc)) from None
-        self._submit(lambda: setattr(self.ctx, "callbacks", [*self.ctx.callbacks, callback]))
-
-    def remove_callback(self, callback: Any) -> None:
-        """Remove a callback instance, or every callback of a class."""
-        def match(cb: Any) -> bool:
-            return cb is callback or (isinstance(callback, type) and isinstance(cb, callback))
-
-        if not any(match(cb) for cb in self.ctx.callbacks):
-            names = ", ".join(type(cb).__name__ for cb in self.ctx.callbacks)
-            raise ConfigError(f"{callback!r} is not a callback of this run; it has: {names}.")
-        self._submit(
-            lambda: setattr(self.ctx, "callbacks", [cb for cb in self.ctx.callbacks if not match(cb)])
-        )
 
     def add_listener(self, listener: Listener) -> None:
         """Call ``listener(run)`` after every state change (from whichever thread drives)."""
@@ -283,11 +222,20 @@ class Run:
             self._listeners.remove(listener)
 
     # -- display -----------------------------------------------------------------------
-    def dashboard(self) -> Any:
-        """The notebook dashboard of this run (controls, progress, inspector, plots)."""
-        from luzwidget.widgets import Dashboard
+    def dashboard(self, parts: Any = None) -> Any:
+        """The notebook dashboard of this run: controls, progress, inspector, plots, log.
 
-        return Dashboard(self)
+        The same widget is returned each time (display it again for another view);
+        ``parts`` picks a subset, e.g. ``("progress", "plots")``. Loads the widget
+        libraries on first use: the rest of luzwidget runs without them.
+        """
+        key = None if parts is None else tuple(parts)
+        widget = self._dashboards.get(key)
+        if widget is None:
+            from luzwidget.widgets import Dashboard
+
+            widget = self._dashboards[key] = Dashboard(self, parts=parts)
+        return widget
 
     def _repr_mimebundle_(self, **kwargs: Any) -> Any:
         return self.dashboard()._repr_mimebundle_(**kwargs)
@@ -332,7 +280,7 @@ class Run:
             self._set_state("running")
         outcome: tuple[str, str] = ("paused", "")
         try:
-            with self._sigint():
+            with ctrl_c_pauses(self.ctx._guard, self._request_interrupt):
                 outcome = self._drive(stop_at)
         except KeyboardInterrupt:
             outcome = self._interrupted_outside()
@@ -342,6 +290,9 @@ class Run:
         return self
 
     def _drive_thread(self, stop_at: Until | None) -> None:
+        # OpenMP keeps its thread count per thread: a new thread would ignore the caller's
+        # torch.set_num_threads(n) and run (and spin) a team of the default size.
+        torch.set_num_threads(torch.get_num_threads())
         outcome: tuple[str, str]
         try:
             outcome = self._drive(stop_at)
@@ -359,9 +310,11 @@ class Run:
                 self._apply(command)
         self._notify()
         if outcome[0] == "error":
-            print(f"[luzwidget] the run stopped on an error: {self.error}\n"
-                  "Inspect run.error and run.ctx, fix the cause, then run.retry() or run.skip().",
-                  file=sys.stderr)
+            print(
+                f"[luzwidget] the run stopped on an error: {self.error}\n"
+                "Inspect run.error and run.ctx, fix the cause, then run.retry() or run.skip().",
+                file=sys.stderr,
+            )
 
     def _drive(self, stop_at: Until | None) -> tuple[str, str]:
         """Call ``next()`` on the loop until it ends, pauses or faults; return the outcome."""
@@ -406,17 +359,25 @@ class Run:
         # Clear first, then look again: a pause/stop/Ctrl-C requested meanwhile (another
         # thread, a signal handler) sets the flag after this line and is not lost.
         self._listen[0] = False
-        if (self._inbox or self.breakpoints or stop_at is not None
-                or self._pause_reason is not None or self._stop_requested or self._interrupted):
+        if (
+            self._inbox
+            or self.breakpoints
+            or stop_at is not None
+            or self._pause_reason is not None
+            or self._stop_requested
+            or self._interrupted
+        ):
             self._listen[0] = True
         return None
 
     def _on_fault(self, fault: Fault) -> tuple[str, str]:
         if fault.interrupted:
             fault.action = "retry"
-            reason = (f"interrupted (Ctrl-C) during the {fault.stage} of epoch {self.ctx.epoch}, "
-                      f"batch {self.ctx.iter}; gradients were discarded and run.resume() redoes "
-                      "this step from its start")
+            reason = (
+                f"interrupted (Ctrl-C) during the {fault.stage} of epoch {self.ctx.epoch}, "
+                f"batch {self.ctx.iter}; gradients were discarded and run.resume() redoes "
+                "this step from its start"
+            )
             print(f"[luzwidget] {reason}", file=sys.stderr)
             return "paused", reason
         self._fault = fault
@@ -425,19 +386,22 @@ class Run:
         self.error_traceback = "".join(traceback.format_exception(fault.cause))
         return "error", str(fault.error)
 
-    def _resolve(self, action: str) -> Run:
+    def _resolve(self, action: str, background: bool | None) -> Run:
         fault = self._fault
         if self.state != "error" or fault is None:
             if self.state == "error":
                 raise RunStateError(f"the run cannot go on after this error: {self.error}")
-            raise RunStateError(f"{action}() is for a run stopped on an error; this one is "
-                                f"{self.state}.")
+            raise RunStateError(
+                f"{action}() is for a run stopped on an error; this one is {self.state}."
+            )
         fault.action = action
         self._fault = None
         self.error = None
         self.error_traceback = ""
         self._set_state("paused", f"{action} after the error")
-        return self.start() if self._background else self.resume()
+        if background is None:
+            background = self._background
+        return self.start() if background else self.resume()
 
     def _stop_now(self) -> tuple[str, str]:
         """Throw StopFit into the loop so it ends as luz does, then run it to the end."""
@@ -501,40 +465,11 @@ class Run:
     def _recheck(self) -> None:
         self._listen[0] = True
 
-    @contextlib.contextmanager
-    def _sigint(self) -> Iterator[None]:
-        """While driving on the main thread, Ctrl-C pauses at the next event boundary.
-
-        That point is always consistent, so an interrupted run resumes bit-identical. A
-        second Ctrl-C interrupts user code (forward, loss, backward, a callback) at once;
-        that step is redone from its start on resume. A third one interrupts anywhere.
-        """
-        if threading.current_thread() is not threading.main_thread():
-            yield
-            return
-        guard = self.ctx._guard
-        presses = [0]
-
-        def handler(signum: int, frame: Any) -> None:
-            presses[0] += 1
-            if presses[0] == 1 or not self._interrupted:
-                presses[0] = 1
-                self._interrupted = True
-                self._listen[0] = True
-                print("[luzwidget] Ctrl-C: pausing at the next event (press again to interrupt "
-                      "the current step at once).", file=sys.stderr)
-            elif guard[0] or presses[0] >= 3:
-                raise KeyboardInterrupt
-
-        try:
-            previous = signal.signal(signal.SIGINT, handler)
-        except ValueError:
-            yield
-            return
-        try:
-            yield
-        finally:
-            signal.signal(signal.SIGINT, previous)
+    def _request_interrupt(self) -> bool:
+        """Pause at the next event because of Ctrl-C; True if that was asked already."""
+        asked, self._interrupted = self._interrupted, True
+        self._listen[0] = True
+        return asked
 
 
 def _alive(gen: Any) -> bool:

@@ -201,10 +201,10 @@ def _spec(state: dict[str, Any], setup: Setup | None, source: str) -> Setup:
 
 
 def _model(spec: Setup, state: dict[str, Any], source: str) -> nn.Module:
-    from luzwidget.module import _build_model
+    from luzwidget.building import build_model
 
     try:
-        return _build_model(spec)
+        return build_model(spec)
     except ConfigError as exc:
         raise CheckpointError(f"{source}: could not rebuild the model: {exc}") from exc
 
@@ -212,11 +212,11 @@ def _model(spec: Setup, state: dict[str, Any], source: str) -> nn.Module:
 def _optimizers(
     spec: Setup, model: nn.Module, state: dict[str, Any], own: bool, source: str
 ) -> dict[str, torch.optim.Optimizer]:
-    from luzwidget.module import _build_optimizers
+    from luzwidget.building import build_optimizers
 
     saved = state["optimizers"]
     if own:
-        optimizers = _build_optimizers(spec, model)
+        optimizers = build_optimizers(spec, model)
     else:
         named = dict(model.named_parameters())
         optimizers = {}
@@ -252,9 +252,9 @@ def _fitted(
     accelerator: Accelerator | None,
 ) -> Fitted:
     from luzwidget.accelerator import Accelerator
+    from luzwidget.building import custom_step, default_backward, default_step_opt
     from luzwidget.context import Context
     from luzwidget.fitted import Fitted
-    from luzwidget.module import _custom_step, _default_backward, _default_step_opt
     from luzwidget.run import Run
 
     accelerator = accelerator or Accelerator()
@@ -268,13 +268,13 @@ def _fitted(
         optimizers=optimizers,
         records=dict(state["records"]),
         loss_fn=spec.loss or (own_loss if callable(own_loss) else None),
-        backward=spec.backward or _default_backward,
-        step_opt=_default_step_opt,
+        backward=spec.backward or default_backward,
+        step_opt=default_step_opt,
         hparams=dict(spec.hparams),
         opt_hparams=dict(spec.opt_hparams),
     )
     ctx.max_epochs = ctx.epoch = int(state["epoch"])
-    step = _custom_step(model)
+    step = custom_step(model)
     if step is not None:
         ctx.step = functools.partial(step, ctx)
     run = Run(ctx, lambda c: iter(()), finish=lambda r: Fitted(spec, r))

@@ -71,7 +71,7 @@ class Live(traitlets.TraitType[Any, Any]):
             return self
         return obj._trait_values.get(self.name, self.default_value)
 
-    def set(self, obj: HasTraits, value: Any) -> None:  # noqa: D102
+    def set(self, obj: HasTraits, value: Any) -> None:
         name = self.name
         values = obj._trait_values
         old = values.get(name, self.default_value)

@@ -189,15 +189,19 @@ def test_at_most_20_messages_a_second_at_any_batch_rate() -> None:
         await asyncio.sleep(2.0)
         run.pause()
         elapsed = time.monotonic() - t0
-        await asyncio.sleep(0.3)  # the last ticks see "paused", then the publisher sleeps
+        n_sent = len(sent)
+        for _ in range(50):  # the last ticks see "paused", then the publisher sleeps
+            await asyncio.sleep(0.1)
+            if not dash._publisher.active:
+                break
         asleep = not dash._publisher.active
         dash.close()
-        assert asleep
-        return len(sent), run.batches, elapsed
+        assert asleep, "the publisher kept ticking after the run paused"
+        return n_sent, run.batches, elapsed
 
     n_messages, n_batches, elapsed = asyncio.run(main())
     assert n_batches / elapsed > 5000, f"fake run too slow: {n_batches / elapsed:.0f}/s"
-    assert n_messages <= 20 * (elapsed + 0.3) + 2, n_messages
+    assert n_messages <= 20 * elapsed + 2, n_messages
     assert n_messages >= 3  # it did publish while running (the GIL is contended: no more)
 
 

@@ -6,6 +6,8 @@ import sys
 import time
 from typing import TYPE_CHECKING, Any
 
+import torch
+
 from luzwidget.callbacks.base import Callback
 from luzwidget.metrics.base import LossAverage, MetricSet, abbrev_of, fresh
 
@@ -102,9 +104,10 @@ class Metrics(Callback):
         ctx.metrics = {**ctx.metrics, mode: [*self._losses.values(), *self._others]}
 
     def _update(self, ctx: Context) -> None:
-        loss = ctx.loss
-        pred, target = ctx.pred, ctx.target
-        n = len(target) if target is not None else len(pred)
+        tv = ctx._trait_values  # runs every batch: read the values directly (see loop.py)
+        loss, pred, target = tv["loss"], tv["pred"], tv["target"]
+        sized = pred if target is None else target
+        n = sized.shape[0] if type(sized) is torch.Tensor else len(sized)  # no Tensor.__len__
         if type(loss) is dict:
             for nm, value in loss.items():
                 self._losses[nm].update_loss(value, n)

@@ -50,6 +50,7 @@ class Progress(Callback):
     weight = -60
 
     def __init__(self) -> None:
+        self.bars = True  # per-batch bars; False keeps only the epoch lines (a dashboard shows)
         self._bar: Any = None
         self._next = 0.0
         self._mode = "train"
@@ -91,7 +92,7 @@ class Progress(Callback):
             self._bar = None
 
     def _open(self, ctx: Context, label: str) -> None:
-        if not ctx.verbose:
+        if not ctx.verbose or not self.bars:
             return
         total = _loader_len(ctx.data)
         self._bar = _HtmlBar(label, total) if in_notebook() else _TqdmBar(label, total)

@@ -208,7 +208,7 @@ class LossAverage(Metric):
                 self.size = n
             else:
                 loss = loss * (n / size)
-        self.losses.append(loss.detach())
+        self.losses.append(loss.detach() if loss.requires_grad else loss)  # ctx.loss is detached
         self.count += n
         if len(self.losses) >= FOLD_EVERY:
             self.partial = self._sum()

@@ -193,10 +193,10 @@ def _control(run: Any, msg: dict[str, Any]) -> str:
         run.stop()
         return "stopped"
     if cmd == "retry":
-        run.retry()
+        run.retry(background=True)  # never block the kernel inside a widget message
         return "retrying the failed step"
     if cmd == "skip":
-        run.skip()
+        run.skip(background=True)
         return "skipped the failed step"
     raise EditError(f"unknown command {cmd!r}.")
 
