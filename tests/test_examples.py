@@ -1,4 +1,4 @@
-"""Every notebook in examples/ runs top to bottom in a real kernel (nbclient), as a new user would."""
+"""Every notebook in examples/ runs top to bottom in a real kernel (nbclient), as users do."""
 
 from __future__ import annotations
 

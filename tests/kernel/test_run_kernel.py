@@ -86,8 +86,10 @@ def test_a_widget_message_pauses_a_background_run(kernel: Kernel) -> None:
     marks = kernel.eval("marks")
     handled_ms = (marks["handled"] - sent) * 1e3
     paused_ms = (marks["paused"] - sent) * 1e3
-    print(f"\nclick-to-pause: message handled after {handled_ms:.1f} ms, run paused after "
-          f"{paused_ms:.1f} ms (one batch takes {batch_s * 1e3:.2f} ms)")
+    print(
+        f"\nclick-to-pause: message handled after {handled_ms:.1f} ms, run paused after "
+        f"{paused_ms:.1f} ms (one batch takes {batch_s * 1e3:.2f} ms)"
+    )
     assert kernel.eval("run.reason").startswith("paused by the button")
     # The requirement: within ~100 ms plus one batch (generous here: a loaded 2-core machine).
     assert paused_ms < 1000 + batch_s * 1e3
@@ -108,7 +110,8 @@ def test_interrupt_during_blocking_resume_pauses_and_resumes_to_the_same_weights
     executed = kernel.collect(msg_id, check=False)
     assert executed.error is None, executed.error  # the cell did not die with KeyboardInterrupt
     state = kernel.eval("[run.state, run.interrupted, run.reason]")
-    assert state[0] == "paused" and state[1], state
+    assert state[0] == "paused", state
+    assert state[1], state
     assert "resume" in state[2]
     assert "interrupted" in executed.stderr or "interrupted" in state[2]
     kernel.execute("run.resume()")
