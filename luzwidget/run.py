@@ -94,9 +94,13 @@ class Run(Edits):
         ctx._pause_hook = self.pause
 
     # -- driving -----------------------------------------------------------------------
-    def resume(self) -> Run:
-        """Run here (blocking) until done, paused or failed. Ctrl-C pauses cleanly."""
-        return self._blocking(None)
+    def resume(self) -> None:
+        """Run here (blocking) until done, paused or failed. Ctrl-C pauses cleanly.
+
+        Like the other commands it returns None, so that a cell ending with it does not
+        display the run (and its dashboard) again.
+        """
+        self._blocking(None)
 
     def step(self, what: Event | str | None = None, n: int | None = None) -> Event | None:
         """Run here until the next event, ``n`` batches or epochs, or a given event.
@@ -128,7 +132,7 @@ class Run(Edits):
         self._blocking(until(what, 1 if n is None else n))
         return self.event
 
-    def start(self, until: Event | str | None = None, n: int = 1) -> Run:
+    def start(self, until: Event | str | None = None, n: int = 1) -> None:
         """Train in a background thread and return at once (a notebook stays live).
 
         ``start()`` runs to the end; ``start(until="batch")`` (or ``"epoch"``, an event)
@@ -138,7 +142,7 @@ class Run(Edits):
         stop_at = _until(until, n)
         with self._lock:
             if self._thread is not None:
-                return self
+                return
             self._ready_to_drive()
             self._background = True
             self._set_state("running")
@@ -150,7 +154,6 @@ class Run(Edits):
             )
             self._thread = thread
         thread.start()
-        return self
 
     def wait(self, timeout: float | None = None) -> str:
         """Wait for the background thread to pause or finish; return the state."""
@@ -164,7 +167,7 @@ class Run(Edits):
         self._pause_reason = reason
         self._listen[0] = True
 
-    def stop(self) -> Run:
+    def stop(self) -> None:
         """End the run gracefully: ``on_fit_end`` runs and the result is kept."""
         with self._lock:
             thread, gen = self._thread, self._gen
@@ -175,30 +178,29 @@ class Run(Edits):
             if other_thread or from_callback:  # stop at the next event boundary
                 self._stop_requested = True
                 self._listen[0] = True
-                return self
+                return
         if self.state == "done":
-            return self
+            return
         if self._gen is None:
             self._settle(self._finish())
-            return self
+            return
         self._fault = None
         self.error = None
         self._settle(self._stop_now())
-        return self
 
-    def retry(self, background: bool | None = None) -> Run:
+    def retry(self, background: bool | None = None) -> None:
         """After an error: redo what failed (once you fixed the cause) and go on.
 
         The run goes on the way it was driven when it failed (in the background after
         :meth:`start`, here after :meth:`resume`); ``background`` chooses explicitly.
         """
-        return self._resolve("retry", background)
+        self._resolve("retry", background)
 
-    def skip(self, background: bool | None = None) -> Run:
+    def skip(self, background: bool | None = None) -> None:
         """After an error: abandon the current batch (gradients discarded) and go on."""
-        return self._resolve("skip", background)
+        self._resolve("skip", background)
 
-    def extend(self, epochs: int) -> Run:
+    def extend(self, epochs: int) -> None:
         """Continue a finished run for ``epochs`` more epochs (optimizer state kept)."""
         if not isinstance(epochs, int) or isinstance(epochs, bool) or epochs < 1:
             raise ConfigError(f"epochs must be a positive int, got {epochs!r}.")
@@ -210,7 +212,6 @@ class Run(Edits):
         self.ctx.max_epochs = self.ctx.epoch + epochs
         self._gen = None
         self._set_state("ready")
-        return self
 
     def add_listener(self, listener: Listener) -> None:
         """Call ``listener(run)`` after every state change (from whichever thread drives)."""
@@ -273,7 +274,7 @@ class Run(Edits):
         if self._gen is None:
             self._gen = self._make_loop(self.ctx)
 
-    def _blocking(self, stop_at: Until | None) -> Run:
+    def _blocking(self, stop_at: Until | None) -> None:
         with self._lock:
             self._ready_to_drive()
             self._background = False
@@ -287,7 +288,6 @@ class Run(Edits):
         except BaseException as exc:
             outcome = self._died(exc)
         self._settle(outcome)
-        return self
 
     def _drive_thread(self, stop_at: Until | None) -> None:
         # OpenMP keeps its thread count per thread: a new thread would ignore the caller's
@@ -386,7 +386,7 @@ class Run(Edits):
         self.error_traceback = "".join(traceback.format_exception(fault.cause))
         return "error", str(fault.error)
 
-    def _resolve(self, action: str, background: bool | None) -> Run:
+    def _resolve(self, action: str, background: bool | None) -> None:
         fault = self._fault
         if self.state != "error" or fault is None:
             if self.state == "error":
@@ -401,7 +401,10 @@ class Run(Edits):
         self._set_state("paused", f"{action} after the error")
         if background is None:
             background = self._background
-        return self.start() if background else self.resume()
+        if background:
+            self.start()
+        else:
+            self.resume()
 
     def _stop_now(self) -> tuple[str, str]:
         """Throw StopFit into the loop so it ends as luz does, then run it to the end."""

@@ -10,9 +10,12 @@ import pytest
 from nbclient import NotebookClient
 
 EXAMPLES = sorted((Path(__file__).parents[1] / "examples").glob("*.ipynb"))
+DEDICATED = {"callbacks_and_resume"}  # run, and their outputs checked, by test_examples_callbacks
 
 
-@pytest.mark.parametrize("path", EXAMPLES, ids=[p.stem for p in EXAMPLES])
+@pytest.mark.parametrize(
+    "path", [p for p in EXAMPLES if p.stem not in DEDICATED], ids=lambda p: p.stem
+)
 def test_example_runs_top_to_bottom(path: Path, tmp_path: Path) -> None:
     nb = nbformat.read(path, as_version=4)
     # A last cell proves the kernel is this interpreter (the project's environment).

@@ -528,7 +528,8 @@ def test_failed_fit_can_be_retried_from_the_error() -> None:
             (x, y), epochs=2, callbacks=[Once()], verbose=False, dataloader_options=OPTS
         )
     flag["broken"] = False
-    run = info.value.run.retry()
+    run = info.value.run
+    run.retry()
     assert run.state == "done"
     torch.manual_seed(0)
     clean = make_spec().fit((x, y), epochs=2, verbose=False, dataloader_options=OPTS)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import html
 import sys
+import threading
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -21,6 +22,12 @@ def in_notebook() -> bool:
     """True inside a Jupyter kernel (where HTML output is rendered)."""
     shell = sys.modules.get("IPython") and sys.modules["IPython"].get_ipython()
     return type(shell).__name__ == "ZMQInteractiveShell"
+
+
+def _shown(ctx: Context) -> bool:
+    """Verbose, and driven in the foreground: a background run (``run.start()``) reports
+    through its dashboard; its output would land in whatever cell happens to run."""
+    return bool(ctx.verbose) and threading.current_thread() is threading.main_thread()
 
 
 def format_metrics(values: dict[str, Any]) -> str:
@@ -42,8 +49,9 @@ def _loader_len(data: Any) -> int | None:
 class Progress(Callback):
     """Show epoch, batch progress with loss, rate and ETA, then the epoch's metrics.
 
-    Silent unless ``ctx.verbose``. In a terminal it uses tqdm; in Jupyter it updates one
-    HTML line at most every 0.2 s (no widget library needed). Per batch it costs one
+    Silent unless ``ctx.verbose``, and in a background run (``run.start()``: watch its
+    dashboard instead). In a terminal it uses tqdm; in Jupyter it updates one HTML line
+    at most every 0.2 s (no widget library needed). Per batch it costs one
     attribute check and a clock read; the loss is read (a host sync) only on refresh.
     """
 
@@ -56,7 +64,7 @@ class Progress(Callback):
         self._mode = "train"
 
     def on_epoch_begin(self, ctx: Context) -> None:
-        if ctx.verbose:
+        if _shown(ctx):
             self._write(f"Epoch {ctx.epoch}/{ctx.max_epochs}")
 
     def on_train_begin(self, ctx: Context) -> None:
@@ -92,7 +100,7 @@ class Progress(Callback):
             self._bar = None
 
     def _open(self, ctx: Context, label: str) -> None:
-        if not ctx.verbose or not self.bars:
+        if not self.bars or not _shown(ctx):
             return
         total = _loader_len(ctx.data)
         self._bar = _HtmlBar(label, total) if in_notebook() else _TqdmBar(label, total)
@@ -101,7 +109,7 @@ class Progress(Callback):
         if self._bar is not None:
             self._bar.close()
             self._bar = None
-        if ctx.verbose:
+        if _shown(ctx):
             values = ctx.get_metrics(mode, ctx.epoch) if ctx.epoch else ctx.get_metrics(mode)
             if values:
                 self._write(f"{mode.capitalize()} metrics: {format_metrics(values)}")
