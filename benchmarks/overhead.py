@@ -6,12 +6,18 @@ process's CPU time (``time.process_time``), so other programs on a busy machine 
 ratio much less than they would wall-clock time.
 
     python benchmarks/overhead.py            # full
-    python benchmarks/overhead.py --quick    # fewer repetitions (CI smoke)
+    python benchmarks/overhead.py --quick    # fewer repetitions
+
+Columns: per-batch µs of the hand loop, of blocking ``fit()`` (default callbacks, verbose
+off), of ``run.start()`` (the notebook driver, a background thread) and of ``run.start()``
+with the dashboard attached and publishing; and the ratios fit/hand, start/fit, dash/start.
+Targets: fit/hand <= 1.05 (1.10 through a DataLoader), start/fit <= 1.03, dash/start <= 1.03.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import statistics
 import time
 from collections.abc import Callable
@@ -49,13 +55,12 @@ def make_model(sizes: tuple[int, int, int]) -> nn.Module:
 def make_data(cfg: Config):
     n = cfg.batch_size * cfg.n_batches
     x = torch.randn(n, cfg.sizes[0])
-    if cfg.loss == "mse":
-        y = torch.randn(n, cfg.sizes[2])
-    else:
-        y = torch.randint(0, cfg.sizes[2], (n,))
+    classes = cfg.sizes[2]
+    y = torch.randn(n, classes) if cfg.loss == "mse" else torch.randint(0, classes, (n,))
     if cfg.loader:
-        return DataLoader(TensorDataset(x, y), batch_size=cfg.batch_size, shuffle=True,
-                          drop_last=True)
+        return DataLoader(
+            TensorDataset(x, y), batch_size=cfg.batch_size, shuffle=True, drop_last=True
+        )
     return list(zip(x.split(cfg.batch_size), y.split(cfg.batch_size), strict=True))
 
 
@@ -102,6 +107,27 @@ def background(cfg: Config, data, epochs: int) -> float:
     return time.process_time() - start
 
 
+def dashboard(cfg: Config, data, epochs: int) -> float:
+    """``run.start()`` with a dashboard attached and publishing, as in a notebook: the
+    publisher ticks on this thread's asyncio loop while the run trains in its thread.
+    Its CPU time is counted too (messages are built, then dropped instead of sent)."""
+    from luzwidget.widgets import Dashboard
+
+    async def main() -> float:
+        run = make_run(cfg, data, epochs)
+        dash = Dashboard(run)
+        dash.send = lambda msg, buffers=None: None  # no frontend: build, don't send
+        dash._handle_custom_msg({"cmd": "hello"}, [])  # a view is there: publish
+        start = time.process_time()
+        run.start()
+        await asyncio.get_running_loop().run_in_executor(None, run.wait)
+        elapsed = time.process_time() - start
+        dash.close()
+        return elapsed
+
+    return asyncio.run(main())
+
+
 def measure(cfg: Config, runners: dict[str, Callable[..., float]], reps: int, epochs: int):
     """Per-batch µs of each runner (median over reps) and each runner's ratio to "hand",
     the median of the ratios within a repetition (pairs measured back to back, so slow
@@ -113,7 +139,7 @@ def measure(cfg: Config, runners: dict[str, Callable[..., float]], reps: int, ep
         fn(cfg, data, 1)
     names = list(runners)
     for rep in range(reps):
-        order = names[rep % len(names):] + names[:rep % len(names)]  # rotate who goes first
+        order = names[rep % len(names) :] + names[: rep % len(names)]  # rotate who goes first
         for name in order:
             times[name].append(runners[name](cfg, data, epochs) / n * 1e6)
     per_batch = {k: statistics.median(v) for k, v in times.items()}
@@ -131,13 +157,19 @@ def main() -> None:
     torch.set_num_threads(1)
     torch.manual_seed(0)
     reps, epochs = (3, 1) if args.quick else (15, 2)
-    runners = {"hand": hand, "fit": fit, "start": background}
+    runners = {"hand": hand, "fit": fit, "start": background, "dash": dashboard}
     print(f"torch {torch.__version__}, threads=1, reps={reps}, epochs={epochs}; per-batch CPU µs")
-    print(f"{'config':42} {'hand':>7} {'fit':>7} {'fit/hand':>8} {'start':>7} {'start/fit':>9}")
+    print(
+        f"{'config':42} {'hand':>7} {'fit':>7} {'fit/hand':>8} {'start':>7} {'start/fit':>9}"
+        f" {'dash':>7} {'dash/start':>10}"
+    )
     for cfg in CONFIGS:
         us, ratio = measure(cfg, runners, reps, epochs)
-        print(f"{cfg.name:42} {us['hand']:7.1f} {us['fit']:7.1f} {ratio['fit']:8.3f}"
-              f" {us['start']:7.1f} {ratio['start'] / ratio['fit']:9.3f}")
+        print(
+            f"{cfg.name:42} {us['hand']:7.1f} {us['fit']:7.1f} {ratio['fit']:8.3f}"
+            f" {us['start']:7.1f} {ratio['start'] / ratio['fit']:9.3f}"
+            f" {us['dash']:7.1f} {ratio['dash'] / ratio['start']:10.3f}"
+        )
 
 
 if __name__ == "__main__":
