@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import torch
@@ -12,7 +12,7 @@ from traitlets.utils.bunch import Bunch
 
 from luzwidget.dispatch import build_dispatch_table, check_callbacks
 from luzwidget.events import Event
-from luzwidget.exceptions import CallbackError, StopEpoch, StopFit
+from luzwidget.exceptions import CallbackError, ConfigError, StopEpoch, StopFit
 from luzwidget.traits import Any_, Bool, Dict, Instance, Int, List, Live
 
 __all__ = ["Context", "Fault", "Live"]
@@ -348,6 +348,24 @@ class Context(HasTraits):
             f"<Context model={model} epoch={self.epoch}/{self.max_epochs} iter={self.iter} "
             f"training={self.training}>"
         )
+
+
+def optimizer_names(ctx: Context, names: Iterable[str] | None, owner: str) -> list[str]:
+    """The optimizers ``names`` picks (all of them when None or empty), checked.
+
+    Raises
+    ------
+    ConfigError
+        Naming ``owner``, the unknown name and the optimizers there are.
+    """
+    chosen = list(names or ctx.optimizers)
+    unknown = [n for n in chosen if n not in ctx.optimizers]
+    if unknown:
+        raise ConfigError(
+            f"{owner}: opt_name {unknown[0]!r} is not an optimizer of this run; they are: "
+            f"{', '.join(map(repr, ctx.optimizers))}."
+        )
+    return chosen
 
 
 def finite_positive(value: Any, argument: str) -> float:

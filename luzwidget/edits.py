@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from luzwidget.context import Context, check_callbacks, finite_positive
+from luzwidget.context import Context, check_callbacks, finite_positive, optimizer_names
 from luzwidget.exceptions import ConfigError
 
 __all__ = ["Edits"]
@@ -33,13 +33,7 @@ class Edits:
             value = finite_positive(lr, "lr")
         except Exception as exc:
             raise ConfigError(str(exc)) from None
-        names = list(self.ctx.optimizers)
-        if opt_name is not None and opt_name not in names:
-            raise ConfigError(
-                f"opt_name={opt_name!r} is not an optimizer of this run; "
-                f"they are: {', '.join(map(repr, names))}."
-            )
-        chosen = [opt_name] if opt_name is not None else names
+        chosen = optimizer_names(self.ctx, None if opt_name is None else [opt_name], "set_lr")
 
         def apply() -> None:
             for name in chosen:

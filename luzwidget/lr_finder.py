@@ -17,6 +17,7 @@ import torch
 
 from luzwidget.callbacks.base import Callback
 from luzwidget.checkpoint import get_rng_states, set_rng_states
+from luzwidget.context import optimizer_names
 from luzwidget.exceptions import ConfigError, StopFit
 
 if TYPE_CHECKING:
@@ -145,13 +146,7 @@ class _Sweep(Callback):
         self.best = math.inf
 
     def on_fit_begin(self, ctx: Context) -> None:
-        names = self.opt_names or list(ctx.optimizers)
-        unknown = [n for n in names if n not in ctx.optimizers]
-        if unknown:
-            raise ConfigError(
-                f"lr_finder: opt_name {unknown[0]!r} is not an optimizer; they "
-                f"are: {', '.join(map(repr, ctx.optimizers))}."
-            )
+        names = optimizer_names(ctx, self.opt_names, "lr_finder")
         self.opts = [ctx.optimizers[n] for n in names]
 
     def on_train_batch_begin(self, ctx: Context) -> None:

@@ -994,7 +994,7 @@ def test_set_lr_per_optimizer_and_unknown_name() -> None:
     assert _lrs(run) == [0.05, 0.3]
     with pytest.raises(
         ConfigError,
-        match=r"opt_name='c' is not an optimizer of this run; they "
+        match=r"set_lr: opt_name 'c' is not an optimizer of this run; they "
         r"are: 'a', 'b'",
     ):
         run.set_lr(0.3, opt_name="c")

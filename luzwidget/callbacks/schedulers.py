@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from luzwidget.callbacks.base import Callback
 from luzwidget.callbacks.monitor import Monitor
+from luzwidget.context import optimizer_names
 from luzwidget.events import Event
 from luzwidget.exceptions import ConfigError
 
@@ -97,13 +98,7 @@ class LRScheduler(Callback):
         setattr(self, event.value, self._step)  # the dispatch table picks this method up
 
     def on_fit_begin(self, ctx: Context) -> None:
-        names = self.opt_names or list(ctx.optimizers)
-        unknown = [n for n in names if n not in ctx.optimizers]
-        if unknown:
-            raise ConfigError(
-                f"LRScheduler: opt_name {unknown[0]!r} is not an optimizer of this run; they "
-                f"are: {', '.join(map(repr, ctx.optimizers))}."
-            )
+        names = optimizer_names(ctx, self.opt_names, "LRScheduler")
         self.schedulers = {n: self.factory(ctx.optimizers[n], **self.kwargs) for n in names}
         if self._pending is not None:
             self.load_state_dict(self._pending)
