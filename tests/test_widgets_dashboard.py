@@ -71,6 +71,18 @@ def test_snapshot_describes_everything() -> None:
     dash.close()
 
 
+def test_before_the_first_epoch_progress_shows_the_training_batches_to_come() -> None:
+    run = _run()
+    dash, _ = _shown(run)
+    progress = dash.tick()["progress"]
+    assert (progress["phase"], progress["iter"], progress["n_batches"]) == ("train", 0, 6)
+    assert progress["epoch"] == 0
+    run.step("batch")
+    progress = dash.tick()["progress"]
+    assert (progress["phase"], progress["iter"], progress["n_batches"]) == ("train", 1, 6)
+    dash.close()
+
+
 def test_stepping_highlights_what_changed_at_the_last_event() -> None:
     run = _run()
     dash, _ = _shown(run)

@@ -222,11 +222,12 @@ class Collector:
 
     def _progress(self, state: str) -> dict[str, Any]:
         ctx = self.run.ctx
-        n_batches = _len(ctx.data)
         n_train, n_valid = _len(ctx.train_data) or 0, _len(ctx.valid_data) or 0
+        training = bool(ctx.training) or ctx.epoch == 0  # before epoch 1: training comes first
+        n_batches = _len(ctx.data) if ctx.epoch else n_train or None
         it = ctx.iter if isinstance(ctx.iter, int) else 0
         per_epoch = n_train + n_valid
-        within = min((it + (0 if ctx.training else n_train)) / per_epoch, 1.0) if per_epoch else 0
+        within = min((it + (0 if training else n_train)) / per_epoch, 1.0) if per_epoch else 0
         epoch_frac = (max(ctx.epoch - 1, 0) + within) / ctx.max_epochs if ctx.max_epochs else 0
         loss = " · ".join(
             f"{name} {fmt_number(s.last)} (EMA {fmt_number(s.last_ema)})"
@@ -244,7 +245,7 @@ class Collector:
             "min_epochs": ctx.min_epochs,
             "iter": it,
             "n_batches": n_batches,
-            "phase": "train" if ctx.training else "valid",
+            "phase": "train" if training else "valid",
             "rate_text": self._timing(state, (n_batches or 0) - it, per_epoch, n_valid),
             "loss_text": loss,
             "metrics": metrics,
