@@ -13,7 +13,7 @@ function textField(store, label, cls, makeCmd) {
   });
   const msg = h("span", { class: "lw-edit-msg", id: msgId, "aria-live": "polite" });
   const row = h("div", { class: "lw-field" }, h("label", { for: id, class: "lw-label", text: label }), input, msg);
-  const field = { row, input, msg, shown: "", pending: false, queued: null, timer: 0 };
+  const field = { row, input, msg, shown: "", pending: false, sent: null, queued: null, timer: 0 };
   function show(text, kind) {
     clearTimeout(field.timer);
     setText(msg, text);
@@ -23,11 +23,14 @@ function textField(store, label, cls, makeCmd) {
   }
   function commit() {
     if (field.pending) {
-      field.queued = input.value; // sent once the kernel answered the previous edit
+      // Sent once the kernel answered the previous edit; not the text already on its way
+      // (Enter commits, then Chromium fires "change" for the same text).
+      field.queued = input.value === field.sent ? null : input.value;
       return;
     }
     if (input.value === field.shown) return;
     field.pending = true;
+    field.sent = input.value;
     row.dataset.kind = "pending";
     store.command(makeCmd(input.value), (ack) => {
       field.pending = false;
