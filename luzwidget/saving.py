@@ -67,10 +67,13 @@ def save(fitted: Fitted, path: PathLike) -> Path:
         }
     hparams: Any = None
     why = ""
-    try:
-        hparams = plain(fitted.hparams, "hparams")
-    except CheckpointError as exc:
-        why = str(exc)  # load() then needs setup=
+    if isinstance(fitted.spec.module, nn.Module):  # load() then needs setup=
+        why = f"setup() was given a {type(model).__name__} instance, not its class and hparams"
+    else:
+        try:
+            hparams = plain(fitted.hparams, "hparams")
+        except CheckpointError as exc:
+            why = str(exc)
     return write(
         {
             "luzwidget": {"kind": "fitted", "version": VERSION},
@@ -100,7 +103,9 @@ def load(
         The :func:`~luzwidget.setup` the model came from (its hparams are taken from the
         file). Without it, the module and optimizer classes are found by their import
         paths among the modules already imported (import the one defining your model
-        first); the loss is then the module's own ``loss``/``step`` if it has one.
+        first); the loss is then the module's own ``loss``/``step`` if it has one. A
+        model given to ``setup()`` as an instance needs ``setup=``, and the weights are
+        loaded into that instance.
     accelerator
         Where to put the model (default: as ``fit`` chooses).
 
@@ -186,8 +191,9 @@ def _spec(state: dict[str, Any], setup: Setup | None, source: str) -> Setup:
     hparams = state["hparams"]
     if hparams is None and setup is None:
         raise CheckpointError(
-            f"{source}: the module's hparams could not be stored ({state['hparams_unsaved']}); "
-            "pass setup= (with set_hparams) to load()."
+            f"{source}: the module's constructor arguments were not stored "
+            f"({state['hparams_unsaved']}); pass the setup it came from: "
+            "lw.load(path, setup=lw.setup(...))."
         )
     if setup is None:
         module = _resolve(state["module"], nn.Module, "module class", source)

@@ -167,9 +167,20 @@ def test_unstorable_hparams_need_the_setup(tmp_path):
     spec = make_spec(Act).set_hparams(act=nn.Tanh)
     result = spec.fit(make_data(), epochs=1, **FIT)
     lw.save(result, tmp_path / "act.pt")
-    with pytest.raises(lw.CheckpointError, match=r"hparams could not be stored .*pass setup="):
+    with pytest.raises(lw.CheckpointError, match=r"arguments were not stored .*pass the setup"):
         lw.load(tmp_path / "act.pt")
     assert isinstance(lw.load(tmp_path / "act.pt", setup=spec).model.act, nn.Tanh)
+
+
+def test_a_model_given_as_an_instance_loads_with_its_setup(tmp_path):
+    spec = make_spec(nn.Linear(4, 2))
+    result = spec.fit(make_data(), epochs=1, **FIT)
+    lw.save(result, tmp_path / "inst.pt")
+    with pytest.raises(lw.CheckpointError, match=r"a Linear instance, not its class .*setup="):
+        lw.load(tmp_path / "inst.pt")
+    again = lw.load(tmp_path / "inst.pt", setup=spec)
+    assert same_weights(again.model, result.model)
+    assert again.predict(make_data()[0][:3]).shape == (3, 2)
 
 
 # -- weights alone -----------------------------------------------------------------------
