@@ -74,5 +74,5 @@ def open_notebook(
     failed = getattr(request.node, "rep_call", None) is not None and request.node.rep_call.failed
     for page in pages:
         if failed:
-            page.save_failure(request.node.name)
+            page.save_failure(request.node.name, request.node.rep_call.longreprtext)
         page.close()

@@ -345,12 +345,12 @@ class NotebookPage:
 
     # -- teardown ---------------------------------------------------------------------------
 
-    def save_failure(self, name: str) -> None:
-        """Full-page screenshot and console log into the artifacts dir (best effort)."""
+    def save_failure(self, name: str, error: str = "") -> None:
+        """Full-page screenshot, the failure and the console log into the artifacts dir."""
         base = artifacts_dir() / _slug(f"FAILED-{self.ui}-{name}")
         with contextlib.suppress(Exception):
             self.page.screenshot(path=f"{base}.png", full_page=True)
-        lines = [*self.console, *(f"[pageerror] {e}" for e in self.page_errors)]
+        lines = [error, *self.console, *(f"[pageerror] {e}" for e in self.page_errors)]
         Path(f"{base}.log").write_text("\n".join(lines) + "\n")
 
     def close(self) -> None:
