@@ -19,6 +19,7 @@ __all__ = [
     "MLP",
     "E",
     "Recorder",
+    "SilentStep",
     "batch_events",
     "fit_events",
     "make_data",
@@ -47,6 +48,20 @@ class MLP(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
+
+
+class SilentStep(MLP):
+    """A module with its own step (MSE, one optimizer ``"opt"``) that fires no inner events."""
+
+    def step(self, ctx: lw.Context) -> None:
+        ctx.pred = self(ctx.input)
+        loss = nn.functional.mse_loss(ctx.pred, ctx.target)
+        if ctx.training:
+            opt = ctx.optimizers["opt"]
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        ctx.loss = loss.detach()
 
 
 def make_data(

@@ -13,7 +13,7 @@ from torch import nn
 import luzwidget as lw
 from luzwidget.fitted import Evaluation, metrics_frame, stack_outputs
 from luzwidget.metrics import MAE, MSE
-from tests.helpers import MLP, make_data, make_spec, snapshot, state_equal
+from tests.helpers import MLP, SilentStep, make_data, make_spec, snapshot, state_equal
 
 OPTS = {"batch_size": 16}
 Out = namedtuple("Out", ["mean", "scale"])
@@ -226,20 +226,9 @@ def test_evaluate_does_not_touch_the_model_or_training_records(fitted: lw.Fitted
 
 
 def test_evaluate_a_module_with_its_own_step() -> None:
-    class OwnStep(MLP):
-        def step(self, ctx: lw.Context) -> None:
-            ctx.pred = self(ctx.input)
-            loss = nn.functional.mse_loss(ctx.pred, ctx.target)
-            if ctx.training:
-                opt = ctx.optimizers["opt"]
-                opt.zero_grad()
-                loss.backward()
-                opt.step()
-            ctx.loss = loss.detach()
-
     x, y = make_data(32)
     f = (
-        lw.setup(OwnStep, optimizer=torch.optim.SGD)
+        lw.setup(SilentStep, optimizer=torch.optim.SGD)
         .set_opt_hparams(lr=0.01)
         .fit((x, y), epochs=1, verbose=False)
     )

@@ -16,6 +16,7 @@ from tests.helpers import (
     MLP,
     E,
     Recorder,
+    SilentStep,
     batches,
     fit_events,
     make_data,
@@ -316,20 +317,6 @@ def test_several_optimizers_match_a_hand_written_loop() -> None:
 
 
 # -- custom step ------------------------------------------------------------------------------
-
-
-class SilentStep(MLP):
-    """A module with its own step that fires no inner events."""
-
-    def step(self, ctx: lw.Context) -> None:
-        ctx.pred = self(ctx.input)
-        loss = nn.functional.mse_loss(ctx.pred, ctx.target)
-        if ctx.training:
-            opt = ctx.optimizers["opt"]
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-        ctx.loss = loss.detach()
 
 
 class ChattyStep(SilentStep):
