@@ -9,6 +9,7 @@ import torch
 
 from luzwidget.events import Event
 from luzwidget.exceptions import ConfigError
+from luzwidget.metrics.base import loss_text
 
 if TYPE_CHECKING:
     from luzwidget.context import Context
@@ -119,7 +120,7 @@ class Breakpoints:
         if event in self._events:
             return f"breakpoint at {event.value}"
         if self._nonfinite and event in AFTER_LOSS and not _finite(ctx.loss):
-            return f"the loss is not finite ({_loss_text(ctx.loss)}) at {event.value}"
+            return f"the loss is not finite ({loss_text(ctx.loss, '', 'g')}) at {event.value}"
         for predicate, at in self._conditions:
             if (at is None and event in AFTER_LOSS) or (at is not None and event in at):
                 try:
@@ -173,12 +174,6 @@ def _finite(loss: Any) -> bool:
     if isinstance(loss, torch.Tensor):
         return bool(torch.isfinite(loss).all())
     return True
-
-
-def _loss_text(loss: Any) -> str:
-    if isinstance(loss, dict):
-        return ", ".join(f"{k}={_loss_text(v)}" for k, v in loss.items())
-    return f"{float(loss):g}" if isinstance(loss, torch.Tensor) and loss.numel() == 1 else "..."
 
 
 def _name(predicate: Predicate) -> str:

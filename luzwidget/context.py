@@ -13,6 +13,7 @@ from traitlets.utils.bunch import Bunch
 from luzwidget.dispatch import build_dispatch_table, check_callbacks
 from luzwidget.events import Event
 from luzwidget.exceptions import CallbackError, ConfigError, StopEpoch, StopFit
+from luzwidget.records import Records
 from luzwidget.traits import Any_, Bool, Dict, Instance, Int, List, Live
 
 __all__ = ["Context", "Fault", "Live"]
@@ -301,32 +302,34 @@ class Context(HasTraits):
         """Log a metric for the current epoch in "train" or "valid" (from ``training``)."""
         self.log("metrics", "train" if self.training else "valid", {name: value}, self.epoch)
 
+    @property
+    def history(self) -> Records:
+        """A read-only :class:`~luzwidget.records.Records` view over ``records`` (no copy).
+
+        ``ctx.history.metrics("valid")``, ``.value("loss", "train", 2)``, ``.rows()``,
+        ``.monitors()``; ``ctx.records`` stays the dict that ``log()`` changes.
+        """
+        return Records(self.records)
+
     def get_log(self, what: str, set: str, index: int | None = None) -> Any:
         """``records[what][set]``, or its entry ``index`` (1-based)."""
         entries = self.records.get(what, {}).get(set, [])
         return entries if index is None else entries[index - 1]
 
     def get_metrics(self, set: str, epoch: int | None = None) -> dict[str, Any]:
-        """Metrics of ``set`` ("train"/"valid") for ``epoch`` (default: the last logged)."""
-        entries = self.records.get("metrics", {}).get(set, [])
-        if not entries:
-            return {}
-        if epoch is None:
-            return dict(entries[-1] or {})
-        if not 1 <= epoch <= len(entries):
-            raise KeyError(f"no {set} metrics for epoch {epoch}; logged: 1..{len(entries)}.")
-        return dict(entries[epoch - 1] or {})
+        """Metrics of ``set`` ("train"/"valid") for ``epoch`` (default: the last logged).
+
+        ``{}`` while nothing is logged in ``set``; see :meth:`Records.metrics`.
+        """
+        history = self.history
+        return history.metrics(set, epoch) if history.epochs(set) else {}
 
     def get_metric(self, name: str, set: str, epoch: int | None = None) -> Any:
         """One metric value, e.g. ``ctx.get_metric("loss", "valid")``."""
-        found = self.get_metrics(set, epoch)
-        if name not in found:
-            raise KeyError(
-                f"no {set} metric {name!r}"
-                + (f" at epoch {epoch}" if epoch else "")
-                + f"; logged: {sorted(found) or 'none'}."
-            )
-        return found[name]
+        history = self.history
+        if history.epochs(set):
+            return history.value(name, set, epoch)
+        raise KeyError(f"no {set} metric {name!r}: nothing is logged in {set!r} yet.")
 
     # -- edits from the user -------------------------------------------------------------
     def check_edit(self, name: str, value: Any) -> Any:

@@ -14,6 +14,7 @@ from luzwidget.data import as_loader
 from luzwidget.exceptions import ConfigError
 from luzwidget.loop import evaluate_loop, predict_loop
 from luzwidget.metrics.base import metric_set
+from luzwidget.records import Records
 from luzwidget.run import Run
 
 if TYPE_CHECKING:
@@ -57,6 +58,11 @@ class Fitted:
     def records(self) -> dict[str, Any]:
         """Everything logged during training."""
         return self.ctx.records
+
+    @property
+    def history(self) -> Records:
+        """A :class:`~luzwidget.records.Records` view over ``records`` (``ctx.history``)."""
+        return self.ctx.history
 
     @property
     def optimizers(self) -> dict[str, torch.optim.Optimizer]:
@@ -183,19 +189,24 @@ class Evaluation:
     def __init__(self, records: dict[str, Any]) -> None:
         self.records = records
 
+    @property
+    def history(self) -> Records:
+        """A :class:`~luzwidget.records.Records` view over ``records`` (validation, epoch 1)."""
+        return Records(self.records)
+
     def get_metrics(self) -> pd.DataFrame:
         """A DataFrame with columns set, metric, epoch, value."""
         return metrics_frame(self.records)
 
     def __getitem__(self, name: str) -> Any:
         """A metric's value, e.g. ``evaluation["loss"]``."""
-        values = self.records.get("metrics", {}).get("valid", [{}])[0]
+        values = self.history.metrics("valid", 1, default={})
         if name not in values:
             raise KeyError(f"no metric {name!r}; computed: {', '.join(values)}.")
         return values[name]
 
     def __repr__(self) -> str:
-        values = self.records.get("metrics", {}).get("valid", [{}])[0]
+        values = self.history.metrics("valid", 1, default={})
         shown = ", ".join(
             f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in values.items()
         )
@@ -214,13 +225,8 @@ def metrics_frame(records: Mapping[str, Any]) -> pd.DataFrame:
         import pandas as pd
     except ImportError:  # pragma: no cover - pandas is a dependency
         raise ImportError("get_metrics() needs pandas: pip install pandas") from None
-    rows = [
-        {"set": set_, "metric": name, "epoch": epoch, "value": value}
-        for set_, entries in records.get("metrics", {}).items()
-        for epoch, values in enumerate(entries, 1)
-        for name, value in (values or {}).items()
-    ]
-    return pd.DataFrame(rows, columns=["set", "metric", "epoch", "value"])
+    columns = ["set", "metric", "epoch", "value"]
+    return pd.DataFrame(list(Records(records).rows()), columns=columns)
 
 
 def stack_outputs(outputs: list[Any]) -> Any:

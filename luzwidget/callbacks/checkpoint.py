@@ -89,7 +89,7 @@ class ModelCheckpoint(Callback):
         values: dict[str, Any] = {"epoch": ctx.epoch}
         for name in available_monitors(ctx):
             set_, metric = name.split("_", 1)
-            values[name] = ctx.records["metrics"][set_][ctx.epoch - 1][metric]
+            values[name] = ctx.history.value(metric, set_, ctx.epoch)
         missing = sorted(self.fields - set(values))
         if missing:
             raise ConfigError(

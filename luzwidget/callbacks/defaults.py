@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from luzwidget.callbacks.base import Callback
-from luzwidget.metrics.base import LossAverage, MetricSet, abbrev_of, fresh
+from luzwidget.metrics.base import LossAverage, MetricSet, abbrev_of, as_scalar, fresh
 
 if TYPE_CHECKING:
     from luzwidget.context import Context
@@ -125,10 +125,8 @@ class Metrics(Callback):
         else:
             ctx.log_metric("loss", self._losses[None].compute())
         for metric in self._others:
-            value = metric.compute()
-            if hasattr(value, "item") and getattr(value, "numel", lambda: 0)() == 1:
-                value = value.item()
-            elif hasattr(value, "tolist"):
+            value = as_scalar(metric.compute())
+            if hasattr(value, "tolist"):
                 value = value.tolist()
             ctx.log_metric(abbrev_of(metric), value)
 

@@ -10,19 +10,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from luzwidget.callbacks.base import Callback
+from luzwidget.metrics.base import as_scalar
+from luzwidget.records import MONITORED_SETS as _SETS
 
 if TYPE_CHECKING:
     from luzwidget.context import Context
 
 __all__ = ["CSVLogger", "TensorBoard"]
-
-_SETS = ("train", "valid")
-
-
-def _scalar(value: Any) -> Any:
-    if hasattr(value, "item") and getattr(value, "numel", lambda: 1)() == 1:
-        return value.item()
-    return value
 
 
 class CSVLogger(Callback):
@@ -43,14 +37,13 @@ class CSVLogger(Callback):
         self.path = Path(path)
 
     def on_epoch_end(self, ctx: Context) -> None:
-        metrics = ctx.records.get("metrics", {})
+        history = ctx.history
         columns: list[str] = []
         rows = []
-        n_epochs = max((len(metrics.get(s, [])) for s in _SETS), default=0)
+        n_epochs = max((history.epochs(s) for s in _SETS), default=0)
         for epoch in range(1, n_epochs + 1):
             for set_ in _SETS:
-                entries = metrics.get(set_, [])
-                values = entries[epoch - 1] if epoch <= len(entries) else None
+                values = history.metrics(set_, epoch, default={})
                 if not values:
                     continue
                 columns += [name for name in values if name not in columns]
@@ -69,7 +62,7 @@ class CSVLogger(Callback):
 
 
 def _cell(value: Any) -> Any:
-    value = _scalar(value)
+    value = as_scalar(value)
     if value is None:
         return ""
     if isinstance(value, list | tuple | dict):
@@ -124,10 +117,8 @@ class TensorBoard(Callback):
             return
         epoch = ctx.epoch
         for set_ in _SETS:
-            entries = ctx.records.get("metrics", {}).get(set_, [])
-            values = entries[epoch - 1] if 1 <= epoch <= len(entries) else {}
-            for name, value in (values or {}).items():
-                value = _scalar(value)
+            for name, value in ctx.history.metrics(set_, epoch, default={}).items():
+                value = as_scalar(value)
                 if isinstance(value, int | float) and not isinstance(value, bool):
                     self.writer.add_scalar(f"{set_}/{name}", value, epoch)
         for name, opt in ctx.optimizers.items():

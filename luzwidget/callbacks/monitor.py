@@ -6,24 +6,21 @@ import math
 from typing import TYPE_CHECKING, Any
 
 from luzwidget.exceptions import ConfigError
+from luzwidget.metrics.base import as_scalar
+from luzwidget.records import MONITORED_SETS as _SETS
 
 if TYPE_CHECKING:
     from luzwidget.context import Context
 
 __all__ = ["Monitor", "available_monitors"]
 
-_SETS = ("train", "valid")
-
 
 def available_monitors(ctx: Context, epoch: int | None = None) -> list[str]:
     """Every ``"<set>_<metric>"`` name logged for ``epoch`` (default: the current one)."""
-    epoch = ctx.epoch if epoch is None else epoch
-    names = []
-    for set_ in _SETS:
-        entries = ctx.records.get("metrics", {}).get(set_, [])
-        if 1 <= epoch <= len(entries):
-            names += [f"{set_}_{name}" for name in entries[epoch - 1] or {}]
-    return names
+    return ctx.history.monitors(ctx.epoch if epoch is None else epoch)
+
+
+_MISSING = object()
 
 
 class Monitor:
@@ -79,11 +76,8 @@ class Monitor:
 
     def find(self, ctx: Context) -> float | None:
         """The monitored value at the current epoch, or None when it was not logged."""
-        entries = ctx.records.get("metrics", {}).get(self.set, [])
-        epoch = ctx.epoch
-        if not 1 <= epoch <= len(entries) or self.metric not in (entries[epoch - 1] or {}):
-            return None
-        return self._number(entries[epoch - 1][self.metric])
+        found = ctx.history.get(self.metric, self.set, ctx.epoch, _MISSING)
+        return None if found is _MISSING else self._number(found)
 
     def value(self, ctx: Context) -> float:
         """The monitored value at the current epoch.
@@ -97,7 +91,7 @@ class Monitor:
         if found is None:
             logged = ", ".join(available_monitors(ctx)) or "none"
             hint = ""
-            if self.set == "valid" and not ctx.records.get("metrics", {}).get("valid"):
+            if self.set == "valid" and not ctx.history.epochs("valid"):
                 hint = " There is no validation: pass valid_data= to fit(), or monitor 'train_...'."
             raise ConfigError(
                 f"{self.owner}: monitor={self.name!r} was not logged at epoch {ctx.epoch}. "
@@ -114,8 +108,7 @@ class Monitor:
         return value > best + self.min_delta
 
     def _number(self, value: Any) -> float:
-        if hasattr(value, "item") and getattr(value, "numel", lambda: 1)() == 1:
-            value = value.item()
+        value = as_scalar(value)
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise ConfigError(
                 f"{self.owner}: monitor={self.name!r} is not a single number (got "

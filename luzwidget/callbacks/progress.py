@@ -9,6 +9,8 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from luzwidget.callbacks.base import Callback
+from luzwidget.data import loader_len
+from luzwidget.metrics.base import loss_text
 
 if TYPE_CHECKING:
     from luzwidget.context import Context
@@ -37,13 +39,6 @@ def format_metrics(values: dict[str, Any]) -> str:
         shown = f"{value:.4f}" if isinstance(value, float) else str(value)
         parts.append(f"{name[:1].upper()}{name[1:]}: {shown}")
     return " - ".join(parts)
-
-
-def _loader_len(data: Any) -> int | None:
-    try:
-        return len(data)
-    except TypeError:
-        return None
 
 
 class Progress(Callback):
@@ -102,7 +97,7 @@ class Progress(Callback):
     def _open(self, ctx: Context, label: str) -> None:
         if not self.bars or not _shown(ctx):
             return
-        total = _loader_len(ctx.data)
+        total = loader_len(ctx.data)
         self._bar = _HtmlBar(label, total) if in_notebook() else _TqdmBar(label, total)
 
     def _close(self, ctx: Context, mode: str) -> None:
@@ -124,15 +119,6 @@ class Progress(Callback):
             tqdm.write(text, file=sys.stderr)
 
 
-def _loss_text(ctx: Context) -> str:
-    loss = ctx.loss
-    if loss is None:
-        return ""
-    if isinstance(loss, dict):
-        return ", ".join(f"loss_{k}={float(v):.4f}" for k, v in loss.items())
-    return f"loss={float(loss):.4f}"
-
-
 class _TqdmBar:
     def __init__(self, label: str, total: int | None) -> None:
         from tqdm import tqdm
@@ -146,7 +132,7 @@ class _TqdmBar:
         now = time.monotonic()
         if now >= self.next:
             self.next = now + _REFRESH_S
-            self.bar.set_postfix_str(_loss_text(ctx), refresh=False)
+            self.bar.set_postfix_str(loss_text(ctx.loss), refresh=False)
             self.bar.update(self.pending)
             self.pending = 0
 
@@ -179,7 +165,7 @@ class _HtmlBar:
         now = time.monotonic()
         if now >= self.next:
             self.next = now + _REFRESH_S
-            self.handle.update(self.HTML(self._html(_loss_text(ctx))))
+            self.handle.update(self.HTML(self._html(loss_text(ctx.loss))))
 
     def close(self) -> None:
         self.handle.update(self.HTML(self._html("")))

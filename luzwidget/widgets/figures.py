@@ -9,25 +9,26 @@ from typing import Any
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from luzwidget.limits import SET_COLORS
+from luzwidget.records import Records
+
 __all__ = ["records_figure"]
 
-COLORS = {"train": "#1976d2", "valid": "#ef6c00"}
-"""Line colours by set, the same as the dashboard's."""
+COLORS = SET_COLORS
+"""Line colours by set, the same as the dashboard's (:data:`luzwidget.limits.SET_COLORS`)."""
 
 
 def _metric_lines(records: Mapping[str, Any]) -> dict[str, dict[str, tuple[list, list]]]:
     """``{metric: {set: (epochs, values)}}`` from ``records["metrics"]``, in logged order."""
     out: dict[str, dict[str, tuple[list, list]]] = {}
-    for set_name, entries in (records.get("metrics") or {}).items():
-        for epoch, entry in enumerate(entries or [], start=1):
-            for metric, value in (entry or {}).items():
-                try:
-                    v = float(value)
-                except (TypeError, ValueError):
-                    continue
-                xs, ys = out.setdefault(metric, {}).setdefault(set_name, ([], []))
-                xs.append(epoch)
-                ys.append(v if math.isfinite(v) else None)
+    for set_name, metric, epoch, value in Records(records).rows():
+        try:
+            v = float(value)
+        except (TypeError, ValueError):
+            continue
+        xs, ys = out.setdefault(metric, {}).setdefault(set_name, ([], []))
+        xs.append(epoch)
+        ys.append(v if math.isfinite(v) else None)
     return out
 
 

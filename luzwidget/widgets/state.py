@@ -11,16 +11,15 @@ import time
 from collections import deque
 from typing import Any
 
+from luzwidget.data import loader_len
 from luzwidget.events import Event
+from luzwidget.limits import LOG_MAX, STREAM_BETA, STREAM_CAPACITY
 from luzwidget.widgets.commands import Ack, button_states, format_lr
 from luzwidget.widgets.feed import DashboardFeed
 from luzwidget.widgets.stream import DownsampledSeries, json_points, losses_to_floats, number
 from luzwidget.widgets.summaries import FIELD_ORDER, WeightWatch, fmt_number, summarize
 
 __all__ = ["Collector"]
-
-LOG_MAX = 300
-"""Log entries kept for a snapshot (the browser keeps as many)."""
 
 EVENTS_LOGGED_PER_TICK = 40
 """At a pause, up to this many events since the last pause are listed; more are counted."""
@@ -41,13 +40,6 @@ def _clock(seconds: float) -> str:
     return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
 
 
-def _len(x: Any) -> int | None:
-    try:
-        return len(x)
-    except TypeError:
-        return None
-
-
 class Collector:
     """Reads a run for the dashboard; builds snapshots and deltas (main thread only).
 
@@ -63,7 +55,13 @@ class Collector:
         EMA smoothing of the loss stream.
     """
 
-    def __init__(self, run: Any, feed: DashboardFeed, capacity: int = 2000, beta: float = 0.98):
+    def __init__(
+        self,
+        run: Any,
+        feed: DashboardFeed,
+        capacity: int = STREAM_CAPACITY,
+        beta: float = STREAM_BETA,
+    ):
         self.run, self.feed = run, feed
         self.capacity, self.beta = capacity, beta
         self.series: dict[str, DownsampledSeries] = {}
@@ -195,8 +193,7 @@ class Collector:
 
     def _still_logged(self, key: tuple[str, str, int]) -> bool:
         set_name, metric, epoch = key
-        entries = self.run.ctx.records.get("metrics", {}).get(set_name, [])
-        return 0 < epoch <= len(entries) and metric in (entries[epoch - 1] or {})
+        return metric in self.run.ctx.history.metrics(set_name, epoch, default={})
 
     def _status(self, state: str) -> dict[str, Any]:
         event = getattr(self.run, "event", None)
@@ -222,9 +219,9 @@ class Collector:
 
     def _progress(self, state: str) -> dict[str, Any]:
         ctx = self.run.ctx
-        n_train, n_valid = _len(ctx.train_data) or 0, _len(ctx.valid_data) or 0
+        n_train, n_valid = loader_len(ctx.train_data) or 0, loader_len(ctx.valid_data) or 0
         training = bool(ctx.training) or ctx.epoch == 0  # before epoch 1: training comes first
-        n_batches = _len(ctx.data) if ctx.epoch else n_train or None
+        n_batches = loader_len(ctx.data) if ctx.epoch else n_train or None
         it = ctx.iter if isinstance(ctx.iter, int) else 0
         per_epoch = n_train + n_valid
         within = min((it + (0 if training else n_train)) / per_epoch, 1.0) if per_epoch else 0
@@ -235,9 +232,9 @@ class Collector:
         )
         metrics = []
         for set_name in ("train", "valid"):
-            entries = [e for e in ctx.records.get("metrics", {}).get(set_name, []) if e]
-            if entries:
-                metrics.append([set_name, [[k, fmt_number(v)] for k, v in entries[-1].items()]])
+            _, last = ctx.history.last(set_name)
+            if last:
+                metrics.append([set_name, [[k, fmt_number(v)] for k, v in last.items()]])
         return {
             "epoch_frac": round(min(epoch_frac, 1.0), 4),
             "epoch": ctx.epoch,

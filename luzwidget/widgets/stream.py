@@ -8,6 +8,9 @@ from typing import Any
 
 import torch
 
+from luzwidget.limits import STREAM_BETA, STREAM_CAPACITY
+from luzwidget.metrics.base import as_scalar
+
 __all__ = ["DownsampledSeries", "json_points", "losses_to_floats", "number"]
 
 
@@ -37,7 +40,7 @@ class DownsampledSeries:
         Smoothing of the EMA, in [0, 1).
     """
 
-    def __init__(self, capacity: int = 2000, beta: float = 0.98) -> None:
+    def __init__(self, capacity: int = STREAM_CAPACITY, beta: float = STREAM_BETA) -> None:
         if capacity < 2:
             raise ValueError(f"capacity must be >= 2, got {capacity}.")
         if not 0 <= beta < 1:
@@ -169,7 +172,7 @@ def json_points(points: tuple[list, list, list]) -> dict[str, list[Any]]:
 def number(value: Any) -> float | None:
     """A finite float or None (JSON has no NaN)."""
     try:
-        f = float(value)
+        f = float(as_scalar(value))
     except (TypeError, ValueError, RuntimeError):
         return None
     return f if math.isfinite(f) else None

@@ -8,6 +8,8 @@ from typing import Any
 
 import torch
 
+from luzwidget.records import MONITORED_SETS, Records
+
 __all__ = ["FIELD_ORDER", "fmt_number", "summarize", "tensor_summary"]
 
 FIELD_ORDER = (
@@ -143,13 +145,13 @@ def _loader(d: Any, _: bool) -> str:
 
 
 def _records(r: Mapping[str, Any]) -> str:
-    metrics = r.get("metrics", {})
+    history = Records(r)
     parts = []
-    for set_name in ("train", "valid"):
-        entries = [e for e in metrics.get(set_name, []) if e]
-        if entries:
-            last = ", ".join(f"{k} {fmt_number(v)}" for k, v in entries[-1].items())
-            parts.append(f"{set_name}[{len(entries)}]: {last}")
+    for set_name in MONITORED_SETS:
+        epoch, values = history.last(set_name)
+        if values:
+            last = ", ".join(f"{k} {fmt_number(v)}" for k, v in values.items())
+            parts.append(f"{set_name}[{epoch}]: {last}")
     others = [k for k in r if k != "metrics"]
     if others:
         parts.append("also " + ", ".join(others))
