@@ -36,6 +36,8 @@ class Fitted:
     records : dict
         Everything logged: ``records["metrics"]["train"|"valid"][epoch - 1]`` and
         ``records["profile"]``.
+    history : Records
+        A read-only view of ``records``: ``history.metrics("valid")``, ``history.rows()``.
     run : Run
         The run that trained it; after an interrupted ``fit()``, ``run.resume()`` continues.
     """
