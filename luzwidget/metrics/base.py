@@ -194,7 +194,10 @@ def given_name(metric: Any) -> str | None:
 
 
 def abbrev_of(metric: Any) -> str:
-    """The records name of ``metric``: its ``abbrev`` in lower case, else its class name.
+    """The abbreviation of ``metric``: its ``abbrev`` in lower case, else its class name.
+
+    It is the records name unless the metric was named or another metric has it first
+    (see :meth:`MetricSet.named`).
 
     Examples
     --------
