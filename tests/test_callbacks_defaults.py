@@ -13,8 +13,19 @@ from torch import nn
 import luzwidget as lw
 from luzwidget.callbacks import Interrupt, Metrics, Profile, Progress, TrainValid
 from luzwidget.callbacks.progress import format_metrics
-from luzwidget.metrics import MAE, MSE, metric_set
+from luzwidget.metrics import (
+    MAE,
+    MSE,
+    BinaryAccuracy,
+    BinaryAccuracyWithLogits,
+    BinaryAUROC,
+    Metric,
+    MetricError,
+    metric_set,
+)
 from tests.helpers import E, Recorder, make_data, make_spec
+from tests.training_helpers import TwoOpt
+from tests.training_helpers import make_data as class_data
 
 OPTS = {"batch_size": 16}
 
@@ -137,6 +148,110 @@ def test_a_torchmetrics_metric_works_as_a_metric() -> None:
     fitted = _fit(epochs=1, metrics=[torchmetrics.MeanSquaredError(), MSE()])
     valid = fitted.records["metrics"]["valid"][0]
     assert valid["meansquarederror"] == pytest.approx(valid["mse"], rel=1e-5)
+
+
+def test_metrics_with_one_abbreviation_are_all_logged() -> None:
+    metrics = [BinaryAccuracyWithLogits(), BinaryAUROC(from_logits=True), BinaryAccuracy()]
+    x, y = make_data(64)
+    y = (y > 0).float()
+    fitted = make_spec(metrics=metrics).fit(
+        (x, y), epochs=1, valid_data=(x, y), verbose=False, dataloader_options=OPTS
+    )
+    for set_ in ("train", "valid"):
+        assert list(fitted.records["metrics"][set_][0]) == ["loss", "acc", "auc", "acc_2"]
+    with torch.no_grad():
+        pred = fitted.model.eval()(x)
+    valid = fitted.records["metrics"]["valid"][0]
+    for name, proto in zip(["acc", "auc", "acc_2"], metrics, strict=True):
+        metric = type(proto)(**({"from_logits": True} if name == "auc" else {}))
+        metric.update(pred, y)
+        assert valid[name] == pytest.approx(metric.compute(), abs=1e-12), name
+
+
+def test_metrics_can_be_named_with_name_or_a_pair() -> None:
+    metrics = metric_set(
+        [MAE(), MAE(name="l1"), ("tm_mse", torchmetrics.MeanSquaredError()), MSE()],
+        valid_metrics=[MAE()],
+    )
+    fitted = _fit(epochs=1, metrics=metrics)
+    train, valid = fitted.records["metrics"]["train"][0], fitted.records["metrics"]["valid"][0]
+    assert list(train) == ["loss", "mae", "l1", "tm_mse", "mse"]
+    assert list(valid) == ["loss", "mae", "l1", "tm_mse", "mse", "mae_2"]
+    assert valid["l1"] == valid["mae"] == valid["mae_2"]
+    assert valid["tm_mse"] == pytest.approx(valid["mse"], rel=1e-5)
+    assert fitted.get_metrics().query("metric == 'tm_mse'").shape[0] == 2
+
+
+def test_a_metric_named_like_a_loss_of_several_optimizers_is_suffixed() -> None:
+    class Named(Metric):
+        abbrev = "loss_a"
+
+        def update(self, pred: Any, target: Any) -> None: ...
+
+        def compute(self) -> float:
+            return 1.0
+
+    spec = lw.setup(TwoOpt, loss=nn.CrossEntropyLoss(), metrics=[Named()])
+    fitted = spec.fit(class_data(16), epochs=1, verbose=False, dataloader_options=OPTS)
+    assert list(fitted.records["metrics"]["train"][0]) == [
+        "loss",
+        "loss_a",
+        "loss_b",
+        "loss_a_2",
+    ]
+    assert fitted.records["metrics"]["train"][0]["loss_a_2"] == 1.0
+
+
+class Broken(Metric):
+    """Raises in ``update`` or in ``compute``."""
+
+    abbrev = "brk"
+
+    def __init__(self, where: str, name: str | None = None) -> None:
+        super().__init__(name=name)
+        self.where = where
+
+    def update(self, pred: Any, target: Any) -> None:
+        if self.where == "update":
+            raise ValueError("pred and target do not match")
+
+    def compute(self) -> float:
+        if self.where == "compute":
+            raise ZeroDivisionError("no samples")
+        return 0.0
+
+
+@pytest.mark.parametrize(
+    ("metrics", "event", "fragment"),
+    [
+        ([Broken("update")], "on_train_batch_end", "Broken (abbreviation 'brk') raised ValueError"),
+        ([Broken("compute")], "on_train_end", "(abbreviation 'brk') raised ZeroDivisionError in"),
+        ([MAE(), Broken("x"), Broken("update")], "on_train_batch_end", "logged as 'brk_2'"),
+        (
+            [Broken("compute", name="mine")],
+            "on_train_end",
+            "(abbreviation 'brk', logged as 'mine')",
+        ),
+    ],
+)
+def test_a_failing_metric_is_named_in_the_error(
+    metrics: list[Any], event: str, fragment: str
+) -> None:
+    with pytest.raises(lw.CallbackError) as info:
+        _fit(epochs=1, metrics=metrics)
+    err = info.value
+    assert err.event == event
+    assert isinstance(err.cause, MetricError)
+    assert err.cause.metric is not metrics[-1]  # the fresh copy that failed
+    assert type(err.cause.metric) is Broken
+    original = err.cause.__cause__
+    assert isinstance(original, ValueError | ZeroDivisionError)
+    assert err.cause.cause is original
+    text = str(err)
+    assert fragment in text
+    method = "update()" if event == "on_train_batch_end" else "compute()"
+    assert f"in {method}: {original}" in text
+    assert text.startswith(f"Callback Metrics.{event} raised MetricError: metric Broken")
 
 
 def test_live_metric_objects_are_on_the_context() -> None:

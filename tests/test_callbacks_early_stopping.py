@@ -23,8 +23,9 @@ def fit_scripted(values, epochs=10, name="fake_loss", **es):
     [
         ([5, 4, 4.5, 3, 2, 1], 0, 3),  # first epoch that does not improve
         ([5, 4, 4, 3, 2, 1], 0, 3),  # equal is not better
-        ([5, 4, 4.1, 4.2, 4.05, 3, 2], 2, 5),  # three epochs without improvement > 2
-        ([5, 4, 4.1, 3, 3.5, 3.6, 3.7, 1], 2, 7),  # an improvement resets the count
+        ([5, 4, 4, 3, 2, 1], 1, 3),  # patience 1 acts as 0: improving epochs never stop
+        ([5, 4, 4.1, 4.2, 4.05, 3, 2], 2, 4),  # the second epoch in a row without improvement
+        ([5, 4, 4.1, 3, 3.5, 3.6, 3.7, 1], 2, 6),  # an improvement resets the count
         ([5, 6, 7, 8, 9, 10], 0, 2),  # after the first epoch, never at it
         ([5, 4, 3, 2, 1, 0], 0, None),  # always improving: runs all epochs
     ],
@@ -37,6 +38,15 @@ def test_patience_counts_epochs_without_improvement(values, patience, stop_at):
     assert stopper.stopped_epoch == (stop_at or 0)
     fired = [name for name, _ in events.seen]
     assert fired == (["on_early_stopping", "on_fit_end"] if stop_at else ["on_fit_end"])
+
+
+@pytest.mark.parametrize(("patience", "epochs_trained"), [(0, 2), (1, 2), (2, 3), (3, 4)])
+def test_a_constant_loss_stops_after_patience_epochs_without_improvement(patience, epochs_trained):
+    # As luz's docs, Keras and Lightning: stop when wait >= patience.
+    fitted, stopper, _ = fit_scripted([1.0] * 10, patience=patience)
+    assert fitted.ctx.epoch == stopper.stopped_epoch == epochs_trained
+    assert (stopper.best, stopper.best_epoch) == (1.0, 1)
+    assert stopper.wait == max(patience, 1)
 
 
 def test_min_delta_requires_a_larger_improvement():
@@ -54,15 +64,24 @@ def test_mode_max_and_metric_names_with_underscores():
 
 
 def test_baseline_must_be_beaten():
-    # Nothing beats 1.0 for two epochs; patience 1 stops at the second.
-    fitted, stopper, _ = fit_scripted([2.0, 1.5, 0.5], baseline=1.0, patience=1)
+    # Epoch 1 does not beat the baseline 0: patience 1 stops right after it.
+    fitted, stopper, _ = fit_scripted([2.0, 1.5, 0.5], baseline=0, patience=1)
+    assert fitted.ctx.epoch == stopper.stopped_epoch == 1
+    assert (stopper.best, stopper.wait) == (0.0, 1)
+    # 2.0 and 1.5 do not beat 1.0; patience 2 stops at the second of them.
+    fitted, stopper, _ = fit_scripted([2.0, 1.5, 0.5], baseline=1.0, patience=2)
     assert fitted.ctx.epoch == 2
     assert stopper.best == 1.0
+    # Beating the baseline counts as an improvement.
+    fitted, stopper, _ = fit_scripted([2.0, 0.5, 0.6], baseline=1.0, patience=2, epochs=3)
+    assert (fitted.ctx.epoch, stopper.stopped_epoch, stopper.best_epoch) == (3, 0, 2)
 
 
-def test_never_stops_before_min_epochs():
-    fitted, _, _ = fit_scripted([1, 2, 3, 4, 5, 6, 7], epochs=(4, 7))
-    assert fitted.ctx.epoch == 4
+@pytest.mark.parametrize(("patience", "stop_at"), [(0, 4), (2, 4), (5, 6)])
+def test_never_stops_before_min_epochs(patience, stop_at):
+    # Worsening from epoch 2: the wait reaches patience before min_epochs = 4 or after it.
+    fitted, stopper, _ = fit_scripted([1, 2, 3, 4, 5, 6, 7], epochs=(4, 7), patience=patience)
+    assert fitted.ctx.epoch == stopper.stopped_epoch == stop_at
 
 
 def test_monitors_the_real_validation_loss_by_default():

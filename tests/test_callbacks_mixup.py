@@ -129,6 +129,19 @@ def test_mixup_loss_math_and_plain_targets():
         MixupLoss(lambda p, t: p)
 
 
+def test_auto_loss_with_a_reduction_none_loss_validates_with_the_mean():
+    loss = nn.CrossEntropyLoss(reduction="none")  # as luz documents nn_mixup_loss
+    fitted, _ = fit(Mixup(auto_loss=True), loss=loss, valid=True)
+    x, y = torch.eye(N).repeat(2, 1), torch.arange(2 * N) % 2
+    with torch.no_grad():
+        expected = nn.functional.cross_entropy(fitted.model(x), y)
+    assert fitted.records["metrics"]["valid"][0]["loss"] == pytest.approx(float(expected))
+    assert loss.reduction == "none"
+    pred = torch.randn(4, 3)
+    target = torch.tensor([0, 1, 2, 0])
+    assert torch.equal(MixupLoss(loss)(pred, target), loss(pred, target).mean())
+
+
 def test_bad_alpha():
     with pytest.raises(lw.ConfigError, match="alpha"):
         Mixup(alpha=0)

@@ -50,6 +50,35 @@ def test_gradient_clip_changes_the_update_as_clip_grad_norm_does():
     assert same_weights(clipped.model, manual.model)
 
 
+def test_gradient_clip_max_norm_zero_zeroes_the_gradients_as_torch_does():
+    class First(lw.Callback):
+        def on_fit_begin(self, ctx):
+            self.weights = {k: v.clone() for k, v in ctx.model.state_dict().items()}
+
+    clip, norms, first = GradientClip(max_norm=0), GradNorms(), First()
+    fitted = make_spec().fit(make_data(), epochs=1, callbacks=[clip, norms, first], **FIT)
+    assert norms.norms == [0.0] * 8
+    assert float(clip.last_norm) > 0  # there were gradients to zero
+    after = fitted.model.state_dict()
+    assert all(torch.equal(after[k], v) for k, v in first.weights.items())  # Adam: no change
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "fragment"),
+    [
+        ({"max_norm": -1}, "max_norm must be a number >= 0, got -1"),
+        ({"max_norm": float("nan")}, "max_norm must be a number >= 0, got nan"),
+        ({"max_norm": True}, "max_norm must be a number >= 0, got True"),
+        ({"norm_type": 0}, "norm_type must be a number > 0, got 0"),
+        ({"norm_type": "2"}, "norm_type must be a number > 0, got '2'"),
+    ],
+)
+def test_gradient_clip_bad_arguments(kwargs, fragment):
+    with pytest.raises(lw.ConfigError, match="GradientClip") as info:
+        GradientClip(**kwargs)
+    assert fragment in str(info.value)
+
+
 class FakeScaler:
     """Stands in for a CUDA GradScaler: records unscale_ calls."""
 

@@ -36,6 +36,7 @@ from luzwidget.metrics import (
     metric_set,
 )
 from luzwidget.metrics.base import FOLD_EVERY, DeviceSum, abbrev_of, check_metric, fresh
+from luzwidget.metrics.names import unique_names
 
 SIZES = (1, 7, 64, 128, 300, 500)  # uneven batches, 1000 samples in all
 N = sum(SIZES)
@@ -248,6 +249,79 @@ def test_binary_auroc_is_nan_with_one_class() -> None:
     assert math.isnan(m.compute())
 
 
+# thresholds given explicitly: 0 and 1 among them, so torchmetrics' binned curve has the
+# same end points as ours; unsorted and with a duplicate, which are sorted and dropped
+GIVEN = [0.7, 0.0, 0.31, 0.5, 0.45, 0.9, 0.31, 0.05, 1.0]
+
+
+@pytest.mark.parametrize("as_type", [list, tuple, np.array, torch.tensor])
+def test_binary_auroc_with_given_thresholds_matches_torchmetrics(
+    gen: torch.Generator, as_type: Any
+) -> None:
+    p, y = binary_data(gen)
+    m = BinaryAUROC(thresholds=as_type(GIVEN))
+    assert m.thresholds == tuple(sorted(set(torch.tensor(GIVEN).tolist())))
+    assert m.num_thresholds == 8
+    got = run(m, p, y)
+    tm = tmc.BinaryAUROC(thresholds=torch.tensor(GIVEN).unique())
+    assert got == pytest.approx(run(tm, p, y).item(), abs=1e-6)
+    # and sklearn's AUROC of the cells the thresholds cut [0, 1] into
+    cells = torch.searchsorted(torch.tensor(m.thresholds), p, right=True)
+    assert got == pytest.approx(roc_auc_score(y, cells), abs=1e-12)
+
+
+def test_binary_auroc_curve_always_ends_at_0_0_and_1_1(gen: torch.Generator) -> None:
+    p, y = binary_data(gen)  # p in [0, 1): none reaches the threshold 1
+    inner = [0.2, 0.5, 0.8]
+    got = run(BinaryAUROC(thresholds=inner), p, y)
+    tm = tmc.BinaryAUROC(thresholds=torch.tensor([0.0, *inner, 1.0]))
+    assert got == pytest.approx(run(tm, p, y).item(), abs=1e-6)
+    # one threshold: the AUROC of the predictions cut there, (tpr + 1 - fpr) / 2
+    yb = y.bool()
+    tpr, fpr = (p[yb] >= 0.5).double().mean(), (p[~yb] >= 0.5).double().mean()
+    got = run(BinaryAUROC(thresholds=[0.5]), p, y)
+    assert got == pytest.approx(float((tpr + 1 - fpr) / 2), abs=1e-12)
+
+
+def test_auroc_thresholds_as_an_int_is_a_number_of_thresholds(gen: torch.Generator) -> None:
+    p, y = binary_data(gen)
+    m = BinaryAUROC(thresholds=50)
+    assert (m.num_thresholds, m.thresholds) == (50, None)
+    assert run(m, p, y) == run(BinaryAUROC(num_thresholds=50), p, y)
+    logits, c = multiclass_data(gen)
+    assert run(MulticlassAUROC(thresholds=30), logits.softmax(1), c) == run(
+        MulticlassAUROC(num_thresholds=30), logits.softmax(1), c
+    )
+
+
+def test_binary_auroc_given_thresholds_from_logits(gen: torch.Generator) -> None:
+    logits = torch.randn(N, generator=gen) * 3
+    y = (torch.rand(N, generator=gen) < logits.sigmoid()).long()
+    got = run(BinaryAUROC(thresholds=GIVEN, from_logits=True), logits, y)
+    assert got == pytest.approx(run(BinaryAUROC(thresholds=GIVEN), logits.sigmoid(), y), abs=1e-6)
+
+
+@pytest.mark.parametrize("average", ["macro", "weighted", None])
+def test_multiclass_auroc_with_given_thresholds_matches_torchmetrics(
+    gen: torch.Generator, average: str | None
+) -> None:
+    logits, y = multiclass_data(gen)
+    got = run(MulticlassAUROC(thresholds=GIVEN, average=average, from_logits=True), logits, y)
+    tm = tmc.MulticlassAUROC(
+        num_classes=4, average=average or "none", thresholds=torch.tensor(GIVEN).unique()
+    )
+    np.testing.assert_allclose(got, run(tm, logits.softmax(1), y).numpy(), atol=1e-6)
+
+
+def test_auroc_repr_shows_given_thresholds() -> None:
+    assert repr(BinaryAUROC(thresholds=[0.5, 0.25])) == (
+        "BinaryAUROC(thresholds=[0.25, 0.5], from_logits=False)"
+    )
+    assert repr(fresh(MulticlassAUROC(thresholds=(0.5,), name="auc_mc"))) == (
+        "MulticlassAUROC(thresholds=[0.5], from_logits=False, average='micro', name='auc_mc')"
+    )
+
+
 AVERAGES = ["micro", "macro", "weighted", None]
 
 
@@ -401,6 +475,16 @@ BAD = [
     (MulticlassAUROC, "from_logits", 1, r"from_logits must be True or False, got 1"),
     (MulticlassAUROC, "average", "mean", r"average must be one of 'micro', 'macro', 'weighted'"),
     (MulticlassAUROC, "average", ["macro"], r"got \['macro'\]; for example .*average='macro'"),
+    (BinaryAUROC, "thresholds", 1, r"BinaryAUROC: thresholds must be an int >= 2, got 1"),
+    (BinaryAUROC, "thresholds", [], r"thresholds must be an int >= 2 or a non-empty sequence"),
+    (BinaryAUROC, "thresholds", [0.5, 1.5], r"probabilities in \[0, 1\], got \[0.5, 1.5\]"),
+    (BinaryAUROC, "thresholds", [math.nan], r"probabilities in \[0, 1\], got \[nan\]"),
+    (BinaryAUROC, "thresholds", "0.5", r"got '0.5'; for example BinaryAUROC\(thresholds=\[0.1"),
+    (BinaryAUROC, "thresholds", [[0.1, 0.2]], r"non-empty sequence of probabilities"),
+    (MulticlassAUROC, "thresholds", True, r"MulticlassAUROC: thresholds must be an int >= 2 or"),
+    (MAE, "name", "", r"MAE: a metric's name must be a non-empty string, got ''"),
+    (Accuracy, "name", 3, r"Accuracy: a metric's name must be a non-empty string, got 3"),
+    (BinaryAUROC, "name", ["auc"], r"BinaryAUROC: a metric's name must be a non-empty string"),
 ]
 
 
@@ -472,6 +556,47 @@ def test_metric_set_takes_one_metric_lists_and_tuples() -> None:
         metric_set(ms, valid_metrics=[mse])
     with pytest.raises(ConfigError, match=r"train_metrics: got a MetricSet"):
         metric_set(train_metrics=ms)
+
+
+def test_metric_set_names_every_metric_uniquely() -> None:
+    tm = tmc.BinaryAUROC()
+    ms = metric_set(
+        [BinaryAccuracyWithLogits(), BinaryAUROC(from_logits=True), BinaryAccuracy(), ("tm", tm)],
+        train_metrics=[MAE(name="l1")],
+        valid_metrics=[Accuracy(), ("auc_3", BinaryAUROC())],
+    )
+    assert [n for n, _ in ms.named("train")] == ["acc", "auc", "acc_2", "tm", "l1"]
+    assert [n for n, _ in ms.named("valid")] == ["acc", "auc", "acc_2", "tm", "acc_3", "auc_3"]
+    assert [m for _, m in ms.named("valid")] == ms.for_mode("valid")
+    assert ms.for_mode("train")[3] is tm
+    # the loss's names are taken first; a metric abbreviated "loss" gets a suffix
+    loss_like = [(None, "loss", "L"), (None, "loss", "L")]
+    assert unique_names(loss_like, reserved=["loss", "loss_2"]) == ["loss_3", "loss_4"]
+    # a top-level pair is one named metric
+    assert metric_set(("mine", MAE())).named("train")[0][0] == "mine"
+
+
+@pytest.mark.parametrize(
+    ("metrics", "match"),
+    [
+        ([("loss", MAE())], r"the name 'loss' of MAE is already used by the loss"),
+        ([MAE(name="x"), ("x", MSE())], r"'x' of MSE is already used by MAE.*e.g. 'x_2'"),
+        ([MAE(), ("mae", MSE())], r"'mae' of MSE is already used by MAE; metrics are named"),
+        ([("", MAE())], r"metrics: a metric's name must be a non-empty string, got ''"),
+        ([("x", "not a metric")], r"metrics: 'not a metric' is not a metric"),
+    ],
+)
+def test_metric_set_refuses_names_already_in_use(metrics: list[Any], match: str) -> None:
+    with pytest.raises(ConfigError, match=match):
+        metric_set(metrics)
+
+
+def test_a_given_name_is_kept_by_fresh_and_shown() -> None:
+    m = BinaryAccuracy(0.3, name="acc_03")
+    assert (fresh(m).name, abbrev_of(m)) == ("acc_03", "acc")
+    assert repr(m) == "BinaryAccuracy(threshold=0.3, name='acc_03')"
+    assert repr(MSE(name="sq")) == "MSE(name='sq')"
+    assert repr(MSE()) == "MSE()"
 
 
 def test_a_torchmetrics_metric_works_through_fresh(gen: torch.Generator) -> None:
@@ -667,7 +792,9 @@ def test_print_per_batch_cost() -> None:
 # -- the docstring examples run -----------------------------------------------------------
 
 
-@pytest.mark.parametrize("module", ["base", "classification", "regression", "auroc"])
+@pytest.mark.parametrize(
+    "module", ["base", "classification", "regression", "auroc", "names", "sums"]
+)
 def test_docstring_examples(module: str) -> None:
     mod = importlib.import_module(f"luzwidget.metrics.{module}")
     result = doctest.testmod(mod, optionflags=doctest.ELLIPSIS)

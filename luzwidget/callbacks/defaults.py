@@ -10,6 +10,7 @@ import torch
 
 from luzwidget.callbacks.base import Callback
 from luzwidget.metrics.base import LossAverage, MetricSet, abbrev_of, as_scalar, fresh
+from luzwidget.metrics.names import MetricError
 
 if TYPE_CHECKING:
     from luzwidget.context import Context
@@ -80,7 +81,11 @@ class Metrics(Callback):
     """Keep a fresh copy of each metric per mode and epoch; update per batch; log per epoch.
 
     The loss average comes first and is logged as ``"loss"`` (with several optimizers,
-    ``"loss_<name>"`` for each and ``"loss"`` for their sum).
+    ``"loss_<name>"`` for each and ``"loss"`` for their sum). Every other metric is logged
+    under its own name (see :meth:`MetricSet.named`): two with one abbreviation are
+    ``"acc"`` and ``"acc_2"``. A metric that raises in ``update`` or ``compute`` raises a
+    :class:`~luzwidget.metrics.MetricError` naming its class and abbreviation, with the
+    original exception as ``__cause__``.
     """
 
     weight = -80
@@ -89,13 +94,16 @@ class Metrics(Callback):
         self.metric_set = metrics or MetricSet()
         self._losses: dict[Any, LossAverage] = {}
         self._others: list[Any] = []
+        self._names: list[str] = []
 
     def _begin(self, ctx: Context, mode: str) -> None:
         names = list(ctx.optimizers) if len(ctx.optimizers) > 1 else [None]
         self._losses = {nm: LossAverage() for nm in names}
         device = ctx.device
-        self._others = []
-        for proto in self.metric_set.for_mode(mode):
+        losses = ["loss", *(f"loss_{nm}" for nm in names if nm is not None)]
+        named = self.metric_set.named(mode, reserved=losses)
+        self._names, self._others = [name for name, _ in named], []
+        for _, proto in named:
             metric = fresh(proto)
             to = getattr(metric, "to", None)
             if device is not None and callable(to):
@@ -113,8 +121,11 @@ class Metrics(Callback):
                 self._losses[nm].update_loss(value, n)
         else:
             self._losses[None].update_loss(loss, n)
-        for metric in self._others:
-            metric.update(pred, target)
+        try:
+            for metric in self._others:
+                metric.update(pred, target)
+        except Exception as exc:
+            raise self._error(metric, "update", exc) from exc
 
     def _log(self, ctx: Context) -> None:
         if len(self._losses) > 1:
@@ -124,11 +135,22 @@ class Metrics(Callback):
                 ctx.log_metric(name, value)
         else:
             ctx.log_metric("loss", self._losses[None].compute())
-        for metric in self._others:
-            value = as_scalar(metric.compute())
+        for name, metric in zip(self._names, self._others, strict=True):
+            try:
+                value = as_scalar(metric.compute())
+            except Exception as exc:
+                raise self._error(metric, "compute", exc, name) from exc
             if hasattr(value, "tolist"):
                 value = value.tolist()
-            ctx.log_metric(abbrev_of(metric), value)
+            ctx.log_metric(name, value)
+
+    def _error(
+        self, metric: Any, method: str, exc: Exception, name: str | None = None
+    ) -> MetricError:
+        """A MetricError naming ``metric``'s class, abbreviation and records name."""
+        if name is None:
+            name = next(n for n, m in zip(self._names, self._others, strict=True) if m is metric)
+        return MetricError(metric, abbrev_of(metric), name, method, exc)
 
     def on_train_begin(self, ctx: Context) -> None:
         self._begin(ctx, "train")

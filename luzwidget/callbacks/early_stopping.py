@@ -15,13 +15,16 @@ __all__ = ["EarlyStopping"]
 
 
 class EarlyStopping(Callback):
-    """Stop when ``monitor`` has not improved for more than ``patience`` epochs.
+    """Stop once ``monitor`` has not improved for ``patience`` epochs in a row.
 
-    ``patience`` counts epochs *without* improvement, as Keras users expect (luz #63):
-    ``patience=0`` stops at the first epoch that does not improve on the best so far,
-    ``patience=2`` tolerates two such epochs in a row and stops at the third. Stopping
-    fires ``on_early_stopping``, then ``on_fit_end``; it never happens before
-    ``min_epochs`` (``fit(epochs=(min, max))``).
+    As luz's documentation, Keras and Lightning: training stops at the end of the
+    ``patience``-th consecutive epoch without improvement (``wait >= patience``). With a
+    constant loss, ``patience=2`` trains 3 epochs and ``patience=1`` trains 2; with a
+    ``baseline`` that is never beaten, ``patience=1`` stops after epoch 1. An epoch that
+    improves is never stopped (luz #63), so ``patience=0`` acts as ``patience=1``: it stops
+    at the first epoch that does not improve on the best so far. Stopping fires
+    ``on_early_stopping``, then ``on_fit_end``; it never happens before ``min_epochs``
+    (``fit(epochs=(min, max))``): a wait that reaches ``patience`` sooner stops there.
 
     Parameters
     ----------
@@ -31,7 +34,7 @@ class EarlyStopping(Callback):
     min_delta
         An improvement must beat the best by more than this.
     patience
-        Epochs without improvement tolerated before stopping (int >= 0).
+        Consecutive epochs without improvement that stop training (int >= 0).
     mode
         ``"min"`` for losses, ``"max"`` for accuracies and the like.
     baseline
@@ -87,7 +90,7 @@ class EarlyStopping(Callback):
             self.best, self.best_epoch, self.wait = value, ctx.epoch, 0
             return
         self.wait += 1
-        if self.wait > self.patience and ctx.epoch >= ctx.min_epochs:
+        if self.wait >= self.patience and ctx.epoch >= ctx.min_epochs:
             self.stopped_epoch = ctx.epoch
             raise EarlyStop(
                 f"{self.monitor.name} did not improve for {self.wait} epoch(s); best "

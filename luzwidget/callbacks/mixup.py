@@ -27,12 +27,14 @@ class MixupTarget(NamedTuple):
 
 class MixupLoss(nn.Module):
     """A loss for mixed batches: ``weight * loss(pred, target) + (1 - weight) * loss(pred,
-    other)`` per sample, then the mean. Plain targets (validation) go to ``loss`` as is.
+    other)`` per sample, then the mean. Plain targets (validation) go to ``loss`` as is,
+    and with ``reduction="none"`` its per-sample losses are averaged, as luz does.
 
     Parameters
     ----------
     loss
-        A loss module with a ``reduction`` attribute, e.g. ``nn.CrossEntropyLoss()``.
+        A loss module with a ``reduction`` attribute, e.g. ``nn.CrossEntropyLoss()`` or
+        ``nn.CrossEntropyLoss(reduction="none")`` (how luz documents ``nn_mixup_loss``).
     """
 
     def __init__(self, loss: Any) -> None:
@@ -46,7 +48,8 @@ class MixupLoss(nn.Module):
 
     def forward(self, pred: Any, target: Any) -> torch.Tensor:
         if not isinstance(target, MixupTarget):
-            return self.loss(pred, target)
+            loss = self.loss(pred, target)
+            return loss.mean() if self.loss.reduction == "none" else loss
         reduction = self.loss.reduction
         self.loss.reduction = "none"
         try:

@@ -34,7 +34,7 @@ class GradientClip(Callback):
     Parameters
     ----------
     max_norm
-        The largest norm allowed.
+        The largest norm allowed (>= 0; 0 zeroes the gradients, as in torch and luz).
     norm_type
         Which p-norm (``float("inf")`` for the max norm).
 
@@ -45,11 +45,8 @@ class GradientClip(Callback):
     """
 
     def __init__(self, max_norm: float = 1, norm_type: float = 2) -> None:
-        for name, value in (("max_norm", max_norm), ("norm_type", norm_type)):
-            if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
-                raise ConfigError(f"GradientClip: {name} must be a number > 0, got {value!r}.")
-        self.max_norm = float(max_norm)
-        self.norm_type = float(norm_type)
+        self.max_norm = _number(max_norm, "max_norm", zero_ok=True)
+        self.norm_type = _number(norm_type, "norm_type", zero_ok=False)
         self.last_norm: torch.Tensor | None = None
 
     def on_train_batch_before_step(self, ctx: Context) -> None:
@@ -64,6 +61,18 @@ class GradientClip(Callback):
 
     def __repr__(self) -> str:
         return f"GradientClip(max_norm={self.max_norm}, norm_type={self.norm_type})"
+
+
+def _number(value: object, name: str, zero_ok: bool) -> float:
+    """``value`` as a float if it is a number > 0 (>= 0 with ``zero_ok``); else ConfigError."""
+    number = isinstance(value, int | float) and not isinstance(value, bool)
+    if not number or not (value >= 0 if zero_ok else value > 0):  # type: ignore[operator]
+        bound = ">= 0" if zero_ok else "> 0"
+        raise ConfigError(
+            f"GradientClip: {name} must be a number {bound}, got {value!r}; for example "
+            f"GradientClip({name}=1)."
+        )
+    return float(value)  # type: ignore[arg-type]
 
 
 class MixedPrecision(Callback):

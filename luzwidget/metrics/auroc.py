@@ -2,8 +2,9 @@
 
 As luz (and Keras), the AUROC is approximated without storing the epoch's predictions: each
 batch adds to counts of positives and negatives per threshold bucket, and ``compute`` builds
-the ROC curve at the thresholds ``linspace(0, 1, num_thresholds)`` (plus its end points (0, 0)
-and (1, 1)) and integrates it with the trapezoid rule.
+the ROC curve at the thresholds ``linspace(0, 1, num_thresholds)``, or at the ones given with
+``thresholds=`` (plus its end points (0, 0) and (1, 1)), and integrates it with the trapezoid
+rule.
 
 A prediction ``p`` falls in bucket ``k`` = the number of thresholds ``<= p``, so it counts as
 positive at threshold ``j`` exactly when ``k > j``. One ``searchsorted`` and one ``index_add_``
@@ -13,8 +14,9 @@ per batch, and neither waits for the device.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from numbers import Integral
-from typing import Literal
+from typing import Literal, TypeAlias
 
 import torch
 
@@ -26,20 +28,52 @@ __all__ = ["BinaryAUROC", "MulticlassAUROC"]
 
 Average = Literal["micro", "macro", "weighted", "none"]
 AVERAGES: tuple[str, ...] = ("micro", "macro", "weighted", "none")
+Thresholds: TypeAlias = "int | Sequence[float] | torch.Tensor | None"
 
 
-def _check_num_thresholds(value: object, owner: str) -> int:
+def _check_num_thresholds(value: object, owner: str, argument: str = "num_thresholds") -> int:
     if not isinstance(value, Integral) or isinstance(value, bool) or value < 2:
         raise ConfigError(
-            f"{owner}: num_thresholds must be an int >= 2, got {value!r}; for example "
-            f"{owner}(num_thresholds=200), the default."
+            f"{owner}: {argument} must be an int >= 2, got {value!r}; for example "
+            f"{owner}({argument}=200), the default."
         )
     return int(value)
 
 
-def _thresholds(num: int, logits: bool, device: torch.device) -> torch.Tensor:
-    """The threshold grid in probability space, or mapped to logits (0 -> -inf, 1 -> inf)."""
-    grid = torch.linspace(0, 1, num, dtype=torch.float32)
+def _check_thresholds(
+    num_thresholds: object, thresholds: object, owner: str
+) -> tuple[int, tuple[float, ...] | None]:
+    """The number of thresholds and the explicit ones (sorted, unique), or None for a grid.
+
+    ``thresholds`` as an int is a number of evenly spaced thresholds, as in torchmetrics;
+    as a sequence (or 1-D tensor) of probabilities, the thresholds themselves.
+    """
+    if thresholds is None:
+        return _check_num_thresholds(num_thresholds, owner), None
+    if isinstance(thresholds, Integral) and not isinstance(thresholds, bool):
+        return _check_num_thresholds(thresholds, owner, "thresholds"), None
+    try:
+        values = torch.as_tensor(thresholds, dtype=torch.float64)
+    except (TypeError, ValueError, RuntimeError):
+        values = torch.empty(0)
+    if values.dim() != 1 or not values.numel() or not ((values >= 0) & (values <= 1)).all():
+        raise ConfigError(
+            f"{owner}: thresholds must be an int >= 2 or a non-empty sequence of "
+            f"probabilities in [0, 1], got {thresholds!r:.80}; for example "
+            f"{owner}(thresholds=[0.1, 0.5, 0.9]) or {owner}(thresholds=50)."
+        )
+    grid = tuple(torch.unique(values.float()).tolist())  # sorted, in float32 as the grid
+    return len(grid), grid
+
+
+def _thresholds(
+    num: int, given: tuple[float, ...] | None, logits: bool, device: torch.device
+) -> torch.Tensor:
+    """The thresholds in probability space, or mapped to logits (0 -> -inf, 1 -> inf)."""
+    if given is None:
+        grid = torch.linspace(0, 1, num, dtype=torch.float32)
+    else:
+        grid = torch.tensor(given, dtype=torch.float32)
     if logits:
         grid = torch.logit(grid.double()).float()
     return grid.to(device, non_blocking=True)  # a blocking copy would wait for the device
@@ -80,6 +114,16 @@ class BinaryAUROC(Metric):
     from_logits
         ``pred`` are logits: compared with the thresholds' logits, the same as passing
         them through a sigmoid first.
+    thresholds
+        As luz and torchmetrics: an int is a number of evenly spaced thresholds (the same
+        as ``num_thresholds``); a sequence or 1-D tensor of probabilities in [0, 1] gives
+        the thresholds themselves (sorted, duplicates dropped), and ``num_thresholds`` is
+        ignored. A prediction ``p`` is positive at threshold ``t`` when ``p >= t``; the
+        curve always runs from (0, 0) to (1, 1), so ``thresholds=[0.5]`` is the AUROC of
+        the predictions cut at 0.5, and with 0 and 1 among the thresholds the value equals
+        torchmetrics' binned AUROC at the same thresholds.
+    name
+        The records name (default: ``"auc"``, made unique if another metric has it).
 
     Examples
     --------
@@ -92,23 +136,31 @@ class BinaryAUROC(Metric):
 
     abbrev = "auc"
 
-    def __init__(self, num_thresholds: int = 200, from_logits: bool = False) -> None:
+    def __init__(
+        self,
+        num_thresholds: int = 200,
+        from_logits: bool = False,
+        *,
+        thresholds: Thresholds = None,
+        name: str | None = None,
+    ) -> None:
+        super().__init__(name=name)
         owner = type(self).__name__
-        self.num_thresholds = _check_num_thresholds(num_thresholds, owner)
+        self.num_thresholds, self.thresholds = _check_thresholds(num_thresholds, thresholds, owner)
         self.from_logits = check_flag(from_logits, "from_logits", owner)
         self.reset()
 
     def reset(self) -> None:
         self.counts: torch.Tensor | None = None  # (2, T + 1): negatives, positives per bucket
-        self.thresholds: torch.Tensor | None = None
+        self.cuts: torch.Tensor | None = None  # the thresholds on the device (logits or not)
 
     def _start(self, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-        self.thresholds = _thresholds(self.num_thresholds, self.from_logits, device)
+        self.cuts = _thresholds(self.num_thresholds, self.thresholds, self.from_logits, device)
         self.counts = torch.zeros(2 * (self.num_thresholds + 1), dtype=torch.long, device=device)
-        return self.counts, self.thresholds
+        return self.counts, self.cuts
 
     def update(self, pred: torch.Tensor, target: torch.Tensor) -> None:
-        counts, thresholds = self.counts, self.thresholds
+        counts, thresholds = self.counts, self.cuts
         if counts is None or thresholds is None:
             counts, thresholds = self._start(pred.device)
         if pred.shape != target.shape:
@@ -126,10 +178,7 @@ class BinaryAUROC(Metric):
         return _auc(self.counts.view(2, -1)).item()
 
     def __repr__(self) -> str:
-        return (
-            f"{type(self).__name__}(num_thresholds={self.num_thresholds}, "
-            f"from_logits={self.from_logits})"
-        )
+        return self._repr(**_grid_repr(self), from_logits=self.from_logits)
 
 
 class MulticlassAUROC(Metric):
@@ -145,6 +194,11 @@ class MulticlassAUROC(Metric):
         Number of thresholds, evenly spaced in [0, 1], of the approximating ROC curves.
     from_logits
         Apply a softmax over dim 1 to ``pred`` first.
+    thresholds
+        An int (a number of evenly spaced thresholds) or a sequence of probabilities in
+        [0, 1] used instead of the grid, as in :class:`BinaryAUROC`.
+    name
+        The records name (default: ``"auc"``, made unique if another metric has it).
     average
         ``"micro"`` (luz's default): the AUROC of all (sample, class) pairs pooled as one
         binary problem; ``"macro"``: mean of the per-class AUROCs; ``"weighted"``: their
@@ -169,9 +223,13 @@ class MulticlassAUROC(Metric):
         num_thresholds: int = 200,
         from_logits: bool = False,
         average: Average | None = "micro",
+        *,
+        thresholds: Thresholds = None,
+        name: str | None = None,
     ) -> None:
+        super().__init__(name=name)
         owner = type(self).__name__
-        self.num_thresholds = _check_num_thresholds(num_thresholds, owner)
+        self.num_thresholds, self.thresholds = _check_thresholds(num_thresholds, thresholds, owner)
         self.from_logits = check_flag(from_logits, "from_logits", owner)
         if average is None:
             average = "none"
@@ -185,17 +243,17 @@ class MulticlassAUROC(Metric):
 
     def reset(self) -> None:
         self.counts: torch.Tensor | None = None  # (C, 2, T + 1) flattened
-        self.thresholds: torch.Tensor | None = None
+        self.cuts: torch.Tensor | None = None  # the thresholds on the device
         self.classes: torch.Tensor | None = None  # (1, C): 0, 1, ..., C - 1
         self.num_classes = 0
 
     def _start(self, num_classes: int, device: torch.device) -> tuple[torch.Tensor, ...]:
         self.num_classes = num_classes
-        self.thresholds = _thresholds(self.num_thresholds, False, device)
+        self.cuts = _thresholds(self.num_thresholds, self.thresholds, False, device)
         self.classes = torch.arange(num_classes, device=device).unsqueeze(0)
         size = self.num_thresholds + 1
         self.counts = torch.zeros(num_classes * 2 * size, dtype=torch.long, device=device)
-        return self.counts, self.thresholds, self.classes
+        return self.counts, self.cuts, self.classes
 
     def _check(self, pred: torch.Tensor, target: torch.Tensor) -> None:
         width = pred.shape[1] if pred.dim() == 2 else 0
@@ -212,7 +270,7 @@ class MulticlassAUROC(Metric):
             )
 
     def update(self, pred: torch.Tensor, target: torch.Tensor) -> None:
-        counts, thresholds, classes = self.counts, self.thresholds, self.classes
+        counts, thresholds, classes = self.counts, self.cuts, self.classes
         self._check(pred, target)
         if counts is None or thresholds is None or classes is None:
             counts, thresholds, classes = self._start(pred.shape[1], pred.device)
@@ -243,7 +301,11 @@ class MulticlassAUROC(Metric):
         return ((aucs[known] * support).sum() / support.sum()).item()
 
     def __repr__(self) -> str:
-        return (
-            f"{type(self).__name__}(num_thresholds={self.num_thresholds}, "
-            f"from_logits={self.from_logits}, average={self.average!r})"
-        )
+        return self._repr(**_grid_repr(self), from_logits=self.from_logits, average=self.average)
+
+
+def _grid_repr(metric: BinaryAUROC | MulticlassAUROC) -> dict[str, object]:
+    """``num_thresholds=``, or ``thresholds=`` when they were given."""
+    if metric.thresholds is None:
+        return {"num_thresholds": metric.num_thresholds}
+    return {"thresholds": list(metric.thresholds)}

@@ -11,6 +11,8 @@ from typing import Any, ClassVar, Protocol, runtime_checkable
 import torch
 
 from luzwidget.exceptions import ConfigError
+from luzwidget.metrics.names import check_name, unique_names
+from luzwidget.metrics.sums import FOLD_EVERY, DeviceSum, widen
 
 __all__ = [
     "DeviceSum",
@@ -22,17 +24,10 @@ __all__ = [
     "as_scalar",
     "check_metric",
     "fresh",
+    "given_name",
     "loss_text",
     "metric_set",
 ]
-
-FOLD_EVERY = 1024
-"""Per-batch partial sums kept before they are folded into one (bounds memory, not syncs)."""
-
-
-def widen(value: torch.Tensor) -> torch.Tensor:
-    """``value`` as float64 to sum an epoch with (float32 on MPS, which has no float64)."""
-    return value.float() if value.device.type == "mps" else value.double()
 
 
 def as_scalar(value: Any) -> Any:
@@ -79,64 +74,6 @@ class MetricLike(Protocol):
     def compute(self) -> Any: ...
 
 
-class DeviceSum:
-    """Sum of per-batch tensors, kept on their device: ``add`` never waits for the device.
-
-    Appending is cheaper than an in-place add (about 0.05 µs against 0.7 µs on CPU); every
-    ``FOLD_EVERY`` parts are stacked and summed into a partial sum, still on the device
-    (kept apart: ``torch.stack`` of mixed dtypes is several times slower).
-
-    Parameters
-    ----------
-    wide
-        Sum floating-point parts in float64 (float32 on MPS), as an epoch of float32 batch
-        sums loses precision otherwise.
-
-    Examples
-    --------
-    >>> s = DeviceSum()
-    >>> s.add(torch.tensor(2)); s.add(torch.tensor(3))
-    >>> s.total()
-    tensor(5)
-    """
-
-    __slots__ = ("partial", "parts", "wide")
-
-    def __init__(self, wide: bool = False) -> None:
-        self.wide = wide
-        self.parts: list[torch.Tensor] = []
-        self.partial: torch.Tensor | None = None  # the sum of the parts folded so far
-
-    def add(self, value: torch.Tensor) -> None:
-        """Add one batch's tensor (all parts have one shape)."""
-        parts = self.parts
-        parts.append(value)
-        if len(parts) >= FOLD_EVERY:
-            self.partial = self.total()
-            self.parts = []
-
-    def _sum_parts(self) -> torch.Tensor:
-        stacked = torch.stack(self.parts)
-        if self.wide and stacked.is_floating_point():
-            stacked = widen(stacked)
-        return stacked.sum(0)
-
-    def total(self) -> torch.Tensor | None:
-        """The sum so far, as a tensor on the parts' device; None before the first ``add``."""
-        total = self.partial
-        if self.parts:
-            chunk = self._sum_parts()
-            total = chunk if total is None else total + chunk
-        return total
-
-    def to(self, device: torch.device | str) -> DeviceSum:
-        """Move the sum to ``device``; returns ``self``."""
-        self.parts = [p.to(device) for p in self.parts]
-        if self.partial is not None:
-            self.partial = self.partial.to(device)
-        return self
-
-
 class Metric:
     """Base class of luzwidget's metrics.
 
@@ -151,7 +88,11 @@ class Metric:
     ----------
     abbrev : str
         Short name used in records and monitors (``"acc"`` -> ``"valid_acc"``), lower-cased
-        when logged; empty (the default) means the class name in lower case.
+        when logged; empty (the default) means the class name in lower case. Two metrics
+        with one abbreviation are both logged, the later one as ``"acc_2"`` (see
+        :mod:`luzwidget.metrics.names`).
+    name : str or None
+        The records name given with ``name=`` (None, the default: the abbreviation).
 
     Examples
     --------
@@ -170,6 +111,10 @@ class Metric:
     """
 
     abbrev: ClassVar[str] = ""
+    name: str | None = None
+
+    def __init__(self, *, name: str | None = None) -> None:
+        self.name = None if name is None else check_name(name, type(self).__name__)
 
     def reset(self) -> None:
         """Forget everything accumulated so far."""
@@ -192,7 +137,13 @@ class Metric:
         return self
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}()"
+        return self._repr()
+
+    def _repr(self, **options: Any) -> str:
+        """``Class(option=value, ..., name='...')``, the name only when one was given."""
+        if self.name is not None:
+            options["name"] = self.name
+        return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in options.items())})"
 
 
 class LossAverage(Metric):
@@ -270,8 +221,17 @@ class LossAverage(Metric):
         return self
 
 
+def given_name(metric: Any) -> str | None:
+    """The records name given to a luzwidget :class:`Metric` with ``name=``, else None."""
+    name = getattr(metric, "name", None) if isinstance(metric, Metric) else None
+    return name if isinstance(name, str) else None
+
+
 def abbrev_of(metric: Any) -> str:
-    """The records name of ``metric``: its ``abbrev`` in lower case, else its class name.
+    """The abbreviation of ``metric``: its ``abbrev`` in lower case, else its class name.
+
+    It is the records name unless the metric was named or another metric has it first
+    (see :meth:`MetricSet.named`).
 
     Examples
     --------
@@ -348,18 +308,48 @@ def fresh(metric: Any) -> Any:
     return new
 
 
+def _is_named(entry: Any) -> bool:
+    """Whether ``entry`` is a ``(name, metric)`` pair."""
+    return isinstance(entry, tuple) and len(entry) == 2 and isinstance(entry[0], str)
+
+
 @dataclass
 class MetricSet:
-    """Metrics for both modes, plus ones only for training or only for validation."""
+    """Metrics for both modes, plus ones only for training or only for validation.
+
+    Each entry is a metric or a ``(name, metric)`` pair that names it in the records.
+    """
 
     metrics: list[Any] = field(default_factory=list)
     train_metrics: list[Any] = field(default_factory=list)
     valid_metrics: list[Any] = field(default_factory=list)
 
+    def _entries(self, mode: str) -> list[tuple[str | None, Any]]:
+        extra = self.train_metrics if mode == "train" else self.valid_metrics
+        pairs = [e if _is_named(e) else (None, e) for e in [*self.metrics, *extra]]
+        return [(name if name is not None else given_name(m), m) for name, m in pairs]
+
     def for_mode(self, mode: str) -> list[Any]:
         """The metrics used in ``mode`` ("train" or "valid")."""
-        extra = self.train_metrics if mode == "train" else self.valid_metrics
-        return [*self.metrics, *extra]
+        return [metric for _, metric in self._entries(mode)]
+
+    def named(self, mode: str, reserved: Iterable[str] = ("loss",)) -> list[tuple[str, Any]]:
+        """``(records name, metric)`` for each metric of ``mode``, every name unique.
+
+        ``reserved`` are the loss's names; see :mod:`luzwidget.metrics.names` for the rule.
+
+        Examples
+        --------
+        >>> from luzwidget.metrics import Accuracy, BinaryAUROC, BinaryAccuracy
+        >>> ms = metric_set([Accuracy(), BinaryAccuracy(), ("auc_p", BinaryAUROC())])
+        >>> [name for name, _ in ms.named("train")]
+        ['acc', 'acc_2', 'auc_p']
+        """
+        entries = self._entries(mode)
+        names = unique_names(
+            [(given, abbrev_of(m), type(m).__name__) for given, m in entries], reserved
+        )
+        return [(name, metric) for name, (_, metric) in zip(names, entries, strict=True)]
 
 
 def _as_list(value: Any, argument: str) -> list[Any]:
@@ -369,13 +359,22 @@ def _as_list(value: Any, argument: str) -> list[Any]:
         raise ConfigError(
             f"{argument}: got a MetricSet; pass it as metrics=, alone, or pass lists of metrics."
         )
-    if isinstance(value, Iterable) and not isinstance(
+    if _is_named(value):
+        items = [value]
+    elif isinstance(value, Iterable) and not isinstance(
         value, str | dict | torch.Tensor | torch.nn.Module
     ):
         items = list(value)
     else:
         items = [value]
-    return [check_metric(m, argument) for m in items]
+    return [_check_entry(m, argument) for m in items]
+
+
+def _check_entry(entry: Any, argument: str) -> Any:
+    """``entry`` if it is a metric or a ``(name, metric)`` pair; else raise ConfigError."""
+    if _is_named(entry):
+        return (check_name(entry[0], argument), check_metric(entry[1], argument))
+    return check_metric(entry, argument)
 
 
 def metric_set(
@@ -387,9 +386,18 @@ def metric_set(
     ----------
     metrics
         A metric or a list of metrics computed in training and validation; or a
-        :class:`MetricSet`, returned as is.
+        :class:`MetricSet`, returned as is. Each metric may be given as a ``(name,
+        metric)`` pair to choose its records name (any metric, torchmetrics' too); the
+        built-ins also take ``name=``. Unnamed metrics are logged under their
+        abbreviation, made unique with ``_2``, ``_3``, ... (see
+        :mod:`luzwidget.metrics.names`).
     train_metrics, valid_metrics
         Metrics computed only in that mode.
+
+    Raises
+    ------
+    ConfigError
+        If an entry is not a metric, or a given name is ``"loss"`` or already in use.
 
     Examples
     --------
@@ -405,8 +413,10 @@ def metric_set(
                 "valid_metrics would be ignored; add them to that MetricSet instead."
             )
         return metrics
-    return MetricSet(
+    chosen = MetricSet(
         _as_list(metrics, "metrics"),
         _as_list(train_metrics, "train_metrics"),
         _as_list(valid_metrics, "valid_metrics"),
     )
+    chosen.named("train"), chosen.named("valid")  # a clash of given names is an error now
+    return chosen

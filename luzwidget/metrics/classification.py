@@ -69,7 +69,8 @@ def _as_indices(pred: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor,
 class _Fraction(Metric):
     """Fraction of correct predictions: a device count of hits over a host count of samples."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, name: str | None = None) -> None:
+        super().__init__(name=name)
         self.reset()
 
     def reset(self) -> None:
@@ -95,6 +96,11 @@ class Accuracy(_Fraction):
     ``pred`` holds float scores, probabilities or logits of shape (N, C) (or (N, C, ...)
     with target (N, ...)); ``target`` holds class indices, shaped (N,) or (N, 1). ``pred``
     may also be integer class indices, one per target. NaN before the first ``update``.
+
+    Parameters
+    ----------
+    name
+        The records name (default: ``"acc"``, made unique if another metric has it).
 
     Examples
     --------
@@ -123,6 +129,8 @@ class BinaryAccuracy(_Fraction):
     threshold
         Probability above which a prediction counts as positive, in [0, 1]; checked again
         whenever it is assigned.
+    name
+        The records name (default: ``"acc"``, made unique if another metric has it).
 
     Examples
     --------
@@ -134,9 +142,9 @@ class BinaryAccuracy(_Fraction):
 
     abbrev = "acc"
 
-    def __init__(self, threshold: float = 0.5) -> None:
+    def __init__(self, threshold: float = 0.5, *, name: str | None = None) -> None:
         self.threshold = threshold
-        super().__init__()
+        super().__init__(name=name)
 
     @property
     def threshold(self) -> float:
@@ -159,7 +167,7 @@ class BinaryAccuracy(_Fraction):
         self._add(torch.eq(pred > self._cut, target.bool()))
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}(threshold={self.threshold!r})"
+        return self._repr(threshold=self.threshold)
 
 
 def logit(p: float) -> float:
@@ -187,6 +195,8 @@ class BinaryAccuracyWithLogits(BinaryAccuracy):
     ----------
     threshold
         Probability above which a prediction counts as positive, in [0, 1].
+    name
+        The records name (default: ``"acc"``, made unique if another metric has it).
 
     Examples
     --------

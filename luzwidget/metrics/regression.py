@@ -34,12 +34,14 @@ class _ElementwiseMean(Metric):
     """Mean over all elements of the epoch of ``loss(pred, target)``, summed on the device.
 
     Each batch's sum is taken in float32 at least (float16 overflows past 65504) and the
-    epoch's in float64 (float32 on MPS). NaN before the first ``update``.
+    epoch's in float64 (float32 on MPS). NaN before the first ``update``. ``name=`` sets
+    the records name (default: the abbreviation, made unique if another metric has it).
     """
 
     _loss: Callable[..., torch.Tensor] = staticmethod(functional.mse_loss)
 
-    def __init__(self) -> None:
+    def __init__(self, *, name: str | None = None) -> None:
+        super().__init__(name=name)
         self.reset()
 
     def reset(self) -> None:
@@ -63,7 +65,8 @@ class _ElementwiseMean(Metric):
 
 
 class MAE(_ElementwiseMean):
-    """Mean absolute error over all elements of the epoch; logged as ``"mae"``.
+    """Mean absolute error over all elements of the epoch; logged as ``"mae"``
+    (or under ``name=``).
 
     ``pred`` and ``target`` have the same shape, or differ by a trailing dimension of size 1.
 
@@ -83,7 +86,8 @@ class MAE(_ElementwiseMean):
 
 
 class MSE(_ElementwiseMean):
-    """Mean squared error over all elements of the epoch; logged as ``"mse"``.
+    """Mean squared error over all elements of the epoch; logged as ``"mse"``
+    (or under ``name=``).
 
     ``pred`` and ``target`` have the same shape, or differ by a trailing dimension of size 1.
 
@@ -102,7 +106,8 @@ class MSE(_ElementwiseMean):
 
 
 class RMSE(MSE):
-    """Square root of the epoch's mean squared error; logged as ``"rmse"``.
+    """Square root of the epoch's mean squared error; logged as ``"rmse"``
+    (or under ``name=``).
 
     Examples
     --------
