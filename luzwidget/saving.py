@@ -244,7 +244,8 @@ def _optimizers(
             ]
             optimizers[key] = cls(groups)
     states = {key: entry["state"] for key, entry in saved.items()}
-    check_optimizer_states(optimizers, states, source)
+    classes = {key: entry.get("class") for key, entry in saved.items()}
+    check_optimizer_states(optimizers, states, source, classes)
     for key, opt in optimizers.items():
         opt.load_state_dict(states[key])
     return optimizers
