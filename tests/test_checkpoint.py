@@ -376,3 +376,77 @@ def test_a_write_fsyncs_the_file_before_the_rename_and_the_directory_after(tmp_p
         ["fsync file", "rename", "fsync dir"] if os.name == "posix" else ["fsync file", "rename"]
     )
     assert calls == expected
+
+
+# -- loading builds only what the user allows (issue 9, point 19) ---------------------------
+
+
+class Recorded(Net):
+    """Net that records on which device each instance was built."""
+
+    devices: list[str] = []
+
+    def __init__(self, d: int = 4, h: int = 8) -> None:
+        Recorded.devices.append(torch.get_default_device().type)
+        super().__init__(d, h)
+
+
+def _tampered(result, tmp_path, **changes):
+    lw.save(result, tmp_path / "model.pt")
+    state = torch.load(tmp_path / "model.pt", weights_only=True)
+    state.update(changes)
+    torch.save(state, tmp_path / "tampered.pt")
+    return tmp_path / "tampered.pt"
+
+
+def test_hparams_that_do_not_fit_the_weights_are_refused_before_allocating(tmp_path):
+    result = make_spec(Recorded).fit(make_data(), epochs=1, **FIT)
+    path = _tampered(result, tmp_path, hparams={"h": 8000})  # Linear(8000, ...) if built
+    Recorded.devices.clear()
+    with pytest.raises(
+        lw.CheckpointError, match=r"body\.0\.weight: file \(8, 4\) vs model \(8000, 4\)"
+    ):
+        lw.load(path)
+    assert Recorded.devices == ["meta"]  # never built for real
+    assert [type(lw.load(tmp_path / "model.pt").model)] == [Recorded]
+    assert Recorded.devices[1:] == ["meta", "cpu"]
+
+
+def test_a_path_that_is_not_a_class_of_an_imported_module_is_refused(fitted, tmp_path):
+    _, result = fitted
+    for bad in ("torch:_dynamo.X", "torch.nn:functional", "builtins:print", 42, "nocolon"):
+        with pytest.raises(lw.CheckpointError, match=r"module class|import path"):
+            lw.load(_tampered(result, tmp_path, module=bad))
+
+
+def test_bad_hparams_in_a_file_are_refused(fitted, tmp_path):
+    _, result = fitted
+    with pytest.raises(lw.CheckpointError, match=r"hparams are list"):
+        lw.load(_tampered(result, tmp_path, hparams=[1, 2]))
+
+
+LOAD_IMPORTS_NOTHING = """
+import sys, torch, luzwidget as lw
+path = sys.argv[1]
+torch.load(path, weights_only=True)  # what reading itself needs, imported once
+before = set(sys.modules)
+try:
+    lw.load(path)
+except lw.CheckpointError as exc:
+    print("refused:", exc)
+print("new modules:", sorted(set(sys.modules) - before))
+"""
+
+
+def test_a_file_cannot_make_python_import_anything(fitted, tmp_path):
+    _, result = fitted
+    path = _tampered(result, tmp_path, module="torch:_dynamo.X")
+    out = subprocess.run(
+        [sys.executable, "-c", LOAD_IMPORTS_NOTHING, str(path)],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+    ).stdout
+    assert "refused:" in out
+    assert "new modules: []" in out
