@@ -108,16 +108,19 @@ def load(
         The :func:`~luzwidget.setup` the model came from (its hparams are taken from the
         file). Without it, the module and optimizer classes are found by their import
         paths among the modules already imported (import the one defining your model
-        first); the loss is then the module's own ``loss``/``step`` if it has one. A
-        model given to ``setup()`` as an instance needs ``setup=``, and the weights are
-        loaded into that instance.
+        first; nothing is imported for the file); the loss is then the module's own
+        ``loss``/``step`` if it has one. A model given to ``setup()`` as an instance
+        needs ``setup=``, and the weights are loaded into that instance. Either way the
+        model is built on the meta device first and its shapes compared with the file's.
     accelerator
         Where to put the model (default: as ``fit`` chooses).
 
     Raises
     ------
     CheckpointError
-        If the file is corrupt, or its weights or optimizers do not match the model.
+        If the file is corrupt or not a luzwidget file, names a class that is not an
+        imported ``nn.Module`` / ``Optimizer``, or its weights or optimizers (shapes,
+        optimizer class) do not match the model.
     """
     from luzwidget.module import Setup
 
