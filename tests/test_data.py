@@ -341,5 +341,8 @@ def test_an_epoch_of_no_batches_is_refused_before_training() -> None:
     x, y = make_data(10)
     with pytest.raises(ConfigError, match=r"10 samples, fewer than batch_size=32.*0 batches"):
         make_spec().run((x, y), epochs=1, verbose=False)
+    ready = DataLoader(TensorDataset(x, y), batch_size=32, drop_last=True)
+    with pytest.raises(ConfigError, match=r"data has 10 samples.*\{'drop_last': False\}"):
+        as_loader(ready, training=True)
     with pytest.raises(DataError, match=r"0 batches"):
         as_loader([], training=True)
