@@ -17,6 +17,7 @@ from traitlets import TraitError
 from luzwidget.accelerator import Accelerator
 from luzwidget.callbacks import Interrupt, Metrics, Profile, Progress, TrainValid
 from luzwidget.callbacks.progress import in_notebook
+from luzwidget.checks import build_module, build_optimizer
 from luzwidget.context import Context, check_callbacks
 from luzwidget.data import as_loader, split_valid
 from luzwidget.exceptions import ConfigError
@@ -155,13 +156,7 @@ def verbose_flag(verbose: Any) -> bool:
 def build_model(spec: Setup) -> nn.Module:
     if isinstance(spec.module, nn.Module):
         return spec.module
-    try:
-        return spec.module(**spec.hparams)
-    except TypeError as exc:
-        raise ConfigError(
-            f"building {spec.module.__name__}(**{spec.hparams}) failed: {exc}. Set the "
-            "constructor's arguments with .set_hparams(...)."
-        ) from exc
+    return build_module(spec.module, spec.hparams)  # its error names the hparams
 
 
 def build_optimizers(spec: Setup, model: nn.Module) -> dict[str, torch.optim.Optimizer]:
@@ -179,15 +174,8 @@ def build_optimizers(spec: Setup, model: nn.Module) -> dict[str, torch.optim.Opt
         _check_owned(optimizer, model)
         built, where = optimizer, "optimizer"
     else:
-        name = getattr(optimizer, "__name__", repr(optimizer))
-        try:
-            built = optimizer(model.parameters(), **spec.opt_hparams)
-        except TypeError as exc:
-            raise ConfigError(
-                f"building the optimizer {name}(params, **{spec.opt_hparams}) failed: {exc}. "
-                "Set its arguments with .set_opt_hparams(...)."
-            ) from exc
-        where = f"optimizer {name}"
+        built = build_optimizer(optimizer, model.parameters(), spec.opt_hparams)
+        where = f"optimizer {getattr(optimizer, '__name__', repr(optimizer))}"
     optimizers = dict(built) if isinstance(built, Mapping) else {"opt": built}
     for key, opt in optimizers.items():
         if not isinstance(opt, torch.optim.Optimizer):

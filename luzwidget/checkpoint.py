@@ -19,7 +19,9 @@ before anything is changed.
 from __future__ import annotations
 
 import os
+import pickle
 import random
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -39,8 +41,10 @@ __all__ = [
     "check_optimizer_states",
     "get_rng_states",
     "keyed_callbacks",
+    "optimizer_class",
     "plain",
     "read",
+    "remove_stale_tmp",
     "restore",
     "save_checkpoint",
     "set_rng_states",
@@ -132,16 +136,90 @@ def set_rng_states(states: Mapping[str, Any]) -> None:
 
 
 def write(obj: Mapping[str, Any], path: PathLike) -> Path:
-    """``torch.save`` to a temporary file, then rename: a kill never leaves half a file."""
+    """``torch.save`` to a temporary file, fsync it, then rename: a kill never leaves half
+    a file, and a power loss never a renamed but empty one.
+
+    The directory is fsynced too where the system allows it (POSIX). Temporary files of
+    the same target left by a process that was killed while writing are removed.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp = _tmp_path(path, os.getpid())
     try:
-        torch.save(dict(obj), tmp)
+        with open(tmp, "wb") as file:
+            torch.save(dict(obj), file)
+            file.flush()
+            os.fsync(file.fileno())
         os.replace(tmp, path)
+        _fsync_dir(path.parent)
     finally:
         tmp.unlink(missing_ok=True)
+    remove_stale_tmp(path)
     return path
+
+
+def _tmp_path(path: Path, pid: int) -> Path:
+    return path.with_name(f".{path.name}.{pid}.tmp")
+
+
+def remove_stale_tmp(path: PathLike) -> list[Path]:
+    """Remove the temporary files of ``path`` (``.name.<pid>.tmp``) whose writer is gone.
+
+    A file of this process, or of a process that no longer runs, is stale: a kill landed
+    inside :func:`write`. Files of a running process are kept (it may be writing now).
+    Returns the files removed.
+    """
+    path = Path(path)
+    prefix, removed = f".{path.name}.", []
+    try:
+        candidates = [p for p in path.parent.iterdir() if p.name.startswith(prefix)]
+    except OSError:
+        return removed
+    for candidate in candidates:
+        pid = candidate.name[len(prefix) :].removesuffix(".tmp")
+        if not candidate.name.endswith(".tmp") or not pid.isdigit() or _running(int(pid)):
+            continue
+        try:
+            candidate.unlink()
+            removed.append(candidate)
+        except OSError:
+            pass
+    return removed
+
+
+def _running(pid: int) -> bool:
+    """Whether another process ``pid`` runs (POSIX); elsewhere any other pid counts as running."""
+    if pid == os.getpid():
+        return False
+    if os.name != "posix":
+        return True  # os.kill(pid, 0) would not ask, it would signal
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True  # e.g. PermissionError: it exists, owned by someone else
+    return True
+
+
+def _fsync_dir(directory: Path) -> None:
+    """Make the rename durable: fsync the directory (POSIX only; elsewhere a no-op)."""
+    if os.name != "posix":
+        return
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass  # some file systems cannot fsync a directory
+    finally:
+        os.close(fd)
+
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+_GLOBAL = re.compile(r"GLOBAL ([\w.]+)")
 
 
 def read(path: PathLike, kind: str | None = None) -> Any:
@@ -157,8 +235,9 @@ def read(path: PathLike, kind: str | None = None) -> Any:
     FileNotFoundError
         If there is no such file.
     CheckpointError
-        If the file is truncated, corrupt, holds objects other than plain values, or is
-        not of ``kind``.
+        If the file is truncated, corrupt, holds objects other than plain values, was
+        written by a newer luzwidget, or is not of ``kind``. The message is plain text and
+        never suggests loading with ``weights_only=False``.
     """
     path = Path(path)
     if not path.is_file():
@@ -166,18 +245,40 @@ def read(path: PathLike, kind: str | None = None) -> Any:
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
-        first = (str(exc).strip().splitlines() or ["(no message)"])[0]
+        raise CheckpointError(f"cannot read {str(path)!r}: {_why_unreadable(exc)}") from exc
+    header = obj.get("luzwidget") if isinstance(obj, dict) else None
+    version = header.get("version") if isinstance(header, dict) else None
+    if isinstance(version, int) and version > VERSION:
         raise CheckpointError(
-            f"cannot read {str(path)!r}: {type(exc).__name__}: {first} The file is truncated "
-            "or corrupt, or was not written by torch.save with plain values (luzwidget never "
-            "unpickles objects)."
-        ) from exc
+            f"{str(path)!r} was written by a newer luzwidget (file format {version}; this "
+            f"version reads format {VERSION} and older). Upgrade luzwidget to load it."
+        )
     if kind is not None:
-        found = obj.get("luzwidget", {}).get("kind") if isinstance(obj, dict) else None
+        found = header.get("kind") if isinstance(header, dict) else None
         if found != kind:
             what = f"a luzwidget {found} file" if found else "not a luzwidget file"
             raise CheckpointError(f"{str(path)!r} is {what}; expected a luzwidget {kind} file.")
     return obj
+
+
+def _why_unreadable(exc: Exception) -> str:
+    """Why torch.load refused a file, in plain text, without torch's weights_only advice."""
+    text = _ANSI.sub("", str(exc))
+    found = _GLOBAL.search(text) if isinstance(exc, pickle.UnpicklingError) else None
+    if found:
+        return (
+            f"it is not a luzwidget file: it holds Python objects besides plain values (a "
+            f"{found.group(1)}). luzwidget files hold only tensors, numbers, strings, lists and "
+            "dicts, and luzwidget never unpickles objects. Load it with the code that wrote it."
+        )
+    _, marker, after = text.partition("WeightsUnpickler error:")
+    lines = [line.strip() for line in (after if marker else text).splitlines() if line.strip()]
+    first = lines[0] if lines else "(no message)"
+    detail = "" if "weights_only" in first else f" ({type(exc).__name__}: {first[:200]})"
+    return (
+        "the file is truncated or corrupt, or was not written by torch.save, so it is not a "
+        f"luzwidget file{detail}."
+    )
 
 
 # -- checks before loading -------------------------------------------------------------
@@ -216,15 +317,24 @@ def check_model_state(model: nn.Module, state: Any, source: str) -> None:
 
 
 def check_optimizer_states(
-    optimizers: Mapping[str, torch.optim.Optimizer], states: Any, source: str
+    optimizers: Mapping[str, torch.optim.Optimizer],
+    states: Any,
+    source: str,
+    classes: Any = None,
 ) -> None:
-    """Raise CheckpointError unless ``states`` fit ``optimizers`` (names, groups, shapes)."""
+    """Raise CheckpointError unless ``states`` fit ``optimizers`` (names, classes, groups,
+    shapes).
+
+    ``classes`` are the import paths the file recorded (``{name: "pkg.mod:Adam"}``); a
+    file without them (written before they were recorded) is not checked for the class.
+    """
     if not isinstance(states, Mapping) or set(states) != set(optimizers):
         found = sorted(states) if isinstance(states, Mapping) else states
         raise CheckpointError(
             f"{source}: the file has optimizers {found}, the run has {sorted(optimizers)}."
         )
     for name, opt in optimizers.items():
+        _check_optimizer_class(name, opt, classes, source)
         saved = states[name]
         groups = [len(g["params"]) for g in opt.param_groups]
         try:
@@ -250,6 +360,31 @@ def check_optimizer_states(
                         f"{source}: optimizer {name!r} state {key!r} of parameter {index} has "
                         f"shape {tuple(value.shape)}, the parameter {tuple(params[index].shape)}."
                     )
+
+
+def optimizer_class(opt: torch.optim.Optimizer) -> str:
+    """The import path of ``opt``'s class, as files record it: ``"torch.optim.adam:Adam"``."""
+    cls = type(opt)
+    return f"{cls.__module__}:{cls.__qualname__}"
+
+
+def _check_optimizer_class(
+    name: str, opt: torch.optim.Optimizer, classes: Any, source: str
+) -> None:
+    """The state of one optimizer class cannot drive another (SGD has no Adam moments)."""
+    saved = classes.get(name) if isinstance(classes, Mapping) else None
+    if not isinstance(saved, str):
+        return
+    own = optimizer_class(opt)
+    # The class name decides: a module that moved between torch versions is the same class.
+    if saved.rpartition(":")[2] == own.rpartition(":")[2]:
+        return
+    raise CheckpointError(
+        f"{source}: optimizer {name!r} was saved as {saved.rpartition(':')[2]} ({saved}), but "
+        f"the run's is {own.rpartition(':')[2]} ({own}); the state of one optimizer class "
+        "cannot be loaded into another. Use the optimizer that wrote the file, or do not "
+        "restore its state (delete the AutoResume file, or restore_optimizer_state=False)."
+    )
 
 
 def _few(items: list[str], n: int = 5) -> str:
@@ -288,6 +423,7 @@ def capture(ctx: Context, position: Mapping[str, Any] | None = None) -> dict[str
         "epoch": int(ctx.epoch if position is None else position["epoch"] - 1),
         "model": ctx.model.state_dict(),
         "optimizers": {name: opt.state_dict() for name, opt in ctx.optimizers.items()},
+        "optimizer_classes": {name: optimizer_class(opt) for name, opt in ctx.optimizers.items()},
         "records": plain(ctx.records, "records"),
         "callbacks": states,
         "rng": get_rng_states(),
@@ -324,7 +460,8 @@ def restore(
     if model:
         check_model_state(ctx.model, state.get("model"), source)
     if optimizers:
-        check_optimizer_states(ctx.optimizers, state.get("optimizers"), source)
+        classes = state.get("optimizer_classes")
+        check_optimizer_states(ctx.optimizers, state.get("optimizers"), source, classes)
     if callbacks:
         for key, cb in keyed_callbacks(ctx.callbacks):
             saved = state.get("callbacks", {}).get(key)

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset, TensorDataset, random_split
+from torch.utils.data import DataLoader, Dataset, IterableDataset, TensorDataset, random_split
 
 from luzwidget.exceptions import ConfigError, DataError
 
@@ -54,9 +55,14 @@ def as_dataset(data: Any, argument: str = "data") -> Dataset[Any] | None:
     return None
 
 
-def _defaults(training: bool) -> dict[str, Any]:
-    """luz's loader defaults: batch 32; training shuffles and drops the last partial batch."""
-    return {"batch_size": 32, "shuffle": training, "drop_last": training}
+def _defaults(training: bool, iterable: bool) -> dict[str, Any]:
+    """luz's loader defaults: batch 32; training shuffles and drops the last partial batch.
+
+    An IterableDataset is never shuffled (it has no indices to draw) and keeps its last
+    partial batch (its length may be unknown, so a dropped batch would go unnoticed).
+    """
+    shuffle = training and not iterable
+    return {"batch_size": 32, "shuffle": shuffle, "drop_last": shuffle}
 
 
 def as_loader(
@@ -65,25 +71,34 @@ def as_loader(
     training: bool,
     options: Mapping[str, Any] | None = None,
     argument: str = "data",
+    ordered: str | None = None,
 ) -> Iterable[Any]:
     """Return something the loop can iterate over once per epoch.
 
     Parameters
     ----------
     data
-        A DataLoader (used as is), a Dataset, tensors/arrays (see :func:`as_dataset`), or
-        any re-iterable of ready batches (e.g. a list of ``(input, target)`` tuples).
+        A DataLoader (used as is), a Dataset (map-style or IterableDataset),
+        tensors/arrays (see :func:`as_dataset`), or any re-iterable of ready batches
+        (e.g. a list of ``(input, target)`` tuples).
     training
-        Training loaders shuffle and drop the last partial batch; validation ones never do.
+        Training loaders shuffle and drop the last partial batch (an IterableDataset
+        does neither); validation ones never do.
     options
         Keyword arguments for ``DataLoader``; they override the defaults.
+    argument
+        The argument's name, for error messages.
+    ordered
+        Where order is kept whatever the options say (e.g. ``"predict()"``): a
+        ``shuffle=True`` in ``options`` is then ignored with a warning naming it.
 
     Raises
     ------
     ConfigError
-        If ``options`` are given with a ready DataLoader.
+        If ``options`` are given with a ready DataLoader, or DataLoader refuses them, or
+        a training epoch would have no batch.
     DataError
-        If ``data`` is none of the accepted kinds, or a one-shot iterator.
+        If ``data`` is none of the accepted kinds, empty, or a one-shot iterator.
     """
     if isinstance(data, DataLoader):
         if options:
@@ -92,19 +107,10 @@ def as_loader(
                 "already a DataLoader. Either pass the Dataset (or tensors) and keep "
                 "dataloader_options, or build the DataLoader with those options yourself."
             )
-        return data
+        return _check_batches(data, argument, training)
     dataset = as_dataset(data, argument)
     if dataset is not None:
-        kwargs = _defaults(training)
-        if not training:
-            kwargs["shuffle"] = False
-        kwargs.update(options or {})
-        if not training and kwargs.get("shuffle"):
-            kwargs["shuffle"] = False
-        try:
-            return DataLoader(dataset, **kwargs)
-        except TypeError as exc:
-            raise ConfigError(f"dataloader_options: {exc}") from None
+        return _check_batches(_loader(dataset, training, options, argument, ordered), argument)
     if isinstance(data, Iterator):
         raise DataError(
             f"{argument} is a one-shot iterator ({type(data).__name__}); it would be empty "
@@ -116,8 +122,82 @@ def as_loader(
                 f"dataloader_options cannot be applied to {argument}, a {type(data).__name__} of "
                 "ready batches. Pass a Dataset or tensors to have a DataLoader built."
             )
-        return data
+        return _check_batches(data, argument, training)
     raise DataError(f"{argument} must be {_ACCEPTED}; got {type(data).__name__}: {data!r:.80}.")
+
+
+def _loader(
+    dataset: Dataset[Any],
+    training: bool,
+    options: Mapping[str, Any] | None,
+    argument: str,
+    ordered: str | None,
+) -> DataLoader[Any]:
+    """A DataLoader over ``dataset`` with the defaults, ``options`` over them, checked."""
+    iterable = isinstance(dataset, IterableDataset)
+    if not iterable and loader_len(dataset) == 0:
+        raise DataError(
+            f"{argument} is an empty {type(dataset).__name__} (0 samples); there is nothing to "
+            "train on or predict. Check how it was built (a filter or split that kept nothing?)."
+        )
+    kwargs = _defaults(training, iterable)
+    given = dict(options or {})
+    if ordered and given.get("shuffle"):
+        warnings.warn(
+            f"dataloader_options={{'shuffle': {given['shuffle']!r}}} is ignored for {ordered}: "
+            "outputs come in the order of the data. Drop 'shuffle' from dataloader_options.",
+            UserWarning,
+            stacklevel=4,
+        )
+    if not training:
+        given.pop("shuffle", None)
+    kwargs.update(given)
+    if iterable and kwargs.get("shuffle"):
+        raise ConfigError(
+            f"dataloader_options={given!r}: {argument} is an IterableDataset "
+            f"({type(dataset).__name__}), which DataLoader cannot shuffle (it has no indices "
+            "to draw). Drop 'shuffle', or shuffle inside the dataset's __iter__."
+        )
+    _check_batch_size(kwargs.get("batch_size"), given)
+    try:
+        return DataLoader(dataset, **kwargs)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(
+            f"dataloader_options={given!r} for {argument}: DataLoader refused them: "
+            f"{str(exc).rstrip('.')}. "
+            "Pass only DataLoader keyword arguments with valid values, e.g. "
+            "dataloader_options={'batch_size': 64, 'num_workers': 2}."
+        ) from exc
+
+
+def _check_batch_size(batch_size: Any, given: Mapping[str, Any]) -> None:
+    if batch_size is None or "batch_sampler" in given:
+        return
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ConfigError(
+            f"dataloader_options={dict(given)!r}: batch_size must be a positive int, got "
+            f"{batch_size!r}. Pass e.g. dataloader_options={{'batch_size': 32}}."
+        )
+
+
+def _check_batches(loader: Any, argument: str, training: bool = True) -> Any:
+    """``loader``, unless it has a length of 0 batches (then say why and how to fix it)."""
+    if loader_len(loader) != 0:
+        return loader
+    samples = loader_len(getattr(loader, "dataset", None))
+    size = getattr(loader, "batch_size", None)
+    if samples and size and getattr(loader, "drop_last", False):
+        raise ConfigError(
+            f"{argument} has {samples} samples, fewer than batch_size={size}, and the last "
+            "partial batch is dropped (drop_last=True, the default for training), so an epoch "
+            f"would have 0 batches. Pass dataloader_options={{'batch_size': {samples}}} (or "
+            "smaller), or {'drop_last': False}."
+        )
+    raise DataError(
+        f"{argument} ({type(loader).__name__}) has 0 batches: "
+        + ("an epoch would train on nothing." if training else "there is nothing to run on.")
+        + " Pass data with at least one batch."
+    )
 
 
 def split_valid(data: Any, fraction: Any) -> tuple[Dataset[Any], Dataset[Any]]:
@@ -134,12 +214,18 @@ def split_valid(data: Any, fraction: Any) -> tuple[Dataset[Any], Dataset[Any]]:
             "validation and must be strictly between 0 and 1, e.g. valid_data=0.2."
         )
     dataset = None if isinstance(data, DataLoader) else as_dataset(data)
-    if dataset is None:
+    if isinstance(dataset, IterableDataset):
+        raise ConfigError(
+            f"valid_data={fraction} splits data at random, but data is an IterableDataset "
+            f"({type(data).__name__}): it has no indices to draw from. Split it yourself and "
+            "pass valid_data=<validation data> (e.g. a second IterableDataset)."
+        )
+    n = None if dataset is None else loader_len(dataset)
+    if n is None:
         raise ConfigError(
             f"valid_data={fraction} splits a Dataset or tensors, but data is a "
             f"{type(data).__name__}. Split it yourself and pass valid_data=<validation data>."
         )
-    n = len(dataset)  # type: ignore[arg-type]
     n_valid = round(n * fraction)
     if n_valid < 1 or n_valid >= n:
         raise ConfigError(
@@ -166,8 +252,13 @@ def split_batch(batch: Any) -> tuple[Any, Any]:
 
 
 def loader_len(data: Any) -> int | None:
-    """Number of batches of ``data`` per epoch, or None when it has no length."""
+    """Number of batches of ``data`` per epoch, or None when it has no length.
+
+    ``len()`` raising TypeError (an IterableDataset without ``__len__``, a generator
+    wrapper) means no length; so does a negative or non-int answer.
+    """
     try:
-        return len(data)
+        n = len(data)
     except TypeError:
         return None
+    return n if isinstance(n, int) and n >= 0 else None

@@ -126,7 +126,13 @@ class Fitted:
             returns the list of per-batch outputs. Outputs that cannot be concatenated
             (e.g. distributions) are returned as a list.
         """
-        loader = as_loader(newdata, training=False, options=dataloader_options, argument="newdata")
+        loader = as_loader(
+            newdata,
+            training=False,
+            options=dataloader_options,
+            argument="newdata",
+            ordered="predict()",
+        )
         ctx = self._side_context(loader, callbacks, verbose, [Progress(), Interrupt()])
         ctx.data = ctx.valid_data
         model = ctx.model
@@ -147,7 +153,7 @@ class Fitted:
         """Run the validation loop once on ``data``; ``metrics`` may replace the model's."""
         from luzwidget.building import custom_step
 
-        loader = as_loader(data, training=False, options=dataloader_options)
+        loader = as_loader(data, training=False, options=dataloader_options, ordered="evaluate()")
         chosen = self.spec.metrics if metrics is None else metric_set(metrics)
         defaults = [Profile(), Metrics(chosen), Progress(), Interrupt()]
         ctx = self._side_context(loader, callbacks, verbose, defaults)

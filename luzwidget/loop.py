@@ -17,6 +17,7 @@ from typing import Any
 
 import torch
 
+from luzwidget.checks import check_target_shape
 from luzwidget.context import Context, Fault
 from luzwidget.data import split_batch
 from luzwidget.events import Event
@@ -61,6 +62,7 @@ def fire(ctx: Context, event: Event) -> Loop:
 
 def fit_loop(ctx: Context) -> Loop:
     """Train from ``ctx.epoch + 1`` to ``ctx.max_epochs``, validating after each epoch."""
+    ctx._check_target = True  # the first training loss checks the target's shape, once
     try:
         yield from fire(ctx, E.on_fit_begin)
         while ctx.epoch < ctx.max_epochs:
@@ -188,6 +190,9 @@ def _train_step(ctx: Context, name: str | None, opt: torch.optim.Optimizer) -> L
                 put = ctx._putter()
             stage = "loss"
             guard[0] = True
+            if ctx._check_target:  # first batch of the fit only (a flag, no per-batch cost)
+                ctx._check_target = False  # once: a retry or skip after it goes on unchecked
+                check_target_shape(tv["loss_fn"], pred, tv["target"])
             loss = _loss(ctx, pred)
             guard[0] = False
             put("loss_grad", loss)

@@ -12,6 +12,7 @@ from torch import nn
 from luzwidget.building import build_run
 from luzwidget.callbacks import Progress
 from luzwidget.callbacks.progress import in_notebook
+from luzwidget.checks import check_opt_hparams
 from luzwidget.exceptions import ConfigError
 from luzwidget.metrics.base import MetricSet, metric_set
 from luzwidget.run import Run
@@ -94,6 +95,7 @@ class Setup:
                 "set_opt_hparams() passes arguments to the optimizer's constructor, but setup() "
                 "got a built optimizer. Pass its class (e.g. optimizer=torch.optim.Adam) instead."
             )
+        check_opt_hparams(opt_hparams)  # lr inf / nan: refused now, as run.set_lr does
         new = copy.copy(self)
         new.opt_hparams = {**self.opt_hparams, **opt_hparams}
         return new

@@ -2,9 +2,13 @@
 
 A fitted file holds the module's class by its import path (``"pkg.mod:Net"``) and its
 hparams, the weights, each optimizer (class by import path, the names of its parameters
-per group, its state) and the records. Nothing in it is code: :func:`load` looks the
-classes up among the modules **already imported** (a file cannot make Python import
-anything), checks they are ``nn.Module`` / ``Optimizer`` subclasses, and builds them.
+per group, its state) and the records. Nothing in it is code, and :func:`load` builds
+only what you allow: the classes of your ``setup=``, or else classes it looks up among
+the modules **already imported** (in ``sys.modules`` and their ``__dict__``: a file
+cannot make Python import anything, nor run a module's ``__getattr__``), which must be
+``nn.Module`` / ``Optimizer`` subclasses. The model is first built on the meta device
+and its shapes compared with the file's weights, so hparams that do not match the
+weights are refused before any memory is allocated.
 Pass ``setup=`` to :func:`load` to rebuild from your own :func:`~luzwidget.setup`
 instead: then the loss, metrics and optimizer factory are yours again, and training
 continues exactly as before saving.
@@ -14,6 +18,7 @@ from __future__ import annotations
 
 import functools
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -103,16 +108,19 @@ def load(
         The :func:`~luzwidget.setup` the model came from (its hparams are taken from the
         file). Without it, the module and optimizer classes are found by their import
         paths among the modules already imported (import the one defining your model
-        first); the loss is then the module's own ``loss``/``step`` if it has one. A
-        model given to ``setup()`` as an instance needs ``setup=``, and the weights are
-        loaded into that instance.
+        first; nothing is imported for the file); the loss is then the module's own
+        ``loss``/``step`` if it has one. A model given to ``setup()`` as an instance
+        needs ``setup=``, and the weights are loaded into that instance. Either way the
+        model is built on the meta device first and its shapes compared with the file's.
     accelerator
         Where to put the model (default: as ``fit`` chooses).
 
     Raises
     ------
     CheckpointError
-        If the file is corrupt, or its weights or optimizers do not match the model.
+        If the file is corrupt or not a luzwidget file, names a class that is not an
+        imported ``nn.Module`` / ``Optimizer``, or its weights or optimizers (shapes,
+        optimizer class) do not match the model.
     """
     from luzwidget.module import Setup
 
@@ -166,8 +174,18 @@ def _import_path(cls: type) -> str:
     return f"{cls.__module__}:{cls.__qualname__}"
 
 
-def _resolve(path: str, base: type, what: str, source: str) -> Any:
-    """The class at ``"module:Qual.Name"``, if its module is already imported."""
+def _resolve(path: Any, base: type, what: str, source: str) -> Any:
+    """The class at ``"module:Qual.Name"``, found among the modules already imported.
+
+    Nothing is imported and no ``__getattr__`` runs: the module is taken from
+    ``sys.modules`` and each name from the ``__dict__`` of the module or class, so a path
+    such as ``"torch:_dynamo.X"`` cannot make torch import a submodule.
+    """
+    if not isinstance(path, str) or path.count(":") != 1:
+        raise CheckpointError(
+            f"{source}: the {what} is {path!r}, not an import path 'module:Class'; the file is "
+            "not a luzwidget file, or was damaged. Pass setup= to load()."
+        )
     module_name, _, qualname = path.partition(":")
     found: Any = sys.modules.get(module_name)
     hint = f"import {module_name} first, or pass setup= to load()"
@@ -176,7 +194,8 @@ def _resolve(path: str, base: type, what: str, source: str) -> Any:
             f"{source}: the {what} is {path}, but module {module_name!r} is not imported; {hint}."
         )
     for part in qualname.split("."):
-        found = getattr(found, part, None)
+        namespace = getattr(found, "__dict__", None)
+        found = namespace.get(part) if isinstance(namespace, Mapping) else None
     if not (isinstance(found, type) and issubclass(found, base)):
         raise CheckpointError(
             f"{source}: the {what} {path} is not found (a class defined inside a function "
@@ -188,27 +207,51 @@ def _resolve(path: str, base: type, what: str, source: str) -> Any:
 def _spec(state: dict[str, Any], setup: Setup | None, source: str) -> Setup:
     from luzwidget.module import Setup
 
-    hparams = state["hparams"]
+    hparams = state.get("hparams")
     if hparams is None and setup is None:
         raise CheckpointError(
             f"{source}: the module's constructor arguments were not stored "
-            f"({state['hparams_unsaved']}); pass the setup it came from: "
+            f"({state.get('hparams_unsaved')}); pass the setup it came from: "
             "lw.load(path, setup=lw.setup(...))."
         )
+    for name, value in (("hparams", hparams), ("opt_hparams", state.get("opt_hparams"))):
+        if value is not None and not (isinstance(value, dict) and all(map(_is_name, value))):
+            raise CheckpointError(
+                f"{source}: its {name} are {type(value).__name__} {value!r:.80}, not a dict of "
+                "keyword arguments; the file was not written by lw.save()."
+            )
     if setup is None:
-        module = _resolve(state["module"], nn.Module, "module class", source)
+        module = _resolve(state.get("module"), nn.Module, "module class", source)
         setup = Setup(module, None, None, None, None)
     spec = setup
     if not isinstance(spec.module, nn.Module) and hparams is not None:
         spec = spec.set_hparams(**hparams)
     if not isinstance(spec.optimizer, torch.optim.Optimizer):
-        spec = spec.set_opt_hparams(**state["opt_hparams"])
+        spec = spec.set_opt_hparams(**(state.get("opt_hparams") or {}))
     return spec
 
 
+def _is_name(key: Any) -> bool:
+    return isinstance(key, str)
+
+
 def _model(spec: Setup, state: dict[str, Any], source: str) -> nn.Module:
+    """Build the model, after checking its shapes against the file on the meta device.
+
+    The hparams come from the file: a model whose weights would not fit the file's is
+    refused before any memory is allocated for it. A constructor that cannot run on the
+    meta device (it reads tensor values) is built for real and checked after.
+    """
     from luzwidget.building import build_model
 
+    if not isinstance(spec.module, nn.Module):
+        try:
+            with torch.device("meta"):
+                shell = build_model(spec)
+        except Exception:  # the real build below reports the error, or it needs real tensors
+            shell = None
+        if shell is not None:
+            check_model_state(shell, state.get("model"), source)
     try:
         return build_model(spec)
     except ConfigError as exc:
@@ -233,6 +276,12 @@ def _optimizers(
                     f"{source}: optimizer {key!r} holds parameters that are not the model's; "
                     "pass setup= to load()."
                 )
+            unknown = [n for names in entry["param_names"] for n in names if n not in named]
+            if unknown:
+                raise CheckpointError(
+                    f"{source}: optimizer {key!r} names parameters the model lacks: "
+                    f"{unknown[:5]}; pass setup= to load()."
+                )
             groups = [
                 {
                     **{k: v for k, v in g.items() if k != "params"},
@@ -244,7 +293,8 @@ def _optimizers(
             ]
             optimizers[key] = cls(groups)
     states = {key: entry["state"] for key, entry in saved.items()}
-    check_optimizer_states(optimizers, states, source)
+    classes = {key: entry.get("class") for key, entry in saved.items()}
+    check_optimizer_states(optimizers, states, source, classes)
     for key, opt in optimizers.items():
         opt.load_state_dict(states[key])
     return optimizers

@@ -199,3 +199,27 @@ def test_a_corrupt_state_file_is_an_error_naming_it(tmp_path):
 def test_bad_every_n_batches():
     with pytest.raises(lw.ConfigError, match="every_n_batches"):
         AutoResume(every_n_batches=0)
+
+
+def test_a_file_written_with_adam_is_refused_by_sgd_naming_both(tmp_path):
+    path = tmp_path / "state.pt"
+    fit_job(path, crash_at=12)  # Adam, epoch 1 saved
+    x, y = make_data(64)
+    spec = lw.setup(Net, loss=torch.nn.CrossEntropyLoss(), optimizer=torch.optim.SGD)
+    with pytest.raises(lw.CallbackError) as info:
+        spec.set_opt_hparams(lr=0.1, momentum=0.9).fit(
+            (x, y), epochs=3, callbacks=[AutoResume(path)], **OPTIONS
+        )
+    assert isinstance(info.value.cause, lw.CheckpointError)
+    assert "saved as Adam" in str(info.value.cause)
+    assert "the run's is SGD" in str(info.value.cause)
+
+
+def test_tmp_files_a_kill_left_are_removed_when_the_fit_ends(tmp_path):
+    path = tmp_path / "state.pt"
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()  # a writer that is gone, as after a kill -9 inside a write
+    stale = tmp_path / f".state.pt.{proc.pid}.tmp"
+    stale.write_bytes(b"half a checkpoint")
+    fit_job(path, epochs=0)  # no epoch, so no write: only the end of the fit cleans up
+    assert not stale.exists()

@@ -3,7 +3,10 @@ weights, and clear errors (naming the file and the mismatch) that change nothing
 
 from __future__ import annotations
 
+import os
 import random
+import stat
+import subprocess
 import sys
 
 import numpy as np
@@ -12,7 +15,7 @@ import torch
 from torch import nn
 
 import luzwidget as lw
-from luzwidget.checkpoint import capture, get_rng_states, plain, read, set_rng_states
+from luzwidget.checkpoint import capture, get_rng_states, plain, read, set_rng_states, write
 from tests.training_helpers import FIT, Net, TwoOpt, make_data, make_spec, same_weights
 
 
@@ -64,11 +67,13 @@ def test_a_checkpoint_holds_the_whole_run_in_plain_values(fitted, tmp_path):
         "epoch",
         "model",
         "optimizers",
+        "optimizer_classes",
         "records",
         "callbacks",
         "rng",
         "position",
     }
+    assert loaded["optimizer_classes"] == {"opt": "torch.optim.adam:Adam"}
     assert loaded["luzwidget"] == {"kind": "checkpoint", "version": 1}
     assert loaded["epoch"] == 2
     assert same_weights(loaded["model"], result.model)
@@ -277,3 +282,171 @@ def test_the_wrong_kind_of_file(fitted, tmp_path):
         lw.load(tmp_path / "nope.pt")
     with pytest.raises(lw.ConfigError, match="save_weights"):
         lw.save(result.model, tmp_path / "x.pt")
+
+
+def test_a_refused_file_never_suggests_weights_only_false(tmp_path):
+    torch.save({"x": Payload()}, tmp_path / "evil.pt")
+    with pytest.raises(lw.CheckpointError) as err:
+        read(tmp_path / "evil.pt")
+    message = str(err.value)
+    assert "not a luzwidget file" in message
+    assert "test_checkpoint.Payload" in message  # what it holds, in plain words
+    assert "weights_only" not in message
+    assert "\x1b" not in message
+
+
+def test_a_file_from_a_newer_luzwidget_says_so(tmp_path):
+    torch.save({"luzwidget": {"kind": "fitted", "version": 99}}, tmp_path / "new.pt")
+    with pytest.raises(lw.CheckpointError, match=r"newer luzwidget \(file format 99; .* 1 "):
+        lw.load(tmp_path / "new.pt")
+
+
+# -- optimizer classes (issue 9, point 16) -------------------------------------------------
+
+
+def test_loading_adam_state_into_sgd_is_refused_naming_both(fitted, tmp_path):
+    _, result = fitted  # trained with Adam
+    lw.save(result, tmp_path / "adam.pt")
+    sgd = lw.setup(Net, loss=nn.CrossEntropyLoss(), optimizer=torch.optim.SGD)
+    with pytest.raises(lw.CheckpointError, match=r"saved as Adam .* the run's is SGD"):
+        lw.load(tmp_path / "adam.pt", setup=sgd)
+
+
+def test_a_checkpoint_without_optimizer_classes_still_restores(fitted, tmp_path):
+    _, result = fitted
+    state = capture(result.ctx)
+    del state["optimizer_classes"]  # a file written before classes were recorded
+    torch.save(state, tmp_path / "old.pt")
+    resumed = (
+        make_spec(metrics=[lw.metrics.Accuracy()])
+        .set_hparams(h=6)
+        .fit(
+            make_data(),
+            epochs=3,
+            callbacks=[
+                lw.callbacks.ResumeFromCheckpoint(
+                    tmp_path / "old.pt", restore_records=True, restore_optimizer_state=True
+                )
+            ],
+            **FIT,
+        )
+    )
+    assert resumed.ctx.epoch == 3
+
+
+# -- atomic writes (issue 9, point 14) -----------------------------------------------------
+
+
+def _dead_pid():
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid  # it has exited (and been reaped): no process has this pid now
+
+
+def test_a_write_removes_stale_tmp_files_of_its_target_only(tmp_path):
+    target = tmp_path / "state.pt"
+    stale = tmp_path / f".state.pt.{_dead_pid()}.tmp"
+    alive = tmp_path / f".state.pt.{os.getppid()}.tmp"  # a running writer's: kept
+    other = tmp_path / f".other.pt.{_dead_pid()}.tmp"  # another target's: kept
+    for path in (stale, alive, other):
+        path.write_bytes(b"half a file")
+    write({"a": 1}, target)
+    assert read(target) == {"a": 1}
+    assert not stale.exists()
+    assert alive.exists()
+    assert other.exists()
+
+
+def test_a_write_fsyncs_the_file_before_the_rename_and_the_directory_after(tmp_path, monkeypatch):
+    calls = []
+    fsync, replace = os.fsync, os.replace
+
+    def recording_fsync(fd):
+        calls.append("fsync dir" if stat.S_ISDIR(os.fstat(fd).st_mode) else "fsync file")
+        fsync(fd)
+
+    def recording_replace(a, b):
+        calls.append("rename")
+        replace(a, b)
+
+    monkeypatch.setattr(os, "fsync", recording_fsync)
+    monkeypatch.setattr(os, "replace", recording_replace)
+    write({"a": 1}, tmp_path / "x.pt")
+    expected = (
+        ["fsync file", "rename", "fsync dir"] if os.name == "posix" else ["fsync file", "rename"]
+    )
+    assert calls == expected
+
+
+# -- loading builds only what the user allows (issue 9, point 19) ---------------------------
+
+
+class Recorded(Net):
+    """Net that records on which device each instance was built."""
+
+    devices: list[str] = []
+
+    def __init__(self, d: int = 4, h: int = 8) -> None:
+        Recorded.devices.append(torch.get_default_device().type)
+        super().__init__(d, h)
+
+
+def _tampered(result, tmp_path, **changes):
+    lw.save(result, tmp_path / "model.pt")
+    state = torch.load(tmp_path / "model.pt", weights_only=True)
+    state.update(changes)
+    torch.save(state, tmp_path / "tampered.pt")
+    return tmp_path / "tampered.pt"
+
+
+def test_hparams_that_do_not_fit_the_weights_are_refused_before_allocating(tmp_path):
+    result = make_spec(Recorded).fit(make_data(), epochs=1, **FIT)
+    path = _tampered(result, tmp_path, hparams={"h": 8000})  # Linear(8000, ...) if built
+    Recorded.devices.clear()
+    with pytest.raises(
+        lw.CheckpointError, match=r"body\.0\.weight: file \(8, 4\) vs model \(8000, 4\)"
+    ):
+        lw.load(path)
+    assert Recorded.devices == ["meta"]  # never built for real
+    assert [type(lw.load(tmp_path / "model.pt").model)] == [Recorded]
+    assert Recorded.devices[1:] == ["meta", "cpu"]
+
+
+def test_a_path_that_is_not_a_class_of_an_imported_module_is_refused(fitted, tmp_path):
+    _, result = fitted
+    for bad in ("torch:_dynamo.X", "torch.nn:functional", "builtins:print", 42, "nocolon"):
+        with pytest.raises(lw.CheckpointError, match=r"module class|import path"):
+            lw.load(_tampered(result, tmp_path, module=bad))
+
+
+def test_bad_hparams_in_a_file_are_refused(fitted, tmp_path):
+    _, result = fitted
+    with pytest.raises(lw.CheckpointError, match=r"hparams are list"):
+        lw.load(_tampered(result, tmp_path, hparams=[1, 2]))
+
+
+LOAD_IMPORTS_NOTHING = """
+import sys, torch, luzwidget as lw
+path = sys.argv[1]
+torch.load(path, weights_only=True)  # what reading itself needs, imported once
+before = set(sys.modules)
+try:
+    lw.load(path)
+except lw.CheckpointError as exc:
+    print("refused:", exc)
+print("new modules:", sorted(set(sys.modules) - before))
+"""
+
+
+def test_a_file_cannot_make_python_import_anything(fitted, tmp_path):
+    _, result = fitted
+    path = _tampered(result, tmp_path, module="torch:_dynamo.X")
+    out = subprocess.run(
+        [sys.executable, "-c", LOAD_IMPORTS_NOTHING, str(path)],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+    ).stdout
+    assert "refused:" in out
+    assert "new modules: []" in out

@@ -10,6 +10,7 @@ import torch
 from torch.utils.data import (
     DataLoader,
     Dataset,
+    IterableDataset,
     RandomSampler,
     SequentialSampler,
     Subset,
@@ -145,7 +146,7 @@ def test_dataloader_options_for_ready_batches_are_refused() -> None:
 
 def test_bad_dataloader_options_name_the_argument() -> None:
     x, y = make_data(48)
-    with pytest.raises(ConfigError, match=r"dataloader_options: .*batchsize"):
+    with pytest.raises(ConfigError, match=r"dataloader_options=.*batchsize"):
         as_loader((x, y), training=True, options={"batchsize": 8})
 
 
@@ -252,3 +253,96 @@ def test_split_batch(batch: Any, expected: tuple[Any, Any]) -> None:
 def test_loader_len() -> None:
     assert loader_len([1, 2, 3]) == 3
     assert loader_len(x for x in range(3)) is None
+
+
+# -- iterable datasets (issue 9, point 1) -----------------------------------------------------
+
+
+class _Stream(IterableDataset):  # type: ignore[type-arg]
+    """An IterableDataset without a length: ``n`` samples of (x, y)."""
+
+    def __init__(self, n: int = 70) -> None:
+        self.x, self.y = make_data(n)
+
+    def __iter__(self) -> Any:
+        return iter(zip(self.x, self.y, strict=True))
+
+
+def test_an_iterable_dataset_trains_validates_and_predicts() -> None:
+    spec = make_spec()
+    fitted = spec.fit(_Stream(70), epochs=2, valid_data=_Stream(20), verbose=False)
+    assert len(fitted.records["metrics"]["valid"]) == 2
+    assert fitted.predict(_Stream(45)).shape == (45, 1)  # order kept, nothing dropped
+
+
+def test_an_iterable_dataset_is_not_shuffled_and_keeps_its_last_batch() -> None:
+    assert _batches_seen(_Stream(70)) == [((32, 4), (32, 1), torch.float32)] * 2 + [
+        ((6, 4), (6, 1), torch.float32)
+    ]
+
+
+def test_shuffling_an_iterable_dataset_is_a_clear_error() -> None:
+    with pytest.raises(ConfigError, match=r"IterableDataset \(_Stream\).*cannot shuffle"):
+        as_loader(_Stream(), training=True, options={"shuffle": True})
+
+
+def test_valid_fraction_of_an_iterable_dataset_is_a_clear_error() -> None:
+    with pytest.raises(ConfigError, match=r"valid_data=0\.2 .* an IterableDataset \(_Stream\)"):
+        make_spec().fit(_Stream(), epochs=1, valid_data=0.2, verbose=False)
+
+
+def test_progress_of_an_iterable_dataset_has_no_total(capsys: pytest.CaptureFixture[str]) -> None:
+    make_spec().fit(_Stream(70), epochs=1, verbose=True)
+    assert "Train metrics" in capsys.readouterr().err
+
+
+def test_the_html_bar_without_a_length_is_indeterminate() -> None:
+    from luzwidget.callbacks.progress import _HtmlBar
+
+    bar = _HtmlBar("Train", None)
+    bar.n = 3
+    text = bar._html("")
+    assert "max=" not in text
+    assert "Train 3 [" in text
+
+
+# -- vague errors, silently dropped options (issue 9, points 8, 15, 17) -----------------------
+
+
+def test_predict_warns_that_shuffle_is_ignored() -> None:
+    x, y = make_data(40)
+    fitted = make_spec().fit((x, y), epochs=1, verbose=False)
+    with pytest.warns(UserWarning, match=r"'shuffle': True\}? is ignored for predict\(\)"):
+        out = fitted.predict(x, dataloader_options={"shuffle": True})
+    assert torch.equal(out, fitted.predict(x))  # the order is kept
+
+
+def test_an_empty_dataset_is_named() -> None:
+    x, y = make_data(0)
+    with pytest.raises(DataError, match=r"data is an empty TensorDataset \(0 samples\)"):
+        make_spec().fit((x, y), epochs=1, verbose=False)
+
+
+@pytest.mark.parametrize("size", [0, -1, 2.5, "8"])
+def test_a_bad_batch_size_is_named(size: Any) -> None:
+    x, y = make_data(40)
+    with pytest.raises(ConfigError, match=r"batch_size must be a positive int, got"):
+        make_spec().fit((x, y), epochs=1, verbose=False, dataloader_options={"batch_size": size})
+
+
+def test_a_dataloader_value_error_keeps_its_cause() -> None:
+    x, y = make_data(40)
+    with pytest.raises(ConfigError, match=r"dataloader_options=\{'num_workers': -1\}") as err:
+        as_loader((x, y), training=True, options={"num_workers": -1})
+    assert isinstance(err.value.__cause__, ValueError)
+
+
+def test_an_epoch_of_no_batches_is_refused_before_training() -> None:
+    x, y = make_data(10)
+    with pytest.raises(ConfigError, match=r"10 samples, fewer than batch_size=32.*0 batches"):
+        make_spec().run((x, y), epochs=1, verbose=False)
+    ready = DataLoader(TensorDataset(x, y), batch_size=32, drop_last=True)
+    with pytest.raises(ConfigError, match=r"data has 10 samples.*\{'drop_last': False\}"):
+        as_loader(ready, training=True)
+    with pytest.raises(DataError, match=r"0 batches"):
+        as_loader([], training=True)

@@ -234,6 +234,50 @@ def test_wrong_hparams_name_set_hparams() -> None:
         ).fit((x, y))
 
 
+def test_a_constructor_error_names_the_hparams_and_keeps_the_cause() -> None:
+    x, y = make_data(32)
+    with pytest.raises(
+        ConfigError, match=r"building MLP\(\*\*\{'hidden': -3\}\) failed: RuntimeError: .*"
+    ) as err:
+        make_spec(hidden=-3).fit((x, y), verbose=False)
+    assert isinstance(err.value.__cause__, RuntimeError)
+
+
+@pytest.mark.parametrize(
+    ("optimizer", "opt_hparams"),
+    [(torch.optim.SGD, {"lr": -1}), (torch.optim.Adam, {"lr": 0.1, "betas": (2, 0.9)})],
+)
+def test_an_optimizer_value_error_names_the_opt_hparams(
+    optimizer: Any, opt_hparams: dict[str, Any]
+) -> None:
+    x, y = make_data(32)
+    spec = lw.setup(MLP, loss=nn.MSELoss(), optimizer=optimizer).set_opt_hparams(**opt_hparams)
+    with pytest.raises(
+        ConfigError, match=rf"building the optimizer {optimizer.__name__}\(params, .*ValueError"
+    ) as err:
+        spec.fit((x, y), verbose=False)
+    assert isinstance(err.value.__cause__, ValueError)
+
+
+@pytest.mark.parametrize("lr", [float("inf"), float("nan"), -float("inf")])
+def test_a_non_finite_lr_is_refused_at_once(lr: float) -> None:
+    spec = lw.setup(MLP, loss=nn.MSELoss(), optimizer=torch.optim.SGD)
+    with pytest.raises(ConfigError, match=r"set_opt_hparams\(lr=.*\): the learning rate must be"):
+        spec.set_opt_hparams(lr=lr)
+
+
+def test_a_target_that_broadcasts_against_the_prediction_is_refused_once() -> None:
+    x, y = make_data(64)
+    spec = make_spec()
+    with pytest.raises(lw.StepError, match=r"shape \(32, 1\) and the target \(32,\)") as err:
+        spec.fit((x, y.squeeze(1)), epochs=1, verbose=False)
+    assert "squeeze" in str(err.value.__cause__)
+    run = err.value.run  # the run stays resumable; the check is not repeated per batch
+    with pytest.warns(UserWarning, match="target size"):  # torch's own warning, from then on
+        run.skip()
+    assert run.state == "done"
+
+
 def test_set_hparams_on_an_instance_and_set_opt_hparams_on_a_built_optimizer() -> None:
     net = MLP()
     with pytest.raises(

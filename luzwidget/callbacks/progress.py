@@ -97,7 +97,7 @@ class Progress(Callback):
     def _open(self, ctx: Context, label: str) -> None:
         if not self.bars or not _shown(ctx):
             return
-        total = loader_len(ctx.data)
+        total = loader_len(ctx.data)  # None: an IterableDataset, a generator
         self._bar = _HtmlBar(label, total) if in_notebook() else _TqdmBar(label, total)
 
     def _close(self, ctx: Context, mode: str) -> None:
@@ -154,10 +154,13 @@ class _HtmlBar:
     def _html(self, loss: str) -> str:
         elapsed = time.monotonic() - self.start
         rate = self.n / elapsed if elapsed > 0 else 0.0
-        total = self.total or 0
+        total = self.total
         eta = f", ETA {max(total - self.n, 0) / rate:.0f}s" if rate and total else ""
-        bar = f'<progress value="{self.n}" max="{total}" style="width:200px"></progress>'
-        text = f"{self.label} {self.n}/{total or '?'} [{rate:.1f} batch/s{eta}] {loss}"
+        # Without a length the bar is indeterminate (no value) and the count has no "/total".
+        value = f'value="{self.n}" max="{total}" ' if total is not None else ""
+        bar = f'<progress {value}style="width:200px"></progress>'
+        count = f"{self.n}/{total}" if total is not None else f"{self.n}"
+        text = f"{self.label} {count} [{rate:.1f} batch/s{eta}] {loss}"
         return f'<div class="luzwidget-progress">{bar} <code>{html.escape(text)}</code></div>'
 
     def advance(self, ctx: Context) -> None:

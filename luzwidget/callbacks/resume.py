@@ -10,7 +10,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from luzwidget.callbacks.base import Callback
-from luzwidget.checkpoint import get_rng_states, read, restore, save_checkpoint, set_rng_states
+from luzwidget.checkpoint import (
+    get_rng_states,
+    read,
+    remove_stale_tmp,
+    restore,
+    save_checkpoint,
+    set_rng_states,
+)
 from luzwidget.data import loader_len
 from luzwidget.exceptions import ConfigError
 
@@ -29,7 +36,9 @@ class AutoResume(Callback):
     RNG states, and the position in the epoch; the loop then skips the finished epochs
     (and batches). On CPU, the final weights are bit-identical to those of a run that
     was never interrupted. The file is deleted when the fit ends (also by early
-    stopping), but kept when it is interrupted (Ctrl-C) or fails.
+    stopping), but kept when it is interrupted (Ctrl-C) or fails. Temporary files that a
+    kill inside a write left next to it are removed at the next write and when the fit
+    ends. A file written with another optimizer class is refused, naming both.
 
     Parameters
     ----------
@@ -118,6 +127,7 @@ class AutoResume(Callback):
             ctx.train_data, self._wrapped = self._wrapped.loader, None
         if not self._interrupted:
             self.path.unlink(missing_ok=True)
+        remove_stale_tmp(self.path)  # what a kill inside a write left behind
 
     def __repr__(self) -> str:
         return f"AutoResume({str(self.path)!r}, every_n_batches={self.every_n_batches})"
