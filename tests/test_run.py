@@ -389,7 +389,7 @@ class _LateBool(Breakpoints):
 
 def test_a_pause_requested_while_the_run_stops_checking_is_not_lost() -> None:
     run = _run()
-    late = _LateBool(on_change=run._recheck)
+    late = _LateBool(on_change=run._driver.wake)
     run.breakpoints = late
     late.run = run
     run.resume()
