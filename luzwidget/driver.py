@@ -49,6 +49,9 @@ class RunState(StrEnum):
     ERROR = "error"
     DONE = "done"
 
+    def __repr__(self) -> str:  # shown as the plain string it was before it was an enum
+        return repr(self.value)
+
 
 @dataclass(frozen=True)
 class Outcome:
