@@ -21,7 +21,6 @@ import traceback
 from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from enum import StrEnum
 from typing import Any
 
 import torch
@@ -29,37 +28,15 @@ import torch
 from luzwidget.breakpoints import Breakpoints
 from luzwidget.context import Context, Fault
 from luzwidget.events import Event
-from luzwidget.exceptions import ConfigError, RunStateError, StopFit
+from luzwidget.exceptions import RunStateError, StopFit
 from luzwidget.interrupts import CtrlC
 from luzwidget.loop import Item
 from luzwidget.report import report
+from luzwidget.states import Outcome, RunState, Until
 
-__all__ = ["Driver", "Outcome", "RunState", "Until", "stop_condition"]
+__all__ = ["Driver"]
 
 Listener = Callable[[Any], None]
-Until = Callable[[Event], bool]
-
-
-class RunState(StrEnum):
-    """What a run is doing; equal to its value, so ``run.state == "paused"`` works."""
-
-    READY = "ready"
-    RUNNING = "running"
-    PAUSED = "paused"
-    ERROR = "error"
-    DONE = "done"
-
-    def __repr__(self) -> str:  # shown as the plain string it was before it was an enum
-        return repr(self.value)
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """How one drive ended: the state to settle in, why, and whether Ctrl-C did it."""
-
-    state: RunState
-    reason: str = ""
-    interrupted: bool = False
 
 
 @dataclass(frozen=True)
@@ -72,50 +49,6 @@ class _Control:
 
 
 Command = Callable[[], None] | _Control
-
-_OR_USE = "Or use 'batch' or 'epoch'."
-_BATCH_ENDS = frozenset(
-    {Event.on_train_batch_end, Event.on_valid_batch_end, Event.on_predict_batch_end}
-)
-
-
-def stop_condition(what: Event | str | None = None, n: int = 1) -> Until:
-    """A stop condition for stepping: true after the ``n``-th matching event.
-
-    Parameters
-    ----------
-    what
-        None or ``"event"``: any event. ``"batch"``: the end of a batch (training, validation or
-        prediction). ``"epoch"``: ``on_epoch_end``. An event or its name: that event.
-    n
-        How many matches to wait for (int >= 1).
-
-    Raises
-    ------
-    ConfigError
-        If ``n`` is not an int >= 1 or ``what`` names nothing known.
-    """
-    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-        raise ConfigError(f"n must be an int >= 1 (how many to step), got {n!r}.")
-    targets: frozenset[Event] | None
-    if what is None or what == "event":
-        targets = None
-    elif what == "batch":
-        targets = _BATCH_ENDS
-    elif what == "epoch":
-        targets = frozenset({Event.on_epoch_end})
-    else:
-        targets = frozenset({Event.parse(what, argument="what", hint=_OR_USE)})
-    left = n
-
-    def reached(event: Event) -> bool:
-        nonlocal left
-        if targets is None or event in targets:
-            left -= 1
-            return left <= 0
-        return False
-
-    return reached
 
 
 # -- adapter: the only lines that touch the loop's private parts of the context --------------

@@ -20,10 +20,11 @@ from traitlets import TraitError
 
 from luzwidget.breakpoints import Breakpoints
 from luzwidget.context import Context, check_callbacks, finite_positive, optimizer_names
-from luzwidget.driver import Driver, Listener, RunState, stop_condition
+from luzwidget.driver import Driver, Listener
 from luzwidget.events import Event
 from luzwidget.exceptions import ConfigError, RunStateError
 from luzwidget.loop import Item
+from luzwidget.states import RunState, stop_condition
 
 __all__ = ["Run", "RunState"]
 
