@@ -57,10 +57,9 @@ class Breakpoints:
 
         Raises
         ------
-        ValueError
-            If ``where`` names no event (the message lists them).
         ConfigError
-            If ``at`` is given for an event breakpoint.
+            If ``where`` names no event (the message lists them), or ``at`` is given
+            for an event breakpoint.
         """
         if callable(where) and not isinstance(where, str | Event):
             self._conditions.append((where, _events(at)))
@@ -178,44 +177,3 @@ def _finite(loss: Any) -> bool:
 
 def _name(predicate: Predicate) -> str:
     return getattr(predicate, "__name__", None) or repr(predicate)
-
-
-Until = Callable[[Event], bool]
-_BATCH_ENDS = frozenset(
-    {Event.on_train_batch_end, Event.on_valid_batch_end, Event.on_predict_batch_end}
-)
-
-
-def until(what: Event | str | None = None, n: int = 1) -> Until:
-    """A stop condition for stepping: true after the ``n``-th matching event.
-
-    Parameters
-    ----------
-    what
-        None or ``"event"``: any event. ``"batch"``: the end of a batch (training, validation or
-        prediction). ``"epoch"``: ``on_epoch_end``. An event or its name: that event.
-    n
-        How many matches to wait for (int >= 1).
-    """
-    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-        raise ConfigError(f"n must be an int >= 1 (how many to step), got {n!r}.")
-    if what is None or what == "event":
-        targets = None
-    elif what == "batch":
-        targets = _BATCH_ENDS
-    elif what == "epoch":
-        targets = frozenset({Event.on_epoch_end})
-    else:
-        try:
-            targets = frozenset({Event.parse(what, argument="what")})
-        except ValueError as exc:
-            raise ConfigError(f"{exc} Or use 'batch' or 'epoch'.") from None
-    left = [n]
-
-    def reached(event: Event) -> bool:
-        if targets is None or event in targets:
-            left[0] -= 1
-            return left[0] <= 0
-        return False
-
-    return reached

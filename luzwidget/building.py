@@ -12,7 +12,6 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
-from traitlets import TraitError
 
 from luzwidget.accelerator import Accelerator
 from luzwidget.callbacks import Interrupt, Metrics, Profile, Progress, TrainValid
@@ -138,10 +137,7 @@ def check_callbacks_arg(callbacks: Any) -> list[Any]:
         return []
     if not isinstance(callbacks, list | tuple):
         callbacks = [callbacks]
-    try:
-        check_callbacks(callbacks)  # misnamed methods, bad signatures: say so now
-    except TraitError as exc:
-        raise ConfigError(f"callbacks: {exc}") from None
+    check_callbacks(callbacks)  # misnamed methods, bad signatures: say so now (ConfigError)
     return list(callbacks)
 
 

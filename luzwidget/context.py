@@ -200,7 +200,10 @@ class Context(HasTraits):
 
     @validate("callbacks")
     def _check_callbacks(self, proposal: Bunch) -> list[Any]:
-        value = check_callbacks(proposal["value"])
+        try:
+            value = check_callbacks(proposal["value"])
+        except ConfigError as exc:  # a trait's validator refuses with TraitError
+            raise TraitError(str(exc)) from None
         self._table.update(build_dispatch_table(value))  # in place: the loop holds it
         for cb in value:
             if hasattr(cb, "set_ctx"):

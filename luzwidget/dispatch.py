@@ -10,9 +10,8 @@ import inspect
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from traitlets import TraitError
-
 from luzwidget.events import Event
+from luzwidget.exceptions import ConfigError
 
 __all__ = ["build_dispatch_table", "check_callbacks"]
 
@@ -30,17 +29,17 @@ def check_callbacks(callbacks: Iterable[Any]) -> list[Any]:
 
     Raises
     ------
-    TraitError
+    ConfigError
         Naming the callback, the bad method and the valid names.
     """
     items = list(callbacks)
     for cb in items:
         if isinstance(cb, type):
-            raise TraitError(
+            raise ConfigError(
                 f"callbacks: got the class {cb.__name__}; pass an instance: {cb.__name__}()."
             )
         if not any(name.startswith("on_") for name in dir(type(cb))):
-            raise TraitError(
+            raise ConfigError(
                 f"callbacks: {cb!r:.60} is not a callback: it has no on_<event> methods. "
                 "Subclass luzwidget.Callback and override the events you need."
             )
@@ -48,7 +47,7 @@ def check_callbacks(callbacks: Iterable[Any]) -> list[Any]:
             if not name.startswith("on_") or not _overrides(cb, name):
                 continue
             if name not in _EVENT_NAMES:
-                raise TraitError(
+                raise ConfigError(
                     f"{type(cb).__name__}.{name} is not an event, so it would never be called. "
                     f"Valid method names: {', '.join(sorted(_EVENT_NAMES))}."
                 )
@@ -60,7 +59,7 @@ def _check_signature(cb: Any, name: str) -> None:
     try:
         inspect.signature(getattr(cb, name)).bind(None)
     except TypeError:
-        raise TraitError(
+        raise ConfigError(
             f"{type(cb).__name__}.{name} must take one argument, the context: "
             f"def {name}(self, ctx): ..."
         ) from None

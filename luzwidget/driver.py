@@ -1,188 +1,360 @@
 """How a run drives its loop generator: blocking, in a thread, and at each event boundary.
 
-:class:`Driver` is the machinery behind :class:`~luzwidget.Run`'s commands: it calls
-``next()`` on the loop, applies the commands queued by other threads at event boundaries,
-decides where to pause (a request, Ctrl-C, a breakpoint, a step target), turns faults into
-the ``"error"`` state, and settles the state when driving ends.
+A :class:`Driver` is the moving part of a :class:`~luzwidget.Run` (``run._driver``): it
+owns the loop generator, the inbox of queued commands, the background thread, the
+boundary policy (where to pause) and Ctrl-C (through :mod:`luzwidget.interrupts`). The
+run turns its public commands into calls on it and reads its state from it.
+
+While a drive is active, every command (from another thread, or from a callback) is
+queued and applied in the order given at the next event boundary; none is lost or
+merged. A pause stops the drive there. A start queued behind it resumes once the pause
+has been settled (listeners see it); a start queued while the run steps to a target
+waits for that target; a start queued while the run goes to its end is already done.
 """
 
 from __future__ import annotations
 
 import contextlib
 import inspect
-import sys
 import threading
 import traceback
 from collections import deque
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 
-from luzwidget.breakpoints import Breakpoints, Until
+from luzwidget.breakpoints import Breakpoints
 from luzwidget.context import Context, Fault
 from luzwidget.events import Event
 from luzwidget.exceptions import RunStateError, StopFit
-from luzwidget.interrupts import ctrl_c_pauses
+from luzwidget.interrupts import CtrlC
 from luzwidget.loop import Item
+from luzwidget.report import report
+from luzwidget.states import Outcome, RunState, Until
 
 __all__ = ["Driver"]
 
 Listener = Callable[[Any], None]
 
 
+@dataclass(frozen=True)
+class _Control:
+    """A queued ``pause``, ``start`` or ``stop`` (edits are queued as plain callables)."""
+
+    kind: str
+    reason: str = ""
+    target: Until | None = None
+
+
+Command = Callable[[], None] | _Control
+
+
+# -- adapter: the only lines that touch the loop's private parts of the context --------------
+# (the engine split swaps these four for the Engine and its flags; nothing else here reads them)
+def _new_loop(make_loop: Callable[[Context], Iterator[Item]], ctx: Context) -> Iterator[Item]:
+    return make_loop(ctx)
+
+
+def _listen_flag(ctx: Context) -> list[bool]:
+    return ctx._listen  # [bool] shared with the loop: yield at events?
+
+
+def _in_user_code(ctx: Context) -> bool:
+    return bool(ctx._guard[0])
+
+
+def _hook_pause(ctx: Context, pause: Callable[[str], None]) -> None:
+    ctx._pause_hook = pause  # Context.pause() (from a callback) lands here
+
+
+# -- the driver ------------------------------------------------------------------------------
 class Driver:
-    """The driving internals of :class:`~luzwidget.Run` (a mixin; ``Run`` sets the state)."""
+    """Drives one run's loop; holds what the run shows (state, reason, error, events...).
 
-    ctx: Context
-    state: str
-    error: BaseException | None
-    error_traceback: str
-    reason: str
-    interrupted: bool
-    notice: str
-    event: Event | None
-    events: deque[Event]
-    n_events: int
-    breakpoints: Breakpoints
-    result: Any
-    _make_loop: Callable[[Context], Iterator[Item]]
-    _finish_fn: Callable[[Any], Any] | None
-    _gen: Iterator[Item] | None
-    _fault: Fault | None
-    _inbox: deque[Callable[[], None]]
-    _listen: list[bool]
-    _pause_reason: str | None
-    _interrupted: bool
-    _stop_requested: bool
-    _lock: threading.RLock
-    _thread: threading.Thread | None
-    _background: bool
-    _listeners: list[Listener]
+    Parameters
+    ----------
+    owner
+        The :class:`~luzwidget.Run`, passed to listeners and to ``finish``.
+    ctx
+        The run's context.
+    make_loop
+        Builds the loop generator from the context (fit, evaluate or predict loop).
+    finish
+        Called with the run when the loop ends; its return value is ``result``.
+    """
 
-    def _set_state(self, state: str, reason: str = "", notify: bool = True) -> None:
-        self.state = state
-        self.reason = reason
+    def __init__(
+        self,
+        owner: Any,
+        ctx: Context,
+        make_loop: Callable[[Context], Iterator[Item]],
+        finish: Callable[[Any], Any] | None,
+    ) -> None:
+        self.owner, self.ctx = owner, ctx
+        self.state, self.reason, self.interrupted = RunState.READY, "", False
+        self.error: BaseException | None = None
+        self.error_traceback = ""
+        self.notice = ""
+        self.result: Any = None
+        self.event: Event | None = None
+        self.events: deque[Event] = deque(maxlen=100)
+        self.n_events = 0
+        self.breakpoints = Breakpoints(on_change=self.wake)
+        self.listeners: list[Listener] = []
+        self.background = False  # how the run was last driven (retry/skip go on that way)
+        self._make_loop, self._finish_fn = make_loop, finish
+        self._gen: Iterator[Item] | None = None
+        self._fault: Fault | None = None
+        self._finished = False
+        self._target: Until | None = None  # the step target of the current drive
+        self._inbox: deque[Command] = deque()
+        self._interrupted = False  # Ctrl-C asked to pause at the next event
+        self._lock = threading.RLock()
+        self._thread: threading.Thread | None = None  # the background thread, while it drives
+        self._driving: threading.Thread | None = None  # whichever thread drives now
+        self._listen = _listen_flag(ctx)
+        _hook_pause(ctx, self.pause)
+
+    # -- commands (from Run) ---------------------------------------------------------------
+    def drive_here(self, target: Until | None) -> None:
+        """Drive in this thread until done, paused or failed; Ctrl-C pauses cleanly."""
+        ctrl_c = CtrlC(self._request_interrupt, lambda: _in_user_code(self.ctx))
+        with ctrl_c.installed():  # restored only once the state is settled
+            with self._lock:
+                self._ready_to_drive()
+                self._claim(threading.current_thread(), background=False)
+            self._serve(lambda: self._drive(target), ctrl_c)
+
+    def start(self, target: Until | None) -> None:
+        """Drive in a background thread; while a drive is active, queue the start."""
+        with self._lock:
+            if self._driving is not None:
+                self._queue(_Control("start", target=target))
+                return
+            self._ready_to_drive()
+            thread = threading.Thread(
+                target=self._thread_main, args=(target,), daemon=True, name="luzwidget-run"
+            )
+            self._thread = thread
+            self._claim(thread, background=True)
+        thread.start()
+
+    def pause(self, reason: str = "paused") -> None:
+        """Pause the active drive at its next event boundary; a no-op when nothing drives."""
+        with self._lock:
+            if self._driving is not None:
+                self._queue(_Control("pause", reason))
+
+    def stop(self) -> None:
+        """Queue a stop for the active drive, or end the run here (``on_fit_end`` runs)."""
+        with self._lock:
+            if self._driving is not None:
+                self._queue(_Control("stop"))
+                return
+            if self.state == RunState.DONE:
+                return
+            self._fault, self.error = None, None
+            self._claim(threading.current_thread(), background=self.background)
+        self._serve(self._stop_now if self._gen is not None else self._finish, None)
+
+    def resolve(self, action: str) -> None:
+        """After an error: mark the failed step to ``"retry"`` or ``"skip"``; now paused."""
+        fault = self._fault
+        if self.state != RunState.ERROR or fault is None:
+            if self.state == RunState.ERROR:
+                raise RunStateError(f"the run cannot go on after this error: {self.error}")
+            raise RunStateError(
+                f"{action}() is for a run stopped on an error; this one is {self.state}."
+            )
+        fault.action = action
+        self._fault, self.error, self.error_traceback = None, None, ""
+        self._set_state(RunState.PAUSED, f"{action} after the error")
+
+    def extend(self) -> None:
+        """A done run becomes ready again (a new loop from the context as it is)."""
+        with self._lock:
+            self._gen = None
+            self._set_state(RunState.READY)
+
+    def submit(self, command: Callable[[], None]) -> None:
+        """Apply an edit now, or at the next boundary if another thread drives."""
+        with self._lock:
+            driving = self._driving
+            if driving is not None and driving is not threading.current_thread():
+                self._queue(command)
+                return
+        command()
+
+    def wait(self, timeout: float | None) -> RunState:
+        """Wait for the background thread to let go; return the state."""
+        thread = self._thread
+        if thread is not None:
+            thread.join(timeout)
+        return self.state
+
+    def wake(self) -> None:
+        """Make the loop yield at its next event (something to look at there)."""
+        self._listen[0] = True
+
+    # -- state -----------------------------------------------------------------------------
+    def _set_state(self, state: RunState, reason: str = "", notify: bool = True) -> None:
+        self.state, self.reason = state, reason
         if notify:
             self._notify()
 
     def _notify(self) -> None:
-        for listener in list(self._listeners):
+        for listener in list(self.listeners):
             with contextlib.suppress(Exception):
-                listener(self)
+                listener(self.owner)
 
     def _ready_to_drive(self) -> None:
-        if self.state == "error":
+        if self.state == RunState.ERROR:
             raise RunStateError(
                 f"the run is stopped on an error: {self.error}\nFix the cause, then call "
                 "run.retry() to redo what failed, or run.skip() to drop the batch."
             )
-        if self.state == "done":
+        if self.state == RunState.DONE:
             raise RunStateError("the run is done; run.extend(epochs=n) continues it.")
-        if self.state == "running":
+        if self.state == RunState.RUNNING:
             raise RunStateError(
                 "the run is already training in the background; run.pause() or run.wait() first."
             )
         if self._gen is None:
-            self._gen = self._make_loop(self.ctx)
+            self._gen, self._finished = _new_loop(self._make_loop, self.ctx), False
 
-    def _blocking(self, stop_at: Until | None) -> None:
-        with self._lock:
-            self._ready_to_drive()
-            self._background = False
-            self._set_state("running")
-        outcome: tuple[str, str] = ("paused", "")
-        try:
-            with ctrl_c_pauses(self.ctx._guard, self._request_interrupt):
-                outcome = self._drive(stop_at)
-        except KeyboardInterrupt:
-            outcome = self._interrupted_outside()
-        except BaseException as exc:
-            outcome = self._died(exc)
-        self._settle(outcome)
+    def _claim(self, thread: threading.Thread, background: bool) -> None:
+        self._driving, self.background = thread, background
+        self._set_state(RunState.RUNNING)
 
-    def _drive_thread(self, stop_at: Until | None) -> None:
+    def _queue(self, command: Command) -> None:
+        self._inbox.append(command)
+        self._listen[0] = True
+
+    def _settle(self, outcome: Outcome, notify: bool = True) -> None:
+        self.interrupted = outcome.interrupted
+        if outcome.state == RunState.DONE:
+            self._gen = None
+        self._set_state(outcome.state, outcome.reason, notify)
+
+    # -- driving ---------------------------------------------------------------------------
+    def _thread_main(self, target: Until | None) -> None:
         # OpenMP keeps its thread count per thread: a new thread would ignore the caller's
         # torch.set_num_threads(n) and run (and spin) a team of the default size.
         torch.set_num_threads(torch.get_num_threads())
-        outcome: tuple[str, str]
-        try:
-            outcome = self._drive(stop_at)
-        except BaseException as exc:
-            outcome = self._died(exc)
-        while True:  # apply what was queued meanwhile; then settle and let go, atomically
-            with self._lock:
-                pending = list(self._inbox)
-                self._inbox.clear()
-                if not pending:
-                    self._settle(outcome, notify=False)
-                    self._thread = None
-                    break
-            for command in pending:
-                self._apply(command)
-        self._notify()
-        if outcome[0] == "error":
-            print(
-                f"[luzwidget] the run stopped on an error: {self.error}\n"
-                "Inspect run.error and run.ctx, fix the cause, then run.retry() or run.skip().",
-                file=sys.stderr,
+        if self._serve(lambda: self._drive(target), None).state == RunState.ERROR:
+            report(
+                f"the run stopped on an error: {self.error}\n"
+                "Inspect run.error and run.ctx, fix the cause, then run.retry() or run.skip()."
             )
 
-    def _drive(self, stop_at: Until | None) -> tuple[str, str]:
+    def _serve(self, body: Callable[[], Outcome], ctrl_c: CtrlC | None) -> Outcome:
+        """Run ``body``, then what was queued meanwhile, in order; settle and let go atomically."""
+        outcome = self._guarded(body, ctrl_c)
+        while True:
+            with self._lock:
+                if not self._inbox:
+                    self._settle(outcome, notify=False)
+                    self._driving = self._thread = None
+                    break
+                command = self._inbox.popleft()
+            outcome = self._after(outcome, command, ctrl_c)
+        self._notify()
+        return outcome
+
+    def _after(self, outcome: Outcome, command: Command, ctrl_c: CtrlC | None) -> Outcome:
+        """Apply a command left in the inbox once the drive has stopped."""
+        if not isinstance(command, _Control):
+            self._apply(command)
+            return outcome
+        resumable = outcome.state == RunState.PAUSED
+        if command.kind == "start" and resumable:
+            self._settle(outcome)  # the pause is seen before the run goes on
+            self._set_state(RunState.RUNNING)
+            return self._guarded(lambda: self._drive(command.target), ctrl_c)
+        if command.kind == "stop" and (resumable or outcome.state == RunState.ERROR):
+            self._fault, self.error = None, None
+            return self._guarded(self._stop_now, ctrl_c)
+        if command.kind == "start":
+            self.notice = f"a queued start was not applied: the run is {outcome.state}"
+        return outcome  # a pause, or a stop after the end: the run already stopped
+
+    def _guarded(self, body: Callable[[], Outcome], ctrl_c: CtrlC | None) -> Outcome:
+        try:
+            if ctrl_c is not None:
+                ctrl_c.arm()
+            return body()
+        except KeyboardInterrupt:
+            return self._interrupted_outside()
+        except BaseException as exc:
+            return self._died(exc)
+        finally:
+            if ctrl_c is not None:
+                ctrl_c.disarm()
+            self._interrupted = False  # a press after the last boundary pauses nothing
+
+    def _drive(self, target: Until | None) -> Outcome:
         """Call ``next()`` on the loop until it ends, pauses or faults; return the outcome."""
         gen = self._gen
         assert gen is not None
-        events = self.events
+        self._target = target
         self._listen[0] = True
         with torch.enable_grad():  # the loop sets grad mode itself; a caller's no_grad is not ours
             for item in gen:
                 if type(item) is Fault:
                     return self._on_fault(item)
-                self.event = item
-                self.n_events += 1
-                events.append(item)
-                outcome = self._at_boundary(item, stop_at)  # events come only while we listen
+                self._record(item)
+                outcome = self._at_boundary(item)  # events come only while we listen
                 if outcome is not None:
                     return outcome
         return self._finish()
 
-    def _at_boundary(self, event: Event, stop_at: Until | None) -> tuple[str, str] | None:
-        """Apply queued commands and decide whether to stop here; None means go on."""
-        while self._inbox:
-            self._apply(self._inbox.popleft())
-        if self._stop_requested:
-            self._stop_requested = False
-            return self._stop_now()
-        where = f"after {event.value} (epoch {self.ctx.epoch}, batch {self.ctx.iter})"
+    def _record(self, event: Event) -> None:
+        self.event = event
+        self.n_events += 1
+        self.events.append(event)
+
+    def _at_boundary(self, event: Event) -> Outcome | None:
+        """Apply queued commands in order and decide whether to stop here; None: go on."""
+        inbox = self._inbox
+        while inbox:
+            head = inbox[0]
+            if not isinstance(head, _Control):
+                self._apply(inbox.popleft())
+                continue
+            if head.kind == "start":
+                if self._target is not None:
+                    break  # it waits until the current step target is reached
+                inbox.popleft()
+                self._target = head.target  # going to the end already; maybe to a target now
+                continue
+            inbox.popleft()
+            if head.kind == "stop":
+                return self._stop_now()
+            return Outcome(RunState.PAUSED, f"{head.reason} {self._where(event)}")
         if self._interrupted:
             self._interrupted = False
-            reason = f"interrupted (Ctrl-C) {where}; run.resume() goes on from here"
-            print(f"[luzwidget] {reason}", file=sys.stderr)  # as _on_fault says it
-            return "paused", reason
-        if self._pause_reason is not None:
-            reason, self._pause_reason = self._pause_reason, None
-            return "paused", f"{reason} {where}"
+            reason = f"interrupted (Ctrl-C) {self._where(event)}; run.resume() goes on from here"
+            report(reason)  # as _on_fault says it
+            return Outcome(RunState.PAUSED, reason, interrupted=True)
         if self.breakpoints:
             hit = self.breakpoints.hit(event, self.ctx)
             if hit is not None:
-                return "paused", hit
-        if stop_at is not None and stop_at(event):
-            return "paused", f"stepped to {event.value}"
-        # Clear first, then look again: a pause/stop/Ctrl-C requested meanwhile (another
+                return Outcome(RunState.PAUSED, hit)
+        if self._target is not None and self._target(event):
+            return Outcome(RunState.PAUSED, f"stepped to {event.value}")
+        # Clear first, then look again: a command or Ctrl-C arriving meanwhile (another
         # thread, a signal handler) sets the flag after this line and is not lost.
         self._listen[0] = False
-        if (
-            self._inbox
-            or self.breakpoints
-            or stop_at is not None
-            or self._pause_reason is not None
-            or self._stop_requested
-            or self._interrupted
-        ):
+        if inbox or self.breakpoints or self._target is not None or self._interrupted:
             self._listen[0] = True
         return None
 
-    def _on_fault(self, fault: Fault) -> tuple[str, str]:
+    def _where(self, event: Event) -> str:
+        return f"after {event.value} (epoch {self.ctx.epoch}, batch {self.ctx.iter})"
+
+    def _on_fault(self, fault: Fault) -> Outcome:
         if fault.interrupted:
             fault.action = "retry"
             reason = (
@@ -190,75 +362,59 @@ class Driver:
                 f"batch {self.ctx.iter}; gradients were discarded and run.resume() redoes "
                 "this step from its start"
             )
-            print(f"[luzwidget] {reason}", file=sys.stderr)
-            return "paused", reason
+            report(reason)
+            return Outcome(RunState.PAUSED, reason, interrupted=True)
         self._fault = fault
-        fault.error.run = self  # type: ignore[attr-defined]
+        fault.error.run = self.owner  # type: ignore[attr-defined]
         self.error = fault.error
         self.error_traceback = "".join(traceback.format_exception(fault.cause))
-        return "error", str(fault.error)
+        return Outcome(RunState.ERROR, str(fault.error))
 
-    def _stop_now(self) -> tuple[str, str]:
+    def _stop_now(self) -> Outcome:
         """Throw StopFit into the loop so it ends as luz does, then run it to the end."""
         gen = self._gen
+        assert gen is not None
         try:
-            item = gen.throw(StopFit("stopped by the user"))  # type: ignore[union-attr]
+            item = gen.throw(StopFit("stopped by the user"))
         except (StopIteration, StopFit):
             return self._finish()
         while True:
             if type(item) is Fault:
                 return self._on_fault(item)
-            self.event = item
-            self.n_events += 1
-            self.events.append(item)
+            self._record(item)
             try:
-                item = next(gen)  # type: ignore[arg-type]
+                item = next(gen)
             except StopIteration:
                 return self._finish()
 
-    def _finish(self) -> tuple[str, str]:
+    def _finish(self) -> Outcome:
         if self._finish_fn is not None:
-            self.result = self._finish_fn(self)
-        return "done", ""
+            self.result = self._finish_fn(self.owner)
+        self._finished = True
+        return Outcome(RunState.DONE)
 
-    def _died(self, exc: BaseException) -> tuple[str, str]:
+    def _died(self, exc: BaseException) -> Outcome:
         self._gen = self._gen if _alive(self._gen) else None
         self.error = exc
         self.error_traceback = "".join(traceback.format_exception(exc))
-        return "error", f"{type(exc).__name__}: {exc}"
+        return Outcome(RunState.ERROR, f"{type(exc).__name__}: {exc}")
 
-    def _interrupted_outside(self) -> tuple[str, str]:
+    def _interrupted_outside(self) -> Outcome:
         if _alive(self._gen):
-            return "paused", "interrupted (Ctrl-C) between events; run.resume() goes on"
+            reason = "interrupted (Ctrl-C) between events; run.resume() goes on"
+            return Outcome(RunState.PAUSED, reason, interrupted=True)
+        if self._finished:
+            return Outcome(RunState.DONE)
         return self._died(RunStateError("Ctrl-C arrived at a point the loop could not recover."))
 
-    def _settle(self, outcome: tuple[str, str], notify: bool = True) -> None:
-        state, reason = outcome
-        self.interrupted = reason.startswith("interrupted")
-        if state == "done":
-            self._gen = None
-        self._set_state(state, reason, notify)
-
     def _apply(self, command: Callable[[], None]) -> None:
-        """Run a queued command; one that fails now (e.g. max_epochs fell below the epoch
+        """Run a queued edit; one that fails now (e.g. max_epochs fell below the epoch
         reached meanwhile) is reported, never allowed to break the run."""
         try:
             command()
         except Exception as exc:
             self.notice = f"an edit could not be applied: {exc}"
-            print(f"[luzwidget] {self.notice}", file=sys.stderr)
-
-    def _submit(self, command: Callable[[], None]) -> None:
-        with self._lock:
-            thread = self._thread
-            if thread is not None and thread is not threading.current_thread():
-                self._inbox.append(command)
-                self._listen[0] = True
-                return
-        command()
-
-    def _recheck(self) -> None:
-        self._listen[0] = True
+            report(self.notice)
 
     def _request_interrupt(self) -> bool:
         """Pause at the next event because of Ctrl-C; True if that was asked already."""
@@ -268,4 +424,7 @@ class Driver:
 
 
 def _alive(gen: Any) -> bool:
-    return gen is not None and inspect.getgeneratorstate(gen) == inspect.GEN_SUSPENDED
+    """A loop that can still be driven: not started yet, or suspended at an event."""
+    if gen is None:
+        return False
+    return inspect.getgeneratorstate(gen) in (inspect.GEN_CREATED, inspect.GEN_SUSPENDED)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from enum import StrEnum
 
+from luzwidget.exceptions import ConfigError
+
 __all__ = ["Event"]
 
 
@@ -79,13 +81,16 @@ class Event(StrEnum):
     on_predict_end = "on_predict_end"
 
     @classmethod
-    def parse(cls, value: str | Event, *, argument: str = "event") -> Event:
+    def parse(cls, value: str | Event, *, argument: str = "event", hint: str = "") -> Event:
         """Return the event named ``value``; accept the name with or without ``on_``.
+
+        ``argument`` names what the caller was given and ``hint`` (another way to say it)
+        ends the message, so callers need not re-wrap the error.
 
         Raises
         ------
-        ValueError
-            If ``value`` names no event; the message lists the valid names.
+        ConfigError
+            If ``value`` names no event (a ``ValueError``); the message lists the names.
         """
         if isinstance(value, cls):
             return value
@@ -94,4 +99,7 @@ class Event(StrEnum):
             if name in cls.__members__:
                 return cls[name]
         valid = ", ".join(cls.__members__)
-        raise ValueError(f"{argument}={value!r} is not an event; expected one of: {valid}.")
+        raise ConfigError(
+            f"{argument}={value!r} is not an event; expected one of: {valid}."
+            + (f" {hint}" if hint else "")
+        )

@@ -10,6 +10,7 @@ __all__ = [
     "ConfigError",
     "DataError",
     "EarlyStop",
+    "EditError",
     "LuzwidgetError",
     "RunStateError",
     "StepError",
@@ -42,6 +43,10 @@ class LuzwidgetError(Exception):
 
 class ConfigError(LuzwidgetError, ValueError):
     """An argument to ``setup``/``fit``/... has the wrong type or value."""
+
+
+class EditError(ConfigError):
+    """A value typed into the dashboard was refused; the message says why."""
 
 
 class DataError(LuzwidgetError, ValueError):

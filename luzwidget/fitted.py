@@ -11,7 +11,7 @@ import torch
 from luzwidget.callbacks import Interrupt, Metrics, Profile, Progress
 from luzwidget.context import Context
 from luzwidget.data import as_loader
-from luzwidget.exceptions import ConfigError
+from luzwidget.exceptions import RunStateError
 from luzwidget.loop import evaluate_loop, predict_loop
 from luzwidget.metrics.base import metric_set
 from luzwidget.records import Records
@@ -97,12 +97,12 @@ class Fitted:
 
         state = self.run.state
         if state == "error":
-            raise ConfigError(
+            raise RunStateError(
                 "the run of this model stopped on an error; fitted.run.retry() or "
                 "fitted.run.skip() goes on, fitted.run.stop() ends it, before training more."
             )
         if state == "running":
-            raise ConfigError(
+            raise RunStateError(
                 "the run of this model is still training; run.wait() or run.stop() first."
             )
         return build_run(self.spec, data, epochs, kwargs, previous=self.ctx)

@@ -1,50 +1,93 @@
-"""Ctrl-C while a run is driven in the foreground: pause at the next event boundary."""
+"""Ctrl-C while a run is driven in the foreground: pause at the next event boundary.
+
+Kept apart from :mod:`luzwidget.driver` because it is the one part that deals with
+signals: the driver says when the loop is live (:meth:`CtrlC.arm`, :meth:`CtrlC.disarm`)
+and this module decides what a press means at that instant.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import signal
-import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
-__all__ = ["ctrl_c_pauses"]
+from luzwidget.report import report
+
+__all__ = ["CtrlC"]
 
 
-@contextlib.contextmanager
-def ctrl_c_pauses(guard: list[bool], request: Any) -> Iterator[None]:
-    """While driving on the main thread, Ctrl-C pauses at the next event boundary.
+class CtrlC:
+    """What Ctrl-C does during one blocking drive.
 
-    That point is always consistent, so an interrupted run resumes bit-identical. A
-    second Ctrl-C interrupts user code (forward, loss, backward, a callback: where
-    ``guard[0]`` is true) at once; that step is redone from its start on resume. A third
-    one interrupts anywhere. ``request()`` asks the run to pause at the next event and
-    returns whether it had been asked already.
+    While the loop is live, the first press pauses at the next event boundary (always a
+    consistent point, so the run resumes bit-identical); a second press interrupts user
+    code (forward, loss, backward, a callback: where ``in_user_code()`` is true) at once,
+    and that step is redone from its start on resume; a third interrupts anywhere.
+
+    While the loop is not live (before it starts, and while the run settles its state) a
+    press never raises: it is remembered and pauses the next drive of this call at its
+    first event. The handler stays installed until the state is settled, so no press can
+    leave a run marked ``"running"`` with nothing driving it.
+
+    Parameters
+    ----------
+    request
+        Asks the run to pause at the next event; returns whether that was asked already.
+    in_user_code
+        True while user code runs (there a press can interrupt at once).
     """
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    presses = [0]
 
-    def handler(signum: int, frame: Any) -> None:
-        presses[0] += 1
-        if not request():
-            presses[0] = 1
-            print(
-                "[luzwidget] Ctrl-C: pausing at the next event (press again to interrupt "
-                "the current step at once).",
-                file=sys.stderr,
+    def __init__(self, request: Callable[[], bool], in_user_code: Callable[[], bool]) -> None:
+        self._request = request
+        self._in_user_code = in_user_code
+        self._live = False
+        self._pending = False
+        self._presses = 0
+
+    @contextlib.contextmanager
+    def installed(self) -> Iterator[None]:
+        """Install the handler (main thread only); restore the previous one on exit."""
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        try:
+            previous = signal.signal(signal.SIGINT, self._handler)
+        except ValueError:  # not the main interpreter, or signals unavailable
+            yield
+            return
+        try:
+            yield
+        finally:
+            signal.signal(signal.SIGINT, previous)
+
+    def arm(self) -> None:
+        """The loop is live now; a press remembered meanwhile asks for a pause."""
+        self._presses = 0
+        self._live = True
+        if self._pending:
+            self._pending = False
+            self._press()
+
+    def disarm(self) -> None:
+        """The loop stopped; until the next :meth:`arm`, presses are only remembered."""
+        self._live = False
+
+    def _handler(self, signum: int, frame: Any) -> None:
+        if self._live:
+            self._press()
+        else:
+            self._pending = True
+
+    def _press(self) -> None:
+        self._presses += 1
+        if not self._request():
+            self._presses = 1
+            report(
+                "Ctrl-C: pausing at the next event (press again to interrupt the current "
+                "step at once)."
             )
-        elif guard[0] or presses[0] >= 3:
+        elif self._in_user_code() or self._presses >= 3:
+            self._live = False  # raise once; what handles it runs with the loop stopped
             raise KeyboardInterrupt
-
-    try:
-        previous = signal.signal(signal.SIGINT, handler)
-    except ValueError:  # not the main interpreter, or signals unavailable
-        yield
-        return
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)

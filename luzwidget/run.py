@@ -1,33 +1,50 @@
-"""A run: the loop generator plus the controls to step, pause, resume and stop it.
+"""A run: the loop generator plus the controls to step, pause, resume, edit and stop it.
 
 Every way of training drives the same generator (:mod:`luzwidget.loop`): ``fit()`` calls
 :meth:`Run.resume` until the end, ``step()`` until a condition, and :meth:`Run.start`
-does the same in a background thread so a notebook stays live. Commands from other
-threads (a widget, another cell) are queued and applied by the driving thread at the
-next event boundary, never in the middle of a step.
+does the same in a background thread so a notebook stays live. The driving itself is a
+:class:`~luzwidget.driver.Driver` the run holds (``run._driver``); commands from other
+threads (a widget, another cell) are queued there and applied in order by the driving
+thread at the next event boundary, never in the middle of a step. Edits are validated at
+once in the caller's thread (a refused edit raises and changes nothing).
 """
 
 from __future__ import annotations
 
 import contextlib
-import inspect
-import threading
 from collections import deque
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, Generic, TypeVar
 
-from luzwidget.breakpoints import Breakpoints, Until, until
-from luzwidget.context import Context, Fault
+from traitlets import TraitError
+
+from luzwidget.breakpoints import Breakpoints
+from luzwidget.context import Context, check_callbacks, finite_positive, optimizer_names
 from luzwidget.driver import Driver, Listener
-from luzwidget.edits import Edits
 from luzwidget.events import Event
 from luzwidget.exceptions import ConfigError, RunStateError
 from luzwidget.loop import Item
+from luzwidget.states import RunState, stop_condition
 
-__all__ = ["Run"]
+__all__ = ["Run", "RunState"]
+
+T = TypeVar("T")
 
 
-class Run(Driver, Edits):
+class _Driven(Generic[T]):
+    """A run attribute that lives on its driver (read, and for ``breakpoints`` replaced)."""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    def __get__(self, run: Run | None, owner: type | None = None) -> T:
+        return getattr(run._driver, self.name)  # type: ignore[union-attr, no-any-return]
+
+    def __set__(self, run: Run, value: T) -> None:
+        setattr(run._driver, self.name, value)
+
+
+class Run:
     """A training run that can be stepped, paused, resumed, edited and stopped.
 
     Create one with ``setup(...).run(data, ...)`` (same arguments as ``fit``); nothing
@@ -37,8 +54,9 @@ class Run(Driver, Edits):
     ----------
     ctx : Context
         Everything the loop knows, to inspect and (through the methods here) to edit.
-    state : str
-        ``"ready"``, ``"running"``, ``"paused"``, ``"error"`` or ``"done"``.
+    state : RunState
+        ``"ready"``, ``"running"``, ``"paused"``, ``"error"`` or ``"done"`` (a
+        :class:`~luzwidget.driver.RunState`, equal to those strings).
     error : Exception or None
         In state ``"error"``: what failed, naming the callback or stage, event, epoch, batch.
     event : Event or None
@@ -49,9 +67,23 @@ class Run(Driver, Edits):
         What the run produced once done (a ``Fitted`` for a fit).
     reason : str
         Why the run paused or stopped (a breakpoint, a step target, Ctrl-C, ...).
+    interrupted : bool
+        True when Ctrl-C caused the last pause.
     notice : str
-        The last edit that was queued but could not be applied at the boundary.
+        The last queued command that could not be applied at the boundary.
     """
+
+    state: _Driven[RunState] = _Driven()
+    error: _Driven[BaseException | None] = _Driven()
+    error_traceback: _Driven[str] = _Driven()
+    reason: _Driven[str] = _Driven()
+    interrupted: _Driven[bool] = _Driven()
+    notice: _Driven[str] = _Driven()
+    event: _Driven[Event | None] = _Driven()
+    events: _Driven[deque[Event]] = _Driven()
+    n_events: _Driven[int] = _Driven()
+    breakpoints: _Driven[Breakpoints] = _Driven()
+    result: _Driven[Any] = _Driven()
 
     def __init__(
         self,
@@ -60,32 +92,8 @@ class Run(Driver, Edits):
         finish: Callable[[Run], Any] | None = None,
     ) -> None:
         self.ctx = ctx
-        self.state = "ready"
-        self.error: BaseException | None = None
-        self.error_traceback = ""
-        self.reason = ""
-        self.interrupted = False
-        self.notice = ""
-        self.event: Event | None = None
-        self.events: deque[Event] = deque(maxlen=100)
-        self.n_events = 0
-        self.breakpoints = Breakpoints(on_change=self._recheck)
-        self.result: Any = None
-        self._make_loop = make_loop
-        self._finish_fn = finish
-        self._gen: Iterator[Item] | None = None
-        self._fault: Fault | None = None
-        self._inbox: deque[Callable[[], None]] = deque()
-        self._listen = ctx._listen  # [bool] shared with the loop: yield at events?
-        self._pause_reason: str | None = None
-        self._interrupted = False
-        self._stop_requested = False
-        self._lock = threading.RLock()
-        self._thread: threading.Thread | None = None
-        self._background = False
-        self._listeners: list[Listener] = []
+        self._driver = Driver(self, ctx, make_loop, finish)
         self._dashboards: dict[Any, Any] = {}
-        ctx._pause_hook = self.pause
 
     # -- driving -----------------------------------------------------------------------
     def resume(self) -> None:
@@ -94,7 +102,7 @@ class Run(Driver, Edits):
         Like the other commands it returns None, so that a cell ending with it does not
         display the run (and its dashboard) again.
         """
-        self._blocking(None)
+        self._driver.drive_here(None)
 
     def step(self, what: Event | str | None = None, n: int | None = None) -> Event | None:
         """Run here until the next event, ``n`` batches or epochs, or a given event.
@@ -123,7 +131,7 @@ class Run(Driver, Edits):
         """
         if what is None:
             what = "event" if n is None else "batch"
-        self._blocking(until(what, 1 if n is None else n))
+        self._driver.drive_here(stop_condition(what, 1 if n is None else n))
         return self.event
 
     def start(self, until: Event | str | None = None, n: int = 1) -> None:
@@ -131,56 +139,26 @@ class Run(Driver, Edits):
 
         ``start()`` runs to the end; ``start(until="batch")`` (or ``"epoch"``, an event)
         stops there, as :meth:`step` does. Use :meth:`pause`, :meth:`stop` or the
-        dashboard to control it; the kernel's Interrupt button does not reach it.
+        dashboard to control it; the kernel's Interrupt button does not reach it. Called
+        while the run trains, the start is queued behind what was asked before: after a
+        :meth:`pause` it resumes, after a ``start(until=...)`` it steps again.
         """
-        stop_at = _until(until, n)
-        with self._lock:
-            if self._thread is not None:
-                return
-            self._ready_to_drive()
-            self._background = True
-            self._set_state("running")
-            thread = threading.Thread(
-                target=self._drive_thread,
-                args=(stop_at,),
-                daemon=True,
-                name="luzwidget-run",
-            )
-            self._thread = thread
-        thread.start()
+        self._driver.start(None if until is None else stop_condition(until, n))
 
-    def wait(self, timeout: float | None = None) -> str:
+    def wait(self, timeout: float | None = None) -> RunState:
         """Wait for the background thread to pause or finish; return the state."""
-        thread = self._thread
-        if thread is not None:
-            thread.join(timeout)
-        return self.state
+        return self._driver.wait(timeout)
 
     def pause(self, reason: str = "paused") -> None:
-        """Pause at the next event boundary (from any thread, a callback or a widget)."""
-        self._pause_reason = reason
-        self._listen[0] = True
+        """Pause at the next event boundary (from any thread, a callback or a widget).
+
+        A run that is not training has nothing to pause: the call does nothing.
+        """
+        self._driver.pause(reason)
 
     def stop(self) -> None:
         """End the run gracefully: ``on_fit_end`` runs and the result is kept."""
-        with self._lock:
-            thread, gen = self._thread, self._gen
-            other_thread = thread is not None and thread is not threading.current_thread()
-            from_callback = gen is not None and (
-                inspect.getgeneratorstate(gen) == inspect.GEN_RUNNING
-            )  # type: ignore[arg-type]
-            if other_thread or from_callback:  # stop at the next event boundary
-                self._stop_requested = True
-                self._listen[0] = True
-                return
-        if self.state == "done":
-            return
-        if self._gen is None:
-            self._settle(self._finish())
-            return
-        self._fault = None
-        self.error = None
-        self._settle(self._stop_now())
+        self._driver.stop()
 
     def retry(self, background: bool | None = None) -> None:
         """After an error: redo what failed (once you fixed the cause) and go on.
@@ -198,23 +176,95 @@ class Run(Driver, Edits):
         """Continue a finished run for ``epochs`` more epochs (optimizer state kept)."""
         if not isinstance(epochs, int) or isinstance(epochs, bool) or epochs < 1:
             raise ConfigError(f"epochs must be a positive int, got {epochs!r}.")
-        if self.state != "done":
+        if self.state != RunState.DONE:
             raise RunStateError(
                 f"extend() continues a finished run; this one is {self.state}. "
                 "Raise the limit with run.edit('max_epochs', n) instead."
             )
         self.ctx.max_epochs = self.ctx.epoch + epochs
-        self._gen = None
-        self._set_state("ready")
+        self._driver.extend()
 
     def add_listener(self, listener: Listener) -> None:
         """Call ``listener(run)`` after every state change (from whichever thread drives)."""
-        self._listeners.append(listener)
+        self._driver.listeners.append(listener)
 
     def remove_listener(self, listener: Listener) -> None:
         """Stop calling ``listener``."""
         with contextlib.suppress(ValueError):
-            self._listeners.remove(listener)
+            self._driver.listeners.remove(listener)
+
+    # -- edits: checked now, applied at the next event boundary ---------------------------
+    def set_lr(self, lr: Any, opt_name: str | None = None) -> None:
+        """Set the learning rate of one optimizer (or all), at the next event boundary.
+
+        Raises
+        ------
+        ConfigError
+            If ``lr`` is not a finite positive number or ``opt_name`` is unknown.
+        """
+        try:
+            value = finite_positive(lr, "lr")
+        except TraitError as exc:
+            raise ConfigError(str(exc)) from None
+        ctx = self.ctx
+        chosen = optimizer_names(ctx, None if opt_name is None else [opt_name], "set_lr")
+
+        def apply() -> None:
+            for name in chosen:
+                for group in ctx.optimizers[name].param_groups:
+                    group["lr"] = value
+            if len(chosen) == len(ctx.optimizers):
+                ctx.opt_hparams = {**ctx.opt_hparams, "lr": value}
+
+        self._driver.submit(apply)
+
+    def edit(self, field: str, value: Any) -> None:
+        """Change a context field (``max_epochs``, ``min_epochs``, ``verbose``, ``loss_fn``).
+
+        The value is checked now and applied at the next event boundary.
+
+        Raises
+        ------
+        ConfigError
+            If the field cannot be edited or the value is refused (nothing changes).
+        """
+        editable = ("max_epochs", "min_epochs", "verbose", "loss_fn")
+        if field not in editable:
+            raise ConfigError(
+                f"{field!r} cannot be edited; editable fields: {', '.join(editable)}."
+            )
+        if field.endswith("_epochs") and (isinstance(value, bool) or not isinstance(value, int)):
+            raise ConfigError(f"{field} must be an int, got {type(value).__name__} {value!r}.")
+        try:
+            checked = self.ctx.check_edit(field, value)
+        except TraitError as exc:
+            raise ConfigError(str(exc)) from None
+        self._driver.submit(lambda: setattr(self.ctx, field, checked))
+
+    def add_callback(self, callback: Any) -> None:
+        """Add a callback (checked now, active from the next event boundary).
+
+        Raises
+        ------
+        ConfigError
+            If ``callback`` is a class, has no ``on_<event>`` methods or a bad one.
+        """
+        check_callbacks([callback])
+        self._driver.submit(lambda: setattr(self.ctx, "callbacks", [*self.ctx.callbacks, callback]))
+
+    def remove_callback(self, callback: Any) -> None:
+        """Remove a callback instance, or every callback of a class."""
+
+        def match(cb: Any) -> bool:
+            return cb is callback or (isinstance(callback, type) and isinstance(cb, callback))
+
+        ctx = self.ctx
+        if not any(match(cb) for cb in ctx.callbacks):
+            names = ", ".join(type(cb).__name__ for cb in ctx.callbacks)
+            raise ConfigError(f"{callback!r} is not a callback of this run; it has: {names}.")
+        self._driver.submit(
+            lambda: setattr(ctx, "callbacks", [cb for cb in ctx.callbacks if not match(cb)])
+        )
 
     # -- display -----------------------------------------------------------------------
     def dashboard(self, parts: Any = None) -> Any:
@@ -241,27 +291,12 @@ class Run(Driver, Edits):
         last = f", after {self.event.value}" if self.event is not None else ""
         return f"<Run {self.state}: {where}{last}>"
 
-    # -- internals (the driving machinery is in luzwidget.driver) -----------------------
+    # -- internals -----------------------------------------------------------------------
     def _resolve(self, action: str, background: bool | None) -> None:
-        fault = self._fault
-        if self.state != "error" or fault is None:
-            if self.state == "error":
-                raise RunStateError(f"the run cannot go on after this error: {self.error}")
-            raise RunStateError(
-                f"{action}() is for a run stopped on an error; this one is {self.state}."
-            )
-        fault.action = action
-        self._fault = None
-        self.error = None
-        self.error_traceback = ""
-        self._set_state("paused", f"{action} after the error")
+        self._driver.resolve(action)
         if background is None:
-            background = self._background
+            background = self._driver.background
         if background:
             self.start()
         else:
             self.resume()
-
-
-def _until(target: Event | str | None, n: int) -> Until | None:
-    return None if target is None else until(target, n)

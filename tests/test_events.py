@@ -178,3 +178,8 @@ def test_callback_methods_are_called_with_the_context() -> None:
     assert cb.ctx is fitted.ctx
     assert isinstance(got[0], lw.Context)
     assert torch.is_grad_enabled()
+
+
+def test_parse_refuses_with_a_config_error_and_a_hint() -> None:
+    with pytest.raises(lw.ConfigError, match=r"what='batches' is not an event.* Or use 'batch'"):
+        Event.parse("batches", argument="what", hint="Or use 'batch'.")

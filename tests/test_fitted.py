@@ -281,5 +281,5 @@ def test_fitted_fit_refused_while_its_run_is_on_an_error() -> None:
     with pytest.raises(lw.CallbackError) as info:
         make_spec().fit((x, y), callbacks=[Boom()], verbose=False)
     f = lw.Fitted(make_spec(), info.value.run)
-    with pytest.raises(lw.ConfigError, match=r"stopped on an error; fitted\.run\.retry"):
+    with pytest.raises(lw.RunStateError, match=r"stopped on an error; fitted\.run\.retry"):
         f.fit((x, y))

@@ -6,6 +6,7 @@ import contextlib
 import math
 import os
 import signal
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -17,8 +18,11 @@ from torch import nn
 
 import luzwidget as lw
 from luzwidget import ConfigError, Event, RunStateError
+from luzwidget import driver as driver_module
+from luzwidget import interrupts as interrupts_module
 from luzwidget.breakpoints import Breakpoints
 from luzwidget.callbacks.base import Callback
+from luzwidget.run import RunState
 from tests.helpers import (
     MLP,
     E,
@@ -389,7 +393,7 @@ class _LateBool(Breakpoints):
 
 def test_a_pause_requested_while_the_run_stops_checking_is_not_lost() -> None:
     run = _run()
-    late = _LateBool(on_change=run._recheck)
+    late = _LateBool(on_change=run._driver.wake)
     run.breakpoints = late
     late.run = run
     run.resume()
@@ -1297,3 +1301,154 @@ def test_run_driven_by_callable_make_loop() -> None:
     assert run.step() is E.on_fit_begin
     run.resume()
     assert (run.state, run.result) == ("done", "finished")
+
+
+# -- commands in order, none lost (issue 9, point 12) -----------------------------------------
+
+
+def test_pause_then_start_at_once_pauses_then_resumes_to_the_end() -> None:
+    gate = _Gate(at=2)
+    run = _gated_run(gate, [], epochs=2)
+    seen: list[str] = []
+    run.add_listener(lambda r: seen.append(r.state))
+    run.start()
+    assert gate.reached.wait(10)
+    run.pause()
+    run.start()  # queued behind the pause: applied after it, not lost
+    gate.release.set()
+    assert run.wait(10) == "done", run.reason
+    assert seen == ["running", "paused", "running", "done"]
+
+
+def test_two_starts_until_a_batch_in_a_row_step_two_batches() -> None:
+    gate = _Gate(at=1)
+    run = _gated_run(gate, [], epochs=2)
+    run.start(until="batch")
+    assert gate.reached.wait(10)
+    run.start(until="batch")  # the run is mid-batch: this one waits for the first
+    gate.release.set()
+    assert run.wait(10) == "paused"
+    assert (run.ctx.epoch, run.ctx.iter, run.event) == (1, 2, E.on_train_batch_end)
+
+
+def test_an_edit_queued_behind_a_start_is_applied_in_order() -> None:
+    seen: list[tuple[int, float]] = []
+
+    class LR(Callback):
+        def on_train_batch_end(self, ctx: lw.Context) -> None:
+            seen.append((ctx.iter, ctx.optimizers["opt"].param_groups[0]["lr"]))
+
+    gate = _Gate(at=1)
+    run = _gated_run(gate, [LR()], epochs=1)
+    run.start(until="batch")
+    assert gate.reached.wait(10)
+    run.start(until="batch")
+    run.set_lr(0.5)  # given after the second start: applied once that start is
+    gate.release.set()
+    assert run.wait(10) == "paused"
+    assert seen == [(1, 0.05), (2, 0.5)], "the edit jumped ahead of the queued start"
+
+
+def test_pause_on_a_paused_run_does_not_linger() -> None:
+    run = _run(epochs=1)
+    run.step()
+    run.pause()  # nothing runs: nothing to pause
+    run.resume()
+    assert run.state == "done", run.reason
+
+
+def test_run_state_is_an_enum_equal_to_its_string() -> None:
+    run = _run(epochs=1)
+    assert run.state is RunState.READY
+    assert run.state == "ready"
+    run.resume()
+    assert run.state is RunState.DONE
+    assert f"{run.state}" == "done"
+    assert [s.value for s in RunState] == ["ready", "running", "paused", "error", "done"]
+
+
+# -- Ctrl-C at any instant of a blocking drive (issue 9, point 11) ----------------------------
+
+_TRACED = frozenset({driver_module.__file__, interrupts_module.__file__})
+
+
+def _tiny_run() -> lw.Run:
+    def loop(ctx: lw.Context) -> Iterator[Event]:
+        yield E.on_fit_begin
+        yield E.on_epoch_end
+        yield E.on_fit_end
+
+    return lw.Run(lw.Context(), loop, finish=lambda r: "finished")
+
+
+def _sigint_at_line(k: int | None, drive: Any) -> int:
+    """Drive with SIGINT raised at the ``k``-th line the driver runs; return the lines run."""
+    lines = 0
+
+    def local(frame: Any, event: str, arg: Any) -> Any:
+        nonlocal lines
+        if event == "line":
+            lines += 1
+            if lines == k:
+                signal.raise_signal(signal.SIGINT)
+        return local
+
+    def tracer(frame: Any, event: str, arg: Any) -> Any:
+        return local if frame.f_code.co_filename in _TRACED else None
+
+    sys.settrace(tracer)
+    try:
+        drive()
+    except KeyboardInterrupt:
+        pass  # it may escape once the state is settled and the handler restored
+    finally:
+        sys.settrace(None)
+    return lines
+
+
+@pytest.mark.skipif(
+    threading.current_thread() is not threading.main_thread(), reason="signals: main thread"
+)
+@pytest.mark.parametrize("how", ["step", "resume"])
+def test_ctrl_c_at_any_line_of_a_blocking_drive_leaves_a_true_state(how: str) -> None:
+    n_lines = _sigint_at_line(None, getattr(_tiny_run(), how))
+    assert n_lines > 20
+    for k in range(1, n_lines + 1):
+        run = _tiny_run()
+        _sigint_at_line(k, getattr(run, how))
+        assert run.state in ("ready", "paused", "done"), (k, run.state, run.reason)
+        if run.state != "done":
+            run.resume()  # never "already training in the background"
+        assert (run.state, run.result) == ("done", "finished"), (k, run.reason)
+
+
+# -- one error family, one reporter (issue 9, point 9) ----------------------------------------
+
+
+def test_a_callback_class_given_to_fit_is_refused_with_one_prefix() -> None:
+    with pytest.raises(ConfigError) as info:
+        make_spec().fit((X, Y), epochs=1, verbose=False, callbacks=[lw.Callback])
+    assert str(info.value) == "callbacks: got the class Callback; pass an instance: Callback()."
+
+
+def test_a_bad_step_target_or_breakpoint_is_a_config_error() -> None:
+    run = _run()
+    with pytest.raises(ConfigError, match=r"what='nope' is not an event.* Or use 'batch'"):
+        run.step("nope")
+    with pytest.raises(ConfigError, match=r"breakpoint='nope' is not an event"):
+        run.breakpoints.add("nope")
+    with pytest.raises(ConfigError, match=r"callbacks: got the class Callback"):
+        run.add_callback(lw.Callback)
+
+
+def test_library_messages_go_through_one_reporter(capsys: pytest.CaptureFixture[str]) -> None:
+    class Best(lw.callbacks.KeepBestModel):
+        pass
+
+    run = _run(epochs=2, callbacks=[Best(monitor="train_loss")])
+    run.ctx.verbose = True
+    run.ctx.callbacks = [cb for cb in run.ctx.callbacks if type(cb).__name__ != "Progress"]
+    run.resume()
+    out = capsys.readouterr()
+    assert "Restored the weights" not in out.out
+    assert "[luzwidget] Restored the weights of epoch" in out.err

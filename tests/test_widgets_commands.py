@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import threading
 
 import pytest
 import torch
@@ -213,3 +214,47 @@ def test_control_commands_drive_the_run_in_the_background() -> None:
     refused = handle_command(run, {"cmd": "start"})
     assert not refused.ok
     assert "done" in refused.message
+
+
+class _Gate(lw.Callback):
+    """Holds the run at its first batch end until released (it is mid-run)."""
+
+    def __init__(self) -> None:
+        self.reached = threading.Event()
+        self.release = threading.Event()
+
+    def on_train_batch_end(self, ctx: lw.Context) -> None:
+        if not self.reached.is_set():
+            self.reached.set()
+            assert self.release.wait(10)
+
+
+def test_pause_then_start_from_the_dashboard_is_acked_truthfully_and_resumes() -> None:
+    gate = _Gate()
+    run = _run(epochs=2)
+    run.add_callback(gate)
+    handle_command(run, {"cmd": "start", "id": 1})
+    assert gate.reached.wait(10)
+    pause = handle_command(run, {"cmd": "pause", "id": 2})
+    start = handle_command(run, {"cmd": "start", "id": 3})
+    gate.release.set()
+    assert run.wait(10) == "done", run.reason
+    assert pause.ok
+    assert pause.message == "pausing at the next event"
+    assert start.ok
+    assert start.message == "queued behind the command in progress; then resumed"
+
+
+def test_pause_of_a_run_that_is_not_running_says_so() -> None:
+    run = _run()
+    run.step()
+    ack = handle_command(run, {"cmd": "pause", "id": 1})
+    assert (ack.ok, ack.message) == (True, "the run is paused: nothing to pause")
+    run.resume()
+    assert run.state == "done"
+
+
+def test_edit_error_is_a_config_error() -> None:
+    assert issubclass(EditError, lw.ConfigError)
+    with pytest.raises(lw.ConfigError, match="not a number"):
+        parse_positive_float("abc")

@@ -13,6 +13,7 @@ from luzwidget.callbacks.base import Callback
 from luzwidget.callbacks.monitor import Monitor, available_monitors
 from luzwidget.checkpoint import save_checkpoint
 from luzwidget.exceptions import ConfigError
+from luzwidget.report import report
 
 if TYPE_CHECKING:
     from luzwidget.context import Context
@@ -145,7 +146,7 @@ class KeepBestModel(Callback):
         if self.weights is not None:
             ctx.model.load_state_dict(self.weights)
             if ctx.verbose:
-                print(
+                report(
                     f"Restored the weights of epoch {self.best_epoch} "
                     f"({self.monitor.name}={self.best:.6g})."
                 )

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 from luzwidget.callbacks.base import Callback
 from luzwidget.callbacks.monitor import Monitor
 from luzwidget.exceptions import ConfigError, EarlyStop
+from luzwidget.report import report
 
 if TYPE_CHECKING:
     from luzwidget.context import Context
@@ -99,7 +100,7 @@ class EarlyStopping(Callback):
 
     def on_early_stopping(self, ctx: Context) -> None:
         if ctx.verbose and self.stopped_epoch:
-            print(
+            report(
                 f"Early stopping at epoch {self.stopped_epoch}: {self.monitor.name} did not "
                 f"improve for {self.wait} epoch(s) (best {self.best:.6g} at epoch "
                 f"{self.best_epoch})."

@@ -76,10 +76,7 @@ class LRScheduler(Callback):
                 "LRScheduler: scheduler_factory must be callable(optimizer, **kwargs), e.g. "
                 f"torch.optim.lr_scheduler.StepLR; got {scheduler_factory!r}."
             )
-        try:
-            event = Event.parse(call_on, argument="call_on")
-        except ValueError as exc:
-            raise ConfigError(f"LRScheduler: {exc}") from None
+        event = Event.parse(call_on, argument="LRScheduler call_on")
         if event in _NOT_ALLOWED:
             raise ConfigError(
                 f"LRScheduler: call_on={event.value!r} is not a training event; use e.g. "

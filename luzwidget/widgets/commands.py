@@ -15,6 +15,8 @@ from typing import Any
 from traitlets import TraitError
 
 from luzwidget.events import Event
+from luzwidget.exceptions import EditError
+from luzwidget.run import RunState
 
 __all__ = [
     "BUTTONS",
@@ -35,16 +37,12 @@ BUTTONS = ("start", "pause", "step_batch", "step_epoch", "step_to", "stop", "ret
 """Every button whose enabled state the kernel decides."""
 
 _ENABLED = {
-    "ready": {"start", "step_batch", "step_epoch", "step_to", "stop"},
-    "running": {"pause", "stop"},
-    "paused": {"start", "step_batch", "step_epoch", "step_to", "stop"},
-    "error": {"stop", "retry", "skip"},
-    "done": set(),
+    RunState.READY: {"start", "step_batch", "step_epoch", "step_to", "stop"},
+    RunState.RUNNING: {"pause", "stop"},
+    RunState.PAUSED: {"start", "step_batch", "step_epoch", "step_to", "stop"},
+    RunState.ERROR: {"stop", "retry", "skip"},
+    RunState.DONE: set(),
 }
-
-
-class EditError(ValueError):
-    """A value typed into the dashboard was refused; the message says why."""
 
 
 @dataclass
@@ -177,18 +175,22 @@ def _edit(run: Any, msg: dict[str, Any]) -> str:
 
 def _control(run: Any, msg: dict[str, Any]) -> str:
     cmd = msg["cmd"]
+    was = run.state
     if cmd == "start":
-        was = run.state
         run.start()
-        return "started" if was == "ready" else "resumed"
+        said = "started" if was == RunState.READY else "resumed"
+        return _queued(said) if was == RunState.RUNNING else said
     if cmd == "pause":
+        if was != RunState.RUNNING:
+            return f"the run is {was}: nothing to pause"
         run.pause()
         return "pausing at the next event"
     if cmd == "step":
         what = msg.get("what")
         until: Any = what if what in ("batch", "epoch") else _event(what)
         run.start(until=until)
-        return f"running to the next {until if isinstance(until, str) else until.value}"
+        said = f"running to the next {until if isinstance(until, str) else until.value}"
+        return _queued(said) if was == RunState.RUNNING else said
     if cmd == "stop":
         run.stop()
         return "stopped"
@@ -199,6 +201,10 @@ def _control(run: Any, msg: dict[str, Any]) -> str:
         run.skip(background=True)
         return "skipped the failed step"
     raise EditError(f"unknown command {cmd!r}.")
+
+
+def _queued(said: str) -> str:
+    return f"queued behind the command in progress; then {said}"
 
 
 _CONTROLS = frozenset({"start", "pause", "step", "stop", "retry", "skip"})

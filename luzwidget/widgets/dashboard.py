@@ -11,6 +11,7 @@ import anywidget
 import traitlets
 from ipywidgets import widget_serialization
 
+from luzwidget.run import RunState
 from luzwidget.widgets._library import STATIC, PlotlyLibrary, plotly_library
 from luzwidget.widgets.commands import handle_command
 from luzwidget.widgets.feed import DashboardFeed
@@ -105,7 +106,7 @@ class Dashboard(anywidget.AnyWidget):
 
     def _loop_tick(self) -> bool:
         sent = self.tick()
-        return sent is not None or self._run.state == "running"
+        return sent is not None or self._run.state == RunState.RUNNING
 
     def _direct_tick(self) -> None:
         try:

@@ -14,6 +14,7 @@ from typing import Any
 from luzwidget.data import loader_len
 from luzwidget.events import Event
 from luzwidget.limits import LOG_MAX, STREAM_BETA, STREAM_CAPACITY
+from luzwidget.run import RunState
 from luzwidget.widgets.commands import Ack, button_states, format_lr
 from luzwidget.widgets.feed import DashboardFeed
 from luzwidget.widgets.stream import DownsampledSeries, json_points, losses_to_floats, number
@@ -169,7 +170,7 @@ class Collector:
             pts = series.add(xs, ys)
             if pts[0]:
                 out[name] = pts
-        if state != "running":
+        if state != RunState.RUNNING:
             for name, series in self.series.items():
                 tail = series.flush()
                 if tail[0]:
@@ -197,19 +198,19 @@ class Collector:
 
     def _status(self, state: str) -> dict[str, Any]:
         event = getattr(self.run, "event", None)
-        blocking = state == "running" and self.feed.blocking
+        blocking = state == RunState.RUNNING and self.feed.blocking
         return {
             "state": state,
             # a cell drives the run: the kernel handles no button until the cell ends
             "buttons": button_states("blocked" if blocking else state),
-            "start_label": "Start" if state == "ready" else "Resume",
+            "start_label": "Start" if state == RunState.READY else "Resume",
             "event": event.value if isinstance(event, Event) else event,
             "hint": BLOCKING_HINT if blocking else "",
         }
 
     def _error(self) -> dict[str, str] | None:
         err = getattr(self.run, "error", None)
-        if err is None or self.run.state != "error":
+        if err is None or self.run.state != RunState.ERROR:
             return None
         return {
             "type": type(err).__name__,
@@ -254,7 +255,7 @@ class Collector:
         now = time.monotonic()
         count = self.feed.n_train + self.feed.n_valid
         t0, c0 = self._rate_mark
-        running = state == "running"
+        running = state == RunState.RUNNING
         if running and self._was_running and now > t0:
             inst = (count - c0) / (now - t0)
             self._rate = inst if self._rate == 0 else 0.6 * self._rate + 0.4 * inst
@@ -292,7 +293,7 @@ class Collector:
 
     def _inspect(self, state: str, full: bool) -> dict[str, Any] | None:
         now = time.monotonic()
-        running = state == "running"
+        running = state == RunState.RUNNING
         if running and not full and now - self._inspect_t < INSPECT_EVERY_S:
             return None
         self._inspect_t = now
@@ -306,7 +307,7 @@ class Collector:
             rows["model"] = rows.get("model", "None") + self.weights.look(ctx.model)
         n = self._n_events()
         old_hl = self.hl
-        if state not in ("paused", "error"):  # highlights are for stepping
+        if state not in (RunState.PAUSED, RunState.ERROR):  # highlights are for stepping
             self.hl = []
         elif n != self._inspect_n and self.rows:
             self.hl = [k for k, v in rows.items() if self.rows.get(k) != v]
@@ -334,7 +335,7 @@ class Collector:
     def _events_log(self, state: str) -> None:
         """At a pause, list the events since the last pause (or count them if many)."""
         ctx = self.run.ctx
-        if state != "running":
+        if state != RunState.RUNNING:
             n = self._n_events()
             d, self._seen = n - self._seen, n
             if 0 < d <= EVENTS_LOGGED_PER_TICK:
@@ -346,12 +347,12 @@ class Collector:
                 self._log("info", f"… {d:,} events")
         if state != self._state:
             self._state = state
-            if state != "running":
+            if state != RunState.RUNNING:
                 reason = str(getattr(self.run, "reason", "") or "")
-                if not reason and state == "paused" and self.run.event is not None:
+                if not reason and state == RunState.PAUSED and self.run.event is not None:
                     reason = f"at {getattr(self.run.event, 'value', self.run.event)}"
                 where = f"epoch {ctx.epoch}, batch {ctx.iter or 0}"
-                kind = {"paused": "pause", "error": "error"}.get(state, "info")
+                kind = {RunState.PAUSED: "pause", RunState.ERROR: "error"}.get(state, "info")
                 text = f"{state}: {reason}" if reason else state
                 if reason.startswith(state):  # "paused after ..." says it already
                     text = reason
