@@ -9,6 +9,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import torch
+
 from luzwidget.context import Context, check_callbacks, finite_positive, optimizer_names
 from luzwidget.exceptions import ConfigError
 
@@ -21,24 +23,59 @@ class Edits:
     ctx: Context
     _submit: Callable[[Callable[[], None]], None]
 
-    def set_lr(self, lr: Any, opt_name: str | None = None) -> None:
+    def set_lr(self, lr: Any, opt_name: str | None = None, keep_ratios: bool = False) -> None:
         """Set the learning rate of one optimizer (or all), at the next event boundary.
+
+        Parameters
+        ----------
+        lr
+            The new learning rate, a finite number > 0.
+        opt_name
+            The optimizer to change, by name; None changes every optimizer.
+        keep_ratios
+            What happens to an optimizer with several parameter groups. False (the
+            default, as torch users and luz expect of "set the lr"): every group gets
+            ``lr``. True: every group is scaled by the same factor, so that the first
+            group gets ``lr`` and the ratios between groups stay (e.g. a backbone at a
+            tenth of the head's lr stays at a tenth). With one group both are the same.
 
         Raises
         ------
         ConfigError
-            If ``lr`` is not a finite positive number or ``opt_name`` is unknown.
+            If ``lr`` is not a finite positive number, ``opt_name`` is unknown or
+            ``keep_ratios`` is not a bool (or True while a first group's lr is 0).
         """
         try:
             value = finite_positive(lr, "lr")
         except Exception as exc:
             raise ConfigError(str(exc)) from None
+        if not isinstance(keep_ratios, bool):
+            raise ConfigError(
+                f"set_lr: keep_ratios must be True or False, got {keep_ratios!r}; True keeps "
+                "the ratios between parameter groups, False sets every group to lr."
+            )
         chosen = optimizer_names(self.ctx, None if opt_name is None else [opt_name], "set_lr")
+        if keep_ratios:
+            for name in chosen:
+                groups = self.ctx.optimizers[name].param_groups
+                if groups and not float(groups[0]["lr"]) > 0:
+                    raise ConfigError(
+                        f"set_lr: the first parameter group of {name!r} has lr="
+                        f"{float(groups[0]['lr'])}, so no ratio to it can be kept; call "
+                        "set_lr(lr) without keep_ratios to set every group to lr."
+                    )
 
         def apply() -> None:
             for name in chosen:
-                for group in self.ctx.optimizers[name].param_groups:
-                    group["lr"] = value
+                groups = self.ctx.optimizers[name].param_groups
+                first = float(groups[0]["lr"]) if groups else 0.0
+                for group in groups:
+                    # value * (lr / first): the first group gets exactly value
+                    new = value * (float(group["lr"]) / first) if keep_ratios and first else value
+                    if isinstance(group["lr"], torch.Tensor):  # a tensor lr stays a tensor
+                        group["lr"].fill_(new)
+                    else:
+                        group["lr"] = new
             if len(chosen) == len(self.ctx.optimizers):
                 self.ctx.opt_hparams = {**self.ctx.opt_hparams, "lr": value}
 
