@@ -359,3 +359,28 @@ def test_a_full_resume_under_a_scheduler_matches_the_uninterrupted_run(tmp_path:
     assert close(seen.seen, [[0.15, 0.0035], [0.075, 0.00175]])
     assert lrs(resumed.optimizers["opt"]) == lrs(whole.optimizers["opt"])
     assert all(torch.equal(v, snapshot(whole.model)[k]) for k, v in snapshot(resumed.model).items())
+
+
+# -- loggers ---------------------------------------------------------------------------------
+
+
+def test_tensorboard_logs_every_groups_lr(tmp_path: Path) -> None:
+    pytest.importorskip("tensorboard")
+    from luzwidget.callbacks import TensorBoard
+    from tests.test_callbacks_loggers import read_events
+
+    sched = LRScheduler(StepLR, step_size=1, gamma=0.5)  # weight 0: steps before TensorBoard
+    torch.manual_seed(0)
+    spec().fit(
+        (X, Y),
+        epochs=2,
+        callbacks=[TensorBoard(tmp_path), sched],
+        verbose=False,
+        dataloader_options=OPTS,
+    )
+    events = read_events(tmp_path)
+    tags = {t for t in events.Tags()["scalars"] if t.startswith("lr/")}
+    assert tags == {"lr/opt", "lr/opt/group1"}
+    per_epoch = zip(*(events.Scalars(t) for t in ("lr/opt", "lr/opt/group1")), strict=True)
+    logged = [[e.value for e in pair] for pair in per_epoch]
+    assert close(logged, [[LR0 / 2, LR1 / 2], [LR0 / 4, LR1 / 4]])
