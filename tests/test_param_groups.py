@@ -24,6 +24,7 @@ from luzwidget.callbacks import LRScheduler, ModelCheckpoint, ResumeFromCheckpoi
 from luzwidget.exceptions import ConfigError
 from luzwidget.lr_finder import lr_finder
 from luzwidget.widgets.commands import handle_command
+from luzwidget.widgets.summaries import optimizer_summary
 from tests.helpers import MLP, E, Recorder, make_data, snapshot
 
 LR0 = 0.05
@@ -213,6 +214,23 @@ def test_dashboard_refused_lr_edit_leaves_every_group() -> None:
     assert not ack.ok
     assert ack.value == repr(LR0)  # the box snaps back to the first group's lr
     assert run_lrs(run) == [LR0, LR1]
+
+
+def test_dashboard_shows_the_first_groups_lr_in_the_box_and_every_group_in_the_inspector() -> None:
+    import json
+
+    from luzwidget.widgets import Dashboard
+
+    run = _run()
+    dash = Dashboard(run)
+    sent: list[dict[str, Any]] = []
+    dash.send = lambda msg, buffers=None: sent.append(json.loads(json.dumps(msg)))  # type: ignore[method-assign]
+    dash._handle_custom_msg({"cmd": "hello"}, [])
+    snap = dash.tick()
+    assert snap["config"]["optimizers"] == [{"name": "opt", "lr": repr(LR0)}]
+    assert snap["inspector"]["rows"]["optimizers"] == "{opt: SGD lr=0.05,0.005 (2 groups)}"
+    run.set_lr(0.01)
+    assert optimizer_summary(run.ctx.optimizers["opt"]) == "SGD lr=0.01 (2 groups)"
 
 
 # -- LRScheduler ---------------------------------------------------------------------------
