@@ -55,7 +55,7 @@ class Probe(Recorder):
         super().__init__(hooks)
         self.weights: dict[tuple[int, int, Any], dict[str, torch.Tensor]] = {}
         self.grads: dict[tuple[int, int, Any], Grads] = {}
-        self.own: dict[tuple[int, int], Grads] = {}
+        self.own: dict[tuple[int, int], dict[str, torch.Tensor]] = {}
 
     def record(self, ctx: lw.Context, event: Any) -> None:
         if event in INNER:

@@ -33,13 +33,14 @@ OPTS = {"batch_size": 16}
 X, Y = make_data(32)
 
 
-def two_groups(model: nn.Module, lr: float = LR0) -> torch.optim.SGD:
+def two_groups(model: MLP, lr: float = LR0) -> torch.optim.SGD:
     """Plain SGD, the hidden layer at ``lr``, the output layer at ``lr / 10``."""
+    groups: list[dict[str, Any]] = [
+        {"params": model.net[0].parameters()},
+        {"params": model.net[2].parameters(), "lr": lr / 10},
+    ]
     return torch.optim.SGD(
-        [
-            {"params": model.net[0].parameters()},
-            {"params": model.net[2].parameters(), "lr": lr / 10},
-        ],
+        groups,
         lr=lr,
     )
 
@@ -227,6 +228,7 @@ def test_dashboard_shows_the_first_groups_lr_in_the_box_and_every_group_in_the_i
     dash.send = lambda msg, buffers=None: sent.append(json.loads(json.dumps(msg)))  # type: ignore[method-assign]
     dash._handle_custom_msg({"cmd": "hello"}, [])
     snap = dash.tick()
+    assert snap is not None
     assert snap["config"]["optimizers"] == [{"name": "opt", "lr": repr(LR0)}]
     assert snap["inspector"]["rows"]["optimizers"] == "{opt: SGD lr=0.05,0.005 (2 groups)}"
     run.set_lr(0.01)
