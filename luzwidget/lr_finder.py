@@ -63,7 +63,8 @@ def lr_finder(
         the first tenth of the steps, at most 10), or is not finite. None: always run all
         ``steps``.
     opt_name
-        Which optimizer(s) get the learning rates (default: all of them).
+        Which optimizer(s) get the learning rates (default: all of them). Every parameter
+        group of those gets the same learning rate at each step, as in luz.
     **fit_kwargs
         ``fit``'s other arguments: ``dataloader_options``, ``accelerator``, ``callbacks``,
         ``verbose``.

@@ -16,6 +16,7 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from typing import Any, Generic, TypeVar
 
+import torch
 from traitlets import TraitError
 
 from luzwidget.breakpoints import Breakpoints
@@ -194,25 +195,52 @@ class Run:
             self._driver.listeners.remove(listener)
 
     # -- edits: checked now, applied at the next event boundary ---------------------------
-    def set_lr(self, lr: Any, opt_name: str | None = None) -> None:
+    def set_lr(self, lr: Any, opt_name: str | None = None, keep_ratios: bool = False) -> None:
         """Set the learning rate of one optimizer (or all), at the next event boundary.
+
+        Parameters
+        ----------
+        lr
+            The new learning rate, a finite number > 0.
+        opt_name
+            The optimizer to change, by name; None changes every optimizer.
+        keep_ratios
+            What happens to an optimizer with several parameter groups. False (the
+            default, as torch users and luz expect of "set the lr"): every group gets
+            ``lr``. True: every group is scaled by the same factor, so that the first
+            group gets ``lr`` and the ratios between groups stay (e.g. a backbone at a
+            tenth of the head's lr stays at a tenth). With one group both are the same.
 
         Raises
         ------
         ConfigError
-            If ``lr`` is not a finite positive number or ``opt_name`` is unknown.
+            If ``lr`` is not a finite positive number, ``opt_name`` is unknown or
+            ``keep_ratios`` is not a bool (or True while a first group's lr is 0).
         """
         try:
             value = finite_positive(lr, "lr")
         except TraitError as exc:
             raise ConfigError(str(exc)) from None
+        if not isinstance(keep_ratios, bool):
+            raise ConfigError(
+                f"set_lr: keep_ratios must be True or False, got {keep_ratios!r}; True keeps "
+                "the ratios between parameter groups, False sets every group to lr."
+            )
         ctx = self.ctx
         chosen = optimizer_names(ctx, None if opt_name is None else [opt_name], "set_lr")
+        if keep_ratios:
+            for name in chosen:
+                groups = ctx.optimizers[name].param_groups
+                if groups and not float(groups[0]["lr"]) > 0:
+                    raise ConfigError(
+                        f"set_lr: the first parameter group of {name!r} has lr="
+                        f"{float(groups[0]['lr'])}, so no ratio to it can be kept; call "
+                        "set_lr(lr) without keep_ratios to set every group to lr."
+                    )
 
         def apply() -> None:
             for name in chosen:
-                for group in ctx.optimizers[name].param_groups:
-                    group["lr"] = value
+                _set_group_lrs(ctx.optimizers[name].param_groups, value, keep_ratios)
             if len(chosen) == len(ctx.optimizers):
                 ctx.opt_hparams = {**ctx.opt_hparams, "lr": value}
 
@@ -300,3 +328,14 @@ class Run:
             self.start()
         else:
             self.resume()
+
+
+def _set_group_lrs(groups: list[dict[str, Any]], value: float, keep_ratios: bool) -> None:
+    """Every group's lr to ``value``, or (``keep_ratios``) scaled so the first gets ``value``."""
+    first = float(groups[0]["lr"]) if groups else 0.0
+    for group in groups:
+        new = value * (float(group["lr"]) / first) if keep_ratios and first else value
+        if isinstance(group["lr"], torch.Tensor):  # a tensor lr stays a tensor
+            group["lr"].fill_(new)
+        else:
+            group["lr"] = new

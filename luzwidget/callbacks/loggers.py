@@ -77,8 +77,10 @@ class TensorBoard(Callback):
     ``torch.utils.tensorboard``.
 
     At each epoch end: every scalar metric as ``<set>/<metric>`` (e.g. ``valid/loss``),
-    each optimizer's learning rate as ``lr/<name>``, and with ``histograms=True`` every
-    parameter's values as ``weights/<name>``; the step is the epoch.
+    each optimizer's learning rate as ``lr/<name>`` (its first parameter group's; the
+    others, if any, as ``lr/<name>/group1``, ``lr/<name>/group2``...), and with
+    ``histograms=True`` every parameter's values as ``weights/<name>``; the step is the
+    epoch.
 
     Parameters
     ----------
@@ -121,8 +123,10 @@ class TensorBoard(Callback):
                 value = as_scalar(value)
                 if isinstance(value, int | float) and not isinstance(value, bool):
                     self.writer.add_scalar(f"{set_}/{name}", value, epoch)
-        for name, opt in ctx.optimizers.items():
-            self.writer.add_scalar(f"lr/{name}", opt.param_groups[0]["lr"], epoch)
+        for name, opt in ctx.optimizers.items():  # lr/opt, then lr/opt/group1... if several
+            for i, group in enumerate(opt.param_groups):
+                tag = f"lr/{name}" if i == 0 else f"lr/{name}/group{i}"
+                self.writer.add_scalar(tag, float(group["lr"]), epoch)
         if self.histograms:
             for name, param in ctx.model.named_parameters():
                 self.writer.add_histogram(f"weights/{name}", param.detach().cpu(), epoch)

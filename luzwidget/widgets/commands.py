@@ -150,8 +150,10 @@ def _edit(run: Any, msg: dict[str, Any]) -> str:
         if opt is not None and opt not in (run.ctx.optimizers or {}):
             raise EditError(f"lr: no optimizer named {opt!r}.")
         lr = parse_positive_float(value, "lr")
-        run.set_lr(lr, opt_name=opt)
-        return f"lr{f' of {opt}' if opt else ''} set to {format_lr(lr)}"
+        run.set_lr(lr, opt_name=opt)  # every parameter group gets lr (set_lr's default)
+        chosen = [run.ctx.optimizers[opt]] if opt else list(run.ctx.optimizers.values())
+        groups = " in every parameter group" if any(len(o.param_groups) > 1 for o in chosen) else ""
+        return f"lr{f' of {opt}' if opt else ''} set to {format_lr(lr)}{groups}"
     if field in ("max_epochs", "min_epochs"):
         run.edit(field, parse_int(value, field))
         return f"{field} set to {getattr(run.ctx, field)}"

@@ -117,11 +117,18 @@ def _module(m: torch.nn.Module, _: bool) -> str:
 
 
 def optimizer_summary(opt: torch.optim.Optimizer) -> str:
-    """``SGD lr=0.1 momentum=0.9`` plus the group count when there are several."""
+    """``SGD lr=0.1 momentum=0.9`` plus the group count when there are several.
+
+    The hyperparameters are the first group's, except ``lr`` when the groups' differ: then
+    every group's, ``lr=0.1,0.01``.
+    """
     groups = opt.param_groups
     g = groups[0] if groups else {}
     keys = [k for k in ("lr", "momentum", "weight_decay", "betas") if k in g]
     hp = " ".join(f"{k}={_hp(g[k])}" for k in keys if g[k] not in (0, 0.0) or k == "lr")
+    lrs = [_hp(group.get("lr")) for group in groups]
+    if len(set(lrs)) > 1:
+        hp = hp.replace(f"lr={lrs[0]}", f"lr={','.join(lrs)}", 1)
     more = f" ({len(groups)} groups)" if len(groups) > 1 else ""
     return f"{type(opt).__name__} {hp}{more}".strip()
 
