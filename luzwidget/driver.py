@@ -19,8 +19,9 @@ from typing import Any
 
 import torch
 
-from luzwidget.breakpoints import Breakpoints, Until
-from luzwidget.context import Context, Fault
+from luzwidget.breakpoints import Breakpoints, Until, until
+from luzwidget.context import Context
+from luzwidget.engine import Engine, Fault, LoopFlags
 from luzwidget.events import Event
 from luzwidget.exceptions import RunStateError, StopFit
 from luzwidget.interrupts import ctrl_c_pauses
@@ -51,7 +52,8 @@ class Driver:
     _gen: Iterator[Item] | None
     _fault: Fault | None
     _inbox: deque[Callable[[], None]]
-    _listen: list[bool]
+    _engine: Engine
+    _flags: LoopFlags
     _pause_reason: str | None
     _interrupted: bool
     _stop_requested: bool
@@ -93,13 +95,27 @@ class Driver:
             self._set_state("running")
         outcome: tuple[str, str] = ("paused", "")
         try:
-            with ctrl_c_pauses(self.ctx._guard, self._request_interrupt):
+            with ctrl_c_pauses(self._flags, self._request_interrupt):
                 outcome = self._drive(stop_at)
         except KeyboardInterrupt:
             outcome = self._interrupted_outside()
         except BaseException as exc:
             outcome = self._died(exc)
         self._settle(outcome)
+
+    def _drive_first(self, loop: Iterator[Item], last: Event) -> None:
+        """Drive ``loop`` here before the rest of the run, up to its ``last`` event.
+
+        Its events go through the same machinery (faults, ``events``); the run's own loop
+        stays suspended where it was, and unless ``loop`` fails, state, reason and
+        ``interrupted`` are afterwards what they were.
+        """
+        reason, interrupted = self.reason, self.interrupted
+        self._gen = _chain(loop, self._gen)
+        self._blocking(until(last, 1))
+        if self.state == "paused":
+            self._set_state("paused", reason)
+            self.interrupted = interrupted
 
     def _drive_thread(self, stop_at: Until | None) -> None:
         # OpenMP keeps its thread count per thread: a new thread would ignore the caller's
@@ -133,7 +149,7 @@ class Driver:
         gen = self._gen
         assert gen is not None
         events = self.events
-        self._listen[0] = True
+        self._flags.listening = True
         with torch.enable_grad():  # the loop sets grad mode itself; a caller's no_grad is not ours
             for item in gen:
                 if type(item) is Fault:
@@ -170,7 +186,7 @@ class Driver:
             return "paused", f"stepped to {event.value}"
         # Clear first, then look again: a pause/stop/Ctrl-C requested meanwhile (another
         # thread, a signal handler) sets the flag after this line and is not lost.
-        self._listen[0] = False
+        self._flags.listening = False
         if (
             self._inbox
             or self.breakpoints
@@ -179,7 +195,7 @@ class Driver:
             or self._stop_requested
             or self._interrupted
         ):
-            self._listen[0] = True
+            self._flags.listening = True
         return None
 
     def _on_fault(self, fault: Fault) -> tuple[str, str]:
@@ -253,18 +269,24 @@ class Driver:
             thread = self._thread
             if thread is not None and thread is not threading.current_thread():
                 self._inbox.append(command)
-                self._listen[0] = True
+                self._flags.listening = True
                 return
         command()
 
     def _recheck(self) -> None:
-        self._listen[0] = True
+        self._flags.listening = True
 
     def _request_interrupt(self) -> bool:
         """Pause at the next event because of Ctrl-C; True if that was asked already."""
         asked, self._interrupted = self._interrupted, True
-        self._listen[0] = True
+        self._flags.listening = True
         return asked
+
+
+def _chain(first: Iterator[Item], then: Iterator[Item] | None) -> Iterator[Item]:
+    yield from first
+    if then is not None:
+        yield from then
 
 
 def _alive(gen: Any) -> bool:

@@ -7,18 +7,21 @@ import signal
 import sys
 import threading
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from luzwidget.engine import LoopFlags
 
 __all__ = ["ctrl_c_pauses"]
 
 
 @contextlib.contextmanager
-def ctrl_c_pauses(guard: list[bool], request: Any) -> Iterator[None]:
+def ctrl_c_pauses(flags: LoopFlags, request: Any) -> Iterator[None]:
     """While driving on the main thread, Ctrl-C pauses at the next event boundary.
 
     That point is always consistent, so an interrupted run resumes bit-identical. A
     second Ctrl-C interrupts user code (forward, loss, backward, a callback: where
-    ``guard[0]`` is true) at once; that step is redone from its start on resume. A third
+    ``flags.in_user_code`` is true) at once; that step is redone from its start on resume. A third
     one interrupts anywhere. ``request()`` asks the run to pause at the next event and
     returns whether it had been asked already.
     """
@@ -36,7 +39,7 @@ def ctrl_c_pauses(guard: list[bool], request: Any) -> Iterator[None]:
                 "the current step at once).",
                 file=sys.stderr,
             )
-        elif guard[0] or presses[0] >= 3:
+        elif flags.in_user_code or presses[0] >= 3:
             raise KeyboardInterrupt
 
     try:

@@ -17,9 +17,10 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from luzwidget.breakpoints import Breakpoints, Until, until
-from luzwidget.context import Context, Fault
+from luzwidget.context import Context
 from luzwidget.driver import Driver, Listener
 from luzwidget.edits import Edits
+from luzwidget.engine import Fault, engine_of
 from luzwidget.events import Event
 from luzwidget.exceptions import ConfigError, RunStateError
 from luzwidget.loop import Item
@@ -76,7 +77,8 @@ class Run(Driver, Edits):
         self._gen: Iterator[Item] | None = None
         self._fault: Fault | None = None
         self._inbox: deque[Callable[[], None]] = deque()
-        self._listen = ctx._listen  # [bool] shared with the loop: yield at events?
+        self._engine = engine_of(ctx)
+        self._flags = self._engine.flags  # shared with the loop: yield at events? ...
         self._pause_reason: str | None = None
         self._interrupted = False
         self._stop_requested = False
@@ -85,7 +87,15 @@ class Run(Driver, Edits):
         self._background = False
         self._listeners: list[Listener] = []
         self._dashboards: dict[Any, Any] = {}
-        ctx._pause_hook = self.pause
+        self._engine.on_pause = self.pause
+
+    @classmethod
+    def finished(cls, ctx: Context, finish: Callable[[Run], Any] | None = None) -> Run:
+        """A run that is done already (a model loaded from a file): nothing to step, and
+        ``result`` is ``finish(run)``."""
+        run = cls(ctx, _no_loop, finish)
+        run._settle(run._finish(), notify=False)
+        return run
 
     # -- driving -----------------------------------------------------------------------
     def resume(self) -> None:
@@ -159,7 +169,7 @@ class Run(Driver, Edits):
     def pause(self, reason: str = "paused") -> None:
         """Pause at the next event boundary (from any thread, a callback or a widget)."""
         self._pause_reason = reason
-        self._listen[0] = True
+        self._flags.listening = True
 
     def stop(self) -> None:
         """End the run gracefully: ``on_fit_end`` runs and the result is kept."""
@@ -171,7 +181,7 @@ class Run(Driver, Edits):
             )  # type: ignore[arg-type]
             if other_thread or from_callback:  # stop at the next event boundary
                 self._stop_requested = True
-                self._listen[0] = True
+                self._flags.listening = True
                 return
         if self.state == "done":
             return
@@ -217,6 +227,11 @@ class Run(Driver, Edits):
             self._listeners.remove(listener)
 
     # -- display -----------------------------------------------------------------------
+    def show_loop(self) -> None:
+        """Print each event in loop order, indented by nesting, with the callbacks that run
+        there, in the order they run (as fastai's ``show_training_loop``)."""
+        print(self._engine.loop_text())
+
     def dashboard(self, parts: Any = None) -> Any:
         """The notebook dashboard of this run: controls, progress, inspector, plots, log.
 
@@ -261,6 +276,10 @@ class Run(Driver, Edits):
             self.start()
         else:
             self.resume()
+
+
+def _no_loop(ctx: Context) -> Iterator[Item]:
+    return iter(())
 
 
 def _until(target: Event | str | None, n: int) -> Until | None:

@@ -1,4 +1,8 @@
-"""From a Setup and the arguments of fit() to a ready Run: checks, model, optimizers, context."""
+"""The one place that builds a Context (and its Engine) and a Run, and drives a blocking
+run to its end: from a Setup and fit()'s arguments, for predict/evaluate, for a loaded model.
+
+``module``, ``fitted``, ``lr_finder`` and ``saving`` build through here.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +11,7 @@ import functools
 import inspect
 import operator
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -19,14 +23,25 @@ from luzwidget.callbacks import Interrupt, Metrics, Profile, Progress, TrainVali
 from luzwidget.callbacks.progress import in_notebook
 from luzwidget.context import Context, check_callbacks
 from luzwidget.data import as_loader, split_valid
+from luzwidget.engine import Engine, engine_of
+from luzwidget.events import Event
 from luzwidget.exceptions import ConfigError
-from luzwidget.loop import fit_loop
+from luzwidget.loop import Loop, fit_loop, interrupt_loop
 from luzwidget.run import Run
 
 if TYPE_CHECKING:
     from luzwidget.module import Setup
 
-__all__ = ["FIT_ARGS", "build_run"]
+__all__ = [
+    "FIT_ARGS",
+    "build_run",
+    "drive",
+    "drive_to_end",
+    "finished_run",
+    "loop_of",
+    "make_context",
+    "side_context",
+]
 
 FIT_ARGS = (
     "data",
@@ -39,22 +54,61 @@ FIT_ARGS = (
 )
 
 
-def build_run(
-    spec: Setup, data: Any, epochs: Any, kwargs: Mapping[str, Any], previous: Context | None = None
-) -> Run:
-    """Check the fit arguments, build model, optimizers, loaders and context, and a Run."""
-    from luzwidget.fitted import Fitted
+# -- contexts --------------------------------------------------------------------------
 
+
+def make_context(
+    model: nn.Module, accelerator: Accelerator | None, callbacks: list[Any], **fields: Any
+) -> Context:
+    """Every Context is built here: its fields, the module's own ``step`` bound to it (if
+    it has one), and its :class:`~luzwidget.engine.Engine`."""
+    if accelerator is not None:
+        fields.setdefault("device", accelerator.device)
+    ctx = Context(accelerator=accelerator, model=model, callbacks=callbacks, **fields)
+    Engine(ctx)
+    step = custom_step(model)
+    if step is not None:
+        ctx.step = functools.partial(step, ctx)
+    return ctx
+
+
+def side_context(
+    parent: Context, loader: Any, callbacks: Any, verbose: bool | None, defaults: list[Any]
+) -> Context:
+    """A context for ``predict`` / ``evaluate`` on ``loader``, with the model of ``parent``."""
+    accelerator = parent.accelerator
+    return make_context(
+        parent.model,
+        accelerator,
+        [*defaults, *check_callbacks_arg(callbacks)],
+        verbose=verbose_flag(verbose),
+        device=parent.device,
+        valid_data=accelerator.prepare_loader(loader) if accelerator else loader,
+        hparams=dict(parent.hparams),
+    )
+
+
+def loop_of(make: Callable[..., Loop], *args: Any) -> Callable[[Context], Loop]:
+    """``make(ctx, engine, *args)`` as a Run's ``make_loop(ctx)``."""
+    return lambda ctx: make(ctx, engine_of(ctx), *args)
+
+
+# -- runs ------------------------------------------------------------------------------
+
+
+def build_run(
+    spec: Setup,
+    data: Any,
+    epochs: Any,
+    kwargs: Mapping[str, Any],
+    previous: Context | None = None,
+    finish: Callable[[Run], Any] | None = None,
+) -> Run:
+    """Check the fit arguments, build model, optimizers, loaders and context, and a Run
+    whose ``result`` is ``finish(run)`` once done."""
     options = _check_kwargs(kwargs)
     min_epochs, max_epochs = _check_epochs(epochs)
-    loader_options = options.get("dataloader_options")
-    valid_data = options.get("valid_data")
-    if isinstance(valid_data, float | int) and not isinstance(valid_data, bool):
-        data, valid_data = split_valid(data, valid_data)
-    train = as_loader(data, training=True, options=loader_options)
-    valid = None
-    if valid_data is not None:
-        valid = as_loader(valid_data, training=False, options=loader_options, argument="valid_data")
+    train, valid = _loaders(data, options)
     accelerator = options.get("accelerator") or Accelerator()
     if not isinstance(accelerator, Accelerator):
         raise ConfigError(f"accelerator must be an Accelerator, got {accelerator!r}.")
@@ -67,11 +121,12 @@ def build_run(
         model = accelerator.prepare_model(previous.model)
         optimizers, epoch, records = previous.optimizers, previous.epoch, previous.records
     accelerator.prepare_optimizers(optimizers)
-    ctx = Context(
+    defaults = [Profile(), TrainValid(), Metrics(spec.metrics), Progress(), Interrupt()]
+    ctx = make_context(
+        model,
+        accelerator,
+        [*defaults, *callbacks],
         verbose=verbose_flag(options.get("verbose")),
-        accelerator=accelerator,
-        device=accelerator.device,
-        model=model,
         optimizers=optimizers,
         train_data=accelerator.prepare_loader(train),
         valid_data=accelerator.prepare_loader(valid),
@@ -82,21 +137,111 @@ def build_run(
         step_opt=default_step_opt,
         hparams=dict(spec.hparams),
         opt_hparams=dict(spec.opt_hparams),
-        callbacks=[
-            Profile(),
-            TrainValid(),
-            Metrics(spec.metrics),
-            Progress(),
-            Interrupt(),
-            *callbacks,
-        ],
     )
-    step = custom_step(model)
-    if step is not None:
-        ctx.step = functools.partial(step, ctx)
     ctx.max_epochs = epoch + max_epochs
     ctx.min_epochs = epoch + min_epochs
-    return Run(ctx, fit_loop, finish=lambda run: Fitted(spec, run))
+    return Run(ctx, loop_of(fit_loop), finish=finish)
+
+
+def finished_run(
+    spec: Setup,
+    model: nn.Module,
+    optimizers: dict[str, torch.optim.Optimizer],
+    records: dict[str, Any],
+    epoch: int,
+    accelerator: Accelerator | None,
+    finish: Callable[[Run], Any],
+) -> Run:
+    """A done run of ``model`` after ``epoch`` epochs (a loaded model), as after fit()."""
+    accelerator = accelerator or Accelerator()
+    model = accelerator.prepare_model(model)
+    accelerator.prepare_optimizers(optimizers)
+    own_loss = getattr(model, "loss", None)
+    ctx = make_context(
+        model,
+        accelerator,
+        [],
+        optimizers=optimizers,
+        records=records,
+        loss_fn=spec.loss or (own_loss if callable(own_loss) else None),
+        backward=spec.backward or default_backward,
+        step_opt=default_step_opt,
+        hparams=dict(spec.hparams),
+        opt_hparams=dict(spec.opt_hparams),
+    )
+    ctx.max_epochs = ctx.epoch = epoch
+    return Run.finished(ctx, finish)
+
+
+# -- driving ---------------------------------------------------------------------------
+
+
+def drive_to_end(run: Run, interrupted: Callable[[Run], Any] | None = None) -> Any:
+    """Drive ``run`` to its end here, the way ``fit()`` does; return its ``result``.
+
+    In a notebook with verbose on, progress and plots are shown live. A pause asked for
+    (a breakpoint, ``ctx.pause()``) is reported and driven past. After Ctrl-C the fit ends
+    as luz's does, through :func:`~luzwidget.loop.interrupt_loop` (``on_interrupt``, then
+    ``on_fit_end``), the run stays resumable, and ``interrupted(run)`` is returned.
+
+    Raises
+    ------
+    LuzwidgetError
+        What stopped the run on an error (``err.run`` is the paused run).
+    """
+    _show_live(run)
+    run.resume()
+    while run.state == "paused" and not run.interrupted:
+        print(
+            f"[luzwidget] {run.reason}; fit() goes on (use run() to stop at breakpoints).",
+            file=sys.stderr,
+        )
+        run.resume()
+    if run.state == "paused":  # interrupted: luz's interrupt callback ends training
+        run._drive_first(interrupt_loop(run.ctx, engine_of(run.ctx)), Event.on_fit_end)
+    if run.state == "error":
+        raise run.error  # type: ignore[misc]
+    if run.state == "done":
+        return run.result
+    return interrupted(run) if interrupted is not None else None
+
+
+def drive(run: Run) -> None:
+    """Drive a short run (predict, evaluate) here until it stops; raise its error."""
+    run.resume()
+    if run.state == "error":
+        raise run.error  # type: ignore[misc]
+
+
+def _show_live(run: Run) -> None:
+    """In a notebook with verbose on, show progress and live plots while fit() blocks.
+
+    A blocking cell handles no widget message, so the controls would be dead: only the
+    progress and plots parts are shown (the loop itself pushes their updates).
+    """
+    if not run.ctx.verbose or not in_notebook():
+        return
+    from IPython.display import display
+
+    display(run.dashboard(parts=("progress", "plots")))
+    for callback in run.ctx.callbacks:
+        if isinstance(callback, Progress):
+            callback.bars = False  # the dashboard shows them; keep the epoch summaries
+
+
+# -- checks and builders ---------------------------------------------------------------
+
+
+def _loaders(data: Any, options: Mapping[str, Any]) -> tuple[Any, Any]:
+    loader_options = options.get("dataloader_options")
+    valid_data = options.get("valid_data")
+    if isinstance(valid_data, float | int) and not isinstance(valid_data, bool):
+        data, valid_data = split_valid(data, valid_data)
+    train = as_loader(data, training=True, options=loader_options)
+    valid = None
+    if valid_data is not None:
+        valid = as_loader(valid_data, training=False, options=loader_options, argument="valid_data")
+    return train, valid
 
 
 def _check_kwargs(kwargs: Mapping[str, Any]) -> dict[str, Any]:
