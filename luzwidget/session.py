@@ -113,14 +113,7 @@ def build_run(
     if not isinstance(accelerator, Accelerator):
         raise ConfigError(f"accelerator must be an Accelerator, got {accelerator!r}.")
     callbacks = check_callbacks_arg(options.get("callbacks"))
-    if previous is None:
-        model = accelerator.prepare_model(build_model(spec))
-        optimizers = build_optimizers(spec, model)
-        epoch, records = 0, {}
-    else:
-        model = accelerator.prepare_model(previous.model)
-        optimizers, epoch, records = previous.optimizers, previous.epoch, previous.records
-    accelerator.prepare_optimizers(optimizers)
+    model, optimizers, epoch, records = _trained_so_far(spec, accelerator, previous)
     defaults = [Profile(), TrainValid(), Metrics(spec.metrics), Progress(), Interrupt()]
     ctx = make_context(
         model,
@@ -141,6 +134,20 @@ def build_run(
     ctx.max_epochs = epoch + max_epochs
     ctx.min_epochs = epoch + min_epochs
     return Run(ctx, loop_of(fit_loop), finish=finish)
+
+
+def _trained_so_far(
+    spec: Setup, accelerator: Accelerator, previous: Context | None
+) -> tuple[nn.Module, dict[str, torch.optim.Optimizer], int, dict[str, Any]]:
+    """Model, optimizers, epoch and records to start from: new ones, or ``previous``'s."""
+    if previous is None:
+        model = accelerator.prepare_model(build_model(spec))
+        optimizers, epoch, records = build_optimizers(spec, model), 0, {}
+    else:
+        model = accelerator.prepare_model(previous.model)
+        optimizers, epoch, records = previous.optimizers, previous.epoch, previous.records
+    accelerator.prepare_optimizers(optimizers)
+    return model, optimizers, epoch, records
 
 
 def finished_run(
