@@ -1,69 +1,29 @@
-"""The context shared by the loop, callbacks, the model's methods and metrics."""
+"""The context shared by the loop, callbacks, the model's methods and metrics.
+
+Data only: the fields, their validation and the records. What calls the callbacks, the
+faults and the loop's flags are the context's :class:`~luzwidget.engine.Engine`.
+"""
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable
-from typing import Any
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
 
 import torch
 from traitlets import All, HasTraits, TraitError, validate
 from traitlets.utils.bunch import Bunch
 
-from luzwidget.dispatch import build_dispatch_table, check_callbacks
+from luzwidget.dispatch import check_callbacks
 from luzwidget.events import Event
-from luzwidget.exceptions import CallbackError, ConfigError, StopEpoch, StopFit
+from luzwidget.exceptions import ConfigError
 from luzwidget.records import Records
 from luzwidget.traits import Any_, Bool, Dict, Instance, Int, List, Live
 
-__all__ = ["Context", "Fault", "Live"]
+if TYPE_CHECKING:
+    from luzwidget.engine import Engine
 
-
-class Fault:
-    """An exception the loop caught at an event boundary; the loop waits for a decision.
-
-    The loop yields a ``Fault`` instead of an :class:`Event` and stays suspended, with the
-    context intact, until the run sets :attr:`action` and calls ``next()`` again.
-
-    Attributes
-    ----------
-    error : LuzwidgetError
-        What went wrong, with the callback or stage, the event, the epoch and the batch.
-    cause : BaseException
-        The original exception (``error.__cause__``).
-    event : Event
-        The event being fired (callbacks) or about to fire (the step).
-    stage : str
-        ``"callback"``, ``"forward"``, ``"loss"``, ``"backward"``, ``"step"`` or ``"data"``.
-    action : str or None
-        Set by the run: ``"retry"`` redoes the failed part, ``"skip"`` abandons the batch
-        (or, outside a batch, the rest of the event's callbacks).
-    """
-
-    __slots__ = ("action", "cause", "done", "error", "event", "stage")
-
-    def __init__(
-        self,
-        error: BaseException,
-        cause: BaseException,
-        event: Event,
-        stage: str = "callback",
-        done: frozenset[Any] = frozenset(),
-    ) -> None:
-        self.error, self.cause, self.event, self.stage = error, cause, event, stage
-        self.done = done
-        self.action: str | None = None
-
-    @property
-    def interrupted(self) -> bool:
-        """True if the user interrupted (Ctrl-C) rather than an error happening."""
-        return isinstance(self.cause, KeyboardInterrupt)
-
-    def __repr__(self) -> str:
-        return f"<Fault {self.stage} at {self.event}: {type(self.cause).__name__}>"
-
-
-_CONTROL = (StopFit, StopEpoch, GeneratorExit)
+__all__ = ["Context", "Live", "check_callbacks"]
 
 
 class Context(HasTraits):
@@ -116,31 +76,16 @@ class Context(HasTraits):
     opt_hparams = Dict(help="Arguments the optimizers were built with (e.g. lr).")
 
     def __init__(self, **kwargs: Any) -> None:
-        self._table: dict[Event, tuple[Callable[[Context], Any], ...]] = {}
-        self._pause_hook: Callable[[str], None] | None = None
-        # guard[0] is True while user code runs (callbacks, forward, loss, backward): a
-        # second Ctrl-C may interrupt there at once; anything else waits for the next event.
-        self._guard = [False]
-        # listen[0]: the loop yields each event only while its driver listens (stepping,
-        # breakpoints, a pending command or pause); free-running it skips the yields.
-        self._listen = [True]
+        # The engine driving this context (made by luzwidget.engine.engine_of): it keeps the
+        # dispatch table in step with ``callbacks`` and serves call_callbacks() and pause().
+        self._engine: Engine | None = None
         super().__init__(**kwargs)
-        if "callbacks" not in kwargs:
-            self._table.update(build_dispatch_table([]))
-        # Every field has a stored value from now on, so the loop can read _trait_values.
+        # Every field has a stored value from now on, so the engine can read _trait_values.
         for name in _TRAITS:
             if name in _LIVE:
                 self._trait_values.setdefault(name, _LIVE[name])
             else:
                 getattr(self, name)
-
-    def _putter(self) -> Callable[[str, Any], None]:
-        """How the loop stores per-batch fields: straight into the trait values (a C call,
-        ~10x cheaper than an attribute) unless one of them is observed, then by setattr."""
-        notifiers = self._trait_notifiers
-        if notifiers and (All in notifiers or not _LIVE.keys().isdisjoint(notifiers)):
-            return self.__setattr__
-        return self._trait_values.__setitem__
 
     def __setattr__(self, name: str, value: Any) -> None:
         if name in _LIVE:  # the per-batch fields: Live.set, inlined (hot path)
@@ -204,7 +149,8 @@ class Context(HasTraits):
             value = check_callbacks(proposal["value"])
         except ConfigError as exc:  # a trait's validator refuses with TraitError
             raise TraitError(str(exc)) from None
-        self._table.update(build_dispatch_table(value))  # in place: the loop holds it
+        if self._engine is not None:
+            self._engine.set_callbacks(value)
         for cb in value:
             if hasattr(cb, "set_ctx"):
                 cb.set_ctx(self)
@@ -219,54 +165,16 @@ class Context(HasTraits):
         CallbackError
             If a callback raises; names the callback class, the event, epoch and batch.
         """
-        fault = self._dispatch(Event.parse(event))
-        if fault is not None:
-            raise fault.error from fault.cause
-
-    def _dispatch(self, event: Event, done: frozenset[Any] | None = None) -> Fault | None:
-        """Call the callbacks of ``event`` (skipping those in ``done``); return a fault.
-
-        Control-flow exceptions (``StopFit``, ``StopEpoch``) propagate; anything else,
-        Ctrl-C included, is returned as a :class:`Fault` whose ``done`` holds the callbacks
-        that already ran, so a retry calls only the failed one and those after it.
-        """
-        fns = self._table[event]
-        if not fns:
-            return None
-        guard = self._guard
-        interruptible = guard[0]
-        grad = torch.is_grad_enabled()
-        i = 0  # index of the callback being called
-        try:
-            guard[0] = True
-            # The context manager torch.no_grad() costs ~1.5 µs; the flag itself ~0.2 µs.
-            torch._C._set_grad_enabled(False)
-            if done is None:
-                for fn in fns:
-                    fn(self)
-                    i += 1
-            else:
-                for fn in fns:
-                    if fn not in done:
-                        fn(self)
-                    i += 1
-        except _CONTROL:
-            raise
-        except BaseException as exc:
-            cb = getattr(fns[i], "__self__", fns[i])
-            err = CallbackError(cb, event, exc, self.epoch, self.iter or 0)
-            err.__cause__ = exc
-            return Fault(err, exc, event, "callback", frozenset(fns[:i]))
-        finally:
-            torch._C._set_grad_enabled(grad)
-            guard[0] = interruptible
-        return None
+        self._driver().call(Event.parse(event))
 
     def pause(self, reason: str = "paused by a callback") -> None:
         """Ask the run to pause at the next event boundary (from a callback or anywhere)."""
-        if self._pause_hook is None:
-            raise RuntimeError("ctx.pause() needs a Run; this context is not driven by one.")
-        self._pause_hook(reason)
+        self._driver().pause(reason)
+
+    def _driver(self) -> Engine:
+        from luzwidget.engine import engine_of  # the engine sits above the context
+
+        return engine_of(self)
 
     # -- records -------------------------------------------------------------------------
     def log(
@@ -391,3 +299,11 @@ _FIELDS = frozenset(_TRAITS) | {"opt_name"}
 # traitlets itself shadows notify_change while it holds notifications in __init__.
 _SETTABLE = _FIELDS | {"notify_change"}
 _LIVE = {n: t.default_value for n, t in Context.class_traits().items() if isinstance(t, Live)}
+
+
+def __getattr__(name: str) -> Any:
+    if name == "Fault":  # it moved to luzwidget.engine; old imports keep working
+        from luzwidget.engine import Fault
+
+        return Fault
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -26,13 +26,14 @@ from typing import Any
 import torch
 
 from luzwidget.breakpoints import Breakpoints
-from luzwidget.context import Context, Fault
+from luzwidget.context import Context
+from luzwidget.engine import Fault, LoopFlags, engine_of
 from luzwidget.events import Event
 from luzwidget.exceptions import RunStateError, StopFit
 from luzwidget.interrupts import CtrlC
 from luzwidget.loop import Item
 from luzwidget.report import report
-from luzwidget.states import Outcome, RunState, Until
+from luzwidget.states import Outcome, RunState, Until, stop_condition
 
 __all__ = ["Driver"]
 
@@ -51,22 +52,9 @@ class _Control:
 Command = Callable[[], None] | _Control
 
 
-# -- adapter: the only lines that touch the loop's private parts of the context --------------
-# (the engine split swaps these four for the Engine and its flags; nothing else here reads them)
-def _new_loop(make_loop: Callable[[Context], Iterator[Item]], ctx: Context) -> Iterator[Item]:
-    return make_loop(ctx)
-
-
-def _listen_flag(ctx: Context) -> list[bool]:
-    return ctx._listen  # [bool] shared with the loop: yield at events?
-
-
-def _in_user_code(ctx: Context) -> bool:
-    return bool(ctx._guard[0])
-
-
-def _hook_pause(ctx: Context, pause: Callable[[str], None]) -> None:
-    ctx._pause_hook = pause  # Context.pause() (from a callback) lands here
+# -- the loop's side: the engine's flags are what the driver and the loop share ---------------
+def _flags_of(ctx: Context) -> LoopFlags:
+    return engine_of(ctx).flags
 
 
 # -- the driver ------------------------------------------------------------------------------
@@ -114,18 +102,36 @@ class Driver:
         self._lock = threading.RLock()
         self._thread: threading.Thread | None = None  # the background thread, while it drives
         self._driving: threading.Thread | None = None  # whichever thread drives now
-        self._listen = _listen_flag(ctx)
-        _hook_pause(ctx, self.pause)
+        self._flags = _flags_of(ctx)  # shared with the loop: listening, in user code
+        engine_of(ctx).on_pause = self.pause  # Context.pause() (from a callback) lands here
 
     # -- commands (from Run) ---------------------------------------------------------------
     def drive_here(self, target: Until | None) -> None:
         """Drive in this thread until done, paused or failed; Ctrl-C pauses cleanly."""
-        ctrl_c = CtrlC(self._request_interrupt, lambda: _in_user_code(self.ctx))
+        ctrl_c = CtrlC(self._request_interrupt, lambda: self._flags.in_user_code)
         with ctrl_c.installed():  # restored only once the state is settled
             with self._lock:
                 self._ready_to_drive()
                 self._claim(threading.current_thread(), background=False)
             self._serve(lambda: self._drive(target), ctrl_c)
+
+    def drive_first(self, loop: Iterator[Item], last: Event) -> None:
+        """Drive ``loop`` here before the rest of the run, up to its ``last`` event.
+
+        Its events go through the same machinery (faults, ``events``); the run's own loop
+        stays suspended where it was, and unless ``loop`` fails, state, reason and
+        ``interrupted`` are afterwards what they were.
+        """
+        reason, interrupted = self.reason, self.interrupted
+        self._gen = _chain(loop, self._gen)
+        self.drive_here(stop_condition(last, 1))
+        if self.state == RunState.PAUSED:
+            self._set_state(RunState.PAUSED, reason)
+            self.interrupted = interrupted
+
+    def finished(self) -> None:
+        """Settle as done without driving anything (a model loaded from a file)."""
+        self._settle(self._finish(), notify=False)
 
     def start(self, target: Until | None) -> None:
         """Drive in a background thread; while a drive is active, queue the start."""
@@ -196,7 +202,7 @@ class Driver:
 
     def wake(self) -> None:
         """Make the loop yield at its next event (something to look at there)."""
-        self._listen[0] = True
+        self._flags.listening = True
 
     # -- state -----------------------------------------------------------------------------
     def _set_state(self, state: RunState, reason: str = "", notify: bool = True) -> None:
@@ -222,7 +228,7 @@ class Driver:
                 "the run is already training in the background; run.pause() or run.wait() first."
             )
         if self._gen is None:
-            self._gen, self._finished = _new_loop(self._make_loop, self.ctx), False
+            self._gen, self._finished = self._make_loop(self.ctx), False
 
     def _claim(self, thread: threading.Thread, background: bool) -> None:
         self._driving, self.background = thread, background
@@ -230,7 +236,7 @@ class Driver:
 
     def _queue(self, command: Command) -> None:
         self._inbox.append(command)
-        self._listen[0] = True
+        self._flags.listening = True
 
     def _settle(self, outcome: Outcome, notify: bool = True) -> None:
         self.interrupted = outcome.interrupted
@@ -299,7 +305,7 @@ class Driver:
         gen = self._gen
         assert gen is not None
         self._target = target
-        self._listen[0] = True
+        self._flags.listening = True
         with torch.enable_grad():  # the loop sets grad mode itself; a caller's no_grad is not ours
             for item in gen:
                 if type(item) is Fault:
@@ -346,9 +352,9 @@ class Driver:
             return Outcome(RunState.PAUSED, f"stepped to {event.value}")
         # Clear first, then look again: a command or Ctrl-C arriving meanwhile (another
         # thread, a signal handler) sets the flag after this line and is not lost.
-        self._listen[0] = False
+        self._flags.listening = False
         if inbox or self.breakpoints or self._target is not None or self._interrupted:
-            self._listen[0] = True
+            self._flags.listening = True
         return None
 
     def _where(self, event: Event) -> str:
@@ -419,8 +425,14 @@ class Driver:
     def _request_interrupt(self) -> bool:
         """Pause at the next event because of Ctrl-C; True if that was asked already."""
         asked, self._interrupted = self._interrupted, True
-        self._listen[0] = True
+        self._flags.listening = True
         return asked
+
+
+def _chain(first: Iterator[Item], then: Iterator[Item] | None) -> Iterator[Item]:
+    yield from first
+    if then is not None:
+        yield from then
 
 
 def _alive(gen: Any) -> bool:

@@ -9,18 +9,19 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from luzwidget.callbacks import Interrupt, Metrics, Profile, Progress
-from luzwidget.context import Context
 from luzwidget.data import as_loader
 from luzwidget.exceptions import RunStateError
 from luzwidget.loop import evaluate_loop, predict_loop
 from luzwidget.metrics.base import metric_set
 from luzwidget.records import Records
 from luzwidget.run import Run
+from luzwidget.session import build_run, drive, drive_to_end, loop_of, side_context
 
 if TYPE_CHECKING:
     import pandas as pd
     import plotly.graph_objects as go
 
+    from luzwidget.context import Context
     from luzwidget.module import Setup
 
 __all__ = ["Evaluation", "Fitted", "metrics_frame"]
@@ -87,14 +88,11 @@ class Fitted:
 
     def fit(self, data: Any, epochs: Any = 10, **kwargs: Any) -> Fitted:
         """Train ``epochs`` more epochs, keeping optimizer state and records (blocking)."""
-        from luzwidget.module import finish_blocking
-
-        return finish_blocking(self.continue_run(data, epochs, **kwargs), self.spec)
+        again = functools.partial(Fitted, self.spec)
+        return drive_to_end(self.continue_run(data, epochs, **kwargs), again)
 
     def continue_run(self, data: Any, epochs: Any = 10, **kwargs: Any) -> Run:
         """Like :meth:`fit`, but return a :class:`Run` that has not started yet."""
-        from luzwidget.building import build_run
-
         state = self.run.state
         if state == "error":
             raise RunStateError(
@@ -105,7 +103,8 @@ class Fitted:
             raise RunStateError(
                 "the run of this model is still training; run.wait() or run.stop() first."
             )
-        return build_run(self.spec, data, epochs, kwargs, previous=self.ctx)
+        finish = functools.partial(Fitted, self.spec)
+        return build_run(self.spec, data, epochs, kwargs, previous=self.ctx, finish=finish)
 
     def predict(
         self,
@@ -133,13 +132,13 @@ class Fitted:
             argument="newdata",
             ordered="predict()",
         )
-        ctx = self._side_context(loader, callbacks, verbose, [Progress(), Interrupt()])
+        ctx = side_context(self.ctx, loader, callbacks, verbose, [Progress(), Interrupt()])
         ctx.data = ctx.valid_data
         model = ctx.model
         predict = getattr(model, "predict", None)
         predict = predict if callable(predict) else model
         out: list[Any] = []
-        _drive(Run(ctx, lambda c: predict_loop(c, predict, out)))
+        drive(Run(ctx, loop_of(predict_loop, predict, out)))
         return stack_outputs(out) if stack else out
 
     def evaluate(
@@ -151,17 +150,12 @@ class Fitted:
         dataloader_options: Mapping[str, Any] | None = None,
     ) -> Evaluation:
         """Run the validation loop once on ``data``; ``metrics`` may replace the model's."""
-        from luzwidget.building import custom_step
-
         loader = as_loader(data, training=False, options=dataloader_options, ordered="evaluate()")
         chosen = self.spec.metrics if metrics is None else metric_set(metrics)
         defaults = [Profile(), Metrics(chosen), Progress(), Interrupt()]
-        ctx = self._side_context(loader, callbacks, verbose, defaults)
+        ctx = side_context(self.ctx, loader, callbacks, verbose, defaults)
         ctx.loss_fn = self.ctx.loss_fn
-        step = custom_step(self.model)  # bound to this context, not the training one
-        ctx.step = functools.partial(step, ctx) if step is not None else None
-        run = Run(ctx, evaluate_loop)
-        _drive(run)
+        drive(Run(ctx, loop_of(evaluate_loop)))
         return Evaluation(ctx.records)
 
     def plot(self) -> go.Figure:
@@ -169,22 +163,6 @@ class Fitted:
         from luzwidget.widgets.figures import records_figure
 
         return records_figure(self.records)
-
-    def _side_context(
-        self, loader: Any, callbacks: Any, verbose: bool | None, defaults: list[Any]
-    ) -> Context:
-        from luzwidget.building import check_callbacks_arg, verbose_flag
-
-        accelerator = self.ctx.accelerator
-        return Context(
-            verbose=verbose_flag(verbose),
-            accelerator=accelerator,
-            device=self.ctx.device,
-            model=self.model,
-            valid_data=accelerator.prepare_loader(loader) if accelerator else loader,
-            hparams=dict(self.ctx.hparams),
-            callbacks=[*defaults, *check_callbacks_arg(callbacks)],
-        )
 
     def __repr__(self) -> str:
         last = {s: self.ctx.get_metrics(s) for s in ("train", "valid") if self.ctx.get_metrics(s)}
@@ -219,12 +197,6 @@ class Evaluation:
             f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in values.items()
         )
         return f"<Evaluation {shown}>"
-
-
-def _drive(run: Run) -> None:
-    run.resume()
-    if run.state == "error":
-        raise run.error  # type: ignore[misc]
 
 
 def metrics_frame(records: Mapping[str, Any]) -> pd.DataFrame:

@@ -1,7 +1,7 @@
 """The loops as generators: at every event they call the callbacks, then ``yield`` the event.
 
 Nothing else pauses a run: a paused run is a generator nobody calls ``next()`` on. When
-something raises, the loop does not die: it yields a :class:`~luzwidget.context.Fault`
+something raises, the loop does not die: it yields a :class:`~luzwidget.engine.Fault`
 and waits, context intact, for the run to say ``"retry"`` or ``"skip"``. Control flow
 (``StopFit``, ``StopEpoch``) travels as exceptions, as in luz. The order of events is the
 one drawn in the :class:`~luzwidget.events.Event` docstring.
@@ -12,106 +12,146 @@ generator leaves the caller's thread as it found it.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Generator, Iterable
+from collections.abc import Callable, Generator, Iterable, Iterator
 from typing import Any
 
 import torch
 
 from luzwidget.checks import check_target_shape
-from luzwidget.context import Context, Fault
+from luzwidget.context import Context
 from luzwidget.data import split_batch
+from luzwidget.engine import PASS_THROUGH, Engine, Fault, SkipBatch, rng_state
 from luzwidget.events import Event
 from luzwidget.exceptions import EarlyStop, StepError, StopEpoch, StopFit
-from luzwidget.faults import SkipBatch, apply_handlers, rng_state, step_fault
 
-__all__ = ["Item", "evaluate_loop", "fit_loop", "predict_loop"]
+__all__ = ["Item", "evaluate_loop", "fit_loop", "interrupt_loop", "predict_loop"]
 
 Item = Event | Fault
 Loop = Generator[Item, None, None]
 E = Event
 
 
-_PASS = (StopFit, StopEpoch, GeneratorExit, SkipBatch)
-_BATCH_EVENTS = frozenset(e for e in Event if "_batch_" in e.value)
-
-
 # -- firing events ---------------------------------------------------------------------
 
 
-def fire(ctx: Context, event: Event) -> Loop:
+def fire(engine: Engine, event: Event) -> Iterator[Item]:
     """Call the callbacks of ``event``, then yield it; on a fault, yield it and obey.
 
-    The event is yielded only while the driver listens (``ctx._listen[0]``): a free-running
-    loop skips the yields, which saves a resume of every enclosing generator per event.
+    The one fast-path rule: an event nobody listens to (no callback, and the driver not
+    listening, see :class:`~luzwidget.engine.LoopFlags`) costs a lookup and nothing else.
+    A free-running loop skips the yields too, which saves a resume of every enclosing
+    generator per event.
     """
-    fault = ctx._dispatch(event)
+    if engine.table[event] or engine.flags.listening:
+        return _fire(engine, event)
+    return ()
+
+
+def _fire(engine: Engine, event: Event) -> Loop:
+    fault = engine.dispatch(event)
     while fault is not None:
-        apply_handlers(ctx, fault)
+        engine.apply_handlers(fault)
         yield fault
         if fault.action == "skip":
-            if event in _BATCH_EVENTS:
+            if "_batch_" in event.value:
                 raise SkipBatch
             break
-        fault = ctx._dispatch(event, fault.done)
-    if ctx._listen[0]:
+        fault = engine.dispatch(event, fault.done)
+    if engine.flags.listening:
         yield event
+
+
+def _guarded(
+    engine: Engine, body: Callable[..., Loop], args: tuple[Any, ...], rng: Any, event: Any = None
+) -> Loop:
+    """Run ``body(*args)``, a step that calls user code; on an exception, yield a fault
+    naming the stage it was in (``engine.flags.stage``), then redo the step from its start.
+
+    ``body`` marks the user code it calls with ``flags.in_user_code`` (where a second
+    Ctrl-C may interrupt at once) and its stage with ``flags.stage``. Control flow
+    (``PASS_THROUGH``) goes through untouched.
+    """
+    flags = engine.flags
+    while True:
+        try:
+            yield from body(*args)
+            return
+        except PASS_THROUGH:
+            raise
+        except BaseException as exc:
+            flags.in_user_code = False
+            yield from engine.step_fault(flags.stage, exc, rng, event)
 
 
 # -- the fit ---------------------------------------------------------------------------
 
 
-def fit_loop(ctx: Context) -> Loop:
+def fit_loop(ctx: Context, engine: Engine) -> Loop:
     """Train from ``ctx.epoch + 1`` to ``ctx.max_epochs``, validating after each epoch."""
-    ctx._check_target = True  # the first training loss checks the target's shape, once
+    engine.flags.check_target = True  # the first training loss checks the target's shape
     try:
-        yield from fire(ctx, E.on_fit_begin)
+        yield from fire(engine, E.on_fit_begin)
         while ctx.epoch < ctx.max_epochs:
             ctx.epoch += 1
             ctx.iter = 0  # as luz: reset before on_epoch_begin
             try:
-                yield from _epoch(ctx)
+                yield from _epoch(ctx, engine)
             except EarlyStop:
                 if ctx.epoch >= ctx.min_epochs:
                     raise
     except StopFit as stop:
         if isinstance(stop, EarlyStop):
-            yield from fire(ctx, E.on_early_stopping)
-    yield from fire(ctx, E.on_fit_end)
+            yield from fire(engine, E.on_early_stopping)
+    yield from fire(engine, E.on_fit_end)
 
 
-def _epoch(ctx: Context) -> Loop:
+def interrupt_loop(ctx: Context, engine: Engine) -> Loop:
+    """What ends a blocking fit the user interrupted (luz): ``on_interrupt``, ``on_fit_end``.
+
+    Driven like any loop (faults, ``run.events``), while the interrupted fit stays
+    suspended and can go on afterwards.
+    """
+    yield from fire(engine, E.on_interrupt)
+    yield from fire(engine, E.on_fit_end)
+
+
+def _epoch(ctx: Context, engine: Engine) -> Loop:
     try:
         ctx.data = ctx.train_data
-        yield from fire(ctx, E.on_epoch_begin)
-        yield from fire(ctx, E.on_train_begin)
-        yield from _batches(ctx, ctx.train_data, E.on_train_batch_begin, _train_batch)
-        yield from fire(ctx, E.on_train_end)
+        yield from fire(engine, E.on_epoch_begin)
+        yield from fire(engine, E.on_train_begin)
+        yield from _batches(ctx, engine, ctx.train_data, E.on_train_batch_begin, _train_batch)
+        yield from fire(engine, E.on_train_end)
         if ctx.valid_data is not None:
-            yield from _validate(ctx)
+            yield from _validate(ctx, engine)
     except StopEpoch:
         pass
-    yield from fire(ctx, E.on_epoch_end)
+    yield from fire(engine, E.on_epoch_end)
 
 
-def _validate(ctx: Context) -> Loop:
+def _validate(ctx: Context, engine: Engine) -> Loop:
     ctx.data = ctx.valid_data
-    yield from fire(ctx, E.on_valid_begin)
-    yield from _batches(ctx, ctx.valid_data, E.on_valid_batch_begin, _valid_batch)
-    yield from fire(ctx, E.on_valid_end)
+    yield from fire(engine, E.on_valid_begin)
+    yield from _batches(ctx, engine, ctx.valid_data, E.on_valid_batch_begin, _valid_batch)
+    yield from fire(engine, E.on_valid_end)
 
 
-def evaluate_loop(ctx: Context) -> Loop:
+def evaluate_loop(ctx: Context, engine: Engine) -> Loop:
     """The validation loop alone, as epoch 1 (luz's ``evaluate``)."""
     ctx.model.eval()
     ctx.training = False
     ctx.epoch = 1
-    yield from _validate(ctx)
+    yield from _validate(ctx, engine)
 
 
 def _batches(
-    ctx: Context, loader: Iterable[Any], first: Event, one: Callable[[Context], Loop]
+    ctx: Context,
+    engine: Engine,
+    loader: Iterable[Any],
+    first: Event,
+    one: Callable[[Context, Engine], Loop],
 ) -> Loop:
-    """Run ``one(ctx)`` for each batch of ``loader``; a failing loader yields a fault."""
+    """Run ``one(ctx, engine)`` for each batch of ``loader``; a failing loader yields a fault."""
     it = iter(loader)
     i = ctx.iter = 0
     while True:
@@ -123,11 +163,11 @@ def _batches(
             err = StepError("loading the next batch", first, exc, ctx.epoch, i + 1)
             err.__cause__ = exc
             fault = Fault(err, exc, first, "data")
-            apply_handlers(ctx, fault)
+            engine.apply_handlers(fault)
             yield fault
             continue  # retry and skip both ask the loader for the next batch
         i += 1
-        put = ctx._putter()
+        put = engine.putter()
         put("iter", i)
         put("batch", batch)
         if type(batch) is tuple and len(batch) == 2:  # the common case, inlined
@@ -138,7 +178,7 @@ def _batches(
             put("input", input_)
             put("target", target)
         try:
-            yield from one(ctx)
+            yield from one(ctx, engine)
         except SkipBatch:
             zero_grads(ctx)
 
@@ -146,87 +186,74 @@ def _batches(
 # -- one batch -------------------------------------------------------------------------
 #
 # The training step is the hot path (once per batch and optimizer), so it reads and writes
-# the context's values directly: ``tv[name]`` is ``ctx.name``, and ``put(name, value)`` is
-# ``ctx.name = value`` (a plain store unless that field is observed; see Context._putter).
-# Events without callbacks are skipped unless the driver listens (``fire`` would do nothing
-# else). Together this keeps the loop's own cost to a few microseconds per batch.
+# the context's values through the engine: ``tv[name]`` is ``ctx.name``, and
+# ``put(name, value)`` is ``ctx.name = value`` (a plain store unless that field is
+# observed; see Engine.putter). The putter is fetched again after an event that may have
+# run callbacks, before the next stores. Together this keeps the loop's own cost to a few
+# microseconds per batch.
 
 
-def _train_batch(ctx: Context) -> Loop:
-    table, listen, tv = ctx._table, ctx._listen, ctx._trait_values
-    if table[E.on_train_batch_begin] or listen[0]:
-        yield from fire(ctx, E.on_train_batch_begin)
+def _train_batch(ctx: Context, engine: Engine) -> Loop:
+    tv = engine.values
+    yield from fire(engine, E.on_train_batch_begin)
     if tv["step"] is not None:
-        yield from _custom_step(ctx, E.on_train_batch_end, training=True)
+        rng = rng_state(tv["device"])
+        yield from _guarded(engine, _custom_step, (ctx, engine, True), rng, E.on_train_batch_end)
     else:
         optimizers = tv["optimizers"]
         several = len(optimizers) > 1
         if several:
             ctx.loss = {}
         for name, opt in optimizers.items():
-            put = ctx._putter()
+            put = engine.putter()
             put("opt_nm", name)
             put("opt", opt)
-            yield from _train_step(ctx, name if several else None, opt)
-    if table[E.on_train_batch_end] or listen[0]:
-        yield from fire(ctx, E.on_train_batch_end)
+            # The RNG state (~1.5 µs), so that a redo draws the same dropout masks.
+            rng = rng_state(tv["device"])
+            yield from _guarded(
+                engine, _train_step, (ctx, engine, name if several else None, opt), rng
+            )
+            yield from fire(engine, E.on_train_batch_after_step)
+    yield from fire(engine, E.on_train_batch_end)
 
 
-def _train_step(ctx: Context, name: str | None, opt: torch.optim.Optimizer) -> Loop:
-    """luz's default step for one optimizer; a fault redoes it from the forward pass."""
-    table, listen, guard, tv = ctx._table, ctx._listen, ctx._guard, ctx._trait_values
-    put = ctx._putter()
-    device = tv["device"]  # the RNG state (~1.5 µs), so that a redo draws the same dropout masks
-    rng = rng_state(device)
-    while True:
-        stage = "forward"
-        try:
-            guard[0] = True
-            pred = tv["model"](tv["input"]) if tv["autocast"] is None else _forward(ctx)
-            guard[0] = False
-            put("pred", pred)
-            if table[E.on_train_batch_after_pred] or listen[0]:
-                yield from fire(ctx, E.on_train_batch_after_pred)
-                put = ctx._putter()
-            stage = "loss"
-            guard[0] = True
-            if ctx._check_target:  # first batch of the fit only (a flag, no per-batch cost)
-                ctx._check_target = False  # once: a retry or skip after it goes on unchecked
-                check_target_shape(tv["loss_fn"], pred, tv["target"])
-            loss = _loss(ctx, pred)
-            guard[0] = False
-            put("loss_grad", loss)
-            put("loss", loss.detach() if name is None else {**tv["loss"], name: loss.detach()})
-            if table[E.on_train_batch_after_loss] or listen[0]:
-                yield from fire(ctx, E.on_train_batch_after_loss)
-            if table[E.on_train_batch_before_backward] or listen[0]:
-                yield from fire(ctx, E.on_train_batch_before_backward)
-                put = ctx._putter()
-            stage = "backward"
-            for each in tv["optimizers"].values():  # every optimizer's: luz zeroed only opt's
-                each.zero_grad()
-            guard[0] = True
-            tv["backward"](tv["loss_grad"])
-            guard[0] = False
-            if table[E.on_train_batch_before_step] or listen[0]:
-                yield from fire(ctx, E.on_train_batch_before_step)
-            stage = "step"
-            tv["step_opt"](opt)
-            break
-        except _PASS:
-            raise
-        except BaseException as exc:
-            guard[0] = False
-            yield from step_fault(ctx, stage, exc, rng)
-            put = ctx._putter()
-    if table[E.on_train_batch_after_step] or listen[0]:
-        yield from fire(ctx, E.on_train_batch_after_step)
+def _train_step(ctx: Context, engine: Engine, name: str | None, opt: torch.optim.Optimizer) -> Loop:
+    """luz's default step for one optimizer, up to and including ``step_opt(opt)``."""
+    flags, tv = engine.flags, engine.values
+    put = engine.putter()
+    flags.stage = "forward"
+    flags.in_user_code = True
+    pred = tv["model"](tv["input"]) if tv["autocast"] is None else _forward(ctx)
+    flags.in_user_code = False
+    put("pred", pred)
+    yield from fire(engine, E.on_train_batch_after_pred)
+    put = engine.putter()
+    flags.stage = "loss"
+    flags.in_user_code = True
+    if flags.check_target:  # the first training batch of a fit only: a flag, no per-batch cost
+        flags.check_target = False  # once: a retry or skip after it goes on unchecked
+        check_target_shape(tv["loss_fn"], pred, tv["target"])
+    loss = _loss(tv, pred)
+    flags.in_user_code = False
+    put("loss_grad", loss)
+    put("loss", loss.detach() if name is None else {**tv["loss"], name: loss.detach()})
+    yield from fire(engine, E.on_train_batch_after_loss)
+    yield from fire(engine, E.on_train_batch_before_backward)
+    flags.stage = "backward"
+    for each in tv["optimizers"].values():  # every optimizer's: luz zeroed only opt's
+        each.zero_grad()
+    flags.in_user_code = True
+    tv["backward"](tv["loss_grad"])
+    flags.in_user_code = False
+    yield from fire(engine, E.on_train_batch_before_step)
+    flags.stage = "step"  # not user code: an optimizer step is never cut in half
+    tv["step_opt"](opt)
 
 
-def _valid_batch(ctx: Context) -> Loop:
-    yield from fire(ctx, E.on_valid_batch_begin)
+def _valid_batch(ctx: Context, engine: Engine) -> Loop:
+    yield from fire(engine, E.on_valid_batch_begin)
     if ctx.step is not None:
-        yield from _custom_step(ctx, E.on_valid_batch_end, training=False)
+        yield from _guarded(engine, _custom_step, (ctx, engine, False), None, E.on_valid_batch_end)
     else:
         optimizers = ctx.optimizers or {None: None}
         several = len(optimizers) > 1
@@ -235,92 +262,76 @@ def _valid_batch(ctx: Context) -> Loop:
         for name, opt in optimizers.items():
             ctx.opt_nm = name
             ctx.opt = opt
-            yield from _valid_step(ctx, name if several else None)
-    yield from fire(ctx, E.on_valid_batch_end)
+            yield from _guarded(engine, _valid_step, (ctx, engine, name if several else None), None)
+    yield from fire(engine, E.on_valid_batch_end)
 
 
-def _valid_step(ctx: Context, name: str | None) -> Loop:
-    guard = ctx._guard
-    while True:
-        stage = "forward"
-        try:
-            guard[0] = True
-            with torch.no_grad():
-                pred = _forward(ctx)
-            guard[0] = False
-            ctx.pred = pred
-            yield from fire(ctx, E.on_valid_batch_after_pred)
-            stage = "loss"
-            guard[0] = True
-            with torch.no_grad():
-                loss = _loss(ctx, pred)
-            guard[0] = False
-            ctx.loss_grad = loss
-            _set_loss(ctx, name, loss)
-            yield from fire(ctx, E.on_valid_batch_after_loss)
-            return
-        except _PASS:
-            raise
-        except BaseException as exc:
-            guard[0] = False
-            yield from step_fault(ctx, stage, exc, None)
+def _valid_step(ctx: Context, engine: Engine, name: str | None) -> Loop:
+    flags = engine.flags
+    flags.stage = "forward"
+    flags.in_user_code = True
+    with torch.no_grad():
+        pred = _forward(ctx)
+    flags.in_user_code = False
+    ctx.pred = pred
+    yield from fire(engine, E.on_valid_batch_after_pred)
+    flags.stage = "loss"
+    flags.in_user_code = True
+    with torch.no_grad():
+        loss = _loss(engine.values, pred)
+    flags.in_user_code = False
+    ctx.loss_grad = loss
+    _set_loss(ctx, name, loss)
+    yield from fire(engine, E.on_valid_batch_after_loss)
 
 
-def _custom_step(ctx: Context, before: Event, training: bool) -> Loop:
-    """The module's own ``step()``: one guarded call; a fault redoes the whole step."""
-    guard = ctx._guard
-    rng = rng_state(ctx.device) if training else None
-    while True:
-        try:
-            guard[0] = True
-            with torch.set_grad_enabled(training):
-                ctx.step()
-            guard[0] = False
-            return
-        except _PASS:
-            raise
-        except BaseException as exc:
-            guard[0] = False
-            yield from step_fault(ctx, "custom", exc, rng, before)
+def _custom_step(ctx: Context, engine: Engine, training: bool) -> Loop:
+    """The module's own ``step()``: one call; a fault redoes the whole step."""
+    flags = engine.flags
+    flags.stage = "custom"
+    flags.in_user_code = True
+    with torch.set_grad_enabled(training):
+        ctx.step()
+    flags.in_user_code = False
+    yield from ()
 
 
 # -- prediction ------------------------------------------------------------------------
 
 
-def predict_loop(ctx: Context, predict: Callable[[Any], Any], out: list[Any]) -> Loop:
+def predict_loop(
+    ctx: Context, engine: Engine, predict: Callable[[Any], Any], out: list[Any]
+) -> Loop:
     """Call ``predict(input)`` on each batch of ``ctx.data`` under no_grad; append to ``out``."""
     ctx.model.eval()
     ctx.training = False
-    yield from fire(ctx, E.on_predict_begin)
+    yield from fire(engine, E.on_predict_begin)
     yield from _batches(
-        ctx, ctx.data, E.on_predict_batch_begin, lambda c: _predict(c, predict, out)
+        ctx, engine, ctx.data, E.on_predict_batch_begin, lambda c, e: _predict(c, e, predict, out)
     )
-    yield from fire(ctx, E.on_predict_end)
+    yield from fire(engine, E.on_predict_end)
 
 
-def _predict(ctx: Context, predict: Callable[[Any], Any], out: list[Any]) -> Loop:
-    yield from fire(ctx, E.on_predict_batch_begin)
-    guard = ctx._guard
-    while True:
-        try:
-            guard[0] = True
-            with torch.no_grad():
-                pred = predict(ctx.input)
-            guard[0] = False
-            break
-        except _PASS:
-            raise
-        except BaseException as exc:
-            guard[0] = False
-            err = StepError("predict(input)", E.on_predict_batch_end, exc, 0, ctx.iter or 0)
-            err.__cause__ = exc
-            fault = Fault(err, exc, E.on_predict_batch_end, "forward")
-            yield fault
-            if fault.action == "skip":
-                raise SkipBatch from None
+def _predict(ctx: Context, engine: Engine, predict: Callable[[Any], Any], out: list[Any]) -> Loop:
+    yield from fire(engine, E.on_predict_batch_begin)
+    yield from _guarded(
+        engine, _predict_step, (ctx, engine, predict, out), None, E.on_predict_batch_end
+    )
+    yield from fire(engine, E.on_predict_batch_end)
+
+
+def _predict_step(
+    ctx: Context, engine: Engine, predict: Callable[[Any], Any], out: list[Any]
+) -> Loop:
+    flags = engine.flags
+    flags.stage = "predict"
+    flags.in_user_code = True
+    with torch.no_grad():
+        pred = predict(ctx.input)
+    flags.in_user_code = False
     ctx.pred = pred
     out.append(pred)
-    yield from fire(ctx, E.on_predict_batch_end)
+    yield from ()
 
 
 # -- helpers ---------------------------------------------------------------------------
@@ -334,15 +345,14 @@ def _forward(ctx: Context) -> Any:
         return ctx.model(ctx.input)
 
 
-def _loss(ctx: Context, pred: Any) -> torch.Tensor:
-    tv = ctx._trait_values
-    target = tv["target"]
-    autocast = tv["autocast"]
+def _loss(tv: dict[str, Any], pred: Any) -> torch.Tensor:
+    """``loss_fn(pred, target)``, checked; ``tv`` is the context's values (Engine.values)."""
+    target, autocast = tv["target"], tv["autocast"]
     if autocast is None:
         loss = tv["loss_fn"](pred, target)
     else:
         with autocast():
-            loss = ctx.loss_fn(pred, target)
+            loss = tv["loss_fn"](pred, target)
     if not isinstance(loss, torch.Tensor) or loss.ndim != 0:
         shape = tuple(loss.shape) if isinstance(loss, torch.Tensor) else type(loss).__name__
         raise ValueError(

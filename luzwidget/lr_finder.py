@@ -19,6 +19,7 @@ from luzwidget.callbacks.base import Callback
 from luzwidget.checkpoint import get_rng_states, set_rng_states
 from luzwidget.context import optimizer_names
 from luzwidget.exceptions import ConfigError, StopFit
+from luzwidget.session import build_run, drive_to_end
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -74,9 +75,6 @@ def lr_finder(
     LRFinderResult
         ``.frame`` (columns lr, loss), ``.suggested_lr``, ``.plot()``.
     """
-    from luzwidget.building import build_run
-    from luzwidget.module import finish_blocking
-
     lrs = _schedule(steps, start_lr, end_lr, log_spaced)
     if diverge is not None and (not isinstance(diverge, int | float) or diverge <= 1):
         raise ConfigError(f"lr_finder: diverge must be a number > 1 or None, got {diverge!r}.")
@@ -89,7 +87,7 @@ def lr_finder(
     rng = get_rng_states()
     try:
         run = build_run(_fresh(spec), data, steps, kwargs)
-        finish_blocking(run, spec)
+        drive_to_end(run)
     finally:
         set_rng_states(rng)
     return LRFinderResult(run.ctx.records, diverged=sweep.diverged)

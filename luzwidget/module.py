@@ -3,23 +3,22 @@
 from __future__ import annotations
 
 import copy
-import sys
+import functools
 from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
 
-from luzwidget.building import build_run
-from luzwidget.callbacks import Progress
-from luzwidget.callbacks.progress import in_notebook
 from luzwidget.checks import check_opt_hparams
 from luzwidget.exceptions import ConfigError
+from luzwidget.fitted import Fitted
+from luzwidget.lr_finder import lr_finder
 from luzwidget.metrics.base import MetricSet, metric_set
-from luzwidget.run import Run
+from luzwidget.session import build_run, drive_to_end
 
 if TYPE_CHECKING:
-    from luzwidget.fitted import Fitted
     from luzwidget.lr_finder import LRFinderResult
+    from luzwidget.run import Run
 
 __all__ = ["Setup", "setup"]
 
@@ -135,11 +134,11 @@ class Setup:
         Ctrl-C ends training as luz does (``on_interrupt``, then ``on_fit_end``) and returns
         what was trained so far; ``fitted.run.resume()`` continues exactly from there.
         """
-        return finish_blocking(self.run(data, epochs, **kwargs), self)
+        return drive_to_end(self.run(data, epochs, **kwargs), functools.partial(Fitted, self))
 
     def run(self, data: Any, epochs: Any = 10, **kwargs: Any) -> Run:
         """Like :meth:`fit`, but return a :class:`Run` that has not started yet."""
-        return build_run(self, data, epochs, kwargs)
+        return build_run(self, data, epochs, kwargs, finish=functools.partial(Fitted, self))
 
     def lr_finder(
         self,
@@ -156,36 +155,11 @@ class Setup:
         Returns an object with ``.frame`` (columns lr, loss), ``.suggested_lr`` and
         ``.plot()`` (the smoothed loss on a log axis, the suggestion marked).
         """
-        from luzwidget.lr_finder import lr_finder
-
         return lr_finder(self, data, steps, start_lr, end_lr, log_spaced, **kwargs)
 
     def __repr__(self) -> str:
         name = getattr(self.module, "__name__", type(self.module).__name__)
         return f"<Setup {name} hparams={self.hparams} opt_hparams={self.opt_hparams}>"
-
-
-def finish_blocking(run: Run, spec: Setup) -> Fitted:
-    """Drive ``run`` to its end here, the way ``fit()`` does; return the Fitted."""
-    from luzwidget.events import Event
-    from luzwidget.fitted import Fitted
-
-    _show_live(run)
-    run.resume()
-    while run.state == "paused" and not run.interrupted:
-        print(
-            f"[luzwidget] {run.reason}; fit() goes on (use run() to stop at breakpoints).",
-            file=sys.stderr,
-        )
-        run.resume()
-    if run.state == "error":
-        raise run.error  # type: ignore[misc]
-    if run.state == "done":
-        return run.result  # type: ignore[no-any-return]
-    # Interrupted: luz's interrupt callback ends training; the run stays resumable.
-    run.ctx.call_callbacks(Event.on_interrupt)
-    run.ctx.call_callbacks(Event.on_fit_end)
-    return Fitted(spec, run)
 
 
 def _check_module(module: Any) -> Any:
@@ -222,19 +196,3 @@ def _check_optimizer(optimizer: Any) -> Any:
         "f(params, **opt_hparams), or a built optimizer; got "
         f"{type(optimizer).__name__}: {optimizer!r:.60}."
     )
-
-
-def _show_live(run: Run) -> None:
-    """In a notebook with verbose on, show progress and live plots while fit() blocks.
-
-    A blocking cell handles no widget message, so the controls would be dead: only the
-    progress and plots parts are shown (the loop itself pushes their updates).
-    """
-    if not run.ctx.verbose or not in_notebook():
-        return
-    from IPython.display import display
-
-    display(run.dashboard(parts=("progress", "plots")))
-    for callback in run.ctx.callbacks:
-        if isinstance(callback, Progress):
-            callback.bars = False  # the dashboard shows them; keep the epoch summaries

@@ -22,6 +22,7 @@ from traitlets import TraitError
 from luzwidget.breakpoints import Breakpoints
 from luzwidget.context import Context, check_callbacks, finite_positive, optimizer_names
 from luzwidget.driver import Driver, Listener
+from luzwidget.engine import engine_of
 from luzwidget.events import Event
 from luzwidget.exceptions import ConfigError, RunStateError
 from luzwidget.loop import Item
@@ -95,6 +96,14 @@ class Run:
         self.ctx = ctx
         self._driver = Driver(self, ctx, make_loop, finish)
         self._dashboards: dict[Any, Any] = {}
+
+    @classmethod
+    def finished(cls, ctx: Context, finish: Callable[[Run], Any] | None = None) -> Run:
+        """A run that is done already (a model loaded from a file): nothing to step, and
+        ``result`` is ``finish(run)``."""
+        run = cls(ctx, _no_loop, finish)
+        run._driver.finished()
+        return run
 
     # -- driving -----------------------------------------------------------------------
     def resume(self) -> None:
@@ -295,6 +304,11 @@ class Run:
         )
 
     # -- display -----------------------------------------------------------------------
+    def show_loop(self) -> None:
+        """Print each event in loop order, indented by nesting, with the callbacks that run
+        there, in the order they run (as fastai's ``show_training_loop``)."""
+        print(engine_of(self.ctx).loop_text())
+
     def dashboard(self, parts: Any = None) -> Any:
         """The notebook dashboard of this run: controls, progress, inspector, plots, log.
 
@@ -339,3 +353,7 @@ def _set_group_lrs(groups: list[dict[str, Any]], value: float, keep_ratios: bool
             group["lr"].fill_(new)
         else:
             group["lr"] = new
+
+
+def _no_loop(ctx: Context) -> Iterator[Item]:
+    return iter(())

@@ -242,7 +242,7 @@ def _model(spec: Setup, state: dict[str, Any], source: str) -> nn.Module:
     refused before any memory is allocated for it. A constructor that cannot run on the
     meta device (it reads tensor values) is built for real and checked after.
     """
-    from luzwidget.building import build_model
+    from luzwidget.session import build_model
 
     if not isinstance(spec.module, nn.Module):
         try:
@@ -261,7 +261,7 @@ def _model(spec: Setup, state: dict[str, Any], source: str) -> nn.Module:
 def _optimizers(
     spec: Setup, model: nn.Module, state: dict[str, Any], own: bool, source: str
 ) -> dict[str, torch.optim.Optimizer]:
-    from luzwidget.building import build_optimizers
+    from luzwidget.session import build_optimizers
 
     saved = state["optimizers"]
     if own:
@@ -307,32 +307,16 @@ def _fitted(
     state: dict[str, Any],
     accelerator: Accelerator | None,
 ) -> Fitted:
-    from luzwidget.accelerator import Accelerator
-    from luzwidget.building import custom_step, default_backward, default_step_opt
-    from luzwidget.context import Context
     from luzwidget.fitted import Fitted
-    from luzwidget.run import Run
+    from luzwidget.session import finished_run
 
-    accelerator = accelerator or Accelerator()
-    model = accelerator.prepare_model(model)
-    accelerator.prepare_optimizers(optimizers)
-    own_loss = getattr(model, "loss", None)
-    ctx = Context(
-        accelerator=accelerator,
-        device=accelerator.device,
-        model=model,
-        optimizers=optimizers,
-        records=dict(state["records"]),
-        loss_fn=spec.loss or (own_loss if callable(own_loss) else None),
-        backward=spec.backward or default_backward,
-        step_opt=default_step_opt,
-        hparams=dict(spec.hparams),
-        opt_hparams=dict(spec.opt_hparams),
+    run = finished_run(
+        spec,
+        model,
+        optimizers,
+        dict(state["records"]),
+        int(state["epoch"]),
+        accelerator,
+        finish=functools.partial(Fitted, spec),
     )
-    ctx.max_epochs = ctx.epoch = int(state["epoch"])
-    step = custom_step(model)
-    if step is not None:
-        ctx.step = functools.partial(step, ctx)
-    run = Run(ctx, lambda c: iter(()), finish=lambda r: Fitted(spec, r))
-    run.resume()  # an empty loop: the run is "done", as after fit()
     return run.result  # type: ignore[no-any-return]

@@ -79,6 +79,9 @@ class FastRun:
         def drive() -> None:
             while not self._stop:
                 self.pump(100)
+                # Real batches spend most of their time in torch kernels, which release the
+                # GIL; this pure-Python fake holds it, so let the kernel's loop in as they do.
+                time.sleep(0)
             self.state = "paused"
 
         self._thread = threading.Thread(target=drive, daemon=True)

@@ -112,8 +112,7 @@ class Metrics(Callback):
         ctx.metrics = {**ctx.metrics, mode: [*self._losses.values(), *self._others]}
 
     def _update(self, ctx: Context) -> None:
-        tv = ctx._trait_values  # runs every batch: read the values directly (see loop.py)
-        loss, pred, target = tv["loss"], tv["pred"], tv["target"]
+        loss, pred, target = ctx.loss, ctx.pred, ctx.target
         sized = pred if target is None else target
         n = sized.shape[0] if type(sized) is torch.Tensor else len(sized)  # no Tensor.__len__
         if type(loss) is dict:

@@ -1,0 +1,377 @@
+"""The one place that builds a Context (and its Engine) and a Run, and drives a blocking
+run to its end: from a Setup and fit()'s arguments, for predict/evaluate, for a loaded model.
+
+``module``, ``fitted``, ``lr_finder`` and ``saving`` build through here.
+"""
+
+from __future__ import annotations
+
+import difflib
+import functools
+import inspect
+import operator
+import sys
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
+
+import torch
+from torch import nn
+
+from luzwidget.accelerator import Accelerator
+from luzwidget.callbacks import Interrupt, Metrics, Profile, Progress, TrainValid
+from luzwidget.callbacks.progress import in_notebook
+from luzwidget.checks import build_module, build_optimizer
+from luzwidget.context import Context, check_callbacks
+from luzwidget.data import as_loader, split_valid
+from luzwidget.engine import Engine, engine_of
+from luzwidget.events import Event
+from luzwidget.exceptions import ConfigError
+from luzwidget.loop import Loop, fit_loop, interrupt_loop
+from luzwidget.run import Run
+
+if TYPE_CHECKING:
+    from luzwidget.module import Setup
+
+__all__ = [
+    "FIT_ARGS",
+    "build_run",
+    "drive",
+    "drive_to_end",
+    "finished_run",
+    "loop_of",
+    "make_context",
+    "side_context",
+]
+
+FIT_ARGS = (
+    "data",
+    "epochs",
+    "valid_data",
+    "callbacks",
+    "accelerator",
+    "verbose",
+    "dataloader_options",
+)
+
+
+# -- contexts --------------------------------------------------------------------------
+
+
+def make_context(
+    model: nn.Module, accelerator: Accelerator | None, callbacks: list[Any], **fields: Any
+) -> Context:
+    """Every Context is built here: its fields, the module's own ``step`` bound to it (if
+    it has one), and its :class:`~luzwidget.engine.Engine`."""
+    if accelerator is not None:
+        fields.setdefault("device", accelerator.device)
+    ctx = Context(accelerator=accelerator, model=model, callbacks=callbacks, **fields)
+    Engine(ctx)
+    step = custom_step(model)
+    if step is not None:
+        ctx.step = functools.partial(step, ctx)
+    return ctx
+
+
+def side_context(
+    parent: Context, loader: Any, callbacks: Any, verbose: bool | None, defaults: list[Any]
+) -> Context:
+    """A context for ``predict`` / ``evaluate`` on ``loader``, with the model of ``parent``."""
+    accelerator = parent.accelerator
+    return make_context(
+        parent.model,
+        accelerator,
+        [*defaults, *check_callbacks_arg(callbacks)],
+        verbose=verbose_flag(verbose),
+        device=parent.device,
+        valid_data=accelerator.prepare_loader(loader) if accelerator else loader,
+        hparams=dict(parent.hparams),
+    )
+
+
+def loop_of(make: Callable[..., Loop], *args: Any) -> Callable[[Context], Loop]:
+    """``make(ctx, engine, *args)`` as a Run's ``make_loop(ctx)``."""
+    return lambda ctx: make(ctx, engine_of(ctx), *args)
+
+
+# -- runs ------------------------------------------------------------------------------
+
+
+def build_run(
+    spec: Setup,
+    data: Any,
+    epochs: Any,
+    kwargs: Mapping[str, Any],
+    previous: Context | None = None,
+    finish: Callable[[Run], Any] | None = None,
+) -> Run:
+    """Check the fit arguments, build model, optimizers, loaders and context, and a Run
+    whose ``result`` is ``finish(run)`` once done."""
+    options = _check_kwargs(kwargs)
+    min_epochs, max_epochs = _check_epochs(epochs)
+    train, valid = _loaders(data, options)
+    accelerator = options.get("accelerator") or Accelerator()
+    if not isinstance(accelerator, Accelerator):
+        raise ConfigError(f"accelerator must be an Accelerator, got {accelerator!r}.")
+    callbacks = check_callbacks_arg(options.get("callbacks"))
+    model, optimizers, epoch, records = _trained_so_far(spec, accelerator, previous)
+    defaults = [Profile(), TrainValid(), Metrics(spec.metrics), Progress(), Interrupt()]
+    ctx = make_context(
+        model,
+        accelerator,
+        [*defaults, *callbacks],
+        verbose=verbose_flag(options.get("verbose")),
+        optimizers=optimizers,
+        train_data=accelerator.prepare_loader(train),
+        valid_data=accelerator.prepare_loader(valid),
+        epoch=epoch,
+        records=records,
+        loss_fn=loss_fn_of(spec, model),
+        backward=spec.backward or default_backward,
+        step_opt=default_step_opt,
+        hparams=dict(spec.hparams),
+        opt_hparams=dict(spec.opt_hparams),
+    )
+    ctx.max_epochs = epoch + max_epochs
+    ctx.min_epochs = epoch + min_epochs
+    return Run(ctx, loop_of(fit_loop), finish=finish)
+
+
+def _trained_so_far(
+    spec: Setup, accelerator: Accelerator, previous: Context | None
+) -> tuple[nn.Module, dict[str, torch.optim.Optimizer], int, dict[str, Any]]:
+    """Model, optimizers, epoch and records to start from: new ones, or ``previous``'s."""
+    if previous is None:
+        model = accelerator.prepare_model(build_model(spec))
+        optimizers, epoch, records = build_optimizers(spec, model), 0, {}
+    else:
+        model = accelerator.prepare_model(previous.model)
+        optimizers, epoch, records = previous.optimizers, previous.epoch, previous.records
+    accelerator.prepare_optimizers(optimizers)
+    return model, optimizers, epoch, records
+
+
+def finished_run(
+    spec: Setup,
+    model: nn.Module,
+    optimizers: dict[str, torch.optim.Optimizer],
+    records: dict[str, Any],
+    epoch: int,
+    accelerator: Accelerator | None,
+    finish: Callable[[Run], Any],
+) -> Run:
+    """A done run of ``model`` after ``epoch`` epochs (a loaded model), as after fit()."""
+    accelerator = accelerator or Accelerator()
+    model = accelerator.prepare_model(model)
+    accelerator.prepare_optimizers(optimizers)
+    own_loss = getattr(model, "loss", None)
+    ctx = make_context(
+        model,
+        accelerator,
+        [],
+        optimizers=optimizers,
+        records=records,
+        loss_fn=spec.loss or (own_loss if callable(own_loss) else None),
+        backward=spec.backward or default_backward,
+        step_opt=default_step_opt,
+        hparams=dict(spec.hparams),
+        opt_hparams=dict(spec.opt_hparams),
+    )
+    ctx.max_epochs = ctx.epoch = epoch
+    return Run.finished(ctx, finish)
+
+
+# -- driving ---------------------------------------------------------------------------
+
+
+def drive_to_end(run: Run, interrupted: Callable[[Run], Any] | None = None) -> Any:
+    """Drive ``run`` to its end here, the way ``fit()`` does; return its ``result``.
+
+    In a notebook with verbose on, progress and plots are shown live. A pause asked for
+    (a breakpoint, ``ctx.pause()``) is reported and driven past. After Ctrl-C the fit ends
+    as luz's does, through :func:`~luzwidget.loop.interrupt_loop` (``on_interrupt``, then
+    ``on_fit_end``), the run stays resumable, and ``interrupted(run)`` is returned.
+
+    Raises
+    ------
+    LuzwidgetError
+        What stopped the run on an error (``err.run`` is the paused run).
+    """
+    _show_live(run)
+    run.resume()
+    while run.state == "paused" and not run.interrupted:
+        print(
+            f"[luzwidget] {run.reason}; fit() goes on (use run() to stop at breakpoints).",
+            file=sys.stderr,
+        )
+        run.resume()
+    if run.state == "paused":  # interrupted: luz's interrupt callback ends training
+        run._driver.drive_first(interrupt_loop(run.ctx, engine_of(run.ctx)), Event.on_fit_end)
+    if run.state == "error":
+        raise run.error  # type: ignore[misc]
+    if run.state == "done":
+        return run.result
+    return interrupted(run) if interrupted is not None else None
+
+
+def drive(run: Run) -> None:
+    """Drive a short run (predict, evaluate) here until it stops; raise its error."""
+    run.resume()
+    if run.state == "error":
+        raise run.error  # type: ignore[misc]
+
+
+def _show_live(run: Run) -> None:
+    """In a notebook with verbose on, show progress and live plots while fit() blocks.
+
+    A blocking cell handles no widget message, so the controls would be dead: only the
+    progress and plots parts are shown (the loop itself pushes their updates).
+    """
+    if not run.ctx.verbose or not in_notebook():
+        return
+    from IPython.display import display
+
+    display(run.dashboard(parts=("progress", "plots")))
+    for callback in run.ctx.callbacks:
+        if isinstance(callback, Progress):
+            callback.bars = False  # the dashboard shows them; keep the epoch summaries
+
+
+# -- checks and builders ---------------------------------------------------------------
+
+
+def _loaders(data: Any, options: Mapping[str, Any]) -> tuple[Any, Any]:
+    loader_options = options.get("dataloader_options")
+    valid_data = options.get("valid_data")
+    if isinstance(valid_data, float | int) and not isinstance(valid_data, bool):
+        data, valid_data = split_valid(data, valid_data)
+    train = as_loader(data, training=True, options=loader_options)
+    valid = None
+    if valid_data is not None:
+        valid = as_loader(valid_data, training=False, options=loader_options, argument="valid_data")
+    return train, valid
+
+
+def _check_kwargs(kwargs: Mapping[str, Any]) -> dict[str, Any]:
+    unknown = [k for k in kwargs if k not in FIT_ARGS]
+    if unknown:
+        name = unknown[0]
+        close = difflib.get_close_matches(name, FIT_ARGS, n=1)
+        hint = f" Did you mean {close[0]!r}?" if close else ""
+        raise ConfigError(
+            f"fit() got an unknown argument {name!r}.{hint} Valid arguments: {', '.join(FIT_ARGS)}."
+        )
+    return dict(kwargs)
+
+
+def _check_epochs(epochs: Any) -> tuple[int, int]:
+    def is_int(x: Any) -> bool:
+        return isinstance(x, int) and not isinstance(x, bool)
+
+    if is_int(epochs):
+        if epochs < 0:
+            raise ConfigError(f"epochs={epochs}: the number of epochs must be >= 0.")
+        return 0, epochs
+    if isinstance(epochs, tuple | list) and len(epochs) == 2 and all(map(is_int, epochs)):
+        low, high = epochs
+        if not 0 <= low <= high:
+            raise ConfigError(
+                f"epochs={tuple(epochs)}: expected (min_epochs, max_epochs) with "
+                "0 <= min_epochs <= max_epochs, e.g. epochs=(5, 20)."
+            )
+        return low, high
+    raise ConfigError(
+        f"epochs must be an int (max epochs) or a pair (min_epochs, max_epochs); got {epochs!r}."
+    )
+
+
+def check_callbacks_arg(callbacks: Any) -> list[Any]:
+    if callbacks is None:
+        return []
+    if not isinstance(callbacks, list | tuple):
+        callbacks = [callbacks]
+    check_callbacks(callbacks)  # misnamed methods, bad signatures: say so now (ConfigError)
+    return list(callbacks)
+
+
+def verbose_flag(verbose: Any) -> bool:
+    if verbose is None:
+        return in_notebook() or sys.stderr.isatty()
+    if not isinstance(verbose, bool):
+        raise ConfigError(f"verbose must be True, False or None, got {verbose!r}.")
+    return verbose
+
+
+def build_model(spec: Setup) -> nn.Module:
+    if isinstance(spec.module, nn.Module):
+        return spec.module
+    return build_module(spec.module, spec.hparams)  # its error names the hparams
+
+
+def build_optimizers(spec: Setup, model: nn.Module) -> dict[str, torch.optim.Optimizer]:
+    optimizer = spec.optimizer
+    if optimizer is None:
+        make = getattr(model, "set_optimizers", None)
+        if make is None:
+            raise ConfigError(
+                "no optimizer: pass optimizer= to setup() (e.g. torch.optim.Adam) or define "
+                "set_optimizers(self, **opt_hparams) on the module."
+            )
+        built: Any = make(**spec.opt_hparams)
+        where = f"{type(model).__name__}.set_optimizers()"
+    elif isinstance(optimizer, torch.optim.Optimizer):
+        _check_owned(optimizer, model)
+        built, where = optimizer, "optimizer"
+    else:
+        built = build_optimizer(optimizer, model.parameters(), spec.opt_hparams)
+        where = f"optimizer {getattr(optimizer, '__name__', repr(optimizer))}"
+    optimizers = dict(built) if isinstance(built, Mapping) else {"opt": built}
+    for key, opt in optimizers.items():
+        if not isinstance(opt, torch.optim.Optimizer):
+            raise ConfigError(
+                f"{where} gave {type(opt).__name__} for {key!r}; expected a torch.optim.Optimizer "
+                "(or a dict of them by name)."
+            )
+    return optimizers
+
+
+def _check_owned(optimizer: torch.optim.Optimizer, model: nn.Module) -> None:
+    own = {id(p) for p in model.parameters()}
+    foreign = sum(id(p) not in own for g in optimizer.param_groups for p in g["params"])
+    if foreign:
+        raise ConfigError(
+            f"the optimizer holds {foreign} parameter(s) that are not the module's; build it "
+            "from this module's parameters, e.g. torch.optim.Adam(model.parameters())."
+        )
+
+
+def loss_fn_of(spec: Setup, model: nn.Module) -> Any:
+    if spec.loss is not None:
+        return spec.loss
+    own = getattr(model, "loss", None)
+    if callable(own):
+        return own
+    if custom_step(model) is None:
+        raise ConfigError(
+            "no loss: pass loss= to setup() (e.g. nn.CrossEntropyLoss()) or define "
+            "loss(self, pred, target) or step(self, ctx) on the module."
+        )
+    return None
+
+
+def custom_step(model: nn.Module) -> Any:
+    step = getattr(model, "step", None)
+    if not callable(step):
+        return None
+    try:
+        inspect.signature(step).bind(None)
+    except TypeError:
+        raise ConfigError(
+            f"{type(model).__name__}.step must take the context: def step(self, ctx): ..."
+        ) from None
+    return step
+
+
+# The defaults, as callables that add no Python frame per batch: Tensor.backward(loss) is
+# loss.backward(), and methodcaller("step")(opt) is opt.step().
+default_backward = torch.Tensor.backward
+default_step_opt = operator.methodcaller("step")
