@@ -5,15 +5,15 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from luzwidget import limits
-from luzwidget.widgets import figures, state, stream
+from luzwidget import limits, plots
+from luzwidget.widgets import eventlog, stream
 
 JS = Path(__file__).resolve().parents[1] / "js" / "src"
 
 
 def test_python_uses_one_source() -> None:
-    assert state.LOG_MAX is limits.LOG_MAX
-    assert figures.COLORS is limits.SET_COLORS
+    assert eventlog.LOG_MAX is limits.LOG_MAX
+    assert plots.COLORS is limits.SET_COLORS
     series = stream.DownsampledSeries()
     assert (series.capacity, series.beta) == (limits.STREAM_CAPACITY, limits.STREAM_BETA)
 
