@@ -48,6 +48,69 @@ export default {
       message.dataset.kind = ack.ok ? "ok" : "error";
       messageTimer = setTimeout(() => setText(message, ""), ack.ok ? 3000 : 8000);
     };
+    /** @type {import("./protocol.js").Part[]} every part: one interface */
+    const mounted = [];
+    if (parts.has("controls")) mounted.push(mountControls(root, store, say));
+    root.append(message);
+    if (parts.has("progress")) mounted.push(mountProgress(root));
+    const main = h("div", { class: "lw-main" });
+    const side = h("div", { class: "lw-side" });
+    root.append(main);
+    if (parts.has("plots")) mounted.push(mountPlots(main, model, host, () => schedule(new Set(["snapshot"]))));
+    if (parts.has("edits")) mounted.push(mountEdits(side, store, say));
+    if (side.childElementCount) main.append(side);
+    else main.classList.add("lw-main-single");
+    const lower = h("div", { class: "lw-lower" });
+    if (parts.has("inspector")) mounted.push(mountInspector(lower));
+    if (parts.has("log")) mounted.push(mountLog(lower, store, say));
+    if (lower.childElementCount) root.append(lower);
+    if (lower.childElementCount === 1) lower.classList.add("lw-lower-single");
+    el.append(root);
+
+    let frame = 0;
+    let disposed = false;
+    let pending = new Set();
+    function flush() {
+      frame = 0;
+      const changed = pending;
+      pending = new Set();
+      const state = store.state;
+      if (!state.ready) return;
+      root.dataset.state = state.status.state || "";
+      for (const part of mounted) part.update(state, changed);
+    }
+    /** @param {Iterable<string>} changed */
+    function schedule(changed) {
+      if (disposed) return; // e.g. plotly.js arrived after the view went away
+      for (const c of changed) pending.add(c);
+      if (!frame) frame = requestAnimationFrame(flush);
+    }
+    const unsubscribe = store.subscribe(schedule);
+    const unwatch = themeWatcher(() => schedule(new Set(["theme"])));
+    schedule(new Set(["snapshot"]));
+
+    return () => {
+      store.dispose();
+      if (STORES.get(key) === store) STORES.delete(key);
+    };
+  },
+
+  render({ model, el, host }) {
+    const store = STORES.get(model.get("_uid"));
+    if (!store) {
+      el.textContent = "[luzwidget] dashboard state not found; re-run the cell.";
+      return () => {};
+    }
+    const parts = new Set(model.get("parts"));
+    const root = h("div", { class: "lw-dashboard", "data-state": "ready" });
+    const message = h("div", { class: "lw-message", role: "status", "aria-live": "polite" });
+    let messageTimer = 0;
+    const say = (ack) => {
+      clearTimeout(messageTimer);
+      setText(message, ack.message || "");
+      message.dataset.kind = ack.ok ? "ok" : "error";
+      messageTimer = setTimeout(() => setText(message, ""), ack.ok ? 3000 : 8000);
+    };
     const updaters = [];
     if (parts.has("controls")) updaters.push(mountControls(root, store, say));
     root.append(message);
@@ -98,12 +161,12 @@ export default {
     schedule(new Set(["snapshot"]));
 
     return () => {
+      disposed = true;
       unsubscribe();
       unwatch();
       if (frame) cancelAnimationFrame(frame);
       clearTimeout(messageTimer);
-      if (plots) plots.cleanup();
-      if (edits) edits.cleanup();
+      for (const part of mounted) part.cleanup?.();
       root.remove();
     };
   },

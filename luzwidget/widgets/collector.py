@@ -21,13 +21,13 @@ from collections import deque
 from typing import TYPE_CHECKING, Any
 
 from luzwidget.events import Event
-from luzwidget.limits import STREAM_BETA, STREAM_CAPACITY
+from luzwidget.limits import LOG_MAX, STREAM_BETA, STREAM_CAPACITY
 from luzwidget.widgets.commands import Ack, edit_values
 from luzwidget.widgets.controls import status_part
 from luzwidget.widgets.eventlog import EventLog, error_part
 from luzwidget.widgets.inspector import Inspector
 from luzwidget.widgets.progress import Progress
-from luzwidget.widgets.stream import DownsampledSeries, json_points, losses_to_floats, number
+from luzwidget.widgets.stream import DownsampledSeries, losses_to_floats, number, stream_delta
 
 if TYPE_CHECKING:
     from luzwidget.run import Run
@@ -61,6 +61,7 @@ class Collector:
         self.run, self.feed = run, feed
         self.capacity, self.beta = capacity, beta
         self.series: dict[str, DownsampledSeries] = {}
+        self._stream_held: dict[str, tuple[int, int]] = {}  # (points, halvings) the views hold
         self.records_q: deque[Any] = deque()
         self.records_reset = False
         self.points: dict[tuple[str, str, int], float | None] = {}
@@ -118,6 +119,7 @@ class Collector:
     def _snapshot(self, parts: dict[str, Any], acks: list[dict[str, Any]]) -> dict[str, Any]:
         """Everything a new view needs (bounded: the stream is downsampled, the log capped)."""
         self.sent = dict(parts)
+        self._stream_held = {name: (len(s), s.halvings) for name, s in self.series.items()}
         msg = {
             "type": "snapshot",
             "events": [e.value for e in Event],
@@ -127,6 +129,7 @@ class Collector:
             "inspector": self.inspector.snapshot(),
             "records": [[s, m, e, v] for (s, m, e), v in self.points.items()],
             "stream": {name: s.points() for name, s in self.series.items()},
+            "log_max": LOG_MAX,
             "log": self.log.snapshot(),
         }
         if acks:
@@ -142,24 +145,23 @@ class Collector:
         return acks
 
     def _drain_stream(self, state: str) -> dict[str, Any]:
-        """New loss points, downsampled here: the browser appends them as they come."""
+        """New loss points, downsampled here (the one authority: the browser only follows)."""
         q = self.feed.losses
         items = [q.popleft() for _ in range(len(q))]
-        out: dict[str, Any] = {}
         for name, (xs, ys) in losses_to_floats(items).items():
             series = self.series.get(name)
             if series is None:
                 series = self.series[name] = DownsampledSeries(self.capacity, self.beta)
-            pts = series.add(xs, ys)
-            if pts[0]:
-                out[name] = pts
-        if state != "running":
-            for name, series in self.series.items():
-                tail = series.flush()
-                if tail[0]:
-                    prev = out.get(name, ([], [], []))
-                    out[name] = tuple(a + b for a, b in zip(prev, tail, strict=True))
-        return {name: json_points(pts) for name, pts in out.items()}
+            series.add(xs, ys)
+        out: dict[str, Any] = {}
+        for name, series in self.series.items():
+            if state != "running":
+                series.flush()
+            delta = stream_delta(series, *self._stream_held.get(name, (0, 0)))
+            if delta is not None:
+                out[name] = delta
+            self._stream_held[name] = (len(series), series.halvings)
+        return out
 
     def _drain_records(self) -> list[list[Any]]:
         new = []
