@@ -160,7 +160,7 @@ class Fitted:
 
     def plot(self) -> go.Figure:
         """A plotly figure of every metric, train and valid, over epochs."""
-        from luzwidget.widgets.figures import records_figure
+        from luzwidget.plots import records_figure
 
         return records_figure(self.records)
 

@@ -1,11 +1,10 @@
 """Limits and defaults that the Python side and the dashboard's front end share.
 
-This is the one Python source for them. The front end (``js/src``) cannot import Python and
-keeps its own copies; change both together:
+This is the one source for them. The front end (``js/src``) gets :data:`LOG_MAX`,
+:data:`STREAM_CAPACITY` and :data:`STREAM_BETA` in every snapshot (``log_max``, ``capacity``,
+``beta``) and keeps no copy; the stream is thinned by the kernel alone. Only the colours are
+copied, because CSS needs them before any message:
 
-- :data:`LOG_MAX`: ``js/src/store.js`` (``const LOG_MAX = 300``).
-- :data:`STREAM_CAPACITY`, :data:`STREAM_BETA`: ``js/src/store.js``'s initial state
-  (``stream: { capacity: 2000, beta: 0.98 }``); every snapshot then sends the run's values.
 - :data:`SET_COLORS`: ``js/src/dashboard.css`` (``--lw-train``, ``--lw-valid`` fallbacks) and
   ``js/src/parts/plots.js`` (the same fallbacks again).
 """

@@ -237,45 +237,16 @@ class LRFinderResult:
 
     def plot(self, beta: float = 0.9, raw: bool = True) -> go.Figure:
         """The smoothed loss against the learning rate (log axis), the suggestion marked."""
-        import plotly.graph_objects as go
+        from luzwidget.plots import lr_finder_figure
 
-        lr = self.frame["lr"].to_numpy()
-        fig = go.Figure()
-        if raw:
-            fig.add_scatter(
-                x=lr,
-                y=self.frame["loss"],
-                mode="lines",
-                name="loss",
-                line={"color": "rgba(100,100,100,0.3)"},
-            )
-        fig.add_scatter(
-            x=lr,
-            y=self.smoothed(beta),
-            mode="lines",
-            name=f"smoothed (beta {beta})",
-            line={"color": "#1f77b4"},
+        return lr_finder_figure(
+            self.frame["lr"].to_numpy(),
+            self.frame["loss"],
+            self.smoothed(beta),
+            self.suggestion(beta),
+            beta=beta,
+            raw=raw,
         )
-        suggested = self.suggestion(beta)
-        if suggested is not None:
-            at = int(np.flatnonzero(lr == suggested)[0])
-            fig.add_scatter(
-                x=[suggested],
-                y=[self.smoothed(beta)[at]],
-                mode="markers+text",
-                name="suggested lr",
-                marker={"color": "#d62728", "size": 11},
-                text=[f"suggested lr {suggested:.2g}"],
-                textposition="top right",
-            )
-        fig.update_layout(
-            title="Learning rate finder",
-            xaxis_title="learning rate",
-            yaxis_title="loss",
-            template="plotly_white",
-        )
-        fig.update_xaxes(type="log")
-        return fig
 
     def __getitem__(self, column: str) -> pd.Series:
         return self.frame[column]

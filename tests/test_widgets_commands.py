@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import logging
 import math
 import threading
+from typing import Any
 
 import pytest
 import torch
@@ -16,8 +18,8 @@ from luzwidget.widgets.commands import (
     button_states,
     handle_command,
     parse_bool,
+    parse_float,
     parse_int,
-    parse_positive_float,
 )
 
 
@@ -34,21 +36,23 @@ from luzwidget.widgets.commands import (
         (3, 3.0),
     ],
 )
-def test_parse_positive_float_accepts(text: object, expected: float) -> None:
-    assert parse_positive_float(text) == expected
+def test_parse_float_accepts(text: object, expected: float) -> None:
+    assert parse_float(text) == expected
+
+
+@pytest.mark.parametrize(("text", "expected"), [("-1", -1.0), ("0", 0.0), ("1e999", math.inf)])
+def test_parse_float_leaves_the_range_to_the_run(text: str, expected: float) -> None:
+    assert parse_float(text) == expected
 
 
 @pytest.mark.parametrize(
     "text",
     [
         "abc",
-        "-1",
-        "0",
         "nan",
         "NaN",
         "inf",
         "-inf",
-        "1e999",
         "",
         "  ",
         "0x10",
@@ -64,17 +68,19 @@ def test_parse_positive_float_accepts(text: object, expected: float) -> None:
         "9" * 41,
     ],
 )
-def test_parse_positive_float_refuses(text: object) -> None:
+def test_parse_float_refuses(text: object) -> None:
     with pytest.raises(EditError, match="lr"):
-        parse_positive_float(text)
+        parse_float(text)
 
 
-@pytest.mark.parametrize(("text", "expected"), [("10", 10), (" 3 ", 3), ("0", 0), (4.0, 4)])
+@pytest.mark.parametrize(
+    ("text", "expected"), [("10", 10), (" 3 ", 3), ("0", 0), (4.0, 4), ("-1", -1)]
+)
 def test_parse_int_accepts(text: object, expected: int) -> None:
     assert parse_int(text, "max_epochs") == expected
 
 
-@pytest.mark.parametrize("text", ["abc", "-1", "1.5", "1e3", "nan", "", True, 2.5])
+@pytest.mark.parametrize("text", ["abc", "1.5", "1e3", "nan", "", True, 2.5])
 def test_parse_int_refuses(text: object) -> None:
     with pytest.raises(EditError, match="max_epochs"):
         parse_int(text, "max_epochs")
@@ -257,4 +263,83 @@ def test_pause_of_a_run_that_is_not_running_says_so() -> None:
 def test_edit_error_is_a_config_error() -> None:
     assert issubclass(EditError, lw.ConfigError)
     with pytest.raises(lw.ConfigError, match="not a number"):
-        parse_positive_float("abc")
+        parse_float("abc", "lr")
+
+
+def test_negative_epochs_are_refused_by_the_run() -> None:
+    run = _run(epochs=5)
+    ack = handle_command(run, {"cmd": "edit", "field": "max_epochs", "value": "-1"})
+    assert not ack.ok
+    assert "max_epochs=-1" in ack.message  # the Context's own validator said it
+    assert ack.value == "5"
+
+
+_BAD_MESSAGES: list[tuple[dict[str, Any], str]] = [
+    ({"cmd": ["start"]}, "cmd: expected a name (text); got list ['start']"),
+    ({"cmd": {"a": 1}}, "cmd: expected a name (text); got dict {'a': 1}"),
+    ({"cmd": 3}, "cmd: expected a name (text); got int 3"),
+    ({}, "cmd: expected a name (text); missing"),
+    ({"cmd": "eval", "value": "1+1"}, "unknown command 'eval'"),
+    ({"cmd": "step"}, "step: 'what' is missing"),
+    ({"cmd": "step", "what": ["batch"]}, "what: expected a name (text); got list ['batch']"),
+    ({"cmd": "step", "what": {"x": 1}}, "got dict {'x': 1}"),
+    ({"cmd": "step", "what": "bogus"}, "what='bogus' is not an event"),
+    ({"cmd": "edit"}, "field: expected a name (text); missing"),
+    ({"cmd": "edit", "field": ["lr"], "value": "1"}, "got list ['lr']"),
+    ({"cmd": "edit", "field": "model", "value": "x"}, "cannot edit 'model'"),
+    ({"cmd": "edit", "field": "lr", "opt": ["opt"], "value": "0.1"}, "got list ['opt']"),
+    ({"cmd": "edit", "field": "lr", "opt": {"o": 1}, "value": "0.1"}, "got dict {'o': 1}"),
+    ({"cmd": "edit", "field": "lr", "opt": "nope", "value": "0.1"}, "'nope'"),
+    ({"cmd": "edit", "field": "lr", "value": [0.1]}, "got list [0.1]"),
+    ({"cmd": "edit", "field": "lr", "value": None}, "got NoneType None"),
+    ({"cmd": "edit", "field": "verbose", "value": {"v": 1}}, "got {'v': 1}"),
+    ({"cmd": "edit", "field": "breakpoint", "value": True}, "event: expected a name"),
+    (
+        {"cmd": "edit", "field": "breakpoint", "event": ["on_epoch_end"], "value": True},
+        "event: expected a name (text); got list ['on_epoch_end']",
+    ),
+    (
+        {"cmd": "edit", "field": "breakpoint", "event": {"e": 1}, "value": True},
+        "got dict {'e': 1}",
+    ),
+    ({"cmd": "edit", "field": "breakpoint", "event": "on_x", "value": True}, "event='on_x'"),
+    ({"cmd": "edit", "field": "max_epochs", "value": "x" * 500}, "too long"),
+    ({"cmd": ["x" * 500]}, "got list ['xxxxxxxx"),
+    ({"cmd": "start", "id": [1, 2]}, ""),  # accepted; the ack still echoes the id
+]
+
+
+@pytest.mark.parametrize(("msg", "quoted"), _BAD_MESSAGES)
+def test_every_message_gets_an_ack_quoting_what_was_sent(msg: dict[str, Any], quoted: str) -> None:
+    run = _run()
+    ack = handle_command(run, {"id": 7, **msg})
+    assert ack.id == msg.get("id", 7)
+    assert ack.ok is (quoted == "")
+    assert quoted in ack.message
+    assert "event=''" not in ack.message
+    if ack.field is not None:
+        assert isinstance(ack.field, str)
+    assert "x" * 100 not in ack.message  # a huge value is cut when quoted
+    ack.to_json()
+    run.stop()
+
+
+def test_a_bug_in_the_run_is_logged_and_answered_as_an_internal_error(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    run = _run()
+
+    def broken(*_: Any, **__: Any) -> None:
+        raise AttributeError("'NoneType' object has no attribute 'param_groups'")
+
+    monkeypatch.setattr(run, "set_lr", broken)
+    msg = {"cmd": "edit", "field": "lr", "opt": "opt", "value": "0.5", "id": 3}
+    with caplog.at_level(logging.ERROR, logger="luzwidget.widgets"):
+        ack = handle_command(run, msg)
+    assert not ack.ok
+    assert ack.message.startswith("internal error on {'cmd': 'edit'")
+    assert "AttributeError" in ack.message
+    assert ack.value == "0.1"
+    (record,) = caplog.records
+    assert record.exc_info is not None  # logged with its traceback
+    assert "'value': '0.5'" in record.getMessage()

@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 import luzwidget as lw
-from luzwidget.widgets import Dashboard, LivePlot, records_figure
+from luzwidget.widgets import Dashboard
 from luzwidget.widgets.feed import DashboardFeed
 
 
@@ -100,14 +100,14 @@ def test_stepping_highlights_what_changed_at_the_last_event() -> None:
         run.step(event)
         msg = dash.tick()
         assert msg is not None
-        hl = set(msg["inspector"].get("hl", dash._collector.hl))  # sent when it changes
+        hl = set(msg["inspector"].get("hl", dash._collector.inspector.hl))  # sent when it changes
         assert fields <= hl, (event, hl)
         if event == lw.Event.on_train_batch_after_step:
             model_row = msg["inspector"]["rows"]["model"]
             assert "‖grad‖" in model_row
             assert "Δw" in model_row
             assert "Δw 0 " not in model_row + " "
-    assert any(e["text"] == "on_train_batch_after_pred" for e in dash._collector.log)
+    assert any(e["text"] == "on_train_batch_after_pred" for e in dash._collector.log.entries)
     dash.close()
 
 
@@ -126,7 +126,8 @@ def test_events_while_stepping_are_logged_running_is_summarised() -> None:
     msg = dash.tick()
     texts = [e["text"] for e in msg["log"]]
     assert texts[:3] == ["on_fit_begin", "on_epoch_begin", "on_train_begin"]
-    assert texts[-1] == "paused: stepped to on_train_batch_after_pred (epoch 1, batch 1)"
+    assert texts[-1] == "paused: stepped to on_train_batch_after_pred"
+    assert msg["log"][-1]["where"] == "epoch 1 · batch 1"  # from the context, not the text
     holder["dash"] = dash
     run.step("epoch")
     assert holder["mid"]["status"]["state"] == "running"
@@ -196,13 +197,13 @@ def test_close_detaches_from_the_run() -> None:
     assert dash._collector.records_q == type(dash._collector.records_q)()
 
 
-def test_liveplot_shows_progress_and_plots_only() -> None:
+def test_parts_pick_a_subset_and_unknown_parts_are_refused() -> None:
     run = _run()
-    plot = LivePlot(run)
-    assert plot.parts == ["progress", "plots"]
+    dash = Dashboard(run, parts=("progress", "plots"))
+    assert dash.parts == ["progress", "plots"]
     with pytest.raises(ValueError, match="unknown"):
         Dashboard(run, parts=["controls", "wat"])
-    plot.close()
+    dash.close()
 
 
 def test_plotly_library_is_shared() -> None:
@@ -211,17 +212,6 @@ def test_plotly_library_is_shared() -> None:
     assert len(a._esm) < 100_000 < len(a._lib._esm)  # plotly.js travels once, in the library
     a.close()
     b.close()
-
-
-def test_records_figure() -> None:
-    run = _run(epochs=3)
-    run.resume()
-    fig = records_figure(run.ctx.records)
-    names = {(t.name, t.xaxis) for t in fig.data}
-    assert names == {("train", "x"), ("valid", "x"), ("train", "x2"), ("valid", "x2")}
-    assert list(fig.data[0].x) == [1, 2, 3]
-    empty = records_figure({})
-    assert not empty.data
 
 
 def test_a_run_driven_by_a_cell_disables_the_buttons_and_says_why() -> None:

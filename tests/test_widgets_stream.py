@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch import nn
 
-from luzwidget.widgets.stream import DownsampledSeries, json_points
+from luzwidget.widgets.stream import DownsampledSeries, halve, json_points, stream_delta
 from luzwidget.widgets.summaries import fmt_number, summarize, tensor_summary
 
 
@@ -98,3 +98,16 @@ def test_summaries_of_fields() -> None:
     assert summarize("iter", None) == "None"
     assert summarize("opt_nm", "opt") == "'opt'"
     assert len(summarize("buffers", {"x": "y" * 500})) <= 160
+
+
+def test_stream_delta_sends_only_what_follows_the_halved_prefix() -> None:
+    s = DownsampledSeries(capacity=4)
+    s.add([1, 2, 3], [1.0, 2.0, 3.0])
+    held, halvings = len(s), s.halvings
+    s.add([4, 5], [4.0, 5.0])  # 5 points > 4: halved, the odd newest back in the bucket
+    delta = stream_delta(s, held, halvings)
+    assert delta == {"x": [3.5], "y": [3.5], "ema": delta["ema"], "halve": 1}
+    mirror = [halve([1.0, 2.0, 3.0])[0], *delta["x"]]  # what the browser holds now
+    assert mirror == s.x == [1.5, 3.5]
+    assert halve([1.0, math.nan, 3.0]) == [1.0]
+    assert stream_delta(s, len(s), s.halvings) is None

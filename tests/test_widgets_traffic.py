@@ -38,6 +38,7 @@ class FastRun:
         self.ctx.data = self.ctx.train_data
         self.ctx.training = True
         self.state = "ready"
+        self.reason = ""
         self.event: Event | None = None
         self.events: deque[Event] = deque(maxlen=100)
         self.n_events = 0
@@ -104,6 +105,18 @@ class FastRun:
 
     def edit(self, field: str, value: Any) -> None:
         setattr(self.ctx, field, value)
+
+    def add_callback(self, callback: Any) -> None:
+        self.ctx.callbacks = [*self.ctx.callbacks, callback]
+
+    def remove_callback(self, callback: Any) -> None:
+        self.ctx.callbacks = [cb for cb in self.ctx.callbacks if cb is not callback]
+
+    def add_listener(self, listener: Any) -> None:
+        pass  # the tests tick by hand
+
+    def remove_listener(self, listener: Any) -> None:
+        pass
 
 
 def _capture(dash: Dashboard) -> list[dict[str, Any]]:

@@ -48,33 +48,27 @@ export default {
       message.dataset.kind = ack.ok ? "ok" : "error";
       messageTimer = setTimeout(() => setText(message, ""), ack.ok ? 3000 : 8000);
     };
-    const updaters = [];
-    if (parts.has("controls")) updaters.push(mountControls(root, store, say));
+    /** @type {import("./protocol.js").Part[]} every part: one interface */
+    const mounted = [];
+    if (parts.has("controls")) mounted.push(mountControls(root, store, say));
     root.append(message);
-    if (parts.has("progress")) updaters.push(mountProgress(root));
+    if (parts.has("progress")) mounted.push(mountProgress(root));
     const main = h("div", { class: "lw-main" });
     const side = h("div", { class: "lw-side" });
     root.append(main);
-    let plots = null;
-    if (parts.has("plots")) {
-      plots = mountPlots(main, store, model, host);
-      plots.ready.then(() => schedule(new Set(["snapshot"])));
-    }
-    let edits = null;
-    if (parts.has("edits")) {
-      edits = mountEdits(side, store, say);
-      updaters.push((state) => edits.update(state));
-    }
+    if (parts.has("plots")) mounted.push(mountPlots(main, model, host, () => schedule(new Set(["snapshot"]))));
+    if (parts.has("edits")) mounted.push(mountEdits(side, store, say));
     if (side.childElementCount) main.append(side);
     else main.classList.add("lw-main-single");
     const lower = h("div", { class: "lw-lower" });
-    if (parts.has("inspector")) updaters.push(mountInspector(lower));
-    if (parts.has("log")) updaters.push(mountLog(lower, store, say));
+    if (parts.has("inspector")) mounted.push(mountInspector(lower));
+    if (parts.has("log")) mounted.push(mountLog(lower, store, say));
     if (lower.childElementCount) root.append(lower);
     if (lower.childElementCount === 1) lower.classList.add("lw-lower-single");
     el.append(root);
 
     let frame = 0;
+    let disposed = false;
     let pending = new Set();
     function flush() {
       frame = 0;
@@ -83,27 +77,25 @@ export default {
       const state = store.state;
       if (!state.ready) return;
       root.dataset.state = state.status.state || "";
-      for (const update of updaters) update(state, changed);
-      if (plots) plots.update(state, changed);
+      for (const part of mounted) part.update(state, changed);
     }
+    /** @param {Iterable<string>} changed */
     function schedule(changed) {
+      if (disposed) return; // e.g. plotly.js arrived after the view went away
       for (const c of changed) pending.add(c);
       if (!frame) frame = requestAnimationFrame(flush);
     }
     const unsubscribe = store.subscribe(schedule);
-    const unwatch = themeWatcher(() => {
-      if (plots) plots.retheme();
-      schedule(new Set(["theme"]));
-    });
+    const unwatch = themeWatcher(() => schedule(new Set(["theme"])));
     schedule(new Set(["snapshot"]));
 
     return () => {
+      disposed = true;
       unsubscribe();
       unwatch();
       if (frame) cancelAnimationFrame(frame);
       clearTimeout(messageTimer);
-      if (plots) plots.cleanup();
-      if (edits) edits.cleanup();
+      for (const part of mounted) part.cleanup?.();
       root.remove();
     };
   },

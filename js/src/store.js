@@ -1,15 +1,20 @@
 // Model-level state of a dashboard, kept in `initialize` so views can come and go (second
 // display, JupyterLab windowing) without asking the kernel again. The kernel sends one
 // "snapshot" (answer to our "hello", or when the widget is displayed) and then "update"
-// deltas; we keep everything bounded here (stream: at most `capacity` points per series,
-// halved by averaging pairs; log: last 300 entries).
+// deltas (types: protocol.js). The kernel bounds everything: it alone thins the loss stream
+// (a delta says when to halve, and the rule is the kernel's), and the snapshot says how
+// many log entries to keep.
 
-const LOG_MAX = 300;
+/** @typedef {import("./protocol.js").State} State */
+/** @typedef {import("./protocol.js").Snapshot} Snapshot */
+/** @typedef {import("./protocol.js").Update} Update */
+/** @typedef {import("./protocol.js").StreamPoints} StreamPoints */
+/** @typedef {import("./protocol.js").Store} Store */
 
+/** @returns {State} */
 function emptyState() {
   return {
     ready: false,
-    parts: [],
     events: [],
     status: { state: "ready", buttons: {}, start_label: "Start" },
     progress: {},
@@ -19,38 +24,45 @@ function emptyState() {
     config: {},
     records: {}, // metric -> { train: {x, y}, valid: {x, y}, gen }
     metricOrder: [],
-    stream: { capacity: 2000, beta: 0.98, series: {}, gen: 0 },
+    stream: { series: {} },
     log: [],
+    logMax: 0,
     logGen: 0,
     error: null,
   };
 }
 
-function halve(arr) {
+/**
+ * The kernel's thinning rule (luzwidget/widgets/stream.py `halve`), applied only when a
+ * delta says so: neighbours averaged in pairs, a null ignored, an odd last value dropped.
+ * @param {Array<number | null>} arr
+ */
+export function halve(arr) {
   const out = new Array(Math.floor(arr.length / 2));
   for (let i = 0; i < out.length; i++) {
     const a = arr[2 * i];
     const b = arr[2 * i + 1];
     out[i] = a === null ? b : b === null ? a : (a + b) / 2;
   }
-  if (arr.length % 2) out.push(arr[arr.length - 1]);
   return out;
 }
 
+/** @param {State["stream"]} stream @param {string} name @param {StreamPoints} pts */
 function addStream(stream, name, pts) {
   let s = stream.series[name];
   if (!s) s = stream.series[name] = { x: [], y: [], ema: [], gen: 0 };
-  s.x.push(...pts.x);
-  s.y.push(...pts.y);
-  s.ema.push(...pts.ema);
-  if (s.x.length > stream.capacity) {
+  for (let k = 0; k < (pts.halve || 0); k++) {
     s.x = halve(s.x);
     s.y = halve(s.y);
     s.ema = halve(s.ema);
     s.gen += 1;
   }
+  s.x.push(...pts.x);
+  s.y.push(...pts.y);
+  s.ema.push(...pts.ema);
 }
 
+/** @param {State} st @param {import("./protocol.js").RecordPoint} point */
 function addRecord(st, [set, metric, epoch, value]) {
   let rec = st.records[metric];
   if (!rec) {
@@ -74,14 +86,16 @@ function addRecord(st, [set, metric, epoch, value]) {
   rec.gen += 1;
 }
 
+/** @param {State} st @param {import("./protocol.js").LogEntry[]} entries */
 function pushLog(st, entries) {
   st.log.push(...entries);
-  if (st.log.length > LOG_MAX) {
-    st.log.splice(0, st.log.length - LOG_MAX);
+  if (st.log.length > st.logMax) {
+    st.log.splice(0, st.log.length - st.logMax);
     st.logGen += 1;
   }
 }
 
+/** @param {State} st @param {Snapshot | Update} msg @param {Set<string>} changed */
 function applyParts(st, msg, changed) {
   if (msg.status) { st.status = msg.status; changed.add("status"); }
   if (msg.progress) { st.progress = msg.progress; changed.add("progress"); }
@@ -105,7 +119,10 @@ function applyParts(st, msg, changed) {
   if (msg.log && msg.log.length) { pushLog(st, msg.log); changed.add("log"); }
 }
 
-/** Create the store for `model`; returns { state, subscribe, command, onAck, dispose }. */
+/**
+ * Create the store for `model` (says hello: the kernel answers with a snapshot).
+ * @returns {Store}
+ */
 export function createStore(model) {
   let st = emptyState();
   const listeners = new Set();
@@ -118,13 +135,12 @@ export function createStore(model) {
     }
   }
 
+  /** @param {Snapshot | Update} msg */
   function onMessage(msg) {
     if (!msg || typeof msg !== "object") return;
     const changed = new Set();
     if (msg.type === "snapshot") {
-      st = Object.assign(emptyState(), { ready: true, parts: msg.parts || [], events: msg.events || [] });
-      st.stream.capacity = msg.capacity || st.stream.capacity;
-      st.stream.beta = msg.beta || st.stream.beta;
+      st = Object.assign(emptyState(), { ready: true, events: msg.events || [], logMax: msg.log_max });
       store.state = st;
       changed.add("snapshot");
       applyParts(st, msg, changed);
@@ -142,9 +158,9 @@ export function createStore(model) {
     emit(changed);
   }
 
+  /** @type {Store} */
   const store = {
     state: st,
-    lastAcks: [],
     subscribe(fn) {
       listeners.add(fn);
       return () => listeners.delete(fn);

@@ -1,11 +1,11 @@
-"""Notebook widgets of luzwidget: the run dashboard, live plots, and static figures.
+"""Notebook widgets of luzwidget: the run dashboard (``run.dashboard()``).
 
-Importing this package loads anywidget/ipywidgets; the headless core never does.
+Importing this package loads anywidget/ipywidgets; the headless core never does. The core's
+one door in is :meth:`luzwidget.Run.dashboard`, which imports it lazily.
 """
 
 from __future__ import annotations
 
-from luzwidget.widgets.dashboard import Dashboard, LivePlot
-from luzwidget.widgets.figures import records_figure
+from luzwidget.widgets.dashboard import Dashboard
 
-__all__ = ["Dashboard", "LivePlot", "records_figure"]
+__all__ = ["Dashboard"]

@@ -1,37 +1,49 @@
-"""Commands from the browser: strict parsing of typed values, applied through the Run API.
+"""Commands from the browser: typed text turned into values, applied through the Run API.
 
-Nothing typed into the dashboard is evaluated: numbers are matched against a regular
-expression and converted with ``float``/``int``; every refusal carries a message that says
-what was expected.
+This module only parses: nothing typed into the dashboard is evaluated (numbers are matched
+against a regular expression and converted with ``float``/``int``), and whether a value is
+allowed is for the Run API alone to say (``run.set_lr``, ``run.edit``, ``run.breakpoints``).
+Every message gets an :class:`Ack`; a refusal says what was expected and quotes what was sent.
 """
 
 from __future__ import annotations
 
-import math
+import logging
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from traitlets import TraitError
 
 from luzwidget.events import Event
-from luzwidget.exceptions import EditError
-from luzwidget.run import RunState
+from luzwidget.exceptions import EditError, LuzwidgetError
+from luzwidget.states import RunState
+
+if TYPE_CHECKING:
+    from luzwidget.run import Run
 
 __all__ = [
     "BUTTONS",
     "Ack",
     "EditError",
+    "ack_value",
     "button_states",
+    "edit_values",
+    "format_lr",
     "handle_command",
     "parse_bool",
+    "parse_float",
     "parse_int",
-    "parse_positive_float",
+    "parse_name",
+    "quote",
 ]
+
+log = logging.getLogger("luzwidget.widgets")
 
 _FLOAT = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?", re.ASCII)
 _INT = re.compile(r"[+-]?\d+", re.ASCII)
 _MAX_TEXT = 40
+_MAX_QUOTE = 80
 
 BUTTONS = ("start", "pause", "step_batch", "step_epoch", "step_to", "stop", "retry", "skip")
 """Every button whose enabled state the kernel decides."""
@@ -70,9 +82,17 @@ def button_states(state: str) -> dict[str, bool]:
     return {name: name in on for name in BUTTONS}
 
 
+def quote(value: Any) -> str:
+    """``repr(value)``, cut to :data:`_MAX_QUOTE` characters: how a refusal names what was sent."""
+    text = repr(value)
+    return text if len(text) <= _MAX_QUOTE else f"{text[: _MAX_QUOTE - 1]}…"
+
+
 def _text(value: Any, field: str) -> str:
     if isinstance(value, bool) or not isinstance(value, str | int | float):
-        raise EditError(f"{field}: expected a number typed as text, got {type(value).__name__}.")
+        raise EditError(
+            f"{field}: expected a number typed as text, got {type(value).__name__} {quote(value)}."
+        )
     text = str(value).strip()
     if not text:
         raise EditError(f"{field}: empty; type a number.")
@@ -81,28 +101,22 @@ def _text(value: Any, field: str) -> str:
     return text
 
 
-def parse_positive_float(value: Any, field: str = "lr") -> float:
-    """``"1e-3"`` -> ``0.001``; refuse anything but a finite number > 0 written plainly."""
+def parse_float(value: Any, field: str = "lr") -> float:
+    """``"1e-3"`` -> ``0.001``: a number written plainly (the run decides if it is allowed)."""
     text = _text(value, field)
     if not _FLOAT.fullmatch(text):
         raise EditError(f"{field}: {text!r} is not a number; type e.g. 0.01 or 1e-3.")
-    number = float(text)
-    if not math.isfinite(number) or number <= 0:
-        raise EditError(f"{field} must be a finite number > 0, got {text}.")
-    return number
+    return float(text)
 
 
 def parse_int(value: Any, field: str) -> int:
-    """``"12"`` -> ``12``; refuse fractions, words and negative numbers."""
+    """``"12"`` -> ``12``: a whole number written plainly (the run decides if it is allowed)."""
     if isinstance(value, float) and value.is_integer():
         value = int(value)
     text = _text(value, field)
     if not _INT.fullmatch(text):
         raise EditError(f"{field}: {text!r} is not a whole number; type e.g. 10.")
-    number = int(text)
-    if number < 0:
-        raise EditError(f"{field} must be >= 0, got {number}.")
-    return number
+    return int(text)
 
 
 def parse_bool(value: Any, field: str) -> bool:
@@ -111,30 +125,24 @@ def parse_bool(value: Any, field: str) -> bool:
         return value
     if isinstance(value, str) and value.strip().lower() in ("true", "false"):
         return value.strip().lower() == "true"
-    raise EditError(f"{field}: expected true or false, got {value!r}.")
+    raise EditError(f"{field}: expected true or false, got {quote(value)}.")
 
 
-def _event(value: Any) -> Event:
+def parse_name(value: Any, field: str) -> str:
+    """A name sent as text (a command, an optimizer, an event), else a refusal quoting it."""
+    if not isinstance(value, str):
+        kind = "missing" if value is None else f"got {type(value).__name__} {quote(value)}"
+        raise EditError(f"{field}: expected a name (text); {kind}.")
+    return value
+
+
+def _event(value: Any, field: str) -> Event:
     try:
-        return Event.parse(value if isinstance(value, str) else "", argument="event")
+        return Event.parse(parse_name(value, field), argument=field)
+    except EditError:
+        raise
     except ValueError as exc:
         raise EditError(str(exc)) from None
-
-
-def current_value(run: Any, field: str, opt: str | None = None) -> Any:
-    """The value a field shows after an edit (the run's own, so refusals snap back)."""
-    ctx = run.ctx
-    if field == "lr":
-        optimizers = ctx.optimizers or {}
-        o = optimizers.get(opt) if opt else next(iter(optimizers.values()), None)
-        return format_lr(o.param_groups[0]["lr"]) if o is not None and o.param_groups else ""
-    if field in ("max_epochs", "min_epochs"):
-        return str(getattr(ctx, field))
-    if field == "verbose":
-        return bool(ctx.verbose)
-    if field == "nonfinite_loss":
-        return bool(run.breakpoints.nonfinite_loss)
-    return None
 
 
 def format_lr(lr: Any) -> str:
@@ -142,14 +150,44 @@ def format_lr(lr: Any) -> str:
     return repr(float(lr))
 
 
-def _edit(run: Any, msg: dict[str, Any]) -> str:
-    field = msg.get("field")
+def edit_values(run: Run) -> dict[str, Any]:
+    """The editable settings as the dashboard shows them: the ``config`` part, and acks.
+
+    Read from the run itself, so a refused edit snaps back to what the run really uses.
+    """
+    ctx, bps = run.ctx, run.breakpoints
+    return {
+        "optimizers": [
+            {"name": name, "lr": format_lr(opt.param_groups[0]["lr"]) if opt.param_groups else ""}
+            for name, opt in (ctx.optimizers or {}).items()
+        ],
+        "max_epochs": str(ctx.max_epochs),
+        "min_epochs": str(ctx.min_epochs),
+        "verbose": bool(ctx.verbose),
+        "breakpoints": sorted(e.value for e in bps.events),
+        "nonfinite_loss": bool(bps.nonfinite_loss),
+    }
+
+
+def ack_value(values: dict[str, Any], field: str, opt: Any = None) -> Any:
+    """What field ``field`` (of optimizer ``opt``) shows after an edit, from :func:`edit_values`."""
+    if field == "lr":
+        lrs = {o["name"]: o["lr"] for o in values["optimizers"]}
+        if isinstance(opt, str) and opt in lrs:
+            return lrs[opt]
+        return next(iter(lrs.values()), "")
+    if field in ("max_epochs", "min_epochs", "verbose", "nonfinite_loss"):
+        return values[field]
+    return None
+
+
+def _edit(run: Run, msg: dict[str, Any]) -> str:
+    field = parse_name(msg.get("field"), "field")
     value = msg.get("value")
     if field == "lr":
         opt = msg.get("opt")
-        if opt is not None and opt not in (run.ctx.optimizers or {}):
-            raise EditError(f"lr: no optimizer named {opt!r}.")
-        lr = parse_positive_float(value, "lr")
+        opt = None if opt is None else parse_name(opt, "opt")
+        lr = parse_float(value, "lr")
         run.set_lr(lr, opt_name=opt)  # every parameter group gets lr (set_lr's default)
         chosen = [run.ctx.optimizers[opt]] if opt else list(run.ctx.optimizers.values())
         groups = " in every parameter group" if any(len(o.param_groups) > 1 for o in chosen) else ""
@@ -164,7 +202,7 @@ def _edit(run: Any, msg: dict[str, Any]) -> str:
         run.breakpoints.nonfinite_loss = parse_bool(value, field)
         return f"pause on NaN/inf loss {'on' if run.breakpoints.nonfinite_loss else 'off'}"
     if field == "breakpoint":
-        event = _event(msg.get("event"))
+        event = _event(msg.get("event"), "event")
         if parse_bool(value, "breakpoint"):
             if event not in run.breakpoints:
                 run.breakpoints.add(event)
@@ -172,11 +210,21 @@ def _edit(run: Any, msg: dict[str, Any]) -> str:
         if event in run.breakpoints:
             run.breakpoints.remove(event)
         return f"breakpoint at {event.value} removed"
-    raise EditError(f"cannot edit {field!r}; editable: lr, max_epochs, min_epochs, verbose.")
+    raise EditError(
+        f"cannot edit {field!r}; editable: lr, max_epochs, min_epochs, verbose, "
+        "nonfinite_loss, breakpoint."
+    )
 
 
-def _control(run: Any, msg: dict[str, Any]) -> str:
-    cmd = msg["cmd"]
+def _step_target(what: Any) -> str | Event:
+    if what is None:
+        raise EditError("step: 'what' is missing; send 'batch', 'epoch' or an event name.")
+    if what in ("batch", "epoch"):
+        return what
+    return _event(what, "what")
+
+
+def _control(run: Run, cmd: str, msg: dict[str, Any]) -> str:
     was = run.state
     if cmd == "start":
         run.start()
@@ -188,8 +236,7 @@ def _control(run: Any, msg: dict[str, Any]) -> str:
         run.pause()
         return "pausing at the next event"
     if cmd == "step":
-        what = msg.get("what")
-        until: Any = what if what in ("batch", "epoch") else _event(what)
+        until = _step_target(msg.get("what"))
         run.start(until=until)
         said = f"running to the next {until if isinstance(until, str) else until.value}"
         return _queued(said) if was == RunState.RUNNING else said
@@ -202,7 +249,7 @@ def _control(run: Any, msg: dict[str, Any]) -> str:
     if cmd == "skip":
         run.skip(background=True)
         return "skipped the failed step"
-    raise EditError(f"unknown command {cmd!r}.")
+    raise EditError(f"unknown command {cmd!r}; expected edit, {', '.join(sorted(_CONTROLS))}.")
 
 
 def _queued(said: str) -> str:
@@ -210,29 +257,38 @@ def _queued(said: str) -> str:
 
 
 _CONTROLS = frozenset({"start", "pause", "step", "stop", "retry", "skip"})
-_EXPECTED = (EditError, TraitError, ValueError, TypeError, RuntimeError, KeyError, AttributeError)
+_REFUSED = (LuzwidgetError, TraitError)
+"""What a refusal is: the parse step's :class:`EditError` and the Run API's own errors."""
 
 
-def handle_command(run: Any, msg: dict[str, Any]) -> Ack:
-    """Apply one command message from the browser to ``run``; never raise.
+def _apply(run: Run, msg: dict[str, Any]) -> str:
+    cmd = parse_name(msg.get("cmd"), "cmd")
+    return _edit(run, msg) if cmd == "edit" else _control(run, cmd, msg)
+
+
+def handle_command(run: Run, msg: dict[str, Any]) -> Ack:
+    """Apply one command message from the browser to ``run``; never raise, always answer.
 
     ``{"cmd": "edit", "field": ..., "value": ...}`` edits a setting; ``start``, ``pause``,
     ``step`` (``what``: "batch", "epoch" or an event name), ``stop``, ``retry`` and ``skip``
-    drive the run. Errors raised by the run (``ConfigError``, ``RunStateError``...) become
-    refusals carrying their message.
+    drive the run. This module only turns text into values; the Run API validates them, and
+    its errors (``ConfigError``, ``RunStateError``...) become refusals carrying their
+    message. Any other exception is a bug: it is logged with its traceback and answered as
+    an internal error quoting the message.
     """
-    cmd = msg.get("cmd")
-    ident = msg.get("id")
-    field = msg.get("field") if cmd == "edit" else None
     try:
-        if cmd == "edit":
-            text = _edit(run, msg)
-        elif cmd in _CONTROLS:
-            text = _control(run, msg)
-        else:
-            raise EditError(f"unknown command {cmd!r}.")
-        ok = True
-    except _EXPECTED as exc:
+        text, ok = _apply(run, msg), True
+    except _REFUSED as exc:
         text, ok = str(exc) or type(exc).__name__, False
-    value = current_value(run, field, msg.get("opt")) if field else None
-    return Ack(ident, ok, text, field, value)
+    except Exception as exc:
+        log.exception("[luzwidget] dashboard command %s failed", quote(msg))
+        text, ok = f"internal error on {quote(msg)}: {type(exc).__name__}: {exc}", False
+    field = msg.get("field") if msg.get("cmd") == "edit" else None
+    if not isinstance(field, str):
+        return Ack(msg.get("id"), ok, text)
+    try:
+        value = ack_value(edit_values(run), field, msg.get("opt"))
+    except Exception:
+        log.exception("[luzwidget] reading the run's settings failed")
+        value = None
+    return Ack(msg.get("id"), ok, text, field, value)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import uuid
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anywidget
 import traitlets
@@ -13,12 +13,15 @@ from ipywidgets import widget_serialization
 
 from luzwidget.run import RunState
 from luzwidget.widgets._library import STATIC, PlotlyLibrary, plotly_library
+from luzwidget.widgets.collector import Collector
 from luzwidget.widgets.commands import handle_command
 from luzwidget.widgets.feed import DashboardFeed
 from luzwidget.widgets.publisher import Publisher
-from luzwidget.widgets.state import Collector
 
-__all__ = ["PARTS", "Dashboard", "LivePlot"]
+if TYPE_CHECKING:
+    from luzwidget.run import Run
+
+__all__ = ["PARTS", "Dashboard"]
 
 log = logging.getLogger("luzwidget.widgets")
 
@@ -55,7 +58,7 @@ class Dashboard(anywidget.AnyWidget):
     parts = traitlets.List(traitlets.Unicode(), help="Parts shown (list of str).").tag(sync=True)
 
     def __init__(
-        self, run: Any, *, parts: Any = None, interval: float = 0.1, **kwargs: Any
+        self, run: Run, *, parts: Any = None, interval: float = 0.1, **kwargs: Any
     ) -> None:
         chosen = list(PARTS if parts is None else parts)
         unknown = sorted(set(chosen) - set(PARTS))
@@ -65,26 +68,24 @@ class Dashboard(anywidget.AnyWidget):
         self._run = run
         self._ready = False
         self._want_snapshot = False
-        self.messages_sent = 0
         self._publisher = Publisher(self._loop_tick, interval)
         self._feed = DashboardFeed(
             self._direct_tick,
-            self._publisher.wake_threadsafe,
+            self._publisher.wake,
             interval,
             direct=self._publisher.loop is not None,
         )
         self._publisher.on_sleep = self._on_sleep
         self._collector = Collector(run, self._feed)
-        _attach(run, self._feed)
+        run.add_callback(self._feed)  # at the next event boundary when it trains
         run.ctx.observe(self._collector.on_records, "records")
-        if hasattr(run, "add_listener"):
-            run.add_listener(self._on_state)
+        run.add_listener(self._on_state)
         self.on_msg(self._on_msg)
         self._shell = _register_cell_hook(self._after_cell)
         self._publisher.wake()
 
     @property
-    def run(self) -> Any:
+    def run(self) -> Run:
         """The run shown."""
         return self._run
 
@@ -101,7 +102,6 @@ class Dashboard(anywidget.AnyWidget):
         if msg is None or not (self._ready or full):
             return None
         self.send(msg)
-        self.messages_sent += 1
         return msg
 
     def _loop_tick(self) -> bool:
@@ -123,7 +123,7 @@ class Dashboard(anywidget.AnyWidget):
 
     def _on_state(self, _: Any) -> None:
         # Run listener: called by whichever thread drives the run, at every state change.
-        self._publisher.wake_threadsafe()
+        self._publisher.wake()
 
     # -- messages from the browser --------------------------------------------------------
     def _on_msg(self, _: Any, content: Any, buffers: Any = None) -> None:
@@ -152,41 +152,16 @@ class Dashboard(anywidget.AnyWidget):
             return
         self._publisher.close()
         run = self._run
-        _detach(run, self._feed)
+        if any(cb is self._feed for cb in run.ctx.callbacks):
+            run.remove_callback(self._feed)
         with contextlib.suppress(ValueError):
             run.ctx.unobserve(self._collector.on_records, "records")
-        if hasattr(run, "remove_listener"):
-            run.remove_listener(self._on_state)
+        run.remove_listener(self._on_state)
         if self._shell is not None:
             with contextlib.suppress(ValueError):
                 self._shell.events.unregister("post_run_cell", self._after_cell)
             self._shell = None
         super().close()
-
-
-class LivePlot(Dashboard):
-    """Progress and live plots of a run, without controls (e.g. for a blocking ``fit()``)."""
-
-    def __init__(self, run: Any, **kwargs: Any) -> None:
-        kwargs.setdefault("parts", ("progress", "plots"))
-        super().__init__(run, **kwargs)
-
-
-def _attach(run: Any, feed: DashboardFeed) -> None:
-    """Add the feed to the run's callbacks (at the next event boundary when it trains)."""
-    if hasattr(run, "add_callback"):
-        run.add_callback(feed)
-    else:
-        run.ctx.callbacks = [*run.ctx.callbacks, feed]
-
-
-def _detach(run: Any, feed: DashboardFeed) -> None:
-    if not any(cb is feed for cb in run.ctx.callbacks):
-        return
-    if hasattr(run, "remove_callback"):
-        run.remove_callback(feed)
-    else:
-        run.ctx.callbacks = [cb for cb in run.ctx.callbacks if cb is not feed]
 
 
 def _register_cell_hook(fn: Any) -> Any:

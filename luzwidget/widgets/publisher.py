@@ -80,8 +80,6 @@ class Publisher:
             return
         self._schedule()
 
-    wake_threadsafe = wake
-
     def _schedule(self) -> None:
         if self._handle is not None or self.closed:
             return

@@ -11,7 +11,14 @@ import torch
 from luzwidget.limits import STREAM_BETA, STREAM_CAPACITY
 from luzwidget.metrics.base import as_scalar
 
-__all__ = ["DownsampledSeries", "json_points", "losses_to_floats", "number"]
+__all__ = [
+    "DownsampledSeries",
+    "halve",
+    "json_points",
+    "losses_to_floats",
+    "number",
+    "stream_delta",
+]
 
 
 def _mean2(a: float, b: float) -> float:
@@ -48,6 +55,7 @@ class DownsampledSeries:
         self.capacity = capacity
         self.beta = beta
         self.bucket = 1
+        self.halvings = 0  # how many times the points were averaged in pairs
         self.x: list[float] = []
         self.y: list[float] = []
         self.ema: list[float] = []
@@ -150,8 +158,37 @@ class DownsampledSeries:
                 acc[2] += b
         for name in ("x", "y", "ema"):
             v = getattr(self, name)
-            setattr(self, name, [_mean2(v[i], v[i + 1]) for i in range(0, len(v), 2)])
+            setattr(self, name, halve(v))
         self.bucket = 2 * b
+        self.halvings += 1
+
+
+def halve(values: list[float]) -> list[float]:
+    """Neighbours averaged in pairs (a NaN ignored); an odd last value is dropped.
+
+    The one rule for thinning the stream. The browser applies the same rule to the points it
+    holds when a delta says ``halve`` (``js/src/store.js``), so both keep the same points.
+    """
+    return [_mean2(values[i], values[i + 1]) for i in range(0, len(values) - 1, 2)]
+
+
+def stream_delta(series: DownsampledSeries, held: int, halvings: int) -> dict[str, Any] | None:
+    """What a browser holding ``held`` points after ``halvings`` halvings must do to catch up.
+
+    ``{"halve": k, "x", "y", "ema"}``: halve its points ``k`` times with :func:`halve`, then
+    append the points. The halved points a browser holds are always a prefix of the series
+    (pairs are aligned from the start), so only the points after that prefix travel.
+    None when there is nothing new.
+    """
+    k = series.halvings - halvings
+    for _ in range(k):
+        held //= 2
+    if k == 0 and held == len(series.x):
+        return None
+    out = json_points((series.x[held:], series.y[held:], series.ema[held:]))
+    if k:
+        out["halve"] = k
+    return out
 
 
 def _json_safe(values: Iterable[float]) -> list[float | None]:

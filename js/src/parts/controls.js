@@ -8,8 +8,18 @@ const BUTTONS = [
   ["step_epoch", "Step epoch", "lw-btn-step-epoch", { cmd: "step", what: "epoch" }, "⇥⇥"],
 ];
 
+/** @typedef {import("../protocol.js").Part} Part */
+
+/**
+ * @param {HTMLElement} root
+ * @param {import("../protocol.js").Store} store
+ * @param {(ack: import("../protocol.js").Ack) => void} say
+ * @returns {Part}
+ */
 export function mountControls(root, store, say) {
+  /** @type {Object<string, HTMLButtonElement>} buttons by the kernel's button name */
   const buttons = {};
+  let startLabel = null;
   const bar = h("div", { class: "lw-controls", role: "toolbar", "aria-label": "Run controls" });
   const badge = h("span", { class: "lw-state", role: "status", "aria-label": "Run state" });
   bar.append(badge);
@@ -21,7 +31,7 @@ export function mountControls(root, store, say) {
       h("span", { class: "lw-icon", "aria-hidden": "true", text: icon }),
       label,
     );
-    buttons[key].labelEl = label;
+    if (key === "start") startLabel = label;
     bar.append(buttons[key]);
   }
   const selectId = uid("step-event");
@@ -42,7 +52,6 @@ export function mountControls(root, store, say) {
     go,
   );
   buttons.step_to = go;
-  buttons.step_select = select;
   buttons.stop = h(
     "button",
     { class: "lw-btn lw-btn-stop", type: "button", onClick: () => store.command({ cmd: "stop" }, say) },
@@ -64,17 +73,17 @@ export function mountControls(root, store, say) {
       ? "on_train_batch_after_loss" : events[0] || "";
   }
 
-  return function update(state) {
+  function update(state) {
     fillEvents(state.events);
     const { status } = state;
     const enabled = status.buttons || {};
-    for (const [key, el] of Object.entries(buttons)) {
-      const name = key === "step_select" ? "step_to" : key;
-      el.disabled = !enabled[name];
-    }
-    setText(buttons.start.labelEl, status.start_label || "Start");
+    for (const [name, el] of Object.entries(buttons)) el.disabled = !enabled[name];
+    select.disabled = !enabled.step_to; // the event picker goes with its Go button
+    setText(startLabel, status.start_label || "Start");
     setText(badge, status.state || "");
     setText(hint, status.hint || "");
     badge.dataset.state = status.state || "";
-  };
+  }
+
+  return { update };
 }

@@ -71,6 +71,12 @@ function checkField(store, label, cls, makeCmd, say) {
   return { row, input, set: (v) => { if (document.activeElement !== input) input.checked = !!v; } };
 }
 
+/**
+ * @param {HTMLElement} root
+ * @param {import("../protocol.js").Store} store
+ * @param {(ack: import("../protocol.js").Ack) => void} say
+ * @returns {import("../protocol.js").Part}
+ */
 export function mountEdits(root, store, say) {
   const lrBox = h("div", { class: "lw-lr-fields" });
   const maxEpochs = textField(store, "max_epochs", "lw-edit-max-epochs", (value) => ({ cmd: "edit", field: "max_epochs", value }));
@@ -127,6 +133,7 @@ export function mountEdits(root, store, say) {
 
   return {
     update(state) {
+      /** @type {Partial<import("../protocol.js").Config>} */
       const c = state.config || {};
       buildLr(c.optimizers || []);
       buildBreakpoints(state.events);

@@ -2,6 +2,10 @@
 // changed at the last event are highlighted while stepping.
 import { h, setText } from "../dom.js";
 
+/**
+ * @param {HTMLElement} root
+ * @returns {import("../protocol.js").Part}
+ */
 export function mountInspector(root) {
   const body = h("tbody");
   const table = h(
@@ -22,7 +26,7 @@ export function mountInspector(root) {
   const rows = new Map();
   let orderKey = "";
 
-  return function update(state) {
+  function update(state) {
     const key = state.order.join(",");
     if (key !== orderKey) {
       orderKey = key;
@@ -44,5 +48,7 @@ export function mountInspector(root) {
       row.tr.classList.toggle("lw-changed", hl.has(name));
     }
     setText(hint, hl.size ? `${hl.size} changed at the last event` : "");
-  };
+  }
+
+  return { update };
 }

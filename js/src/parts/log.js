@@ -2,6 +2,12 @@
 // traceback and Retry / Skip buttons.
 import { h, setText } from "../dom.js";
 
+/**
+ * @param {HTMLElement} root
+ * @param {import("../protocol.js").Store} store
+ * @param {(ack: import("../protocol.js").Ack) => void} say
+ * @returns {import("../protocol.js").Part}
+ */
 export function mountLog(root, store, say) {
   const list = h("ol", { class: "lw-log-list", "aria-live": "polite" });
   const count = h("span", { class: "lw-hint" });
@@ -33,7 +39,18 @@ export function mountLog(root, store, say) {
   let shown = 0;
   let gen = -1;
 
-  return function update(state) {
+  /** @param {import("../protocol.js").LogEntry} e */
+  function entry(e) {
+    return h(
+      "li",
+      { class: `lw-log-entry lw-log-${e.kind}` },
+      e.n !== undefined && e.n !== null ? h("span", { class: "lw-log-n", text: `#${e.n}` }) : null,
+      h("span", { class: "lw-log-text", text: e.text }),
+      e.where ? h("span", { class: "lw-log-where", text: e.where }) : null,
+    );
+  }
+
+  function update(state) {
     const err = state.error;
     errBox.hidden = !err;
     if (err) {
@@ -52,18 +69,11 @@ export function mountLog(root, store, say) {
     const fresh = state.log.slice(shown);
     shown = state.log.length;
     if (fresh.length) {
-      list.append(
-        ...fresh.map((e) =>
-          h(
-            "li",
-            { class: `lw-log-entry lw-log-${e.kind}` },
-            e.n !== undefined && e.n !== null ? h("span", { class: "lw-log-n", text: `#${e.n}` }) : null,
-            h("span", { class: "lw-log-text", text: e.text }),
-          ),
-        ),
-      );
+      list.append(...fresh.map(entry));
       if (stick) list.scrollTop = list.scrollHeight;
     }
     setText(count, state.log.length ? `${state.log.length}` : "");
-  };
+  }
+
+  return { update };
 }

@@ -63,7 +63,14 @@ function epochDtick(rec) {
   return last <= 10 ? 1 : null;
 }
 
-export function mountPlots(root, store, model, host) {
+/**
+ * @param {HTMLElement} root
+ * @param {*} model  The anywidget model (plotly.js comes through its `_lib` widget).
+ * @param {*} host  anywidget's host (to reach that widget).
+ * @param {() => void} redraw  Asks the view for a full redraw (once plotly.js is loaded).
+ * @returns {import("../protocol.js").Part}
+ */
+export function mountPlots(root, model, host, redraw) {
   const grid = h("div", { class: "lw-plot-grid" });
   const placeholder = h("div", { class: "lw-plot-empty", text: "Loading plotly.js…" });
   const el = h("div", { class: "lw-plots" }, grid, placeholder);
@@ -73,6 +80,7 @@ export function mountPlots(root, store, model, host) {
   let theme = null; // read when first drawing: a detached element has no computed style
   const panels = new Map(); // key -> { gd, drawn, gen, kind, box }
   let logY = false;
+  const logToggleId = uid("logy"); // one stream panel per view: one id
   const resize = new ResizeObserver((entries) => {
     if (!Plotly) return;
     for (const entry of entries) {
@@ -126,7 +134,6 @@ export function mountPlots(root, store, model, host) {
     const series = state.stream.series;
     const names = Object.keys(series);
     if (!names.length || !names.some((n) => series[n].x.length)) return;
-    const logToggleId = uid("logy");
     const p = panels.get("__stream") || panel("__stream", "loss per batch", h(
       "span", { class: "lw-logy" },
       h("input", { type: "checkbox", id: logToggleId, class: "lw-logy-check", onChange: (e) => {
@@ -202,7 +209,9 @@ export function mountPlots(root, store, model, host) {
     panels.clear();
   }
 
+  /** @param {import("../protocol.js").State} state @param {Set<string>} changed */
   function update(state, changed) {
+    if (changed.has("theme")) retheme();
     if (!Plotly || disposed) return;
     if (!theme) theme = readTheme(root);
     if (changed.has("snapshot")) reset();
@@ -216,16 +225,15 @@ export function mountPlots(root, store, model, host) {
     for (const p of panels.values()) p.plotted = false; // next frame redraws in the new colours
   }
 
-  const ready = getPlotly(model, host).then((P) => {
-    if (disposed) return;
+  getPlotly(model, host).then((P) => {
+    if (disposed) return; // the view went away while plotly.js loaded: draw nothing
     Plotly = P;
     placeholder.textContent = "Plots appear when training starts.";
+    redraw();
   }).catch((error) => console.error("[luzwidget] plotly.js failed to load", error));
 
   return {
-    ready,
     update,
-    retheme,
     cleanup() {
       disposed = true;
       resize.disconnect();

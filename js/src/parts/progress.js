@@ -26,6 +26,10 @@ function setBar(b, value, max, text, fraction) {
   setText(b.text, text);
 }
 
+/**
+ * @param {HTMLElement} root
+ * @returns {import("../protocol.js").Part}
+ */
 export function mountProgress(root) {
   const epoch = bar("lw-bar-epoch", "Epoch");
   const batch = bar("lw-bar-batch", "Train");
@@ -41,7 +45,8 @@ export function mountProgress(root) {
   root.append(el);
   let metricsKey = "";
 
-  return function update(state) {
+  function update(state) {
+    /** @type {Partial<import("../protocol.js").Progress>} */
     const p = state.progress || {};
     setBar(epoch, p.epoch || 0, p.max_epochs || 0, `${p.epoch || 0} / ${p.max_epochs ?? "?"}`, p.epoch_frac);
     setText(batch.name, p.phase === "valid" ? "Valid" : "Train");
@@ -66,5 +71,7 @@ export function mountProgress(root) {
         ),
       );
     }
-  };
+  }
+
+  return { update };
 }

@@ -1,18 +1,23 @@
-"""Static plotly figures of training records (``fitted.plot()``)."""
+"""Static plotly figures: training records (``fitted.plot()``) and the LR finder's curve.
+
+Plain :class:`plotly.graph_objects.Figure` objects, no widget: imported lazily by the
+``plot()`` methods, so the headless core loads plotly only when a figure is asked for.
+"""
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
+import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from luzwidget.limits import SET_COLORS
 from luzwidget.records import Records
 
-__all__ = ["records_figure"]
+__all__ = ["COLORS", "lr_finder_figure", "records_figure"]
 
 COLORS = SET_COLORS
 """Line colours by set, the same as the dashboard's (:data:`luzwidget.limits.SET_COLORS`)."""
@@ -96,3 +101,54 @@ def _traces(metric: str, sets: dict[str, tuple[list, list]], shown: set[str]) ->
         traces.append(trace)
         shown.add(set_name)
     return traces
+
+
+def lr_finder_figure(
+    lr: np.ndarray,
+    loss: Sequence[float],
+    smoothed: np.ndarray,
+    suggested: float | None,
+    *,
+    beta: float,
+    raw: bool = True,
+) -> go.Figure:
+    """The LR finder's loss against the learning rate (log axis), the suggestion marked.
+
+    Parameters
+    ----------
+    lr, loss, smoothed : array-like
+        The learning rate of each batch, its raw loss and the smoothed loss.
+    suggested : float or None
+        The suggested learning rate (one of ``lr``), or None for no marker.
+    beta : float
+        The smoothing used, for the legend.
+    raw : bool, default True
+        Also draw the raw loss (faint).
+    """
+    fig = go.Figure()
+    if raw:
+        fig.add_scatter(
+            x=lr, y=loss, mode="lines", name="loss", line={"color": "rgba(100,100,100,0.3)"}
+        )
+    fig.add_scatter(
+        x=lr, y=smoothed, mode="lines", name=f"smoothed (beta {beta})", line={"color": "#1f77b4"}
+    )
+    if suggested is not None:
+        at = int(np.flatnonzero(lr == suggested)[0])
+        fig.add_scatter(
+            x=[suggested],
+            y=[smoothed[at]],
+            mode="markers+text",
+            name="suggested lr",
+            marker={"color": "#d62728", "size": 11},
+            text=[f"suggested lr {suggested:.2g}"],
+            textposition="top right",
+        )
+    fig.update_layout(
+        title="Learning rate finder",
+        xaxis_title="learning rate",
+        yaxis_title="loss",
+        template="plotly_white",
+    )
+    fig.update_xaxes(type="log")
+    return fig

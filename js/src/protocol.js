@@ -1,0 +1,158 @@
+// The dashboard's message protocol, as JSDoc types (the kernel side: luzwidget/widgets/).
+// store.js and the parts name these types in their @param/@type tags; nothing here runs.
+//
+// Kernel -> browser: one Snapshot (answer to "hello", or when the widget is displayed), then
+// Update deltas holding only what changed. Browser -> kernel: Cmd messages, each answered by
+// an Ack in a later message's `acks`.
+
+/**
+ * @typedef {Object} Status  Run state and buttons (luzwidget/widgets/controls.py).
+ * @property {string} state  "ready" | "running" | "paused" | "error" | "done".
+ * @property {Object<string, boolean>} buttons  Enabled state of each button, by name.
+ * @property {string} start_label  "Start" or "Resume".
+ * @property {string | null} event  The last event that fired.
+ * @property {string} hint  Why the buttons are off (a cell drives the run), or "".
+ */
+
+/**
+ * @typedef {Object} Progress  Bars, rate and values (luzwidget/widgets/progress.py).
+ * @property {number} epoch_frac  Fraction of the fit done, 0..1.
+ * @property {number} epoch
+ * @property {number} max_epochs
+ * @property {number} min_epochs
+ * @property {number} iter  Batch within the epoch's current phase.
+ * @property {number | null} n_batches  Batches in that phase (null: unknown length).
+ * @property {"train" | "valid"} phase
+ * @property {string} rate_text
+ * @property {string} loss_text
+ * @property {Array<[string, Array<[string, string]>]>} metrics  [set, [[metric, text], ...]].
+ */
+
+/**
+ * @typedef {Object} Config  Editable settings (luzwidget/widgets/commands.py edit_values).
+ * @property {Array<{name: string, lr: string}>} optimizers
+ * @property {string} max_epochs
+ * @property {string} min_epochs
+ * @property {boolean} verbose
+ * @property {string[]} breakpoints  Event names with a breakpoint.
+ * @property {boolean} nonfinite_loss
+ */
+
+/**
+ * @typedef {Object} Inspector  Context rows (luzwidget/widgets/inspector.py); in an update,
+ *   only the rows that changed, and `order`/`hl` only when they changed.
+ * @property {string[]} [order]
+ * @property {Object<string, string>} [rows]
+ * @property {string[]} [hl]  Fields that changed at the last event (while stepping).
+ */
+
+/**
+ * @typedef {Object} StreamPoints  Loss-stream points of one series
+ *   (luzwidget/widgets/stream.py stream_delta). The kernel alone thins the stream: `halve`
+ *   tells the browser to average the points it holds in pairs `halve` times (a null ignored,
+ *   an odd last point dropped: stream.halve), before appending x/y/ema.
+ * @property {number[]} x  Batch numbers (bucket means once thinned).
+ * @property {Array<number | null>} y  Raw loss (null: NaN/inf).
+ * @property {Array<number | null>} ema
+ * @property {number} [halve]
+ */
+
+/** @typedef {[string, string, number, number | null]} RecordPoint  [set, metric, epoch, value]. */
+
+/**
+ * @typedef {Object} LogEntry  One event-log line (luzwidget/widgets/eventlog.py).
+ * @property {"event" | "info" | "ok" | "refused" | "pause" | "error"} kind
+ * @property {string} text
+ * @property {number} [n]  The event's number (kind "event").
+ * @property {string} [where]  "epoch 2 · batch 5" (a state change).
+ */
+
+/** @typedef {{type: string, message: string, traceback: string}} ErrorInfo */
+
+/**
+ * @typedef {Object} Ack  The kernel's answer to one Cmd (luzwidget/widgets/commands.py Ack).
+ * @property {*} id  The Cmd's id.
+ * @property {boolean} ok
+ * @property {string} message  A refusal says what was expected and quotes what was sent.
+ * @property {string} [field]  For an edit: the field...
+ * @property {*} [value]  ...and the value the run now uses (a refused edit snaps back to it).
+ */
+
+/**
+ * @typedef {Object} Update  kernel -> browser: only what changed since the last message.
+ * @property {"update"} type
+ * @property {Status} [status]
+ * @property {ErrorInfo | null} [error]
+ * @property {Progress} [progress]
+ * @property {Config} [config]
+ * @property {Inspector} [inspector]
+ * @property {RecordPoint[]} [records]  New epoch metrics only.
+ * @property {Object<string, StreamPoints>} [stream]  New points only.
+ * @property {LogEntry[]} [log]  New entries only.
+ * @property {Ack[]} [acks]
+ */
+
+/**
+ * @typedef {Object} Snapshot  kernel -> browser: everything a new view needs (bounded).
+ * @property {"snapshot"} type
+ * @property {string[]} events  Every event name, in loop order.
+ * @property {number} capacity  Most stream points per series.
+ * @property {number} beta  EMA smoothing of the stream.
+ * @property {number} log_max  Log entries kept.
+ * @property {Status} status
+ * @property {ErrorInfo | null} error
+ * @property {Progress} progress
+ * @property {Config} config
+ * @property {Required<Inspector>} inspector
+ * @property {RecordPoint[]} records
+ * @property {Object<string, StreamPoints>} stream
+ * @property {LogEntry[]} log
+ * @property {Ack[]} [acks]
+ */
+
+/**
+ * @typedef {Object} Cmd  browser -> kernel (the store adds `id`).
+ * @property {"hello" | "start" | "pause" | "step" | "stop" | "retry" | "skip" | "edit"} cmd
+ * @property {string} [what]  step: "batch", "epoch" or an event name.
+ * @property {string} [field]  edit: lr, max_epochs, min_epochs, verbose, nonfinite_loss, breakpoint.
+ * @property {string} [opt]  edit lr: the optimizer.
+ * @property {string} [event]  edit breakpoint: the event.
+ * @property {string | boolean} [value]  Typed text, or a bool for the checkboxes.
+ * @property {number} [id]
+ */
+
+/**
+ * @typedef {Object} State  The store's model-level state, read by the parts.
+ * @property {boolean} ready  A snapshot arrived.
+ * @property {string[]} events
+ * @property {Status} status
+ * @property {Progress | {}} progress
+ * @property {Object<string, string>} rows
+ * @property {string[]} order
+ * @property {string[]} hl
+ * @property {Config | {}} config
+ * @property {Object<string, {train: {x: number[], y: Array<number|null>}, valid: {x: number[], y: Array<number|null>}, gen: number}>} records
+ * @property {string[]} metricOrder
+ * @property {{series: Object<string, {x: number[], y: Array<number|null>, ema: Array<number|null>, gen: number}>}} stream
+ * @property {LogEntry[]} log
+ * @property {number} logMax
+ * @property {number} logGen
+ * @property {ErrorInfo | null} error
+ */
+
+/**
+ * @typedef {Object} Store
+ * @property {State} state
+ * @property {(fn: (changed: Set<string>) => void) => () => void} subscribe
+ * @property {(cmd: Cmd, onAck?: (ack: Ack) => void) => number} command
+ * @property {() => void} dispose
+ */
+
+/**
+ * @typedef {Object} Part  What every part's mount function returns.
+ * @property {(state: State, changed: Set<string>) => void} update  Called once per frame
+ *   with the keys that changed ("snapshot", "status", "stream", "theme", ...).
+ * @property {() => void} [cleanup]  Called when the view goes away.
+ */
+
+export {};

@@ -1,0 +1,182 @@
+"""What the dashboard shows, read from a run and turned into snapshot and delta messages.
+
+This module is headless (no widget library): :class:`Collector` drains what the run and
+its feed produced, asks each part's builder for its piece, and returns plain JSON-safe
+dicts holding only what changed; the widget only sends them. One Python part per
+front-end part (``js/src/parts``):
+
+========================  ======================================================
+``status`` (controls.js)  :func:`luzwidget.widgets.controls.status_part`
+``progress``              :class:`luzwidget.widgets.progress.Progress`
+``config`` (edits.js)     :func:`luzwidget.widgets.commands.edit_values`
+``inspector``             :class:`luzwidget.widgets.inspector.Inspector`
+``records``, ``stream``   here, with :class:`luzwidget.widgets.stream.DownsampledSeries`
+``log``, ``error``        :class:`luzwidget.widgets.eventlog.EventLog`, ``error_part``
+========================  ======================================================
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import TYPE_CHECKING, Any
+
+from luzwidget.events import Event
+from luzwidget.limits import LOG_MAX, STREAM_BETA, STREAM_CAPACITY
+from luzwidget.widgets.commands import Ack, edit_values
+from luzwidget.widgets.controls import status_part
+from luzwidget.widgets.eventlog import EventLog, error_part
+from luzwidget.widgets.inspector import Inspector
+from luzwidget.widgets.progress import Progress
+from luzwidget.widgets.stream import DownsampledSeries, losses_to_floats, number, stream_delta
+
+if TYPE_CHECKING:
+    from luzwidget.run import Run
+    from luzwidget.widgets.feed import DashboardFeed
+
+__all__ = ["Collector"]
+
+
+class Collector:
+    """Drains a run's queues and builds snapshots and deltas for the dashboard (main thread).
+
+    Parameters
+    ----------
+    run : Run
+        The run shown.
+    feed : DashboardFeed
+        The callback that collects the per-batch loss.
+    capacity : int, default 2000
+        Points kept per loss stream (:data:`~luzwidget.limits.STREAM_CAPACITY`).
+    beta : float, default 0.98
+        EMA smoothing of the loss stream (:data:`~luzwidget.limits.STREAM_BETA`).
+    """
+
+    def __init__(
+        self,
+        run: Run,
+        feed: DashboardFeed,
+        capacity: int = STREAM_CAPACITY,
+        beta: float = STREAM_BETA,
+    ):
+        self.run, self.feed = run, feed
+        self.capacity, self.beta = capacity, beta
+        self.series: dict[str, DownsampledSeries] = {}
+        self._stream_held: dict[str, tuple[int, int]] = {}  # (points, halvings) the views hold
+        self.records_q: deque[Any] = deque()
+        self.records_reset = False
+        self.points: dict[tuple[str, str, int], float | None] = {}
+        self.acks: deque[Ack] = deque()
+        self.sent: dict[str, Any] = {}
+        self.progress = Progress()
+        self.inspector = Inspector()
+        self.log = EventLog(run)
+
+    # -- inputs from other threads ------------------------------------------------------
+    def on_records(self, change: Any) -> None:
+        """Observer of ``ctx.records`` (may run on the training thread): queue what was added."""
+        added = change.get("added") if isinstance(change, dict) else getattr(change, "added", None)
+        if added is None:
+            self.records_reset = True
+        else:
+            self.records_q.append(added)
+
+    def add_ack(self, ack: Ack) -> None:
+        """Queue the answer to a command (any thread: comms may run in a subshell thread)."""
+        self.acks.append(ack)
+
+    # -- the tick -----------------------------------------------------------------------
+    def collect(self, full: bool = False) -> dict[str, Any] | None:
+        """Drain what the run produced; return a snapshot (``full``), a delta, or None."""
+        run = self.run
+        state = run.state
+        stream = self._drain_stream(state)
+        records = self._drain_records()
+        if self.records_reset:
+            self.records_reset, full = False, True
+            self.points = {k: v for k, v in self.points.items() if self._still_logged(k)}
+        parts = {
+            "status": status_part(run, state, self.feed.blocking),
+            "error": error_part(run),
+            "progress": self.progress.part(run, self.feed, self.series, state),
+            "config": edit_values(run),
+        }
+        inspector = self.inspector.part(run, state, full)
+        acks = self._drain_acks()
+        self.log.follow(run, state)
+        log = self.log.drain()
+        if full:
+            return self._snapshot(parts, acks)
+        msg: dict[str, Any] = {"type": "update"}
+        for key, value in parts.items():
+            if self.sent.get(key, ...) != value:
+                self.sent[key] = msg[key] = value
+        extra = {"inspector": inspector, "records": records, "stream": stream, "log": log}
+        msg.update((key, value) for key, value in extra.items() if value)
+        if acks:
+            msg["acks"] = acks
+        return msg if len(msg) > 1 else None
+
+    def _snapshot(self, parts: dict[str, Any], acks: list[dict[str, Any]]) -> dict[str, Any]:
+        """Everything a new view needs (bounded: the stream is downsampled, the log capped)."""
+        self.sent = dict(parts)
+        self._stream_held = {name: (len(s), s.halvings) for name, s in self.series.items()}
+        msg = {
+            "type": "snapshot",
+            "events": [e.value for e in Event],
+            "capacity": self.capacity,
+            "beta": self.beta,
+            **parts,
+            "inspector": self.inspector.snapshot(),
+            "records": [[s, m, e, v] for (s, m, e), v in self.points.items()],
+            "stream": {name: s.points() for name, s in self.series.items()},
+            "log_max": LOG_MAX,
+            "log": self.log.snapshot(),
+        }
+        if acks:
+            msg["acks"] = acks
+        return msg
+
+    def _drain_acks(self) -> list[dict[str, Any]]:
+        acks = []
+        for _ in range(len(self.acks)):
+            ack = self.acks.popleft()
+            self.log.add_ack(ack)
+            acks.append(ack.to_json())
+        return acks
+
+    def _drain_stream(self, state: str) -> dict[str, Any]:
+        """New loss points, downsampled here (the one authority: the browser only follows)."""
+        q = self.feed.losses
+        items = [q.popleft() for _ in range(len(q))]
+        for name, (xs, ys) in losses_to_floats(items).items():
+            series = self.series.get(name)
+            if series is None:
+                series = self.series[name] = DownsampledSeries(self.capacity, self.beta)
+            series.add(xs, ys)
+        out: dict[str, Any] = {}
+        for name, series in self.series.items():
+            if state != "running":
+                series.flush()
+            delta = stream_delta(series, *self._stream_held.get(name, (0, 0)))
+            if delta is not None:
+                out[name] = delta
+            self._stream_held[name] = (len(series), series.halvings)
+        return out
+
+    def _drain_records(self) -> list[list[Any]]:
+        new = []
+        q = self.records_q
+        for _ in range(len(q)):
+            added = q.popleft()
+            if added.get("what") != "metrics" or not isinstance(added.get("value"), dict):
+                continue
+            set_name, epoch = added.get("set"), int(added.get("index") or 0)
+            for metric, value in added["value"].items():
+                v = number(value)
+                self.points[(set_name, metric, epoch)] = v
+                new.append([set_name, metric, epoch, v])
+        return new
+
+    def _still_logged(self, key: tuple[str, str, int]) -> bool:
+        set_name, metric, epoch = key
+        return metric in self.run.ctx.history.metrics(set_name, epoch, default={})

@@ -1,0 +1,71 @@
+"""The inspector part (``parts/inspector.js``): one summary row per context field, and diffs."""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import TYPE_CHECKING, Any
+
+from luzwidget.widgets.summaries import FIELD_ORDER, WeightWatch, summarize
+
+if TYPE_CHECKING:
+    from luzwidget.run import Run
+
+__all__ = ["INSPECT_EVERY_S", "Inspector"]
+
+INSPECT_EVERY_S = 0.5
+"""While running, the inspector is refreshed at most this often (it reads tensors)."""
+
+
+class Inspector:
+    """Summaries of the context's fields; sends the rows that changed, highlights while stepping.
+
+    ``rows`` is what the browser shows; ``hl`` the fields that changed at the last event
+    (only while paused or failed: highlights are for stepping).
+    """
+
+    def __init__(self) -> None:
+        self.rows: dict[str, str] = {}
+        self.hl: list[str] = []
+        self.weights = WeightWatch()
+        self._n = -1  # run.n_events at the last look while not running
+        self._t = -math.inf
+
+    def snapshot(self) -> dict[str, Any]:
+        """Everything, for a new view."""
+        return {"order": list(self.rows), "rows": dict(self.rows), "hl": self.hl}
+
+    def part(self, run: Run, state: str, full: bool) -> dict[str, Any] | None:
+        """The rows, order and highlights that changed since the last call (None: nothing)."""
+        now = time.monotonic()
+        running = state == "running"
+        if running and not full and now - self._t < INSPECT_EVERY_S:
+            return None
+        self._t = now
+        rows = self._read(run, running)
+        old_hl = self.hl
+        if state not in ("paused", "error"):
+            self.hl = []
+        elif run.n_events != self._n and self.rows:
+            self.hl = [k for k, v in rows.items() if self.rows.get(k) != v]
+        if not running:
+            self._n = run.n_events
+        out: dict[str, Any] = {}
+        changed = {k: v for k, v in rows.items() if self.rows.get(k) != v}
+        if changed:
+            out["rows"] = changed
+        if list(rows) != list(self.rows):
+            out["order"] = list(rows)
+        if self.hl != old_hl:
+            out["hl"] = self.hl
+        self.rows = rows
+        return out or None
+
+    def _read(self, run: Run, running: bool) -> dict[str, str]:
+        ctx = run.ctx
+        names = [n for n in FIELD_ORDER if ctx.has_trait(n)]
+        names += sorted(set(ctx.trait_names()) - set(names))
+        rows = {name: summarize(name, getattr(ctx, name), stats=True) for name in names}
+        if not running:  # gradients and weight changes: only when the tensors hold still
+            rows["model"] = rows.get("model", "None") + self.weights.look(ctx.model)
+        return rows
