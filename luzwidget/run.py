@@ -23,6 +23,7 @@ from luzwidget.edits import Edits
 from luzwidget.events import Event
 from luzwidget.exceptions import ConfigError, RunStateError
 from luzwidget.loop import Item
+from luzwidget.nonfinite import NonfiniteWatch  # luzwidget.nonfinite
 
 __all__ = ["Run"]
 
@@ -70,6 +71,7 @@ class Run(Driver, Edits):
         self.events: deque[Event] = deque(maxlen=100)
         self.n_events = 0
         self.breakpoints = Breakpoints(on_change=self._recheck)
+        self.breakpoints.watch = NonfiniteWatch(self)  # luzwidget.nonfinite
         self.result: Any = None
         self._make_loop = make_loop
         self._finish_fn = finish
@@ -215,6 +217,30 @@ class Run(Driver, Edits):
         """Stop calling ``listener``."""
         with contextlib.suppress(ValueError):
             self._listeners.remove(listener)
+
+    # -- seeing inside the model (luzwidget.layers) ------------------------------------
+    def layers(self) -> Any:
+        """A DataFrame, one row per parameter: norms, gradient norms, the last update.
+
+        Columns ``name, module, optimizer, shape, numel, norm, grad_norm, update_norm,
+        update_ratio, nonfinite``: ‖w‖, ‖grad‖ (NaN without a gradient), ‖Δw‖ of the last
+        optimizer step and ‖Δw‖/‖w‖, and the count of NaN or infinite values in the weight
+        and its gradient. Norms are computed now; the update is known only for a step
+        taken after a ``layers()`` call (which arms the recording until the run pauses or
+        ends again) or while a view subscribes, so the first call shows NaN updates. See
+        :mod:`luzwidget.layers`.
+        """
+        from luzwidget.layers import layers
+
+        return layers(self)
+
+    def activations(self) -> Any:
+        """A DataFrame, one row per module: shape, mean, std and non-finite count of its
+        last output (finite values only in mean and std), recorded by forward hooks while
+        armed as :meth:`layers` is; empty until a forward pass ran after the first call."""
+        from luzwidget.layers import activations
+
+        return activations(self)
 
     # -- display -----------------------------------------------------------------------
     def dashboard(self, parts: Any = None) -> Any:
