@@ -204,9 +204,7 @@ def layers(run: Any, arm: bool = True) -> pd.DataFrame:
         for pname, _ in module.named_parameters(recurse=False)
     }
     named = list(ctx.model.named_parameters())
-    norms = _numbers(
-        [torch.linalg.vector_norm(p.detach(), dtype=torch.float32) for _, p in named]
-    )
+    norms = _numbers([torch.linalg.vector_norm(p.detach(), dtype=torch.float32) for _, p in named])
     grads = _numbers([_grad_norm(p) for _, p in named])
     updates = _numbers([layer_tracker.update_of(p) for _, p in named])
     counts = _numbers([_nonfinite(p) for _, p in named])
@@ -240,8 +238,7 @@ def activations(run: Any, arm: bool = True) -> pd.DataFrame:
     stds = _numbers([s[3] for _, s in items])
     counts = _numbers([s[4] for _, s in items])
     rows = [
-        (name, s[0], s[1], means[i], stds[i], int(counts[i]))
-        for i, (name, s) in enumerate(items)
+        (name, s[0], s[1], means[i], stds[i], int(counts[i])) for i, (name, s) in enumerate(items)
     ]
     if arm:
         act.arm_once()
