@@ -223,7 +223,7 @@ def layers(run: Any, arm: bool = True) -> pd.DataFrame:
         )
         for i, (name, p) in enumerate(named)
     ]
-    if arm:
+    if arm and run.state != "done":  # a done run drives no more (until extended)
         layer_tracker.arm_once()
     return pd.DataFrame(rows, columns=LAYER_COLUMNS)
 
@@ -240,7 +240,7 @@ def activations(run: Any, arm: bool = True) -> pd.DataFrame:
     rows = [
         (name, s[0], s[1], means[i], stds[i], int(counts[i])) for i, (name, s) in enumerate(items)
     ]
-    if arm:
+    if arm and run.state != "done":
         act.arm_once()
     return pd.DataFrame(rows, columns=ACTIVATION_COLUMNS)
 
