@@ -49,7 +49,7 @@ def confusion(
     plot: bool = False,
     dataloader_options: Mapping[str, Any] | None = None,
 ) -> pd.DataFrame | go.Figure:
-    """Predict on ``data`` and count (true class, predicted class) pairs; see ``Fitted.confusion``."""
+    """Predict on ``data`` and count (true, predicted) class pairs; see ``Fitted.confusion``."""
     if data is None:
         if set not in SETS:
             raise ConfigError(f"set must be one of {SETS}, got {set!r}.")

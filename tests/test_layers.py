@@ -47,11 +47,13 @@ def test_columns_and_norms_before_any_step() -> None:
     assert list(frame["name"]) == [n for n, _ in model.named_parameters()]
     assert list(frame["module"]) == ["Linear"] * 4
     assert set(frame["optimizer"]) == {"opt"}
-    assert frame["shape"][0] == (8, 4) and frame["numel"][0] == 32
+    assert frame["shape"][0] == (8, 4)
+    assert frame["numel"][0] == 32
     for row, (_, p) in zip(frame.itertuples(), model.named_parameters(), strict=True):
         assert row.norm == pytest.approx(float(p.detach().norm()), rel=1e-6)
         assert math.isnan(row.grad_norm)  # no backward yet
-        assert math.isnan(row.update_norm) and math.isnan(row.update_ratio)  # no step yet
+        assert math.isnan(row.update_norm)
+        assert math.isnan(row.update_ratio)
         assert row.nonfinite == 0
 
 
@@ -153,7 +155,8 @@ def test_free_run_nobody_asked_costs_nothing() -> None:
     run = _run()
     run.resume()
     assert run.state == "done"
-    assert not _in_run(run, LayerTracker) and not _table_has(run, LayerTracker)
+    assert not _in_run(run, LayerTracker)
+    assert not _table_has(run, LayerTracker)
     assert run.layers()["update_norm"].isna().all()  # nothing was recorded
     assert not _in_run(run, LayerTracker)  # a done run: armed, but no drive follows
 
@@ -166,7 +169,8 @@ def test_armed_by_a_call_only_until_the_drive_ends() -> None:
     assert _in_run(run, LayerTracker)
     assert run.ctx._table[E.on_train_batch_before_step][-1].__self__ is tracker(run)
     run.step("batch")
-    assert not _in_run(run, LayerTracker) and not _table_has(run, LayerTracker)
+    assert not _in_run(run, LayerTracker)
+    assert not _table_has(run, LayerTracker)
     assert not run.layers()["update_norm"].isna().any()  # the step of that drive
     run.step("batch")  # armed again by that call, for this drive
     run.step("batch")  # nobody looked in between: not recorded, the last one is stale
