@@ -17,9 +17,10 @@ origin in ``run.reason``:
 Cost, while on: each hook launches a ``torch.isfinite(out).all()`` per module output and
 keeps the result as a tensor, without a host sync; the flags are checked together once per
 forward (one sync), the loss once per batch (one sync), and the gradients once per optimizer
-step (one sync). On the CPU this is a few percent for small models; on a GPU the syncs keep
-the host from running ahead of the device. While off there are no hooks and the callback
-is not in the run: nothing at all.
+step (one sync), and the run stops at every event to look (as for any breakpoint). Measured
+on a 3-layer MLP on the CPU (batch 64): a fit takes about 1.3x as long. On a GPU the syncs
+also keep the host from running ahead of the device. While off there are no hooks and the
+callback is not in the run: nothing at all.
 """
 
 from __future__ import annotations

@@ -218,3 +218,31 @@ def test_from_another_thread_while_training_in_the_background() -> None:
     assert _hooks(run) == 0
     assert not _watch_in_run(run)
     run.stop()
+
+
+class OwnStep(Net):
+    """Net with its own step(): no after_pred event, so the check is at on_train_batch_end."""
+
+    def step(self, ctx: lw.Context) -> None:
+        ctx.pred = self(ctx.input)
+        loss = nn.functional.mse_loss(ctx.pred, ctx.target)
+        if ctx.training:
+            opt = ctx.optimizers["opt"]
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        ctx.loss = loss.detach()
+
+
+def test_a_modules_own_step_is_checked_at_the_batch_end() -> None:
+    torch.manual_seed(0)
+    x, y = make_data(64)
+    spec = lw.setup(OwnStep, optimizer=torch.optim.SGD).set_hparams(at=2)
+    run = spec.set_opt_hparams(lr=0.01).run(
+        (x, y), epochs=1, verbose=False, dataloader_options=OPTS
+    )
+    run.breakpoints.nonfinite = True
+    run.resume()
+    assert (
+        run.reason == "non-finite output of net.1 (Blow) at on_train_batch_end (epoch 1, batch 2)"
+    )
