@@ -107,6 +107,8 @@ class LayerTracker(Armed):
         ``id(param) -> (param, ‖Δw‖ as a 0-d tensor, param._version after the step)``.
     """
 
+    weight = 1_000  # after other callbacks: ‖Δw‖ includes what they change at after_step
+
     def __init__(self, run: Any) -> None:
         super().__init__(run)
         self.updates: dict[int, tuple[torch.Tensor, torch.Tensor, int]] = {}
@@ -192,17 +194,8 @@ def layers(run: Any, arm: bool = True) -> pd.DataFrame:
 
     ctx = run.ctx
     layer_tracker = tracker(run, LayerTracker)
-    owner = {
-        id(p): name
-        for name, opt in (ctx.optimizers or {}).items()
-        for group in opt.param_groups
-        for p in group["params"]
-    }
-    types = {
-        f"{prefix}.{pname}" if prefix else pname: type(module).__name__
-        for prefix, module in ctx.model.named_modules()
-        for pname, _ in module.named_parameters(recurse=False)
-    }
+    owner = _owners(ctx.optimizers or {})
+    types = _module_types(ctx.model)
     named = list(ctx.model.named_parameters())
     norms = _numbers([torch.linalg.vector_norm(p.detach(), dtype=torch.float32) for _, p in named])
     grads = _numbers([_grad_norm(p) for _, p in named])
@@ -246,6 +239,25 @@ def activations(run: Any, arm: bool = True) -> pd.DataFrame:
 
 
 # -- helpers ---------------------------------------------------------------------------
+
+
+def _owners(optimizers: dict[str, torch.optim.Optimizer]) -> dict[int, str]:
+    """``id(param) -> name of the optimizer that steps it``."""
+    return {
+        id(p): name
+        for name, opt in optimizers.items()
+        for group in opt.param_groups
+        for p in group["params"]
+    }
+
+
+def _module_types(model: nn.Module) -> dict[str, str]:
+    """``parameter name -> class name of the module that holds it`` (e.g. ``"Linear"``)."""
+    return {
+        f"{prefix}.{pname}" if prefix else pname: type(module).__name__
+        for prefix, module in model.named_modules()
+        for pname, _ in module.named_parameters(recurse=False)
+    }
 
 
 def first_tensor(output: Any) -> torch.Tensor | None:

@@ -227,8 +227,9 @@ class Run(Driver, Edits):
         optimizer step and ‖Δw‖/‖w‖, and the count of NaN or infinite values in the weight
         and its gradient. Norms are computed now; the update is known only for a step
         taken after a ``layers()`` call (which arms the recording until the run pauses or
-        ends again) or while a view subscribes, so the first call shows NaN updates. See
-        :mod:`luzwidget.layers`.
+        ends again) or while a view subscribes: the first call shows NaN updates, and so
+        does a call after a free run nobody armed (the weights changed since the last
+        recorded step). See :mod:`luzwidget.layers`.
         """
         from luzwidget.layers import layers
 
