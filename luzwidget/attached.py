@@ -30,6 +30,7 @@ class OnDemand(Callback):
         self.wanted = False
         self.present = False
         self._observing = False
+        self._adding = self._removing = False  # an add/remove_callback of ours is queued
 
     def want(self, on: bool) -> None:
         """Be in the run's callbacks (``True``) or out of them (``False``), from any thread."""
@@ -41,9 +42,11 @@ class OnDemand(Callback):
             ctx.observe(self._callbacks_changed, "callbacks")
             self._observing = True
         inside = any(cb is self for cb in ctx.callbacks)
-        if on and not inside:
+        if on and not inside and not self._adding:
+            self._adding = True
             self.run.add_callback(self)
-        elif not on and inside:
+        elif not on and inside and not self._removing:
+            self._removing = True
             self.run.remove_callback(self)
         # Otherwise a change is still queued; _callbacks_changed puts it right when it lands.
 
@@ -57,6 +60,10 @@ class OnDemand(Callback):
         ctx = self.run.ctx
         new = list(change["new"])
         count = sum(cb is self for cb in new)
+        if count:
+            self._adding = False
+        else:
+            self._removing = False
         if count != int(self.wanted):  # a queued add or remove overtaken by another want()
             others = [cb for cb in new if cb is not self]
             ctx.callbacks = [*others, self] if self.wanted else others
@@ -67,6 +74,6 @@ class OnDemand(Callback):
         elif not count and self.present:
             self.present = False
             self.left()
-        if not self.wanted and self._observing:
+        if not (self.wanted or self._adding or self._removing) and self._observing:
             ctx.unobserve(self._callbacks_changed, "callbacks")
             self._observing = False
