@@ -33,6 +33,7 @@ class Breakpoints:
     >>> Event.on_epoch_end in bp
     True
     >>> bp.nonfinite_loss = True       # pause as soon as a loss is NaN or inf
+    >>> run.breakpoints.nonfinite = True   # ... or any module output or gradient; names it
     """
 
     def __init__(self, on_change: Callable[[], None] | None = None) -> None:
@@ -40,6 +41,7 @@ class Breakpoints:
         self._conditions: list[tuple[Predicate, frozenset[Event] | None]] = []
         self._nonfinite = False
         self._on_change = on_change
+        self.watch: Any = None  # a NonfiniteWatch, set by the Run (luzwidget.nonfinite)
 
     # -- editing -----------------------------------------------------------------------
     def add(self, where: Event | str | Predicate, *, at: Any = None) -> None:
@@ -90,6 +92,8 @@ class Breakpoints:
         self._events.clear()
         self._conditions.clear()
         self._nonfinite = False
+        if self.watch is not None:  # luzwidget.nonfinite
+            self.watch.enabled = False
         self._changed()
 
     @property
@@ -103,6 +107,31 @@ class Breakpoints:
             raise ConfigError(f"nonfinite_loss must be True or False, got {value!r}.")
         self._nonfinite = value
         self._changed()
+
+    # -- luzwidget.nonfinite: where a NaN came from -----------------------------------------
+    @property
+    def nonfinite(self) -> bool:
+        """Pause at the first non-finite module output, loss or gradient (bool, default False).
+
+        ``run.reason`` names where it came from, e.g. ``"non-finite output of net.2 (Linear)
+        at on_train_batch_after_pred (epoch 1, batch 27)"``. Forward hooks are installed only
+        while it is on; see :mod:`luzwidget.nonfinite` for what it costs.
+        """
+        return self.watch is not None and self.watch.enabled
+
+    @nonfinite.setter
+    def nonfinite(self, value: bool) -> None:
+        if not isinstance(value, bool):
+            raise ConfigError(f"nonfinite must be True or False, got {value!r}.")
+        if self.watch is None:
+            raise ConfigError("nonfinite needs a run's breakpoints: use run.breakpoints.")
+        self.watch.enabled = value
+        self._changed()
+
+    def _watching(self) -> bool:
+        return self.watch is not None and self.watch.enabled
+
+    # -- luzwidget.nonfinite ends ------------------------------------------------------------
 
     @property
     def events(self) -> frozenset[Event]:
@@ -118,6 +147,10 @@ class Breakpoints:
         """Why to pause after ``event``, or None to go on."""
         if event in self._events:
             return f"breakpoint at {event.value}"
+        if self._watching():  # luzwidget.nonfinite
+            found = self.watch.hit(event, ctx)
+            if found is not None:
+                return found
         if self._nonfinite and event in AFTER_LOSS and not _finite(ctx.loss):
             return f"the loss is not finite ({loss_text(ctx.loss, '', 'g')}) at {event.value}"
         for predicate, at in self._conditions:
@@ -142,16 +175,23 @@ class Breakpoints:
         yield from (p for p, _ in self._conditions)
 
     def __len__(self) -> int:
-        return len(self._events) + len(self._conditions) + int(self._nonfinite)
+        return (
+            len(self._events)
+            + len(self._conditions)
+            + int(self._nonfinite)
+            + int(self._watching())  # luzwidget.nonfinite
+        )
 
     def __bool__(self) -> bool:
-        return bool(self._events or self._conditions or self._nonfinite)
+        return bool(self._events or self._conditions or self._nonfinite or self._watching())
 
     def __repr__(self) -> str:
         parts = [e.value for e in sorted(self._events)]
         parts += [_name(p) for p, _ in self._conditions]
         if self._nonfinite:
             parts.append("nonfinite_loss")
+        if self._watching():  # luzwidget.nonfinite
+            parts.append("nonfinite")
         return f"Breakpoints({', '.join(parts)})"
 
 

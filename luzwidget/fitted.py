@@ -158,6 +158,33 @@ class Fitted:
         drive(Run(ctx, loop_of(evaluate_loop)))
         return Evaluation(ctx.records)
 
+    # -- luzwidget.confusion ---------------------------------------------------------------
+    def confusion(
+        self, data: Any = None, set: str = "valid", *, plot: bool = False, **kwargs: Any
+    ) -> pd.DataFrame | go.Figure:
+        """The confusion matrix of a classifier: rows the true class, columns the predicted.
+
+        Parameters
+        ----------
+        data
+            Data to predict on (same kinds as ``predict``); default the run's ``set``.
+        set
+            ``"valid"`` (default) or ``"train"``: which of the fit's data, when ``data`` is None.
+        plot
+            Return a plotly heatmap of it instead of the DataFrame.
+        **kwargs
+            ``classes`` (names for 0, 1, ...), ``threshold`` (one output column: class 1
+            above it; default 0, for logits), ``dataloader_options``.
+
+        Examples
+        --------
+        >>> fitted.confusion()                 # a DataFrame of counts
+        >>> fitted.confusion(plot=True)        # the same as a heatmap
+        """
+        from luzwidget.confusion import confusion
+
+        return confusion(self, data, set, plot=plot, **kwargs)
+
     def plot(self) -> go.Figure:
         """A plotly figure of every metric, train and valid, over epochs."""
         from luzwidget.plots import records_figure

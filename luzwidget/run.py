@@ -26,6 +26,7 @@ from luzwidget.engine import engine_of
 from luzwidget.events import Event
 from luzwidget.exceptions import ConfigError, RunStateError
 from luzwidget.loop import Item
+from luzwidget.nonfinite import NonfiniteWatch
 from luzwidget.states import RunState, stop_condition
 
 __all__ = ["Run", "RunState"]
@@ -95,6 +96,7 @@ class Run:
     ) -> None:
         self.ctx = ctx
         self._driver = Driver(self, ctx, make_loop, finish)
+        self._driver.breakpoints.watch = NonfiniteWatch(self)  # breakpoints.nonfinite
         self._dashboards: dict[Any, Any] = {}
 
     @classmethod
@@ -302,6 +304,31 @@ class Run:
         self._driver.submit(
             lambda: setattr(ctx, "callbacks", [cb for cb in ctx.callbacks if not match(cb)])
         )
+
+    # -- seeing inside the model (luzwidget.layers) ------------------------------------
+    def layers(self) -> Any:
+        """A DataFrame, one row per parameter: norms, gradient norms, the last update.
+
+        Columns ``name, module, optimizer, shape, numel, norm, grad_norm, update_norm,
+        update_ratio, nonfinite``: ‖w‖, ‖grad‖ (NaN without a gradient), ‖Δw‖ of the last
+        optimizer step and ‖Δw‖/‖w‖, and the count of NaN or infinite values in the weight
+        and its gradient. Norms are computed now; the update is known only for a step
+        taken after a ``layers()`` call (which arms the recording until the run pauses or
+        ends again) or while a view subscribes: the first call shows NaN updates, and so
+        does a call after a free run nobody armed (the weights changed since the last
+        recorded step). See :mod:`luzwidget.layers`.
+        """
+        from luzwidget.layers import layers
+
+        return layers(self)
+
+    def activations(self) -> Any:
+        """A DataFrame, one row per module: shape, mean, std and non-finite count of its
+        last output (finite values only in mean and std), recorded by forward hooks while
+        armed as :meth:`layers` is; empty until a forward pass ran after the first call."""
+        from luzwidget.layers import activations
+
+        return activations(self)
 
     # -- display -----------------------------------------------------------------------
     def show_loop(self) -> None:

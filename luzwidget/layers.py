@@ -1,0 +1,317 @@
+"""Seeing inside the model: per-parameter norms and the last update, per-module outputs.
+
+``run.layers()`` is a table, one row per parameter: its norm, its gradient's norm, the norm
+of the change the last optimizer step made (``update_norm``, ‖Δw‖) and that change relative
+to the weight (``update_ratio``, ‖Δw‖/‖w‖), and how many values of the weight or its
+gradient are NaN or infinite. Norms and counts are computed when asked, from the tensors as
+they are at that moment. The update needs the weights from before the step, so it is
+recorded only while a :class:`LayerTracker` is armed:
+
+- a ``run.layers()`` call arms it for the next stretch of driving (the next ``step()``,
+  ``resume()`` or ``start()``, until the run pauses or ends again): step, look, step, look
+  shows each step's update; a free run started after a ``layers()`` call pays one copy of
+  the weights per optimizer step, a free run nobody asked about pays nothing;
+- ``tracker.subscribe()`` arms it until ``tracker.unsubscribe()`` (e.g. a dashboard panel).
+
+While it is disarmed its callback is not in the run (no per-batch work at all). The update
+columns are NaN before any step was recorded, for parameters whose last step was not
+recorded (the weight changed since, which ``Tensor._version`` tells at no cost: a later
+step, a rewind, a loaded checkpoint), and with a module's own ``step()`` (no
+``on_train_batch_before_step`` event to record at). ``run.activations()`` does the same for
+the output of every module (forward hooks, installed only while armed).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING, Any
+
+import torch
+from torch import nn
+
+from luzwidget.attached import OnDemand
+from luzwidget.events import Event
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from luzwidget.context import Context
+
+__all__ = ["ActivationTracker", "LayerTracker", "activations", "layers", "tracker"]
+
+LAYER_COLUMNS = [
+    "name",
+    "module",
+    "optimizer",
+    "shape",
+    "numel",
+    "norm",
+    "grad_norm",
+    "update_norm",
+    "update_ratio",
+    "nonfinite",
+]
+ACTIVATION_COLUMNS = ["name", "module", "shape", "mean", "std", "nonfinite"]
+ROOT = "(model)"
+"""How the model itself is named among its modules (``named_modules()`` calls it ``""``)."""
+
+
+class Armed(OnDemand):
+    """An :class:`OnDemand` callback armed by subscribers, or once for the next drive."""
+
+    def __init__(self, run: Any) -> None:
+        super().__init__(run)
+        self.subscribers = 0
+        self._once = False
+        self._drove = False
+        self._listening = False
+
+    def subscribe(self) -> None:
+        """Keep recording until the matching :meth:`unsubscribe` (counted)."""
+        self.subscribers += 1
+        self._update()
+
+    def unsubscribe(self) -> None:
+        """Undo one :meth:`subscribe`; the last one disarms unless a call armed it."""
+        self.subscribers = max(0, self.subscribers - 1)
+        self._update()
+
+    def arm_once(self) -> None:
+        """Record during the next stretch of driving, until the run pauses or ends again."""
+        self._once = True
+        self._drove = self.run.state == "running"
+        if not self._listening:
+            self.run.add_listener(self._state_changed)
+            self._listening = True
+        self._update()
+
+    def _state_changed(self, run: Any) -> None:
+        if run.state == "running":
+            self._drove = True
+        elif self._drove:
+            self._once = self._drove = False
+            run.remove_listener(self._state_changed)
+            self._listening = False
+            self._update()
+
+    def _update(self) -> None:
+        self.want(self.subscribers > 0 or self._once)
+
+
+class LayerTracker(Armed):
+    """Records, while armed, the change each optimizer step makes to each parameter.
+
+    Attributes
+    ----------
+    updates : dict
+        ``id(param) -> (param, ‖Δw‖ as a 0-d tensor, param._version after the step)``.
+    """
+
+    weight = 1_000  # after other callbacks: ‖Δw‖ includes what they change at after_step
+
+    def __init__(self, run: Any) -> None:
+        super().__init__(run)
+        self.updates: dict[int, tuple[torch.Tensor, torch.Tensor, int]] = {}
+        self._before: list[tuple[torch.Tensor, torch.Tensor]] | None = None
+
+    def joined(self) -> None:
+        # Armed at a pause right before a step: the weights are still the ones before it.
+        if self.run.event == Event.on_train_batch_before_step:
+            self.on_train_batch_before_step(self.run.ctx)
+
+    def left(self) -> None:
+        self._before = None
+
+    def on_train_batch_before_step(self, ctx: Context) -> None:
+        """Copy the weights the current optimizer is about to change."""
+        opt = ctx.opt
+        if opt is None:
+            return
+        params = [p for group in opt.param_groups for p in group["params"]]
+        self._before = [(p, p.detach().clone()) for p in params]
+
+    def on_train_batch_after_step(self, ctx: Context) -> None:
+        """Keep ‖Δw‖ of each parameter the step changed (a tensor: no host sync here)."""
+        before, self._before = self._before, None
+        for p, old in before or ():
+            delta = torch.linalg.vector_norm(p.detach() - old, dtype=torch.float32)
+            self.updates[id(p)] = (p, delta, p._version)
+
+    def update_of(self, p: torch.Tensor) -> torch.Tensor | None:
+        """‖Δw‖ of ``p``'s last step, or None if not recorded or stale."""
+        entry = self.updates.get(id(p))
+        if entry is None or entry[0] is not p or entry[2] != p._version:
+            return None
+        return entry[1]
+
+
+class ActivationTracker(Armed):
+    """Keeps, while armed, the statistics of each module's last output (forward hooks).
+
+    Attributes
+    ----------
+    stats : dict
+        ``module name -> (module type, shape, mean, std, non-finite count)`` of the last
+        forward pass recorded; the numbers are 0-d tensors until read.
+    """
+
+    def __init__(self, run: Any) -> None:
+        super().__init__(run)
+        self.stats: dict[str, tuple[str, tuple[int, ...], Any, Any, Any]] = {}
+        self.handles: list[Any] = []
+
+    def joined(self) -> None:
+        for name, module in self.run.ctx.model.named_modules():
+            self.handles.append(module.register_forward_hook(self._hook(name or ROOT)))
+
+    def left(self) -> None:
+        for handle in self.handles:
+            handle.remove()
+        self.handles.clear()
+
+    def _hook(self, name: str) -> Any:
+        def hook(module: nn.Module, args: Any, output: Any) -> None:
+            tensor = first_tensor(output)
+            if tensor is not None:
+                self.stats[name] = (type(module).__name__, tuple(tensor.shape), *_stats(tensor))
+
+        return hook
+
+
+def tracker(run: Any, kind: type[Armed] = LayerTracker) -> Any:
+    """The run's tracker of ``kind`` (made on first use, kept on the run)."""
+    key = f"_luzwidget_{kind.__name__}"
+    found = getattr(run, key, None)
+    if found is None:
+        found = kind(run)
+        setattr(run, key, found)
+    return found
+
+
+def layers(run: Any, arm: bool = True) -> pd.DataFrame:
+    """One row per parameter of ``run.ctx.model``; see :meth:`Run.layers`."""
+    import pandas as pd
+
+    ctx = run.ctx
+    layer_tracker = tracker(run, LayerTracker)
+    owner = _owners(ctx.optimizers or {})
+    types = _module_types(ctx.model)
+    named = list(ctx.model.named_parameters())
+    norms = _numbers([torch.linalg.vector_norm(p.detach(), dtype=torch.float32) for _, p in named])
+    grads = _numbers([_grad_norm(p) for _, p in named])
+    updates = _numbers([layer_tracker.update_of(p) for _, p in named])
+    counts = _numbers([_nonfinite(p) for _, p in named])
+    rows = [
+        (
+            name,
+            types.get(name, ""),
+            owner.get(id(p)),
+            tuple(p.shape),
+            p.numel(),
+            norms[i],
+            grads[i],
+            updates[i],
+            _ratio(updates[i], norms[i]),
+            int(counts[i]),
+        )
+        for i, (name, p) in enumerate(named)
+    ]
+    if arm and run.state != "done":  # a done run drives no more (until extended)
+        layer_tracker.arm_once()
+    return pd.DataFrame(rows, columns=LAYER_COLUMNS)
+
+
+def activations(run: Any, arm: bool = True) -> pd.DataFrame:
+    """One row per module whose output was recorded; see :meth:`Run.activations`."""
+    import pandas as pd
+
+    act = tracker(run, ActivationTracker)
+    items = list(act.stats.items())
+    means = _numbers([s[2] for _, s in items])
+    stds = _numbers([s[3] for _, s in items])
+    counts = _numbers([s[4] for _, s in items])
+    rows = [
+        (name, s[0], s[1], means[i], stds[i], int(counts[i])) for i, (name, s) in enumerate(items)
+    ]
+    if arm and run.state != "done":
+        act.arm_once()
+    return pd.DataFrame(rows, columns=ACTIVATION_COLUMNS)
+
+
+# -- helpers ---------------------------------------------------------------------------
+
+
+def _owners(optimizers: dict[str, torch.optim.Optimizer]) -> dict[int, str]:
+    """``id(param) -> name of the optimizer that steps it``."""
+    return {
+        id(p): name
+        for name, opt in optimizers.items()
+        for group in opt.param_groups
+        for p in group["params"]
+    }
+
+
+def _module_types(model: nn.Module) -> dict[str, str]:
+    """``parameter name -> class name of the module that holds it`` (e.g. ``"Linear"``)."""
+    return {
+        f"{prefix}.{pname}" if prefix else pname: type(module).__name__
+        for prefix, module in model.named_modules()
+        for pname, _ in module.named_parameters(recurse=False)
+    }
+
+
+def first_tensor(output: Any) -> torch.Tensor | None:
+    """The output itself if a tensor, else the first tensor in a tuple, list or dict."""
+    if isinstance(output, torch.Tensor):
+        return output
+    if isinstance(output, dict):
+        output = list(output.values())
+    if isinstance(output, tuple | list):
+        for item in output:
+            if isinstance(item, torch.Tensor):
+                return item
+    return None
+
+
+def _stats(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Mean and std of the finite values (NaN if none), and the count of the others."""
+    with torch.no_grad():
+        x = x.detach()
+        x = x.abs() if x.is_complex() else x.float()
+        finite = torch.isfinite(x)
+        n = finite.sum()
+        kept = torch.where(finite, x, 0.0)
+        mean = kept.sum() / n
+        var = (torch.where(finite, x - mean, 0.0) ** 2).sum() / (n - 1)
+        return mean, var.sqrt(), x.numel() - n
+
+
+def _grad_norm(p: torch.Tensor) -> torch.Tensor | None:
+    return None if p.grad is None else torch.linalg.vector_norm(p.grad, dtype=torch.float32)
+
+
+def _nonfinite(p: torch.Tensor) -> torch.Tensor:
+    count = (~torch.isfinite(p.detach())).sum()
+    if p.grad is not None:
+        count = count + (~torch.isfinite(p.grad)).sum().to(count.device)
+    return count
+
+
+def _numbers(values: list[torch.Tensor | None]) -> list[float]:
+    """Python floats (NaN for None), with one host transfer per device."""
+    out = [math.nan] * len(values)
+    by_device: dict[torch.device, list[int]] = {}
+    for i, v in enumerate(values):
+        if v is not None:
+            by_device.setdefault(v.device, []).append(i)
+    for indices in by_device.values():
+        stacked = torch.stack([values[i].reshape(()).double() for i in indices])  # type: ignore[union-attr]
+        for i, value in zip(indices, stacked.tolist(), strict=True):
+            out[i] = value
+    return out
+
+
+def _ratio(update: float, norm: float) -> float:
+    if math.isnan(update) or norm == 0 or not math.isfinite(norm):
+        return math.nan
+    return update / norm
