@@ -220,7 +220,9 @@ def test_a_fast_run_sends_a_bounded_rate_of_deltas_that_do_not_grow(kernel: Kern
         f"({statistics.mean(m.nbytes for m in ours):,.0f} B per message on the wire); "
         f"snapshot on hello: {hello_bytes:,} B before the run, {late_hello_bytes:,} B after"
     )
-    assert batch_rate >= 5000, f"too slow ({batch_rate:,.0f} batches/s) to test the throttle"
+    # The throttle is exercised once batches come far faster than the 20 messages/s cap; the
+    # rate itself depends on the machine (4-9k/s here), so ask only for 50x the cap.
+    assert batch_rate >= 1000, f"too slow ({batch_rate:,.0f} batches/s) to test the throttle"
     assert stats.count >= 30
     assert stats.per_second <= 20, stats
     assert total.per_second <= 20, total  # the plotly library widget sends nothing meanwhile
