@@ -22,7 +22,7 @@ def to_device(value: Any, device: torch.device, non_blocking: bool = False) -> A
     if isinstance(value, Mapping):
         moved = {k: to_device(v, device, non_blocking) for k, v in value.items()}
         try:
-            return type(value)(moved)  # type: ignore[call-arg]
+            return type(value)(moved)  # type: ignore[call-arg]  # the subclass's constructor
         except TypeError:  # e.g. defaultdict, whose constructor wants a factory first
             return moved
     if isinstance(value, tuple) and hasattr(value, "_fields"):  # namedtuple
@@ -44,7 +44,7 @@ class _DeviceLoader:
             yield to_device(batch, device, non_blocking)
 
     def __len__(self) -> int:
-        return len(self.loader)  # type: ignore[arg-type]
+        return len(self.loader)  # type: ignore[arg-type]  # unsized: TypeError, as len(loader)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.loader, name)

@@ -148,7 +148,7 @@ class Breakpoints:
         if event in self._events:
             return f"breakpoint at {event.value}"
         if self._watching():  # luzwidget.nonfinite
-            found = self.watch.hit(event, ctx)
+            found: str | None = self.watch.hit(event, ctx)
             if found is not None:
                 return found
         if self._nonfinite and event in AFTER_LOSS and not _finite(ctx.loss):

@@ -99,7 +99,7 @@ def plain(value: Any, where: str = "value") -> Any:
 
 def get_rng_states() -> dict[str, Any]:
     """The states of torch's CPU (and CUDA) RNG, numpy's and Python's, as plain values."""
-    name, keys, pos, has_gauss, cached = np.random.get_state()  # type: ignore[misc]
+    name, keys, pos, has_gauss, cached = np.random.get_state()
     version, internal, gauss_next = random.getstate()
     states: dict[str, Any] = {
         "torch": torch.get_rng_state(),
@@ -170,7 +170,8 @@ def remove_stale_tmp(path: PathLike) -> list[Path]:
     Returns the files removed.
     """
     path = Path(path)
-    prefix, removed = f".{path.name}.", []
+    prefix = f".{path.name}."
+    removed: list[Path] = []
     try:
         candidates = [p for p in path.parent.iterdir() if p.name.startswith(prefix)]
     except OSError:

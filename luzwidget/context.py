@@ -116,7 +116,7 @@ class Context(HasTraits):
     # -- validation ----------------------------------------------------------------------
     @validate("min_epochs")
     def _check_min_epochs(self, proposal: Bunch) -> int:
-        value = proposal["value"]
+        value: int = proposal["value"]
         if value < 0 or value > self.max_epochs:
             raise TraitError(
                 f"min_epochs={value} is invalid: expected an integer between 0 and "
@@ -126,7 +126,7 @@ class Context(HasTraits):
 
     @validate("max_epochs")
     def _check_max_epochs(self, proposal: Bunch) -> int:
-        value = proposal["value"]
+        value: int = proposal["value"]
         floor = max(self.min_epochs, self.epoch, 0)
         if value < floor:
             raise TraitError(
@@ -288,10 +288,10 @@ def finite_positive(value: Any, argument: str) -> float:
         raise TraitError(
             f"{argument} must be a finite positive number, got {type(value).__name__} {value!r}."
         )
-    value = float(value)
-    if not math.isfinite(value) or value <= 0:
-        raise TraitError(f"{argument} must be a finite positive number, got {value!r}.")
-    return value
+    number = float(value)
+    if not math.isfinite(number) or number <= 0:
+        raise TraitError(f"{argument} must be a finite positive number, got {number!r}.")
+    return number
 
 
 _TRAITS = tuple(Context.class_trait_names())

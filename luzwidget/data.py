@@ -180,7 +180,7 @@ def _check_batch_size(batch_size: Any, given: Mapping[str, Any]) -> None:
         )
 
 
-def _check_batches(loader: Any, argument: str, training: bool = True) -> Any:
+def _check_batches(loader: Iterable[Any], argument: str, training: bool = True) -> Iterable[Any]:
     """``loader``, unless it has a length of 0 batches (then say why and how to fix it)."""
     if loader_len(loader) != 0:
         return loader
@@ -221,7 +221,7 @@ def split_valid(data: Any, fraction: Any) -> tuple[Dataset[Any], Dataset[Any]]:
             "pass valid_data=<validation data> (e.g. a second IterableDataset)."
         )
     n = None if dataset is None else loader_len(dataset)
-    if n is None:
+    if dataset is None or n is None:
         raise ConfigError(
             f"valid_data={fraction} splits a Dataset or tensors, but data is a "
             f"{type(data).__name__}. Split it yourself and pass valid_data=<validation data>."

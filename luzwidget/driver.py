@@ -19,7 +19,7 @@ import inspect
 import threading
 import traceback
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,7 +31,7 @@ from luzwidget.engine import Fault, LoopFlags, engine_of
 from luzwidget.events import Event
 from luzwidget.exceptions import RunStateError, StopFit
 from luzwidget.interrupts import CtrlC
-from luzwidget.loop import Item
+from luzwidget.loop import Loop
 from luzwidget.report import report
 from luzwidget.states import Outcome, RunState, Until, stop_condition
 
@@ -77,7 +77,7 @@ class Driver:
         self,
         owner: Any,
         ctx: Context,
-        make_loop: Callable[[Context], Iterator[Item]],
+        make_loop: Callable[[Context], Loop],
         finish: Callable[[Any], Any] | None,
     ) -> None:
         self.owner, self.ctx = owner, ctx
@@ -93,7 +93,7 @@ class Driver:
         self.listeners: list[Listener] = []
         self.background = False  # how the run was last driven (retry/skip go on that way)
         self._make_loop, self._finish_fn = make_loop, finish
-        self._gen: Iterator[Item] | None = None
+        self._gen: Loop | None = None
         self._fault: Fault | None = None
         self._finished = False
         self._target: Until | None = None  # the step target of the current drive
@@ -115,7 +115,7 @@ class Driver:
                 self._claim(threading.current_thread(), background=False)
             self._serve(lambda: self._drive(target), ctrl_c)
 
-    def drive_first(self, loop: Iterator[Item], last: Event) -> None:
+    def drive_first(self, loop: Loop, last: Event) -> None:
         """Drive ``loop`` here before the rest of the run, up to its ``last`` event.
 
         Its events go through the same machinery (faults, ``events``); the run's own loop
@@ -327,7 +327,8 @@ class Driver:
         while inbox:
             head = inbox[0]
             if not isinstance(head, _Control):
-                self._apply(inbox.popleft())
+                inbox.popleft()
+                self._apply(head)
                 continue
             if head.kind == "start":
                 if self._target is not None:
@@ -371,7 +372,7 @@ class Driver:
             report(reason)
             return Outcome(RunState.PAUSED, reason, interrupted=True)
         self._fault = fault
-        fault.error.run = self.owner  # type: ignore[attr-defined]
+        fault.error.run = self.owner  # type: ignore[attr-defined]  # a LuzwidgetError
         self.error = fault.error
         self.error_traceback = "".join(traceback.format_exception(fault.cause))
         return Outcome(RunState.ERROR, str(fault.error))
@@ -429,7 +430,7 @@ class Driver:
         return asked
 
 
-def _chain(first: Iterator[Item], then: Iterator[Item] | None) -> Iterator[Item]:
+def _chain(first: Loop, then: Loop | None) -> Loop:
     yield from first
     if then is not None:
         yield from then

@@ -14,7 +14,7 @@ run to say ``"retry"`` or ``"skip"``.
 from __future__ import annotations
 
 from collections.abc import Callable, Generator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, final
 
 import torch
 from traitlets import All
@@ -60,6 +60,7 @@ PASS_THROUGH = (StopFit, StopEpoch, GeneratorExit, SkipBatch)
 """Control flow: what travels through callbacks and the step untouched, never a fault."""
 
 
+@final  # the loop and the driver test `type(item) is Fault`
 class Fault:
     """An exception the loop caught at an event boundary; the loop waits for a decision.
 

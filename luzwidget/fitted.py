@@ -55,12 +55,14 @@ class Fitted:
     @property
     def model(self) -> torch.nn.Module:
         """The trained module."""
-        return self.ctx.model
+        model: torch.nn.Module = self.ctx.model  # traits read as Any
+        return model
 
     @property
     def records(self) -> dict[str, Any]:
         """Everything logged during training."""
-        return self.ctx.records
+        records: dict[str, Any] = self.ctx.records
+        return records
 
     @property
     def history(self) -> Records:
@@ -70,7 +72,8 @@ class Fitted:
     @property
     def optimizers(self) -> dict[str, torch.optim.Optimizer]:
         """The optimizers by name, with their state (training can continue)."""
-        return self.ctx.optimizers
+        optimizers: dict[str, torch.optim.Optimizer] = self.ctx.optimizers
+        return optimizers
 
     @property
     def hparams(self) -> dict[str, Any]:
@@ -89,7 +92,8 @@ class Fitted:
     def fit(self, data: Any, epochs: Any = 10, **kwargs: Any) -> Fitted:
         """Train ``epochs`` more epochs, keeping optimizer state and records (blocking)."""
         again = functools.partial(Fitted, self.spec)
-        return drive_to_end(self.continue_run(data, epochs, **kwargs), again)
+        fitted: Fitted = drive_to_end(self.continue_run(data, epochs, **kwargs), again)
+        return fitted
 
     def continue_run(self, data: Any, epochs: Any = 10, **kwargs: Any) -> Run:
         """Like :meth:`fit`, but return a :class:`Run` that has not started yet."""

@@ -300,13 +300,13 @@ def _nonfinite(p: torch.Tensor) -> torch.Tensor:
 def _numbers(values: list[torch.Tensor | None]) -> list[float]:
     """Python floats (NaN for None), with one host transfer per device."""
     out = [math.nan] * len(values)
-    by_device: dict[torch.device, list[int]] = {}
+    by_device: dict[torch.device, list[tuple[int, torch.Tensor]]] = {}
     for i, v in enumerate(values):
         if v is not None:
-            by_device.setdefault(v.device, []).append(i)
-    for indices in by_device.values():
-        stacked = torch.stack([values[i].reshape(()).double() for i in indices])  # type: ignore[union-attr]
-        for i, value in zip(indices, stacked.tolist(), strict=True):
+            by_device.setdefault(v.device, []).append((i, v))
+    for pairs in by_device.values():
+        stacked = torch.stack([v.reshape(()).double() for _, v in pairs])
+        for (i, _), value in zip(pairs, stacked.tolist(), strict=True):
             out[i] = value
     return out
 

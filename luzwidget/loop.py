@@ -12,7 +12,7 @@ generator leaves the caller's thread as it found it.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Generator, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable
 from typing import Any
 
 import torch
@@ -34,7 +34,7 @@ E = Event
 # -- firing events ---------------------------------------------------------------------
 
 
-def fire(engine: Engine, event: Event) -> Iterator[Item]:
+def fire(engine: Engine, event: Event) -> Iterable[Item]:
     """Call the callbacks of ``event``, then yield it; on a fault, yield it and obey.
 
     The one fast-path rule: an event nobody listens to (no callback, and the driver not

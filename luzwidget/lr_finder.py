@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import math
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -126,7 +127,10 @@ def _fresh(spec: Setup) -> Setup:
             }
             for g in opt.param_groups
         ]
-        fresh.optimizer = type(opt)(groups)
+        # The subclass's own constructor (SGD(params, lr=...)), not Optimizer(params, defaults):
+        # each group carries all its settings.
+        build: Callable[..., torch.optim.Optimizer] = type(opt)
+        fresh.optimizer = build(groups)
     return fresh
 
 

@@ -134,7 +134,10 @@ class Setup:
         Ctrl-C ends training as luz does (``on_interrupt``, then ``on_fit_end``) and returns
         what was trained so far; ``fitted.run.resume()`` continues exactly from there.
         """
-        return drive_to_end(self.run(data, epochs, **kwargs), functools.partial(Fitted, self))
+        fitted: Fitted = drive_to_end(
+            self.run(data, epochs, **kwargs), functools.partial(Fitted, self)
+        )
+        return fitted
 
     def run(self, data: Any, epochs: Any = 10, **kwargs: Any) -> Run:
         """Like :meth:`fit`, but return a :class:`Run` that has not started yet."""

@@ -7,11 +7,12 @@ Plain :class:`plotly.graph_objects.Figure` objects, no widget: imported lazily b
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 import plotly.graph_objects as go
+from numpy.typing import ArrayLike
 from plotly.subplots import make_subplots
 
 from luzwidget.limits import SET_COLORS
@@ -22,10 +23,12 @@ __all__ = ["COLORS", "lr_finder_figure", "records_figure"]
 COLORS = SET_COLORS
 """Line colours by set, the same as the dashboard's (:data:`luzwidget.limits.SET_COLORS`)."""
 
+_Line = tuple[list[int], list[float | None]]  # (epochs, values; None where not finite)
 
-def _metric_lines(records: Mapping[str, Any]) -> dict[str, dict[str, tuple[list, list]]]:
+
+def _metric_lines(records: Mapping[str, Any]) -> dict[str, dict[str, _Line]]:
     """``{metric: {set: (epochs, values)}}`` from ``records["metrics"]``, in logged order."""
-    out: dict[str, dict[str, tuple[list, list]]] = {}
+    out: dict[str, dict[str, _Line]] = {}
     for set_name, metric, epoch, value in Records(records).rows():
         try:
             v = float(value)
@@ -88,7 +91,7 @@ def records_figure(records: Mapping[str, Any], *, title: str | None = None) -> g
     return fig
 
 
-def _traces(metric: str, sets: dict[str, tuple[list, list]], shown: set[str]) -> list[go.Scatter]:
+def _traces(metric: str, sets: dict[str, _Line], shown: set[str]) -> list[go.Scatter]:
     """One line per set (train, valid) for one metric; each set in the legend once."""
     traces = []
     for set_name, (xs, ys) in sets.items():
@@ -105,7 +108,7 @@ def _traces(metric: str, sets: dict[str, tuple[list, list]], shown: set[str]) ->
 
 def lr_finder_figure(
     lr: np.ndarray,
-    loss: Sequence[float],
+    loss: ArrayLike,
     smoothed: np.ndarray,
     suggested: float | None,
     *,

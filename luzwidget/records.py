@@ -9,7 +9,7 @@ callbacks, loggers, ``Fitted`` and the dashboard never index it by hand.
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from typing import Any
+from typing import Any, TypeVar, overload
 
 __all__ = ["MONITORED_SETS", "Records"]
 
@@ -17,6 +17,7 @@ MONITORED_SETS = ("train", "valid")
 """The sets a monitor name can start with (``"valid_loss"``), in the order they are listed."""
 
 _MISSING = object()
+_D = TypeVar("_D")
 
 
 class Records:
@@ -54,9 +55,15 @@ class Records:
         """The last epoch of ``set`` with an entry (0 when nothing was logged there)."""
         return len(self._entries(set))
 
+    @overload
+    def metrics(self, set: str, epoch: int | None = None) -> dict[str, Any]: ...
+    @overload
+    def metrics(self, set: str, epoch: int | None, default: _D) -> dict[str, Any] | _D: ...
+    @overload
     def metrics(
-        self, set: str, epoch: int | None = None, default: Any = _MISSING
-    ) -> dict[str, Any]:
+        self, set: str, epoch: int | None = None, *, default: _D
+    ) -> dict[str, Any] | _D: ...
+    def metrics(self, set: str, epoch: int | None = None, default: Any = _MISSING) -> Any:
         """The metrics of ``set`` at ``epoch`` (1-based; default: the last logged), as a new dict.
 
         ``{}`` when ``epoch`` is None and nothing was logged in ``set``, or when the entry for

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import contextlib
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any, Generic, TypeVar
 
 import torch
@@ -25,7 +25,7 @@ from luzwidget.driver import Driver, Listener
 from luzwidget.engine import engine_of
 from luzwidget.events import Event
 from luzwidget.exceptions import ConfigError, RunStateError
-from luzwidget.loop import Item
+from luzwidget.loop import Loop
 from luzwidget.nonfinite import NonfiniteWatch
 from luzwidget.states import RunState, stop_condition
 
@@ -41,7 +41,7 @@ class _Driven(Generic[T]):
         self.name = name
 
     def __get__(self, run: Run | None, owner: type | None = None) -> T:
-        return getattr(run._driver, self.name)  # type: ignore[union-attr, no-any-return]
+        return getattr(run._driver, self.name)  # type: ignore[union-attr, no-any-return]  # read on runs; a T
 
     def __set__(self, run: Run, value: T) -> None:
         setattr(run._driver, self.name, value)
@@ -91,7 +91,7 @@ class Run:
     def __init__(
         self,
         ctx: Context,
-        make_loop: Callable[[Context], Iterator[Item]],
+        make_loop: Callable[[Context], Loop],
         finish: Callable[[Run], Any] | None = None,
     ) -> None:
         self.ctx = ctx
@@ -382,5 +382,5 @@ def _set_group_lrs(groups: list[dict[str, Any]], value: float, keep_ratios: bool
             group["lr"] = new
 
 
-def _no_loop(ctx: Context) -> Iterator[Item]:
-    return iter(())
+def _no_loop(ctx: Context) -> Loop:
+    yield from ()  # a generator, as the driver expects (it may throw() into it)

@@ -319,4 +319,5 @@ def _fitted(
         accelerator,
         finish=functools.partial(Fitted, spec),
     )
-    return run.result  # type: ignore[no-any-return]
+    fitted: Fitted = run.result  # finish=Fitted(spec, run)
+    return fitted

@@ -207,7 +207,7 @@ def drive_to_end(run: Run, interrupted: Callable[[Run], Any] | None = None) -> A
     if run.state == "paused":  # interrupted: luz's interrupt callback ends training
         run._driver.drive_first(interrupt_loop(run.ctx, engine_of(run.ctx)), Event.on_fit_end)
     if run.state == "error":
-        raise run.error  # type: ignore[misc]
+        raise run.error  # type: ignore[misc]  # state "error": run.error is set
     if run.state == "done":
         return run.result
     return interrupted(run) if interrupted is not None else None
@@ -217,7 +217,7 @@ def drive(run: Run) -> None:
     """Drive a short run (predict, evaluate) here until it stops; raise its error."""
     run.resume()
     if run.state == "error":
-        raise run.error  # type: ignore[misc]
+        raise run.error  # type: ignore[misc]  # state "error": run.error is set
 
 
 def _show_live(run: Run) -> None:

@@ -16,7 +16,11 @@ __all__ = ["Any_", "Bool", "Dict", "Instance", "Int", "List", "Live"]
 
 
 class _FastGet:
-    """Read the stored value in one step; traitlets computes defaults on first access."""
+    """Read the stored value in one step; traitlets computes defaults on first access.
+
+    Each trait type below redeclares ``name: str`` (traitlets: ``str | None``, None only
+    before the trait is bound to its class), which the mixin relies on.
+    """
 
     name: str
 
@@ -26,31 +30,43 @@ class _FastGet:
         try:
             return obj._trait_values[self.name]
         except KeyError:
-            return super().__get__(obj, cls)  # type: ignore[misc]
+            return super().__get__(obj, cls)  # type: ignore[misc]  # super(): the trait type next in the MRO
 
 
 class Any_(_FastGet, traitlets.Any):  # noqa: N801  (traitlets' Any, renamed to not shadow typing.Any)
     """``traitlets.Any`` with a fast read."""
 
+    name: str
 
-class Bool(_FastGet, traitlets.Bool):  # type: ignore[misc]
+
+class Bool(_FastGet, traitlets.Bool):
     """``traitlets.Bool`` with a fast read."""
 
+    name: str
 
-class Dict(_FastGet, traitlets.Dict):  # type: ignore[misc]
+
+class Dict(_FastGet, traitlets.Dict):
     """``traitlets.Dict`` with a fast read."""
 
+    name: str
 
-class Instance(_FastGet, traitlets.Instance):  # type: ignore[misc]
+
+class Instance(_FastGet, traitlets.Instance):
     """``traitlets.Instance`` with a fast read."""
 
+    name: str
 
-class Int(_FastGet, traitlets.Int):  # type: ignore[misc]
+
+class Int(_FastGet, traitlets.Int):
     """``traitlets.Int`` with a fast read."""
 
+    name: str
 
-class List(_FastGet, traitlets.List):  # type: ignore[misc]
+
+class List(_FastGet, traitlets.List):
     """``traitlets.List`` with a fast read."""
+
+    name: str
 
 
 class Live(traitlets.TraitType[Any, Any]):
@@ -62,6 +78,7 @@ class Live(traitlets.TraitType[Any, Any]):
     inlines :meth:`set` for these fields (the hot path); observers see the same changes.
     """
 
+    name: str  # None only before traitlets binds the trait to its class
     default_value = None
     allow_none = True
     info_text = "any value (compared by identity)"

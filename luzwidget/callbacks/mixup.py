@@ -48,7 +48,7 @@ class MixupLoss(nn.Module):
 
     def forward(self, pred: Any, target: Any) -> torch.Tensor:
         if not isinstance(target, MixupTarget):
-            loss = self.loss(pred, target)
+            loss: torch.Tensor = self.loss(pred, target)
             return loss.mean() if self.loss.reduction == "none" else loss
         reduction = self.loss.reduction
         self.loss.reduction = "none"

@@ -6,6 +6,7 @@ import html
 import sys
 import threading
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from luzwidget.callbacks.base import Callback
@@ -145,7 +146,7 @@ class _HtmlBar:
     def __init__(self, label: str, total: int | None) -> None:
         from IPython.display import HTML, display
 
-        self.HTML = HTML
+        self.HTML: Callable[[str], Any] = HTML
         self.label, self.total, self.n = label, total, 0
         self.start = time.monotonic()
         self.next = 0.0

@@ -65,14 +65,17 @@ class GradientClip(Callback):
 
 def _number(value: object, name: str, zero_ok: bool) -> float:
     """``value`` as a float if it is a number > 0 (>= 0 with ``zero_ok``); else ConfigError."""
-    number = isinstance(value, int | float) and not isinstance(value, bool)
-    if not number or not (value >= 0 if zero_ok else value > 0):  # type: ignore[operator]
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or not (value >= 0 if zero_ok else value > 0)
+    ):
         bound = ">= 0" if zero_ok else "> 0"
         raise ConfigError(
             f"GradientClip: {name} must be a number {bound}, got {value!r}; for example "
             f"GradientClip({name}=1)."
         )
-    return float(value)  # type: ignore[arg-type]
+    return float(value)
 
 
 class MixedPrecision(Callback):

@@ -238,7 +238,7 @@ class MulticlassAUROC(Metric):
                 f"{owner}: average must be one of {', '.join(map(repr, AVERAGES))}, "
                 f"got {average!r}; for example {owner}(average='macro')."
             )
-        self.average: Average = average  # type: ignore[assignment]
+        self.average: Average = average
         self.reset()
 
     def reset(self) -> None:

@@ -18,13 +18,12 @@ __all__ = ["Accuracy", "BinaryAccuracy", "BinaryAccuracyWithLogits"]
 
 def check_unit_interval(value: object, argument: str, owner: str) -> float:
     """Return ``value`` as a float if it is a number in [0, 1]; else raise ConfigError."""
-    ok = isinstance(value, Real) and not isinstance(value, bool) and 0 <= float(value) <= 1
-    if not ok:
+    if not isinstance(value, Real) or isinstance(value, bool) or not 0 <= float(value) <= 1:
         raise ConfigError(
             f"{owner}: {argument} must be a number in [0, 1], got {value!r}; "
             f"for example {owner}({argument}=0.5)."
         )
-    return float(value)  # type: ignore[arg-type]
+    return float(value)
 
 
 def check_flag(value: object, argument: str, owner: str) -> bool:

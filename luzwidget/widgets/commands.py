@@ -48,7 +48,7 @@ _MAX_QUOTE = 80
 BUTTONS = ("start", "pause", "step_batch", "step_epoch", "step_to", "stop", "retry", "skip")
 """Every button whose enabled state the kernel decides."""
 
-_ENABLED = {
+_ENABLED: dict[str, set[str]] = {
     RunState.READY: {"start", "step_batch", "step_epoch", "step_to", "stop"},
     RunState.RUNNING: {"pause", "stop"},
     RunState.PAUSED: {"start", "step_batch", "step_epoch", "step_to", "stop"},
@@ -220,7 +220,7 @@ def _step_target(what: Any) -> str | Event:
     if what is None:
         raise EditError("step: 'what' is missing; send 'batch', 'epoch' or an event name.")
     if what in ("batch", "epoch"):
-        return what
+        return str(what)
     return _event(what, "what")
 
 

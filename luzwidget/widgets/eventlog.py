@@ -39,7 +39,7 @@ class EventLog:
         self.entries: deque[dict[str, Any]] = deque(maxlen=LOG_MAX)
         self._new: list[dict[str, Any]] = []
         self._seen = run.n_events
-        self._state = run.state
+        self._state: str = run.state
 
     def add(self, kind: str, text: str, n: int | None = None, where: str | None = None) -> None:
         """Log one entry (``kind``: event, info, ok, refused, pause or error)."""

@@ -84,7 +84,7 @@ class Publisher:
         if self._handle is not None or self.closed:
             return
         delay = max(0.0, self._last + self.min_gap - time.monotonic())
-        self._handle = self.loop.call_later(delay, self._run)  # type: ignore[union-attr]
+        self._handle = self.loop.call_later(delay, self._run)  # type: ignore[union-attr]  # wake() saw a loop
 
     def ticked(self) -> None:
         """Note that a tick just happened (ticks driven from elsewhere count too)."""
@@ -101,7 +101,7 @@ class Publisher:
             log.exception("[luzwidget] dashboard update failed")
             keep = False
         if keep:
-            self._handle = self.loop.call_later(self.interval, self._run)  # type: ignore[union-attr]
+            self._handle = self.loop.call_later(self.interval, self._run)  # type: ignore[union-attr]  # _run runs on the loop
         elif self.on_sleep is not None:
             self.on_sleep()
 

@@ -20,6 +20,8 @@ __all__ = [
     "stream_delta",
 ]
 
+_Points = tuple[list[float], list[float], list[float]]  # (x, y, ema), aligned
+
 
 def _mean2(a: float, b: float) -> float:
     """Mean of two values, ignoring a NaN (NaN only if both are)."""
@@ -70,13 +72,13 @@ class DownsampledSeries:
     def __len__(self) -> int:
         return len(self.x)
 
-    def add(self, xs: Iterable[float], ys: Iterable[float]) -> tuple[list, list, list]:
+    def add(self, xs: Iterable[float], ys: Iterable[float]) -> _Points:
         """Add raw ``(x, y)`` values; return the completed points ``(x, y, ema)``."""
         xs, ys = list(xs), list(ys)
         if len(xs) != len(ys):
             raise ValueError(f"{len(xs)} x values but {len(ys)} y values.")
         emas = self._update_ema(ys)
-        out: tuple[list, list, list] = ([], [], [])
+        out: _Points = ([], [], [])
         i, n = 0, len(xs)
         while i < n:
             if self.bucket == 1:  # full resolution: whole runs of points at once
@@ -87,7 +89,7 @@ class DownsampledSeries:
                     lst.extend(values[i:j])
                     local.extend(values[i:j])
             else:  # fill the current bucket
-                j = min(n, i + self.bucket - self._acc[4])
+                j = min(n, i + self.bucket - int(self._acc[4]))  # _acc[4] counts points: an int
                 self._accumulate(xs[i:j], ys[i:j], emas[i:j])
                 if self._acc[4] >= self.bucket:
                     self._emit(out)
@@ -124,9 +126,9 @@ class DownsampledSeries:
         acc[3] += sum(emas)
         acc[4] += len(xs)
 
-    def flush(self) -> tuple[list, list, list]:
+    def flush(self) -> _Points:
         """Emit the partly filled bucket (e.g. when the run pauses); return it as points."""
-        out: tuple[list, list, list] = ([], [], [])
+        out: _Points = ([], [], [])
         if self._acc[4]:
             self._emit(out)
         if len(self.x) > self.capacity:
@@ -137,7 +139,7 @@ class DownsampledSeries:
         """The whole history as JSON-safe lists (NaN becomes None)."""
         return json_points((self.x, self.y, self.ema))
 
-    def _emit(self, out: tuple[list, list, list]) -> None:
+    def _emit(self, out: _Points) -> None:
         sx, sy, ny, se, n = self._acc
         point = (sx / n, sy / ny if ny else math.nan, se / n)
         for lst, local, v in zip((self.x, self.y, self.ema), out, point, strict=True):
@@ -185,7 +187,7 @@ def stream_delta(series: DownsampledSeries, held: int, halvings: int) -> dict[st
         held //= 2
     if k == 0 and held == len(series.x):
         return None
-    out = json_points((series.x[held:], series.y[held:], series.ema[held:]))
+    out: dict[str, Any] = json_points((series.x[held:], series.y[held:], series.ema[held:]))
     if k:
         out["halve"] = k
     return out
@@ -200,8 +202,8 @@ def _json_x(values: Iterable[float]) -> list[float | int]:
     return [v if type(v) is int else int(v) if v.is_integer() else v for v in values]
 
 
-def json_points(points: tuple[list, list, list]) -> dict[str, list[Any]]:
-    """Points returned by :meth:`DownsampledSeries.add` as a compact JSON-safe dict."""
+def json_points(points: _Points) -> dict[str, list[Any]]:
+    """_Points returned by :meth:`DownsampledSeries.add` as a compact JSON-safe dict."""
     x, y, ema = points
     return {"x": _json_x(x), "y": _json_safe(y), "ema": _json_safe(ema)}
 

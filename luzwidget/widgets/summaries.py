@@ -175,7 +175,7 @@ def _mapping(d: Mapping[Any, Any], stats: bool, depth: int = 0) -> str:
     return "{" + ", ".join(items) + more + "}"
 
 
-def _sequence(s: list | tuple, stats: bool, depth: int = 0) -> str:
+def _sequence(s: list[Any] | tuple[Any, ...], stats: bool, depth: int = 0) -> str:
     kind = type(s).__name__
     if depth or not s:
         return f"{kind}[{len(s)}]"
@@ -291,12 +291,11 @@ class WeightWatch:
         with torch.no_grad():
             grads = [p.grad.detach().float().norm() for p in params if p.grad is not None]
             small = sum(p.numel() for p in params) <= self.max_params
-            same = self._prev is not None and self._model_id == id(model)
-            same = same and len(self._prev) == len(params)
+            prev = self._prev if self._model_id == id(model) else None
             parts = [torch.stack(grads).norm()] if grads else []
-            if small and same:
+            if small and prev is not None and len(prev) == len(params):
                 deltas = [
-                    (p.detach().float() - q).norm() for p, q in zip(params, self._prev, strict=True)
+                    (p.detach().float() - q).norm() for p, q in zip(params, prev, strict=True)
                 ]
                 parts.append(torch.stack(deltas).norm())
             values = torch.stack([v.cpu() for v in parts]).tolist() if parts else []
