@@ -165,7 +165,8 @@ class SnapshotStore:
         keep = {id(self._items[0]), id(self._items[-1])}
         candidates = [s for s in self._items if id(s) not in keep]
         plain = [s for s in candidates if s.label is None]
-        return (plain or candidates or [None])[0]
+        chosen = plain or candidates
+        return chosen[0] if chosen else None
 
     def __len__(self) -> int:
         return len(self._items)
@@ -198,25 +199,27 @@ def store_of(run: Run) -> SnapshotStore:
     return store  # type: ignore[no-any-return]
 
 
-def _to_cpu(value: Any) -> Any:
-    """A deep copy of a captured structure, every tensor copied (to the CPU)."""
+_SCALARS = frozenset({type(None), bool, int, float, str})
+
+
+def _to_cpu(value: Any, size: list[int] | None = None) -> Any:
+    """A deep copy of a captured structure, every tensor copied (to the CPU); the bytes of
+    the tensors are added to ``size[0]``."""
+    kind = type(value)
+    if kind in _SCALARS:
+        return value  # immutable: nothing to copy
     if isinstance(value, torch.Tensor):
-        return value.detach().to("cpu", copy=True)
+        out = value.detach().to("cpu", copy=True)
+        if size is not None:
+            size[0] += out.nelement() * out.element_size()
+        return out
     if isinstance(value, dict):
-        return {k: _to_cpu(v) for k, v in value.items()}
+        return {k: _to_cpu(v, size) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return type(value)(_to_cpu(v) for v in value)
+        if all(type(v) in _SCALARS for v in value):  # the fast path: RNG states, records
+            return kind(value)
+        return kind(_to_cpu(v, size) for v in value)
     return copy.deepcopy(value)
-
-
-def _nbytes(value: Any) -> int:
-    if isinstance(value, torch.Tensor):
-        return value.nelement() * value.element_size()
-    if isinstance(value, dict):
-        return sum(_nbytes(v) for v in value.values())
-    if isinstance(value, list | tuple):
-        return sum(_nbytes(v) for v in value)
-    return 0
 
 
 def _kind(run: Run) -> str:
@@ -231,13 +234,14 @@ def capture_snapshot(run: Run, label: str | None, kind: str) -> Snapshot:
     """A snapshot of ``run`` as it is now (the caller is at an event boundary)."""
     began = time.perf_counter()
     ctx = run.ctx
-    state = _to_cpu(capture(ctx))
+    size = [0]
+    state = _to_cpu(capture(ctx), size)
     state["opt_hparams"] = copy.deepcopy(dict(ctx.opt_hparams))
     iter_ = 0 if kind != INSIDE else int(ctx.iter)
     epoch = int(ctx.epoch) if kind != INSIDE else int(ctx.epoch) - 1
     event = None if run.event is None or kind == START else run.event.value
     return Snapshot(
-        epoch, iter_, label, _nbytes(state), event, kind,
+        epoch, iter_, label, size[0], event, kind,
         time.perf_counter() - began, state, id(run),
     )  # fmt: skip
 
