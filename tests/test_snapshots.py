@@ -13,7 +13,7 @@ import luzwidget as lw
 from luzwidget.callbacks import EarlyStopping, LRScheduler
 from luzwidget.exceptions import ConfigError, RunStateError
 from luzwidget.snapshots import Snapshot, SnapshotStore
-from tests.training_helpers import Net, NoisyData, make_data, make_spec, same_weights
+from tests.training_helpers import Net, NoisyData, TwoOpt, make_data, make_spec, same_weights
 
 OPTIONS = {"verbose": False, "dataloader_options": {"batch_size": 8}}
 
@@ -255,3 +255,49 @@ def test_a_branch_edits_any_optimizer_hyperparameter():
     b.resume()
     assert b.state == "done"
     assert b.ctx.epoch == 3
+
+
+def test_a_snapshot_asked_while_training_in_the_background_is_taken_at_a_boundary():
+    run = make_run(epochs=3)
+    run.start()
+    run.snapshot("asked")  # queued (None) or, had the run ended already, taken now
+    assert run.wait(60) == "done"
+    assert [s.label for s in run.snapshots].count("asked") == 1
+
+
+def test_a_branch_sets_the_lr_of_one_optimizer_by_name():
+    spec = lw.setup(TwoOpt, loss=torch.nn.CrossEntropyLoss())
+    parent = trained(spec=spec)
+    b = parent.branch(epoch=1, lr={"a": 0.5})
+    lrs = {n: o.param_groups[0]["lr"] for n, o in b.ctx.optimizers.items()}
+    assert lrs == {"a": 0.5, "b": 0.05}  # b: 0.1 halved once by the StepLR
+    with pytest.raises(ConfigError, match="'c'"):
+        parent.branch(epoch=1, lr={"c": 0.5})
+    b.resume()
+    assert b.state == "done"
+    assert not same_weights(b.ctx.model, parent.ctx.model)
+
+
+class OwnStep(Net):
+    """A module with its own step: the branch's step must drive the branch's model."""
+
+    def step(self, ctx):
+        ctx.pred = self(ctx.input)
+        loss = torch.nn.functional.cross_entropy(ctx.pred, ctx.target)
+        if ctx.training:
+            opt = ctx.optimizers["opt"]
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        ctx.loss = loss.detach()
+
+
+def test_a_branch_of_a_module_with_its_own_step_trains_its_own_model():
+    spec = lw.setup(OwnStep, optimizer=torch.optim.SGD).set_opt_hparams(lr=0.1)
+    reference = trained(spec=spec)
+    parent = trained(spec=spec)
+    weights = {k: v.clone() for k, v in parent.ctx.model.state_dict().items()}
+    b = parent.branch(epoch=1)
+    b.resume()
+    assert same_weights(parent.ctx.model, weights)
+    assert same_weights(b.ctx.model, reference.ctx.model)
