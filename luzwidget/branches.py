@@ -1,8 +1,10 @@
 """Branches: a new, independent Run from a snapshot of another, with edits.
 
 See :mod:`luzwidget.snapshots`. Model, optimizers and callbacks are deep copies (without
-luzwidget's own hooks, which belong to the parent run); the data loaders, accelerator
-and exception handlers are shared. The branch starts paused at the snapshot's epoch end.
+luzwidget's own hooks, which belong to the parent run), and so are the loss function,
+``buffers`` and ``hparams``; the data loaders and the accelerator are shared, the
+exception handlers' dicts copied (the handlers themselves shared). The branch starts
+paused at the snapshot's epoch end.
 """
 
 from __future__ import annotations
@@ -91,6 +93,7 @@ def _copy_run(run: Run) -> Run:
     _drop_our_hooks(old, memo)
     model = copy.deepcopy(old.model, memo)
     fields = {name: getattr(old, name) for name in _SHARED}
+    fields.update(handlers=dict(old.handlers), epoch_handlers=dict(old.epoch_handlers))
     fields.update({name: copy.deepcopy(getattr(old, name), memo) for name in _COPIED})
     ctx = make_context(
         model,
