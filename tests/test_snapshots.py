@@ -301,3 +301,24 @@ def test_a_branch_of_a_module_with_its_own_step_trains_its_own_model():
     b.resume()
     assert same_weights(parent.ctx.model, weights)
     assert same_weights(b.ctx.model, reference.ctx.model)
+
+
+def test_a_run_stopped_on_an_error_can_be_rewound_and_replayed():
+    class FailsOnce(lw.Callback):
+        failed = False
+
+        def on_epoch_end(self, ctx):
+            if ctx.epoch == 2 and not self.failed:
+                FailsOnce.failed = True
+                raise RuntimeError("boom")
+
+    reference = trained()
+    run = make_run(callbacks=[FailsOnce()])
+    run.resume()
+    assert run.state == "error"
+    run.rewind(epoch=1)
+    assert run.state == "paused"
+    assert run.error is None
+    run.resume()
+    assert run.state == "done"
+    assert same_weights(run.ctx.model, reference.ctx.model)
