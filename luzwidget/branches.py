@@ -80,6 +80,7 @@ def branch(
     _edit(new.ctx, lr, max_epochs, opt_hparams, chosen)
     loop = None if chosen.kind == START else continued_fit(new.ctx, engine_of(new.ctx))
     new._driver.replace_loop(loop, f"branched from the end of epoch {chosen.epoch}")
+    store_of(new).rewound = (new.n_events, chosen.kind)
     return new
 
 

@@ -129,6 +129,7 @@ class SnapshotStore:
         self.budget = budget
         self.every = _check_every(every)
         self.evicted = 0
+        self.rewound: tuple[int, str] | None = None
         self._items: list[Snapshot] = []
 
     @property
@@ -223,6 +224,12 @@ def _to_cpu(value: Any, size: list[int] | None = None) -> Any:
 
 
 def _kind(run: Run) -> str:
+    """Where the run stands: at its start, at an epoch end, or inside an epoch."""
+    rewound = store_of(run).rewound  # (n_events, kind) of the last rewind
+    if rewound is not None and rewound[0] == run.n_events and run.state == RunState.PAUSED:
+        return rewound[1]  # nothing fired since: ``run.event`` is from before the rewind
+    if run.state == RunState.DONE:
+        return EPOCH_END
     if run.state == RunState.READY or run.event is None:
         return START
     if run.event in (Event.on_epoch_end, Event.on_fit_end):
@@ -352,6 +359,7 @@ def rewind(run: Run, snap: Snapshot | None = None, *, epoch: int | None = None) 
     restore_snapshot(run.ctx, chosen)
     loop = None if chosen.kind == START else continued_fit(run.ctx, engine_of(run.ctx))
     run._driver.replace_loop(loop, f"rewound to the end of epoch {chosen.epoch}")
+    store_of(run).rewound = (run.n_events, chosen.kind)
     return chosen
 
 

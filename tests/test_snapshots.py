@@ -322,3 +322,18 @@ def test_a_run_stopped_on_an_error_can_be_rewound_and_replayed():
     run.resume()
     assert run.state == "done"
     assert same_weights(run.ctx.model, reference.ctx.model)
+
+
+def test_a_snapshot_right_after_a_rewind_or_branch_is_at_that_epoch_end():
+    run = make_run()
+    run.step("epoch")
+    run.step("batch", n=3)
+    assert run.snapshot().kind == "inside"
+    run.rewind(epoch=1)
+    again = run.snapshot("again")
+    assert (again.kind, again.epoch, again.iter) == ("epoch_end", 1, 0)
+    b = run.branch(again)
+    s = b.snapshot()
+    assert (s.kind, s.epoch) == ("epoch_end", 1)
+    run.step("batch")
+    assert run.snapshot().kind == "inside"
