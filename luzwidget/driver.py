@@ -184,6 +184,21 @@ class Driver:
             self._gen = None
             self._set_state(RunState.READY)
 
+    # -- time travel (luzwidget.snapshots): a rewind swaps the suspended loop ---------------
+    def replace_loop(self, loop: Iterator[Item] | None, reason: str) -> None:
+        """Drop the suspended loop for ``loop`` (None: a fresh one at the next drive) and
+        settle as paused; for a run that nothing drives (ready, paused, error or done)."""
+        with self._lock:
+            if self._driving is not None:
+                raise RunStateError("the run is training; run.pause() or run.wait() first.")
+            old, self._gen, self._finished = self._gen, loop, False
+            self._fault, self.error, self.error_traceback = None, None, ""
+            self.interrupted = False
+        if old is not None and hasattr(old, "close"):
+            with contextlib.suppress(Exception):
+                old.close()
+        self._set_state(RunState.PAUSED, reason)
+
     def submit(self, command: Callable[[], None]) -> None:
         """Apply an edit now, or at the next boundary if another thread drives."""
         with self._lock:

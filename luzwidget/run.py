@@ -19,6 +19,7 @@ from typing import Any, Generic, TypeVar
 import torch
 from traitlets import TraitError
 
+from luzwidget import snapshots  # time travel
 from luzwidget.breakpoints import Breakpoints
 from luzwidget.context import Context, check_callbacks, finite_positive, optimizer_names
 from luzwidget.driver import Driver, Listener
@@ -304,6 +305,29 @@ class Run:
         self._driver.submit(
             lambda: setattr(ctx, "callbacks", [cb for cb in ctx.callbacks if not match(cb)])
         )
+
+    # -- going back in time (luzwidget.snapshots) ---------------------------------------
+    @property
+    def snapshot_store(self) -> Any:
+        """The run's :class:`~luzwidget.snapshots.SnapshotStore` (``budget``, ``every``)."""
+        return snapshots.store_of(self)
+
+    @property
+    def snapshots(self) -> list[Any]:
+        """The snapshots kept, oldest first (automatic ones at epoch ends, and yours)."""
+        return snapshots.store_of(self).list()
+
+    def snapshot(self, label: str | None = None) -> Any:
+        """Take a snapshot now (None if queued for the next boundary of a training run)."""
+        return snapshots.take(self, label)
+
+    def rewind(self, snapshot: Any = None, *, epoch: int | None = None) -> Any:
+        """Go back to a snapshot (default the latest) or the end of ``epoch``; now paused."""
+        return snapshots.rewind(self, snapshot, epoch=epoch)
+
+    def branch(self, snapshot: Any = None, **edits: Any) -> Run:
+        """A new paused Run from a snapshot with edits (``lr``, ``max_epochs``, ...)."""
+        return snapshots.branch(self, snapshot, **edits)
 
     # -- seeing inside the model (luzwidget.layers) ------------------------------------
     def layers(self) -> Any:

@@ -28,6 +28,7 @@ from luzwidget.events import Event
 from luzwidget.exceptions import ConfigError
 from luzwidget.loop import Loop, fit_loop, interrupt_loop
 from luzwidget.run import Run
+from luzwidget.snapshots import install as install_snapshots
 
 if TYPE_CHECKING:
     from luzwidget.module import Setup
@@ -133,7 +134,9 @@ def build_run(
     )
     ctx.max_epochs = epoch + max_epochs
     ctx.min_epochs = epoch + min_epochs
-    return Run(ctx, loop_of(fit_loop), finish=finish)
+    run = Run(ctx, loop_of(fit_loop), finish=finish)
+    install_snapshots(run)  # time travel: automatic snapshots at epoch ends
+    return run
 
 
 def _trained_so_far(

@@ -41,7 +41,7 @@ on_fit_begin                           Profile
         on_valid_batch_after_loss      -
       on_valid_batch_end               Metrics, Progress
     on_valid_end                       Profile, Metrics, Progress
-  on_epoch_end                         Profile, Watch
+  on_epoch_end                         Profile, Watch, TakeSnapshots
 on_early_stopping                      -
 on_interrupt                           Interrupt
 on_fit_end                             Profile, Progress

@@ -12,6 +12,7 @@ import luzwidget as lw
 from luzwidget import Event
 from luzwidget.callbacks import Interrupt, Metrics, Profile, Progress, TrainValid
 from luzwidget.callbacks.base import Callback
+from luzwidget.snapshots import TakeSnapshots
 from tests.helpers import (
     MLP,
     E,
@@ -134,7 +135,8 @@ def test_defaults_come_first_sorted_by_weight_then_user_callbacks() -> None:
     user, late, early = Recorder(), Late(), Early()
     fitted, _ = _fit(epochs=1, rec=user, callbacks=[late, early])
     kinds = [type(cb) for cb in fitted.ctx.callbacks]
-    assert kinds == [Early, Profile, TrainValid, Metrics, Interrupt, Progress, Recorder, Late]
+    expected = [Early, Profile, TrainValid, Metrics, Interrupt, Progress, Recorder, Late]
+    assert kinds == [*expected, TakeSnapshots]  # automatic snapshots: after every other
 
 
 def test_user_callbacks_see_what_the_defaults_did_for_the_same_event() -> None:

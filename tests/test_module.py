@@ -133,7 +133,7 @@ def test_a_single_callback_need_not_be_in_a_list() -> None:
         pass
 
     run = make_spec().run((x, y), callbacks=Mine(), verbose=False)
-    assert isinstance(run.ctx.callbacks[-1], Mine)
+    assert isinstance(run.ctx.callbacks[-2], Mine)  # [-1]: TakeSnapshots (weight inf)
 
 
 # -- bad input: clear errors, naming the argument and the fix ------------------------------------
