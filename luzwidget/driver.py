@@ -185,7 +185,7 @@ class Driver:
             self._set_state(RunState.READY)
 
     # -- time travel (luzwidget.snapshots): a rewind swaps the suspended loop ---------------
-    def replace_loop(self, loop: Iterator[Item] | None, reason: str) -> None:
+    def replace_loop(self, loop: Loop | None, reason: str) -> None:
         """Drop the suspended loop for ``loop`` (None: a fresh one at the next drive) and
         settle as paused; for a run that nothing drives (ready, paused, error or done)."""
         with self._lock:

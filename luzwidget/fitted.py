@@ -92,11 +92,15 @@ class Fitted:
     def fit(self, data: Any, epochs: Any = 10, **kwargs: Any) -> Fitted:
         """Train ``epochs`` more epochs, keeping optimizer state and records (blocking)."""
         again = functools.partial(Fitted, self.spec)
-        fitted: Fitted = drive_to_end(self.continue_run(data, epochs, **kwargs), again)
+        fitted: Fitted = drive_to_end(self._continue(data, epochs, kwargs, False), again)
         return fitted
 
     def continue_run(self, data: Any, epochs: Any = 10, **kwargs: Any) -> Run:
-        """Like :meth:`fit`, but return a :class:`Run` that has not started yet."""
+        """Like :meth:`fit`, but return a :class:`Run` that has not started yet (with
+        automatic snapshots at epoch ends, as ``setup(...).run()``)."""
+        return self._continue(data, epochs, kwargs, True)
+
+    def _continue(self, data: Any, epochs: Any, kwargs: dict[str, Any], snapshots: bool) -> Run:
         state = self.run.state
         if state == "error":
             raise RunStateError(
@@ -108,7 +112,9 @@ class Fitted:
                 "the run of this model is still training; run.wait() or run.stop() first."
             )
         finish = functools.partial(Fitted, self.spec)
-        return build_run(self.spec, data, epochs, kwargs, previous=self.ctx, finish=finish)
+        return build_run(
+            self.spec, data, epochs, kwargs, previous=self.ctx, finish=finish, snapshots=snapshots
+        )
 
     def predict(
         self,

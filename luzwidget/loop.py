@@ -86,11 +86,16 @@ def _guarded(
 # -- the fit ---------------------------------------------------------------------------
 
 
-def fit_loop(ctx: Context, engine: Engine) -> Loop:
-    """Train from ``ctx.epoch + 1`` to ``ctx.max_epochs``, validating after each epoch."""
+def fit_loop(ctx: Context, engine: Engine, begun: bool = False) -> Loop:
+    """Train from ``ctx.epoch + 1`` to ``ctx.max_epochs``, validating after each epoch.
+
+    ``begun``: the fit began already (``on_fit_begin`` ran), e.g. after a rewind to an
+    epoch end; the loop goes on with the next epoch.
+    """
     engine.flags.check_target = True  # the first training loss checks the target's shape
     try:
-        yield from fire(engine, E.on_fit_begin)
+        if not begun:
+            yield from fire(engine, E.on_fit_begin)
         while ctx.epoch < ctx.max_epochs:
             ctx.epoch += 1
             ctx.iter = 0  # as luz: reset before on_epoch_begin

@@ -134,14 +134,19 @@ class Setup:
         Ctrl-C ends training as luz does (``on_interrupt``, then ``on_fit_end``) and returns
         what was trained so far; ``fitted.run.resume()`` continues exactly from there.
         """
-        fitted: Fitted = drive_to_end(
-            self.run(data, epochs, **kwargs), functools.partial(Fitted, self)
-        )
+        finish = functools.partial(Fitted, self)
+        run = build_run(self, data, epochs, kwargs, finish=finish)  # no snapshots: blocking
+        fitted: Fitted = drive_to_end(run, finish)
         return fitted
 
     def run(self, data: Any, epochs: Any = 10, **kwargs: Any) -> Run:
-        """Like :meth:`fit`, but return a :class:`Run` that has not started yet."""
-        return build_run(self, data, epochs, kwargs, finish=functools.partial(Fitted, self))
+        """Like :meth:`fit`, but return a :class:`Run` that has not started yet.
+
+        The run keeps automatic snapshots at epoch ends (``run.snapshots``, ``run.rewind``,
+        ``run.branch``; ``run.snapshot_store.every = None`` turns them off).
+        """
+        finish = functools.partial(Fitted, self)
+        return build_run(self, data, epochs, kwargs, finish=finish, snapshots=True)
 
     def lr_finder(
         self,

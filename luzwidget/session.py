@@ -104,9 +104,11 @@ def build_run(
     kwargs: Mapping[str, Any],
     previous: Context | None = None,
     finish: Callable[[Run], Any] | None = None,
+    snapshots: bool = False,
 ) -> Run:
     """Check the fit arguments, build model, optimizers, loaders and context, and a Run
-    whose ``result`` is ``finish(run)`` once done."""
+    whose ``result`` is ``finish(run)`` once done; with ``snapshots``, one that keeps
+    automatic snapshots at epoch ends (interactive runs: a blocking fit keeps none)."""
     options = _check_kwargs(kwargs)
     min_epochs, max_epochs = _check_epochs(epochs)
     train, valid = _loaders(data, options)
@@ -135,7 +137,8 @@ def build_run(
     ctx.max_epochs = epoch + max_epochs
     ctx.min_epochs = epoch + min_epochs
     run = Run(ctx, loop_of(fit_loop), finish=finish)
-    install_snapshots(run)  # time travel: automatic snapshots at epoch ends
+    if snapshots:
+        install_snapshots(run)  # time travel: automatic snapshots at epoch ends
     return run
 
 

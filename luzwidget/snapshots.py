@@ -27,7 +27,6 @@ from __future__ import annotations
 import copy
 import math
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -37,8 +36,8 @@ from luzwidget.callbacks.base import Callback
 from luzwidget.checkpoint import capture, restore
 from luzwidget.engine import Engine, engine_of
 from luzwidget.events import Event
-from luzwidget.exceptions import ConfigError, EarlyStop, RunStateError, StopFit
-from luzwidget.loop import Item, _epoch, fire
+from luzwidget.exceptions import ConfigError, RunStateError
+from luzwidget.loop import Loop, fit_loop
 from luzwidget.report import report
 from luzwidget.states import RunState
 
@@ -194,10 +193,10 @@ def _check_every(every: Any) -> str | int | None:
 
 def store_of(run: Run) -> SnapshotStore:
     """The run's store, made on first use."""
-    store = run.__dict__.get("_snapshot_store")
+    store: SnapshotStore | None = run.__dict__.get("_snapshot_store")
     if store is None:
         store = run.__dict__["_snapshot_store"] = SnapshotStore()
-    return store  # type: ignore[no-any-return]
+    return store
 
 
 _SCALARS = frozenset({type(None), bool, int, float, str})
@@ -363,23 +362,10 @@ def rewind(run: Run, snap: Snapshot | None = None, *, epoch: int | None = None) 
     return chosen
 
 
-def continued_fit(ctx: Context, engine: Engine) -> Iterator[Item]:
-    """The fit loop after an epoch end: the next epochs and ``on_fit_end`` (as
-    :func:`~luzwidget.loop.fit_loop`, without ``on_fit_begin``, which already ran)."""
-    engine.flags.check_target = True
-    try:
-        while ctx.epoch < ctx.max_epochs:
-            ctx.epoch += 1
-            ctx.iter = 0
-            try:
-                yield from _epoch(ctx, engine)
-            except EarlyStop:
-                if ctx.epoch >= ctx.min_epochs:
-                    raise
-    except StopFit as stop:
-        if isinstance(stop, EarlyStop):
-            yield from fire(engine, Event.on_early_stopping)
-    yield from fire(engine, Event.on_fit_end)
+def continued_fit(ctx: Context, engine: Engine) -> Loop:
+    """The fit loop after an epoch end: the next epochs and ``on_fit_end``
+    (``on_fit_begin`` already ran)."""
+    return fit_loop(ctx, engine, begun=True)
 
 
 def branch(run: Run, snap: Snapshot | None = None, **edits: Any) -> Run:

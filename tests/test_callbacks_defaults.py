@@ -23,7 +23,6 @@ from luzwidget.metrics import (
     MetricError,
     metric_set,
 )
-from luzwidget.snapshots import TakeSnapshots
 from tests.helpers import E, Recorder, make_data, make_spec
 from tests.training_helpers import TwoOpt
 from tests.training_helpers import make_data as class_data
@@ -52,9 +51,8 @@ def test_default_callbacks_and_their_weights() -> None:
         Metrics,
         Interrupt,
         Progress,
-        TakeSnapshots,  # automatic snapshots at epoch ends, after every other callback
-    ]
-    assert [cb.weight for cb in fitted.ctx.callbacks] == [-100, -90, -80, -70, -60, float("inf")]
+    ]  # a blocking fit keeps no automatic snapshots (a run's TakeSnapshots: test_snapshots)
+    assert [cb.weight for cb in fitted.ctx.callbacks] == [-100, -90, -80, -70, -60]
 
 
 # -- Profile ----------------------------------------------------------------------------------

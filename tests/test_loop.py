@@ -136,7 +136,9 @@ def test_defaults_come_first_sorted_by_weight_then_user_callbacks() -> None:
     fitted, _ = _fit(epochs=1, rec=user, callbacks=[late, early])
     kinds = [type(cb) for cb in fitted.ctx.callbacks]
     expected = [Early, Profile, TrainValid, Metrics, Interrupt, Progress, Recorder, Late]
-    assert kinds == [*expected, TakeSnapshots]  # automatic snapshots: after every other
+    assert kinds == expected  # a blocking fit keeps no automatic snapshots
+    run = make_spec().run((torch.zeros(64, 4), torch.zeros(64, 1)), epochs=1)
+    assert type(run.ctx.callbacks[-1]) is TakeSnapshots  # a run's come after every other
 
 
 def test_user_callbacks_see_what_the_defaults_did_for_the_same_event() -> None:
