@@ -29,7 +29,9 @@ if TYPE_CHECKING:
 
 __all__ = [
     "EPOCH_EVENTS",
+    "FIT_CONTROL",
     "LOOP_ORDER",
+    "NO_CONTROL",
     "PASS_THROUGH",
     "Engine",
     "Fault",
@@ -59,6 +61,24 @@ class SkipBatch(Exception):  # noqa: N818  (a signal, not an error)
 PASS_THROUGH = (StopFit, StopEpoch, GeneratorExit, SkipBatch)
 """Control flow: what travels through callbacks and the step untouched, never a fault."""
 
+Control = dict[type[BaseException], frozenset[Event]]
+FIT_CONTROL: Control = {
+    StopFit: frozenset({E.on_fit_begin, *EPOCH_EVENTS}),
+    StopEpoch: EPOCH_EVENTS - {E.on_epoch_end},
+}
+"""Where the fit loop gives ``StopFit`` and ``StopEpoch`` a meaning (``Engine.control``).
+
+Raised by a callback anywhere else (``StopFit`` once the fit has ended, ``StopEpoch``
+outside an epoch's body), they are a fault naming the callback and the event.
+"""
+NO_CONTROL: Control = {}
+"""The evaluate and predict loops: neither ``StopFit`` nor ``StopEpoch`` means anything."""
+
+_MEANS = {
+    StopFit: "skips the remaining epochs (on_fit_end still runs)",
+    StopEpoch: "skips the rest of the current epoch (on_epoch_end still runs)",
+}
+
 
 class Fault:
     """An exception the loop caught at an event boundary; the loop waits for a decision.
@@ -75,7 +95,8 @@ class Fault:
     event : Event
         The event being fired (callbacks) or about to fire (the step).
     stage : str
-        ``"callback"``, ``"forward"``, ``"loss"``, ``"backward"``, ``"step"``, ``"custom"``,
+        ``"callback"``, ``"control"`` (a callback raised ``StopFit``/``StopEpoch`` where it
+        means nothing), ``"forward"``, ``"loss"``, ``"backward"``, ``"step"``, ``"custom"``,
         ``"predict"`` or ``"data"``.
     action : str or None
         Set by the run: ``"retry"`` redoes the failed part, ``"skip"`` abandons the batch
@@ -152,9 +173,12 @@ class Engine:
         Shared with the driver.
     on_pause : callable or None
         ``on_pause(reason)``: set by the run driving this context; ``ctx.pause()`` calls it.
+    control : dict
+        For ``StopFit`` and ``StopEpoch``, the events where the running loop gives them a
+        meaning (:data:`FIT_CONTROL`, or :data:`NO_CONTROL` in evaluate and predict).
     """
 
-    __slots__ = ("ctx", "flags", "live", "on_pause", "table", "values")
+    __slots__ = ("control", "ctx", "flags", "live", "on_pause", "table", "values")
 
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
@@ -164,6 +188,7 @@ class Engine:
         self.flags = LoopFlags()
         self.live = frozenset(n for n, t in type(ctx).class_traits().items() if isinstance(t, Live))
         self.on_pause: Callable[[str], None] | None = None
+        self.control = FIT_CONTROL
         ctx._engine = self
 
     def set_callbacks(self, callbacks: list[Any]) -> None:
@@ -185,7 +210,8 @@ class Engine:
     def dispatch(self, event: Event, done: frozenset[Any] | None = None) -> Fault | None:
         """Call the callbacks of ``event`` (skipping those in ``done``); return a fault.
 
-        Control flow (:data:`PASS_THROUGH`) propagates; anything else, Ctrl-C included, is
+        Control flow (:data:`PASS_THROUGH`) propagates where the loop gives it a meaning
+        (:attr:`control`); anything else, Ctrl-C and misplaced control flow included, is
         returned as a :class:`Fault` whose ``done`` holds the callbacks that already ran,
         so a retry calls only the failed one and those after it.
         """
@@ -209,17 +235,38 @@ class Engine:
                     if fn not in done:
                         fn(ctx)
                     i += 1
-        except PASS_THROUGH:
-            raise
+        except PASS_THROUGH as exc:
+            if self._meaningful(exc, event):
+                raise
+            return self._callback_fault(fns, i, event, exc, _misplaced(exc, event, self.control))
         except BaseException as exc:
-            cb = getattr(fns[i], "__self__", fns[i])
-            err = CallbackError(cb, event, exc, ctx.epoch, ctx.iter or 0)
-            err.__cause__ = exc
-            return Fault(err, exc, event, "callback", frozenset(fns[:i]))
+            return self._callback_fault(fns, i, event, exc)
         finally:
             torch._C._set_grad_enabled(grad)
             flags.in_user_code = interruptible
         return None
+
+    def _meaningful(self, exc: BaseException, event: Event) -> bool:
+        """Whether control flow ``exc`` raised at ``event`` means something to the loop."""
+        for kind, events in self.control.items():
+            if isinstance(exc, kind):
+                return event in events
+        return not isinstance(exc, StopFit | StopEpoch)  # GeneratorExit, SkipBatch
+
+    def _callback_fault(
+        self,
+        fns: tuple[Callable[[Context], Any], ...],
+        i: int,
+        event: Event,
+        exc: BaseException,
+        note: str = "",
+    ) -> Fault:
+        cb = getattr(fns[i], "__self__", fns[i])
+        ctx = self.ctx
+        err = CallbackError(cb, event, exc, ctx.epoch, ctx.iter or 0, note)
+        err.__cause__ = exc
+        stage = "control" if note else "callback"
+        return Fault(err, exc, event, stage, frozenset(fns[:i]))
 
     def call(self, event: Event) -> None:
         """Call the callbacks of ``event`` now, raising what fails (``ctx.call_callbacks``)."""
@@ -246,7 +293,7 @@ class Engine:
     def apply_handlers(self, fault: Fault) -> None:
         """luz's handlers: an ``epoch_handlers`` match ends the epoch, ``handlers`` the fit."""
         ctx, exc = self.ctx, fault.cause
-        if fault.interrupted:
+        if fault.interrupted or fault.stage == "control":  # a callback's bug, not the data's
             return
         if fault.event in EPOCH_EVENTS:
             for cls, handler in ctx.epoch_handlers.items():
@@ -271,6 +318,8 @@ class Engine:
         ctx = self.ctx
         event = event or _NEXT_EVENT[ctx.training][stage]
         detail = _describe_io(ctx, stage)
+        if stage == "backward":
+            detail += _no_graph_hint(ctx.loss_grad)
         err = StepError(_WHAT[stage], event, exc, ctx.epoch, ctx.iter or 0, detail)
         err.__cause__ = exc
         fault = Fault(err, exc, event, stage)
@@ -288,6 +337,34 @@ def engine_of(ctx: Context) -> Engine:
     """The engine of ``ctx``, made on first use (every context has at most one)."""
     engine = ctx._engine
     return engine if engine is not None else Engine(ctx)
+
+
+def _misplaced(exc: BaseException, event: Event, control: Control) -> str:
+    """Why control flow ``exc`` means nothing at ``event``, and where it would."""
+    kind = StopFit if isinstance(exc, StopFit) else StopEpoch
+    name = type(exc).__name__
+    allowed = sorted(control.get(kind, ()), key=LOOP_ORDER.index)
+    if not allowed:
+        where = (
+            "it is allowed only while fit() trains, and this loop (evaluate or predict) does not"
+        )
+    elif kind is StopFit:
+        where = f"it is allowed from {allowed[0].value} up to on_epoch_end"
+    else:
+        where = "it is allowed inside an epoch, from on_epoch_begin up to on_valid_end"
+    if event is E.on_fit_end or event in _ENDING:
+        what = "the fit has already ended"
+    elif kind is StopEpoch and event is E.on_epoch_end:
+        what = "the epoch has already ended"
+    elif kind is StopEpoch and event is E.on_fit_begin:
+        what = "no epoch has started yet"
+    else:
+        what = "there is nothing for it to stop"
+    return (
+        f"{name} {_MEANS[kind]}; at {event.value} {what}, so it has no meaning there "
+        f"({where}). Fix the callback (do not raise {name} at {event.value}), then "
+        "run.retry() calls it again, or run.skip() goes on without the rest of this event."
+    )
 
 
 def _depth(event: Event) -> int:
@@ -336,6 +413,18 @@ def _describe_io(ctx: Context, stage: str) -> str:
         parts.append(f"pred: {_describe(ctx.pred)}")
     parts.append(f"target: {_describe(ctx.target, target=True)}")
     return "; ".join(parts)
+
+
+def _no_graph_hint(loss: Any) -> str:
+    """Why ``ctx.loss_grad`` may have no graph to follow: a callback changed it."""
+    if not isinstance(loss, torch.Tensor) or loss.requires_grad:
+        return ""
+    return (
+        "\nctx.loss_grad does not require grad. Callbacks run under torch.no_grad() (as in "
+        "luz), so a callback that computes a new ctx.loss_grad (or ctx.pred), e.g. "
+        "ctx.loss_grad = ctx.loss_grad * 0 at on_train_batch_before_backward, builds a tensor "
+        "with no graph. Wrap the change in `with torch.enable_grad():`, then run.retry()."
+    )
 
 
 def _cpu_rng() -> tuple[torch.Tensor, None]:

@@ -20,7 +20,15 @@ import torch
 from luzwidget.checks import check_target_shape
 from luzwidget.context import Context
 from luzwidget.data import split_batch
-from luzwidget.engine import PASS_THROUGH, Engine, Fault, SkipBatch, rng_state
+from luzwidget.engine import (
+    FIT_CONTROL,
+    NO_CONTROL,
+    PASS_THROUGH,
+    Engine,
+    Fault,
+    SkipBatch,
+    rng_state,
+)
 from luzwidget.events import Event
 from luzwidget.exceptions import EarlyStop, StepError, StopEpoch, StopFit
 
@@ -89,6 +97,7 @@ def _guarded(
 def fit_loop(ctx: Context, engine: Engine) -> Loop:
     """Train from ``ctx.epoch + 1`` to ``ctx.max_epochs``, validating after each epoch."""
     engine.flags.check_target = True  # the first training loss checks the target's shape
+    engine.control = FIT_CONTROL
     try:
         yield from fire(engine, E.on_fit_begin)
         while ctx.epoch < ctx.max_epochs:
@@ -138,6 +147,7 @@ def _validate(ctx: Context, engine: Engine) -> Loop:
 
 def evaluate_loop(ctx: Context, engine: Engine) -> Loop:
     """The validation loop alone, as epoch 1 (luz's ``evaluate``)."""
+    engine.control = NO_CONTROL
     ctx.model.eval()
     ctx.training = False
     ctx.epoch = 1
@@ -303,6 +313,7 @@ def predict_loop(
     ctx: Context, engine: Engine, predict: Callable[[Any], Any], out: list[Any]
 ) -> Loop:
     """Call ``predict(input)`` on each batch of ``ctx.data`` under no_grad; append to ``out``."""
+    engine.control = NO_CONTROL
     ctx.model.eval()
     ctx.training = False
     yield from fire(engine, E.on_predict_begin)
