@@ -19,7 +19,7 @@ import torch
 
 from luzwidget.checks import check_target_shape
 from luzwidget.context import Context
-from luzwidget.data import split_batch
+from luzwidget.data import epoch_batches, split_batch
 from luzwidget.engine import (
     FIT_CONTROL,
     NO_CONTROL,
@@ -161,8 +161,12 @@ def _batches(
     first: Event,
     one: Callable[[Context, Engine], Loop],
 ) -> Loop:
-    """Run ``one(ctx, engine)`` for each batch of ``loader``; a failing loader yields a fault."""
-    it = iter(loader)
+    """Run ``one(ctx, engine)`` for each batch of ``loader``; a failing loader yields a fault.
+
+    A retry loads the failed batch again where the loader allows it (see
+    :func:`~luzwidget.data.epoch_batches`); a skip goes on with the next batch.
+    """
+    it, replay, limit = epoch_batches(loader)
     i = ctx.iter = 0
     while True:
         try:
@@ -170,12 +174,12 @@ def _batches(
         except StopIteration:
             return
         except Exception as exc:
-            err = StepError("loading the next batch", first, exc, ctx.epoch, i + 1)
-            err.__cause__ = exc
-            fault = Fault(err, exc, first, "data")
+            fault = _data_fault(ctx, exc, first, i + 1, limit)
             engine.apply_handlers(fault)
             yield fault
-            continue  # retry and skip both ask the loader for the next batch
+            if replay is not None and fault.action == "retry":
+                replay.again = True
+            continue
         i += 1
         put = engine.putter()
         put("iter", i)
@@ -191,6 +195,15 @@ def _batches(
             yield from one(ctx, engine)
         except SkipBatch:
             zero_grads(ctx)
+
+
+def _data_fault(ctx: Context, exc: Exception, first: Event, batch: int, limit: str) -> Fault:
+    detail = ""
+    if limit:
+        detail = f"run.retry() cannot load this batch again ({limit}); it goes on with the next."
+    err = StepError("loading the next batch", first, exc, ctx.epoch, batch, detail)
+    err.__cause__ = exc
+    return Fault(err, exc, first, "data")
 
 
 # -- one batch -------------------------------------------------------------------------
