@@ -22,6 +22,7 @@ from traitlets import All
 from luzwidget.dispatch import build_dispatch_table
 from luzwidget.events import Event
 from luzwidget.exceptions import CallbackError, StepError, StopEpoch, StopFit
+from luzwidget.report import report
 from luzwidget.traits import Live
 
 if TYPE_CHECKING:
@@ -176,9 +177,27 @@ class Engine:
     control : dict
         For ``StopFit`` and ``StopEpoch``, the events where the running loop gives them a
         meaning (:data:`FIT_CONTROL`, or :data:`NO_CONTROL` in evaluate and predict).
+    on_nonfinite : callable or None
+        ``on_nonfinite(reason)``: set by the run; called when a loop's loss was not finite
+        (it pauses there if ``run.breakpoints.nonfinite_loss`` is on).
+    skipped : list of int
+        The batches of the current pass over the data that were skipped (``run.skip()``).
+    told_nonfinite : bool
+        Whether this fit has reported a non-finite loss already (it is said once).
     """
 
-    __slots__ = ("control", "ctx", "flags", "live", "on_pause", "table", "values")
+    __slots__ = (
+        "control",
+        "ctx",
+        "flags",
+        "live",
+        "on_nonfinite",
+        "on_pause",
+        "skipped",
+        "table",
+        "told_nonfinite",
+        "values",
+    )
 
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
@@ -189,6 +208,9 @@ class Engine:
         self.live = frozenset(n for n, t in type(ctx).class_traits().items() if isinstance(t, Live))
         self.on_pause: Callable[[str], None] | None = None
         self.control = FIT_CONTROL
+        self.on_nonfinite: Callable[[str], None] | None = None
+        self.skipped: list[int] = []
+        self.told_nonfinite = False
         ctx._engine = self
 
     def set_callbacks(self, callbacks: list[Any]) -> None:
@@ -280,6 +302,26 @@ class Engine:
             raise RuntimeError("ctx.pause() needs a Run; this context is not driven by one.")
         self.on_pause(reason)
 
+    def nonfinite_loss(self, mode: str, position: int, value: Any) -> None:
+        """The loss average of ``mode`` ("train" or "valid") is not finite; the first bad
+        batch loss was the ``position``-th (0-based) to reach the batch's end. Say so once
+        per fit, naming epoch and batch, and tell the run (which may pause here)."""
+        batch = _nth_batch(position, self.skipped)
+        what = "training" if mode == "train" else "validation"
+        reason = (
+            f"the {what} loss became {value} at epoch {self.ctx.epoch}, batch {batch} (the "
+            "first batch whose loss was not finite)"
+        )
+        if not self.told_nonfinite:
+            self.told_nonfinite = True
+            report(
+                f"{reason}: the weights may be NaN now. Lower the learning rate, clip the "
+                "gradients (GradientClip), or find where it comes from with "
+                "run.breakpoints.nonfinite = True."
+            )
+        if self.on_nonfinite is not None:
+            self.on_nonfinite(reason)
+
     def loop_text(self) -> str:
         """Each event in loop order, indented by nesting, with the callbacks run there."""
         lines = []
@@ -337,6 +379,17 @@ def engine_of(ctx: Context) -> Engine:
     """The engine of ``ctx``, made on first use (every context has at most one)."""
     engine = ctx._engine
     return engine if engine is not None else Engine(ctx)
+
+
+def _nth_batch(position: int, skipped: list[int]) -> int:
+    """The batch number of the ``position``-th (0-based) batch that was not skipped."""
+    batch, left, gone = 0, position, set(skipped)
+    while True:
+        batch += 1
+        if batch not in gone:
+            if left == 0:
+                return batch
+            left -= 1
 
 
 def _misplaced(exc: BaseException, event: Event, control: Control) -> str:

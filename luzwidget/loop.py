@@ -98,6 +98,7 @@ def fit_loop(ctx: Context, engine: Engine) -> Loop:
     """Train from ``ctx.epoch + 1`` to ``ctx.max_epochs``, validating after each epoch."""
     engine.flags.check_target = True  # the first training loss checks the target's shape
     engine.control = FIT_CONTROL
+    engine.told_nonfinite = False  # a NaN loss is reported once per fit
     try:
         yield from fire(engine, E.on_fit_begin)
         while ctx.epoch < ctx.max_epochs:
@@ -168,6 +169,7 @@ def _batches(
     """
     it, replay, limit = epoch_batches(loader)
     i = ctx.iter = 0
+    skipped = engine.skipped = []  # where Metrics counts batches (a NaN loss's batch)
     while True:
         try:
             batch = next(it)
@@ -194,6 +196,7 @@ def _batches(
         try:
             yield from one(ctx, engine)
         except SkipBatch:
+            skipped.append(i)
             zero_grads(ctx)
 
 
