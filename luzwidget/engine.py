@@ -22,6 +22,7 @@ from traitlets import All
 from luzwidget.dispatch import build_dispatch_table
 from luzwidget.events import Event
 from luzwidget.exceptions import CallbackError, StepError, StopEpoch, StopFit
+from luzwidget.faults import WHAT, Control, describe_io, misplaced, no_graph_hint, nth_batch
 from luzwidget.report import report
 from luzwidget.traits import Live
 
@@ -62,7 +63,6 @@ class SkipBatch(Exception):  # noqa: N818  (a signal, not an error)
 PASS_THROUGH = (StopFit, StopEpoch, GeneratorExit, SkipBatch)
 """Control flow: what travels through callbacks and the step untouched, never a fault."""
 
-Control = dict[type[BaseException], frozenset[Event]]
 FIT_CONTROL: Control = {
     StopFit: frozenset({E.on_fit_begin, *EPOCH_EVENTS}),
     StopEpoch: EPOCH_EVENTS - {E.on_epoch_end},
@@ -74,11 +74,6 @@ outside an epoch's body), they are a fault naming the callback and the event.
 """
 NO_CONTROL: Control = {}
 """The evaluate and predict loops: neither ``StopFit`` nor ``StopEpoch`` means anything."""
-
-_MEANS = {
-    StopFit: "skips the remaining epochs (on_fit_end still runs)",
-    StopEpoch: "skips the rest of the current epoch (on_epoch_end still runs)",
-}
 
 
 class Fault:
@@ -260,7 +255,7 @@ class Engine:
         except PASS_THROUGH as exc:
             if self._meaningful(exc, event):
                 raise
-            return self._callback_fault(fns, i, event, exc, _misplaced(exc, event, self.control))
+            return self._callback_fault(fns, i, event, exc, misplaced(exc, event, self.control))
         except BaseException as exc:
             return self._callback_fault(fns, i, event, exc)
         finally:
@@ -306,7 +301,7 @@ class Engine:
         """The loss average of ``mode`` ("train" or "valid") is not finite; the first bad
         batch loss was the ``position``-th (0-based) to reach the batch's end. Say so once
         per fit, naming epoch and batch, and tell the run (which may pause here)."""
-        batch = _nth_batch(position, self.skipped)
+        batch = nth_batch(position, self.skipped)
         what = "training" if mode == "train" else "validation"
         reason = (
             f"the {what} loss became {value} at epoch {self.ctx.epoch}, batch {batch} (the "
@@ -359,10 +354,10 @@ class Engine:
         """
         ctx = self.ctx
         event = event or _NEXT_EVENT[ctx.training][stage]
-        detail = _describe_io(ctx, stage)
+        detail = describe_io(ctx, stage)
         if stage == "backward":
-            detail += _no_graph_hint(ctx.loss_grad)
-        err = StepError(_WHAT[stage], event, exc, ctx.epoch, ctx.iter or 0, detail)
+            detail += no_graph_hint(ctx.loss_grad)
+        err = StepError(WHAT[stage], event, exc, ctx.epoch, ctx.iter or 0, detail)
         err.__cause__ = exc
         fault = Fault(err, exc, event, stage)
         self.apply_handlers(fault)
@@ -381,45 +376,6 @@ def engine_of(ctx: Context) -> Engine:
     return engine if engine is not None else Engine(ctx)
 
 
-def _nth_batch(position: int, skipped: list[int]) -> int:
-    """The batch number of the ``position``-th (0-based) batch that was not skipped."""
-    batch, left, gone = 0, position, set(skipped)
-    while True:
-        batch += 1
-        if batch not in gone:
-            if left == 0:
-                return batch
-            left -= 1
-
-
-def _misplaced(exc: BaseException, event: Event, control: Control) -> str:
-    """Why control flow ``exc`` means nothing at ``event``, and where it would."""
-    kind = StopFit if isinstance(exc, StopFit) else StopEpoch
-    name = type(exc).__name__
-    allowed = sorted(control.get(kind, ()), key=LOOP_ORDER.index)
-    if not allowed:
-        where = (
-            "it is allowed only while fit() trains, and this loop (evaluate or predict) does not"
-        )
-    elif kind is StopFit:
-        where = f"it is allowed from {allowed[0].value} up to on_epoch_end"
-    else:
-        where = "it is allowed inside an epoch, from on_epoch_begin up to on_valid_end"
-    if event is E.on_fit_end or event in _ENDING:
-        what = "the fit has already ended"
-    elif kind is StopEpoch and event is E.on_epoch_end:
-        what = "the epoch has already ended"
-    elif kind is StopEpoch and event is E.on_fit_begin:
-        what = "no epoch has started yet"
-    else:
-        what = "there is nothing for it to stop"
-    return (
-        f"{name} {_MEANS[kind]}; at {event.value} {what}, so it has no meaning there "
-        f"({where}). Fix the callback (do not raise {name} at {event.value}), then "
-        "run.retry() calls it again, or run.skip() goes on without the rest of this event."
-    )
-
-
 def _depth(event: Event) -> int:
     name = event.value
     if name.startswith("on_predict"):
@@ -431,14 +387,6 @@ def _depth(event: Event) -> int:
     return 1 if name.startswith("on_epoch") else 0
 
 
-_WHAT = {
-    "forward": "model(input)",
-    "loss": "loss_fn(pred, target)",
-    "backward": "backward(loss)",
-    "step": "the optimizer step",
-    "custom": "the module's step(ctx)",
-    "predict": "predict(input)",
-}
 _NEXT_EVENT = {
     True: {
         "forward": E.on_train_batch_after_pred,
@@ -448,36 +396,6 @@ _NEXT_EVENT = {
     },
     False: {"forward": E.on_valid_batch_after_pred, "loss": E.on_valid_batch_after_loss},
 }
-
-
-def _describe(value: Any, target: bool = False) -> str:
-    if isinstance(value, torch.Tensor):
-        return f"tensor of shape {tuple(value.shape)}, {str(value.dtype)[6:]}, on {value.device}"
-    if value is None and target:
-        return "None (the batch has no target: the loader must yield (input, target) pairs)"
-    return type(value).__name__
-
-
-def _describe_io(ctx: Context, stage: str) -> str:
-    parts = [f"input: {_describe(ctx.input)}"]
-    if stage == "predict":  # the target plays no part
-        return parts[0]
-    if stage != "forward":
-        parts.append(f"pred: {_describe(ctx.pred)}")
-    parts.append(f"target: {_describe(ctx.target, target=True)}")
-    return "; ".join(parts)
-
-
-def _no_graph_hint(loss: Any) -> str:
-    """Why ``ctx.loss_grad`` may have no graph to follow: a callback changed it."""
-    if not isinstance(loss, torch.Tensor) or loss.requires_grad:
-        return ""
-    return (
-        "\nctx.loss_grad does not require grad. Callbacks run under torch.no_grad() (as in "
-        "luz), so a callback that computes a new ctx.loss_grad (or ctx.pred), e.g. "
-        "ctx.loss_grad = ctx.loss_grad * 0 at on_train_batch_before_backward, builds a tensor "
-        "with no graph. Wrap the change in `with torch.enable_grad():`, then run.retry()."
-    )
 
 
 def _cpu_rng() -> tuple[torch.Tensor, None]:
