@@ -169,7 +169,8 @@ def _batches(
     """
     it, replay, limit = epoch_batches(loader)
     i = ctx.iter = 0
-    skipped = engine.skipped = []  # where Metrics counts batches (a NaN loss's batch)
+    skipped: list[int] = []  # where Metrics counts batches (a NaN loss's batch)
+    engine.skipped = skipped
     while True:
         try:
             batch = next(it)
