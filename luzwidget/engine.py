@@ -224,13 +224,16 @@ class Engine:
         return self.values.__setitem__
 
     # -- callbacks -----------------------------------------------------------------------
-    def dispatch(self, event: Event, done: frozenset[Any] | None = None) -> Fault | None:
+    def dispatch(
+        self, event: Event, done: frozenset[Any] | None = None, checked: bool = True
+    ) -> Fault | None:
         """Call the callbacks of ``event`` (skipping those in ``done``); return a fault.
 
         Control flow (:data:`PASS_THROUGH`) propagates where the loop gives it a meaning
         (:attr:`control`); anything else, Ctrl-C and misplaced control flow included, is
         returned as a :class:`Fault` whose ``done`` holds the callbacks that already ran,
-        so a retry calls only the failed one and those after it.
+        so a retry calls only the failed one and those after it. ``checked=False`` lets all
+        control flow through (``ctx.call_callbacks``: the caller gives it its meaning).
         """
         fns = self.table[event]
         if not fns:
@@ -253,7 +256,7 @@ class Engine:
                         fn(ctx)
                     i += 1
         except PASS_THROUGH as exc:
-            if self._meaningful(exc, event):
+            if not checked or self._meaningful(exc, event):
                 raise
             return self._callback_fault(fns, i, event, exc, misplaced(exc, event, self.control))
         except BaseException as exc:
@@ -287,7 +290,7 @@ class Engine:
 
     def call(self, event: Event) -> None:
         """Call the callbacks of ``event`` now, raising what fails (``ctx.call_callbacks``)."""
-        fault = self.dispatch(event)
+        fault = self.dispatch(event, checked=False)
         if fault is not None:
             raise fault.error from fault.cause
 

@@ -226,6 +226,7 @@ class LossAverage(Metric):
 
     def to(self, device: torch.device | str) -> LossAverage:
         self.losses = [loss.to(device) for loss in self.losses]
+        self.bad = [first.to(device) for first in self.bad]
         if self.partial is not None:
             self.partial = self.partial.to(device)
         return self
