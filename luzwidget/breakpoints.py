@@ -5,11 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
-import torch
-
 from luzwidget.events import Event
 from luzwidget.exceptions import ConfigError
-from luzwidget.metrics.base import loss_text
 
 if TYPE_CHECKING:
     from luzwidget.context import Context
@@ -32,7 +29,7 @@ class Breakpoints:
     >>> bp.add(lambda ctx: ctx.iter == 50)   # checked after each loss
     >>> Event.on_epoch_end in bp
     True
-    >>> bp.nonfinite_loss = True       # pause as soon as a loss is NaN or inf
+    >>> bp.nonfinite_loss = True       # pause after an epoch whose loss became NaN or inf
     >>> run.breakpoints.nonfinite = True   # ... or any module output or gradient; names it
     """
 
@@ -98,7 +95,14 @@ class Breakpoints:
 
     @property
     def nonfinite_loss(self) -> bool:
-        """Pause right after a loss that is NaN or infinite (bool, default False)."""
+        """Pause once a loss was NaN or infinite (bool; default False, on in a dashboard).
+
+        Checked from the epoch's loss average, which the Metrics callback syncs at
+        ``on_train_end`` / ``on_valid_end`` anyway: no per-batch cost and no host sync on a
+        GPU. The run pauses right after that event; ``run.reason`` names the epoch and the
+        first batch whose loss was not finite. To stop at that very batch, and learn which
+        module made it, use :attr:`nonfinite`.
+        """
         return self._nonfinite
 
     @nonfinite_loss.setter
@@ -151,8 +155,6 @@ class Breakpoints:
             found: str | None = self.watch.hit(event, ctx)
             if found is not None:
                 return found
-        if self._nonfinite and event in AFTER_LOSS and not _finite(ctx.loss):
-            return f"the loss is not finite ({loss_text(ctx.loss, '', 'g')}) at {event.value}"
         for predicate, at in self._conditions:
             if (at is None and event in AFTER_LOSS) or (at is not None and event in at):
                 try:
@@ -183,7 +185,9 @@ class Breakpoints:
         )
 
     def __bool__(self) -> bool:
-        return bool(self._events or self._conditions or self._nonfinite or self._watching())
+        """True when the loop must stop at events to check them (``nonfinite_loss`` needs
+        not: it is told by the Metrics callback)."""
+        return bool(self._events or self._conditions or self._watching())
 
     def __repr__(self) -> str:
         parts = [e.value for e in sorted(self._events)]
@@ -205,14 +209,6 @@ def _events(at: Any) -> frozenset[Event] | None:
     if isinstance(at, Iterable):
         return frozenset(Event.parse(e, argument="at") for e in at)
     raise ConfigError(f"at= must be an event, a list of events or 'all'; got {at!r}.")
-
-
-def _finite(loss: Any) -> bool:
-    if isinstance(loss, dict):
-        return all(_finite(v) for v in loss.values())
-    if isinstance(loss, torch.Tensor):
-        return bool(torch.isfinite(loss).all())
-    return True
 
 
 def _name(predicate: Predicate) -> str:

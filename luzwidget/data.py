@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Iterable, Iterator, Mapping
+from itertools import repeat
 from typing import Any
 
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, IterableDataset, TensorDataset, random_split
 
+from luzwidget.accelerator import _DeviceLoader, to_device
 from luzwidget.exceptions import ConfigError, DataError
 
-__all__ = ["as_loader", "loader_len", "split_batch", "split_valid"]
+__all__ = ["Replay", "as_loader", "epoch_batches", "loader_len", "split_batch", "split_valid"]
 
 _ACCEPTED = (
     "a DataLoader, a Dataset, a tuple (input, target) of tensors or numpy arrays, a single "
@@ -262,3 +264,69 @@ def loader_len(data: Any) -> int | None:
     except TypeError:
         return None
     return n if isinstance(n, int) and n >= 0 else None
+
+
+# -- one epoch's batches, with the failed one loaded again on retry --------------------------
+
+
+class Replay:
+    """The sampler iterator of a DataLoader's epoch, able to hand out its last indices again.
+
+    A DataLoader iterator draws a batch's indices, then fetches them; when the fetch raises
+    (``Dataset.__getitem__``, ``collate_fn``), the indices are consumed. With ``again``
+    set, the next draw returns them once more, so the loader's own path (fetcher, collate,
+    pin memory) loads exactly the batch that failed. One Python call per batch, for
+    DataLoaders only: ready batches (a list) are iterated untouched.
+    """
+
+    __slots__ = ("again", "it", "last")
+
+    def __init__(self, it: Iterator[Any]) -> None:
+        self.it, self.last, self.again = it, None, False
+
+    def __iter__(self) -> Replay:
+        return self
+
+    def __next__(self) -> Any:
+        if self.again:
+            self.again = False
+            return self.last
+        self.last = next(self.it)
+        return self.last
+
+
+def epoch_batches(loader: Iterable[Any]) -> tuple[Iterator[Any], Replay | None, str]:
+    """An iterator over one epoch of ``loader`` that survives a batch failing to load.
+
+    Returns ``(batches, replay, limit)``. After ``next(batches)`` raised, setting
+    ``replay.again`` makes the next call load the same batch again; ``replay`` is None
+    where that cannot be done, and ``limit`` says why (for the fault's message):
+
+    - a map-style Dataset in a DataLoader with ``num_workers=0``: exact (the indices of
+      the failed batch are fetched again, by the loader itself);
+    - ``num_workers > 0``: the workers have already been sent the next indices and the
+      failed batch is gone from the queue (the iterator goes on with the next batch);
+    - an IterableDataset or another iterable: its stream cannot be rewound.
+
+    A loader the accelerator moves to a device is iterated through ``map``, which,
+    unlike a generator, stays usable after the inner loader raised.
+    """
+    device = None
+    if isinstance(loader, _DeviceLoader):
+        device, non_blocking, loader = loader.device, loader.non_blocking, loader.loader
+    it = iter(loader)
+    replay, limit = None, ""
+    if not isinstance(loader, DataLoader):
+        limit = f"a {type(loader).__name__} of batches cannot load a failed batch again"
+    elif isinstance(loader.dataset, IterableDataset):
+        limit = "an IterableDataset cannot be rewound to load a failed batch again"
+    elif loader.num_workers > 0 or not isinstance(getattr(it, "_sampler_iter", None), Iterator):
+        limit = (
+            "with num_workers > 0 the workers already hold the next batches' indices, so the "
+            "failed batch cannot be loaded again (num_workers=0 can)"
+        )
+    else:
+        replay = it._sampler_iter = Replay(it._sampler_iter)  # type: ignore[attr-defined]
+    if device is not None:
+        it = map(to_device, it, repeat(device), repeat(non_blocking))
+    return it, replay, limit

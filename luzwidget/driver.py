@@ -103,7 +103,9 @@ class Driver:
         self._thread: threading.Thread | None = None  # the background thread, while it drives
         self._driving: threading.Thread | None = None  # whichever thread drives now
         self._flags = _flags_of(ctx)  # shared with the loop: listening, in user code
-        engine_of(ctx).on_pause = self.pause  # Context.pause() (from a callback) lands here
+        engine = engine_of(ctx)
+        engine.on_pause = self.pause  # Context.pause() (from a callback) lands here
+        engine.on_nonfinite = self._nonfinite_loss  # Metrics saw a NaN/inf epoch loss
 
     # -- commands (from Run) ---------------------------------------------------------------
     def drive_here(self, target: Until | None) -> None:
@@ -437,6 +439,10 @@ class Driver:
         except Exception as exc:
             self.notice = f"an edit could not be applied: {exc}"
             report(self.notice)
+
+    def _nonfinite_loss(self, reason: str) -> None:
+        if self.breakpoints.nonfinite_loss:
+            self.pause(reason)
 
     def _request_interrupt(self) -> bool:
         """Pause at the next event because of Ctrl-C; True if that was asked already."""

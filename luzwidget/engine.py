@@ -22,6 +22,8 @@ from traitlets import All
 from luzwidget.dispatch import build_dispatch_table
 from luzwidget.events import Event
 from luzwidget.exceptions import CallbackError, StepError, StopEpoch, StopFit
+from luzwidget.faults import WHAT, Control, describe_io, misplaced, no_graph_hint, nth_batch
+from luzwidget.report import report
 from luzwidget.traits import Live
 
 if TYPE_CHECKING:
@@ -29,7 +31,9 @@ if TYPE_CHECKING:
 
 __all__ = [
     "EPOCH_EVENTS",
+    "FIT_CONTROL",
     "LOOP_ORDER",
+    "NO_CONTROL",
     "PASS_THROUGH",
     "Engine",
     "Fault",
@@ -59,6 +63,18 @@ class SkipBatch(Exception):  # noqa: N818  (a signal, not an error)
 PASS_THROUGH = (StopFit, StopEpoch, GeneratorExit, SkipBatch)
 """Control flow: what travels through callbacks and the step untouched, never a fault."""
 
+FIT_CONTROL: Control = {
+    StopFit: frozenset({E.on_fit_begin, *EPOCH_EVENTS}),
+    StopEpoch: EPOCH_EVENTS - {E.on_epoch_end},
+}
+"""Where the fit loop gives ``StopFit`` and ``StopEpoch`` a meaning (``Engine.control``).
+
+Raised by a callback anywhere else (``StopFit`` once the fit has ended, ``StopEpoch``
+outside an epoch's body), they are a fault naming the callback and the event.
+"""
+NO_CONTROL: Control = {}
+"""The evaluate and predict loops: neither ``StopFit`` nor ``StopEpoch`` means anything."""
+
 
 @final  # the loop and the driver test `type(item) is Fault`
 class Fault:
@@ -76,7 +92,8 @@ class Fault:
     event : Event
         The event being fired (callbacks) or about to fire (the step).
     stage : str
-        ``"callback"``, ``"forward"``, ``"loss"``, ``"backward"``, ``"step"``, ``"custom"``,
+        ``"callback"``, ``"control"`` (a callback raised ``StopFit``/``StopEpoch`` where it
+        means nothing), ``"forward"``, ``"loss"``, ``"backward"``, ``"step"``, ``"custom"``,
         ``"predict"`` or ``"data"``.
     action : str or None
         Set by the run: ``"retry"`` redoes the failed part, ``"skip"`` abandons the batch
@@ -153,9 +170,30 @@ class Engine:
         Shared with the driver.
     on_pause : callable or None
         ``on_pause(reason)``: set by the run driving this context; ``ctx.pause()`` calls it.
+    control : dict
+        For ``StopFit`` and ``StopEpoch``, the events where the running loop gives them a
+        meaning (:data:`FIT_CONTROL`, or :data:`NO_CONTROL` in evaluate and predict).
+    on_nonfinite : callable or None
+        ``on_nonfinite(reason)``: set by the run; called when a loop's loss was not finite
+        (it pauses there if ``run.breakpoints.nonfinite_loss`` is on).
+    skipped : list of int
+        The batches of the current pass over the data that were skipped (``run.skip()``).
+    told_nonfinite : bool
+        Whether this fit has reported a non-finite loss already (it is said once).
     """
 
-    __slots__ = ("ctx", "flags", "live", "on_pause", "table", "values")
+    __slots__ = (
+        "control",
+        "ctx",
+        "flags",
+        "live",
+        "on_nonfinite",
+        "on_pause",
+        "skipped",
+        "table",
+        "told_nonfinite",
+        "values",
+    )
 
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
@@ -165,6 +203,10 @@ class Engine:
         self.flags = LoopFlags()
         self.live = frozenset(n for n, t in type(ctx).class_traits().items() if isinstance(t, Live))
         self.on_pause: Callable[[str], None] | None = None
+        self.control = FIT_CONTROL
+        self.on_nonfinite: Callable[[str], None] | None = None
+        self.skipped: list[int] = []
+        self.told_nonfinite = False
         ctx._engine = self
 
     def set_callbacks(self, callbacks: list[Any]) -> None:
@@ -183,12 +225,16 @@ class Engine:
         return self.values.__setitem__
 
     # -- callbacks -----------------------------------------------------------------------
-    def dispatch(self, event: Event, done: frozenset[Any] | None = None) -> Fault | None:
+    def dispatch(
+        self, event: Event, done: frozenset[Any] | None = None, checked: bool = True
+    ) -> Fault | None:
         """Call the callbacks of ``event`` (skipping those in ``done``); return a fault.
 
-        Control flow (:data:`PASS_THROUGH`) propagates; anything else, Ctrl-C included, is
+        Control flow (:data:`PASS_THROUGH`) propagates where the loop gives it a meaning
+        (:attr:`control`); anything else, Ctrl-C and misplaced control flow included, is
         returned as a :class:`Fault` whose ``done`` holds the callbacks that already ran,
-        so a retry calls only the failed one and those after it.
+        so a retry calls only the failed one and those after it. ``checked=False`` lets all
+        control flow through (``ctx.call_callbacks``: the caller gives it its meaning).
         """
         fns = self.table[event]
         if not fns:
@@ -210,21 +256,42 @@ class Engine:
                     if fn not in done:
                         fn(ctx)
                     i += 1
-        except PASS_THROUGH:
-            raise
+        except PASS_THROUGH as exc:
+            if not checked or self._meaningful(exc, event):
+                raise
+            return self._callback_fault(fns, i, event, exc, misplaced(exc, event, self.control))
         except BaseException as exc:
-            cb = getattr(fns[i], "__self__", fns[i])
-            err = CallbackError(cb, event, exc, ctx.epoch, ctx.iter or 0)
-            err.__cause__ = exc
-            return Fault(err, exc, event, "callback", frozenset(fns[:i]))
+            return self._callback_fault(fns, i, event, exc)
         finally:
             torch._C._set_grad_enabled(grad)
             flags.in_user_code = interruptible
         return None
 
+    def _meaningful(self, exc: BaseException, event: Event) -> bool:
+        """Whether control flow ``exc`` raised at ``event`` means something to the loop."""
+        for kind, events in self.control.items():
+            if isinstance(exc, kind):
+                return event in events
+        return not isinstance(exc, StopFit | StopEpoch)  # GeneratorExit, SkipBatch
+
+    def _callback_fault(
+        self,
+        fns: tuple[Callable[[Context], Any], ...],
+        i: int,
+        event: Event,
+        exc: BaseException,
+        note: str = "",
+    ) -> Fault:
+        cb = getattr(fns[i], "__self__", fns[i])
+        ctx = self.ctx
+        err = CallbackError(cb, event, exc, ctx.epoch, ctx.iter or 0, note)
+        err.__cause__ = exc
+        stage = "control" if note else "callback"
+        return Fault(err, exc, event, stage, frozenset(fns[:i]))
+
     def call(self, event: Event) -> None:
         """Call the callbacks of ``event`` now, raising what fails (``ctx.call_callbacks``)."""
-        fault = self.dispatch(event)
+        fault = self.dispatch(event, checked=False)
         if fault is not None:
             raise fault.error from fault.cause
 
@@ -233,6 +300,26 @@ class Engine:
         if self.on_pause is None:
             raise RuntimeError("ctx.pause() needs a Run; this context is not driven by one.")
         self.on_pause(reason)
+
+    def nonfinite_loss(self, mode: str, position: int, value: Any) -> None:
+        """The loss average of ``mode`` ("train" or "valid") is not finite; the first bad
+        batch loss was the ``position``-th (0-based) to reach the batch's end. Say so once
+        per fit, naming epoch and batch, and tell the run (which may pause here)."""
+        batch = nth_batch(position, self.skipped)
+        what = "training" if mode == "train" else "validation"
+        reason = (
+            f"the {what} loss became {value} at epoch {self.ctx.epoch}, batch {batch} (the "
+            "first batch whose loss was not finite)"
+        )
+        if not self.told_nonfinite:
+            self.told_nonfinite = True
+            report(
+                f"{reason}: the weights may be NaN now. Lower the learning rate, clip the "
+                "gradients (GradientClip), or find where it comes from with "
+                "run.breakpoints.nonfinite = True."
+            )
+        if self.on_nonfinite is not None:
+            self.on_nonfinite(reason)
 
     def loop_text(self) -> str:
         """Each event in loop order, indented by nesting, with the callbacks run there."""
@@ -247,7 +334,7 @@ class Engine:
     def apply_handlers(self, fault: Fault) -> None:
         """luz's handlers: an ``epoch_handlers`` match ends the epoch, ``handlers`` the fit."""
         ctx, exc = self.ctx, fault.cause
-        if fault.interrupted:
+        if fault.interrupted or fault.stage == "control":  # a callback's bug, not the data's
             return
         if fault.event in EPOCH_EVENTS:
             for cls, handler in ctx.epoch_handlers.items():
@@ -271,8 +358,10 @@ class Engine:
         """
         ctx = self.ctx
         event = event or _NEXT_EVENT[ctx.training][stage]
-        detail = _describe_io(ctx, stage)
-        err = StepError(_WHAT[stage], event, exc, ctx.epoch, ctx.iter or 0, detail)
+        detail = describe_io(ctx, stage)
+        if stage == "backward":
+            detail += no_graph_hint(ctx.loss_grad)
+        err = StepError(WHAT[stage], event, exc, ctx.epoch, ctx.iter or 0, detail)
         err.__cause__ = exc
         fault = Fault(err, exc, event, stage)
         self.apply_handlers(fault)
@@ -302,14 +391,6 @@ def _depth(event: Event) -> int:
     return 1 if name.startswith("on_epoch") else 0
 
 
-_WHAT = {
-    "forward": "model(input)",
-    "loss": "loss_fn(pred, target)",
-    "backward": "backward(loss)",
-    "step": "the optimizer step",
-    "custom": "the module's step(ctx)",
-    "predict": "predict(input)",
-}
 _NEXT_EVENT = {
     True: {
         "forward": E.on_train_batch_after_pred,
@@ -319,24 +400,6 @@ _NEXT_EVENT = {
     },
     False: {"forward": E.on_valid_batch_after_pred, "loss": E.on_valid_batch_after_loss},
 }
-
-
-def _describe(value: Any, target: bool = False) -> str:
-    if isinstance(value, torch.Tensor):
-        return f"tensor of shape {tuple(value.shape)}, {str(value.dtype)[6:]}, on {value.device}"
-    if value is None and target:
-        return "None (the batch has no target: the loader must yield (input, target) pairs)"
-    return type(value).__name__
-
-
-def _describe_io(ctx: Context, stage: str) -> str:
-    parts = [f"input: {_describe(ctx.input)}"]
-    if stage == "predict":  # the target plays no part
-        return parts[0]
-    if stage != "forward":
-        parts.append(f"pred: {_describe(ctx.pred)}")
-    parts.append(f"target: {_describe(ctx.target, target=True)}")
-    return "; ".join(parts)
 
 
 def _cpu_rng() -> tuple[torch.Tensor, None]:

@@ -85,7 +85,13 @@ class CallbackError(_WhereMixin, LuzwidgetError, RuntimeError):
     """
 
     def __init__(
-        self, callback: Any, event: str, cause: BaseException, epoch: int = 0, batch: int = 0
+        self,
+        callback: Any,
+        event: str,
+        cause: BaseException,
+        epoch: int = 0,
+        batch: int = 0,
+        note: str = "",
     ) -> None:
         self.callback = callback
         self.event = event
@@ -98,6 +104,7 @@ class CallbackError(_WhereMixin, LuzwidgetError, RuntimeError):
         super().__init__(
             f"Callback {name}.{event} raised {type(cause).__name__}: {cause}"
             + (f" ({where})" if where else "")
+            + (f"\n{note}" if note else "")
         )
 
 

@@ -19,8 +19,16 @@ import torch
 
 from luzwidget.checks import check_target_shape
 from luzwidget.context import Context
-from luzwidget.data import split_batch
-from luzwidget.engine import PASS_THROUGH, Engine, Fault, SkipBatch, rng_state
+from luzwidget.data import epoch_batches, split_batch
+from luzwidget.engine import (
+    FIT_CONTROL,
+    NO_CONTROL,
+    PASS_THROUGH,
+    Engine,
+    Fault,
+    SkipBatch,
+    rng_state,
+)
 from luzwidget.events import Event
 from luzwidget.exceptions import EarlyStop, StepError, StopEpoch, StopFit
 
@@ -93,6 +101,8 @@ def fit_loop(ctx: Context, engine: Engine, begun: bool = False) -> Loop:
     epoch end; the loop goes on with the next epoch.
     """
     engine.flags.check_target = True  # the first training loss checks the target's shape
+    engine.control = FIT_CONTROL
+    engine.told_nonfinite = False  # a NaN loss is reported once per fit
     try:
         if not begun:
             yield from fire(engine, E.on_fit_begin)
@@ -143,6 +153,7 @@ def _validate(ctx: Context, engine: Engine) -> Loop:
 
 def evaluate_loop(ctx: Context, engine: Engine) -> Loop:
     """The validation loop alone, as epoch 1 (luz's ``evaluate``)."""
+    engine.control = NO_CONTROL
     ctx.model.eval()
     ctx.training = False
     ctx.epoch = 1
@@ -156,21 +167,27 @@ def _batches(
     first: Event,
     one: Callable[[Context, Engine], Loop],
 ) -> Loop:
-    """Run ``one(ctx, engine)`` for each batch of ``loader``; a failing loader yields a fault."""
-    it = iter(loader)
+    """Run ``one(ctx, engine)`` for each batch of ``loader``; a failing loader yields a fault.
+
+    A retry loads the failed batch again where the loader allows it (see
+    :func:`~luzwidget.data.epoch_batches`); a skip goes on with the next batch.
+    """
+    it, replay, limit = epoch_batches(loader)
     i = ctx.iter = 0
+    skipped: list[int] = []  # where Metrics counts batches (a NaN loss's batch)
+    engine.skipped = skipped
     while True:
         try:
             batch = next(it)
         except StopIteration:
             return
         except Exception as exc:
-            err = StepError("loading the next batch", first, exc, ctx.epoch, i + 1)
-            err.__cause__ = exc
-            fault = Fault(err, exc, first, "data")
+            fault = _data_fault(ctx, exc, first, i + 1, limit)
             engine.apply_handlers(fault)
             yield fault
-            continue  # retry and skip both ask the loader for the next batch
+            if replay is not None and fault.action == "retry":
+                replay.again = True
+            continue
         i += 1
         put = engine.putter()
         put("iter", i)
@@ -185,7 +202,17 @@ def _batches(
         try:
             yield from one(ctx, engine)
         except SkipBatch:
+            skipped.append(i)
             zero_grads(ctx)
+
+
+def _data_fault(ctx: Context, exc: Exception, first: Event, batch: int, limit: str) -> Fault:
+    detail = ""
+    if limit:
+        detail = f"run.retry() cannot load this batch again ({limit}); it goes on with the next."
+    err = StepError("loading the next batch", first, exc, ctx.epoch, batch, detail)
+    err.__cause__ = exc
+    return Fault(err, exc, first, "data")
 
 
 # -- one batch -------------------------------------------------------------------------
@@ -308,6 +335,7 @@ def predict_loop(
     ctx: Context, engine: Engine, predict: Callable[[Any], Any], out: list[Any]
 ) -> Loop:
     """Call ``predict(input)`` on each batch of ``ctx.data`` under no_grad; append to ``out``."""
+    engine.control = NO_CONTROL
     ctx.model.eval()
     ctx.training = False
     yield from fire(engine, E.on_predict_begin)

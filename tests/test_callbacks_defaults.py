@@ -390,3 +390,56 @@ def test_metrics_without_a_target_count_samples_from_the_prediction() -> None:
     spec = make_spec(loss=lambda pred, target: pred.pow(2).mean())
     fitted = spec.fit(x, epochs=1, verbose=False, dataloader_options=OPTS)
     assert isinstance(fitted.records["metrics"]["train"][0]["loss"], float)
+
+
+# -- a loss that became NaN or inf is said once, with its epoch and batch (issue 9.17) --------
+
+
+def _nan_batches(bad: int, n: int = 4) -> list[Any]:
+    x, y = make_data(16 * n)
+    data = [(x[i : i + 16], y[i : i + 16]) for i in range(0, 16 * n, 16)]
+    data[bad - 1] = (torch.full((16, 4), float("nan")), data[bad - 1][1])
+    return data
+
+
+def test_a_blocking_fit_reports_a_nan_loss_once_with_epoch_and_batch(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    fitted = make_spec().fit(_nan_batches(3), epochs=3, verbose=False)
+    said = capsys.readouterr().err
+    assert said.count("[luzwidget]") == 1
+    assert "[luzwidget] the training loss became nan at epoch 1, batch 3 " in said
+    assert fitted.run.state == "done"
+
+
+def test_a_nan_loss_batch_counts_skipped_batches(capsys: pytest.CaptureFixture[str]) -> None:
+    class SkipTwo(lw.Callback):
+        def on_train_batch_begin(self, ctx: lw.Context) -> None:
+            if ctx.iter == 2 and ctx.epoch == 1:
+                raise RuntimeError("skip me")
+
+    run = make_spec().run(_nan_batches(4), epochs=1, verbose=False, callbacks=[SkipTwo()])
+    run.resume()
+    run.skip()
+    assert run.state == "done"
+    assert "epoch 1, batch 4 " in capsys.readouterr().err
+
+
+def test_a_nan_validation_loss_is_reported(capsys: pytest.CaptureFixture[str]) -> None:
+    train = _nan_batches(1, n=3)[1:]  # two finite batches
+    fitted = make_spec().fit(train, epochs=1, valid_data=_nan_batches(2, n=3), verbose=False)
+    assert fitted.run.state == "done"
+    assert "validation loss became nan at epoch 1, batch 2 " in capsys.readouterr().err
+
+
+def test_loss_average_finds_the_first_nonfinite_loss_across_folds() -> None:
+    from luzwidget.metrics.base import LossAverage
+    from luzwidget.metrics.sums import FOLD_EVERY
+
+    m = LossAverage()
+    for i in range(FOLD_EVERY * 2 + 5):
+        m.update_loss(torch.tensor(float("inf") if i in (FOLD_EVERY + 7, 2049) else 1.0), 4)
+    assert m.first_nonfinite() == FOLD_EVERY + 7
+    clean = LossAverage()
+    clean.update_loss(torch.tensor(1.0), 4)
+    assert clean.first_nonfinite() is None

@@ -19,7 +19,7 @@ from torch.utils.data import (
 
 from luzwidget import ConfigError, DataError, StepError
 from luzwidget.data import as_dataset, as_loader, loader_len, split_batch, split_valid
-from tests.helpers import E, Recorder, batches, make_data, make_spec
+from tests.helpers import E, Recorder, batches, make_data, make_spec, snapshot, state_equal
 
 
 def _batches_seen(data: Any, epochs: int = 1, **kwargs: Any) -> list[tuple[Any, ...]]:
@@ -346,3 +346,114 @@ def test_an_epoch_of_no_batches_is_refused_before_training() -> None:
         as_loader(ready, training=True)
     with pytest.raises(DataError, match=r"0 batches"):
         as_loader([], training=True)
+
+
+# -- a batch that failed to load: retry loads it again, skip drops it (issue 9.13) ------------
+
+_X, _Y = make_data(96)
+
+
+class _Flaky(Dataset):  # type: ignore[type-arg]
+    """96 samples; sample 20 raises while ``broken``. ``loaded`` lists every index fetched."""
+
+    def __init__(self) -> None:
+        self.broken = True
+        self.loaded: list[int] = []
+
+    def __len__(self) -> int:
+        return 96
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        if i == 20 and self.broken:
+            raise OSError("disk gone")
+        self.loaded.append(i)
+        return _X[i], _Y[i]
+
+
+class _Inputs(Recorder):
+    def __init__(self) -> None:
+        super().__init__()
+        self.inputs: list[torch.Tensor] = []
+
+    def on_train_batch_begin(self, ctx: Any) -> None:
+        self.inputs.append(ctx.input)
+
+
+def _flaky_run(dataset: Dataset[Any], epochs: int = 2, **loader: Any) -> tuple[Any, _Inputs]:
+    seen = _Inputs()
+    data = DataLoader(dataset, batch_size=8, shuffle=True, **loader)
+    torch.manual_seed(0)
+    run = make_spec().run(data, epochs=epochs, verbose=False, callbacks=[seen])
+    return run, seen
+
+
+def _clean() -> tuple[Any, _Inputs]:
+    data = _Flaky()
+    data.broken = False
+    run, seen = _flaky_run(data)
+    run.resume()
+    return run, seen
+
+
+def test_retry_loads_exactly_the_batch_that_failed() -> None:
+    data = _Flaky()
+    run, seen = _flaky_run(data)
+    run.resume()
+    assert run.state == "error"
+    assert "cannot load this batch again" not in str(run.error)
+    data.broken = False
+    run.retry()
+    assert run.state == "done"
+    clean, clean_seen = _clean()
+    assert len(seen.inputs) == 24  # 12 batches a epoch, none lost
+    assert all(torch.equal(a, b) for a, b in zip(seen.inputs, clean_seen.inputs, strict=True))
+    assert state_equal(snapshot(run.ctx.model), snapshot(clean.ctx.model))
+
+
+def test_skip_drops_exactly_the_batch_that_failed() -> None:
+    data = _Flaky()
+    run, seen = _flaky_run(data, epochs=1)
+    run.resume()
+    run.skip()
+    assert run.state == "done"
+    _, clean_seen = _clean()
+    epoch1 = clean_seen.inputs[:12]
+    failed = next(
+        k for k, x in enumerate(epoch1) if any(torch.equal(x[j], _X[20]) for j in range(8))
+    )
+    kept = [x for k, x in enumerate(epoch1) if k != failed]
+    assert len(seen.inputs) == 11
+    assert all(torch.equal(a, b) for a, b in zip(seen.inputs, kept, strict=True))
+
+
+def test_a_loader_moved_to_a_device_survives_a_failed_batch() -> None:
+    from luzwidget.accelerator import _DeviceLoader
+
+    data = _Flaky()
+    run, seen = _flaky_run(data)
+    run.ctx.train_data = _DeviceLoader(run.ctx.train_data, torch.device("cpu"))
+    run.resume()
+    assert run.state == "error"
+    data.broken = False
+    run.retry()
+    assert run.state == "done"
+    assert len(seen.inputs) == 24
+
+
+def test_where_a_failed_batch_cannot_be_loaded_again_the_fault_says_so() -> None:
+    class Stream(IterableDataset):  # type: ignore[type-arg]
+        def __iter__(self) -> Any:
+            yield _X[0], _Y[0]
+            raise OSError("stream gone")
+
+    run = make_spec().run(Stream(), epochs=1, verbose=False)
+    run.resume()
+    assert "an IterableDataset cannot be rewound" in str(run.error)
+    data = _Flaky()
+    run, _ = _flaky_run(data, epochs=1, num_workers=1)
+    run.resume()
+    assert run.state == "error"
+    assert "with num_workers > 0" in str(run.error)
+    data.broken = False
+    run.retry()  # goes on with the next batch, as the fault said
+    assert run.state == "done"

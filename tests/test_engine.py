@@ -5,6 +5,7 @@ from __future__ import annotations
 import pathlib
 
 import pytest
+import torch
 
 import luzwidget as lw
 from luzwidget import Callback
@@ -128,3 +129,93 @@ def test_only_loop_py_fires_events() -> None:
         if "call_callbacks(" in path.read_text() or ".dispatch(" in path.read_text()
     )
     assert firing == ["context.py", "engine.py", "loop.py"]  # defined, served, used
+
+
+# -- control flow where it means nothing (issue 9.10) -----------------------------------------
+
+
+def _raising(event: str, exc: BaseException) -> Callback:
+    def method(self: Callback, ctx: lw.Context) -> None:
+        if self.raising:  # type: ignore[attr-defined]
+            raise exc
+
+    return type(f"Raises_{event}", (Callback,), {event: method, "raising": True})()
+
+
+@pytest.mark.parametrize(
+    ("event", "exc", "why"),
+    [
+        ("on_fit_end", lw.StopFit("late"), "the fit has already ended"),
+        ("on_fit_begin", lw.StopEpoch(), "no epoch has started yet"),
+        ("on_epoch_end", lw.StopEpoch(), "the epoch has already ended"),
+        ("on_early_stopping", lw.StopFit(), "the fit has already ended"),
+    ],
+)
+def test_misplaced_control_flow_names_callback_and_event_and_can_be_retried(
+    event: str, exc: BaseException, why: str
+) -> None:
+    x, y = make_data(32)
+    bad = _raising(event, exc)
+    stop = _raising("on_epoch_end", lw.EarlyStop()) if event == "on_early_stopping" else None
+    run = make_spec().run((x, y), epochs=1, verbose=False, callbacks=[bad, *([stop] * bool(stop))])
+    run.resume()
+    assert run.state == "error"
+    msg = str(run.error)
+    assert f"Callback {type(bad).__name__}.{event} raised {type(exc).__name__}" in msg
+    assert why in msg
+    assert "has no meaning there" in msg
+    assert "allowed" in msg
+    assert run.error.__cause__ is exc
+    bad.raising = False  # type: ignore[attr-defined]
+    run.retry()
+    assert run.state == "done"
+    assert run.ctx.epoch == 1
+
+
+def test_misplaced_control_flow_can_be_skipped() -> None:
+    x, y = make_data(32)
+    bad = _raising("on_fit_begin", lw.StopFit())  # allowed: ends the fit before any epoch
+    run = make_spec().run((x, y), epochs=2, verbose=False, callbacks=[bad])
+    run.resume()
+    assert run.state == "done"
+    assert run.ctx.epoch == 0
+    bad = _raising("on_fit_begin", lw.StopEpoch())
+    run = make_spec().run((x, y), epochs=2, verbose=False, callbacks=[bad])
+    run.resume()
+    assert run.state == "error"
+    run.skip()
+    assert run.state == "done"
+    assert run.ctx.epoch == 2
+
+
+def test_control_flow_in_predict_is_a_clear_error() -> None:
+    x, y = make_data(32)
+    fitted = make_spec().fit((x, y), epochs=1, verbose=False)
+    bad = _raising("on_predict_batch_end", lw.StopFit())
+    with pytest.raises(lw.CallbackError, match=r"this loop \(evaluate or predict\) does not"):
+        fitted.predict(x, callbacks=[bad])
+
+
+def test_a_loss_grad_changed_under_no_grad_says_to_enable_grad() -> None:
+    class Zero(Callback):
+        fixed = False
+
+        def on_train_batch_before_backward(self, ctx: lw.Context) -> None:
+            if self.fixed:
+                with torch.enable_grad():
+                    ctx.loss_grad = ctx.loss_grad * 0
+            else:
+                ctx.loss_grad = ctx.loss_grad * 0
+
+    x, y = make_data(32)
+    zero = Zero()
+    run = make_spec().run((x, y), epochs=1, verbose=False, callbacks=[zero])
+    run.resume()
+    assert run.state == "error"
+    msg = str(run.error)
+    assert "does not require grad" in msg
+    assert "Callbacks run under torch.no_grad()" in msg
+    assert "with torch.enable_grad():" in msg
+    zero.fixed = True
+    run.retry()
+    assert run.state == "done"

@@ -235,3 +235,16 @@ def test_a_run_driven_by_a_cell_disables_the_buttons_and_says_why() -> None:
     assert final["state"] == "done"
     assert final["hint"] == ""
     dash.close()
+
+
+def test_pause_on_nonfinite_loss_starts_ticked_in_a_dashboard_only() -> None:
+    headless = _run()
+    assert headless.breakpoints.nonfinite_loss is False
+    live_view = _run()
+    Dashboard(live_view, parts=("progress", "plots"))  # what a blocking fit() shows
+    assert live_view.breakpoints.nonfinite_loss is False
+    run = _run()
+    dash = Dashboard(run)
+    assert run.breakpoints.nonfinite_loss is True
+    assert not run.breakpoints  # no per-batch check: the loop still runs free
+    dash.close()

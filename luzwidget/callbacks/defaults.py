@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import sys
 import time
 from typing import TYPE_CHECKING, Any
@@ -9,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from luzwidget.callbacks.base import Callback
+from luzwidget.engine import engine_of
 from luzwidget.metrics.base import LossAverage, MetricSet, abbrev_of, as_scalar, fresh
 from luzwidget.metrics.names import MetricError
 
@@ -126,14 +128,16 @@ class Metrics(Callback):
         except Exception as exc:
             raise self._error(metric, "update", exc) from exc
 
-    def _log(self, ctx: Context) -> None:
+    def _log(self, ctx: Context, mode: str) -> None:
         if len(self._losses) > 1:
             values = {f"loss_{nm}": m.compute() for nm, m in self._losses.items()}
             ctx.log_metric("loss", sum(values.values()))
             for name, value in values.items():
                 ctx.log_metric(name, value)
         else:
-            ctx.log_metric("loss", self._losses[None].compute())
+            values = {"loss": self._losses[None].compute()}
+            ctx.log_metric("loss", values["loss"])
+        self._check_finite(ctx, mode, values)
         for name, metric in zip(self._names, self._others, strict=True):
             try:
                 value = as_scalar(metric.compute())
@@ -142,6 +146,19 @@ class Metrics(Callback):
             if hasattr(value, "tolist"):
                 value = value.tolist()
             ctx.log_metric(name, value)
+
+    def _check_finite(self, ctx: Context, mode: str, values: dict[str, float]) -> None:
+        """A NaN or inf epoch loss (already a float: no extra sync) is told to the engine,
+        with the first batch whose loss was not finite (found on the device, in this case
+        only)."""
+        bad = [(name, v) for name, v in values.items() if not math.isfinite(v)]
+        if not bad:
+            return
+        name, value = bad[0]
+        meter = self._losses[None] if name == "loss" else self._losses[name[5:]]
+        position = meter.first_nonfinite()
+        if position is not None:
+            engine_of(ctx).nonfinite_loss(mode, position, value)
 
     def _error(
         self, metric: Any, method: str, exc: Exception, name: str | None = None
@@ -158,7 +175,7 @@ class Metrics(Callback):
         self._update(ctx)
 
     def on_train_end(self, ctx: Context) -> None:
-        self._log(ctx)
+        self._log(ctx, "train")
 
     def on_valid_begin(self, ctx: Context) -> None:
         self._begin(ctx, "valid")
@@ -167,7 +184,7 @@ class Metrics(Callback):
         self._update(ctx)
 
     def on_valid_end(self, ctx: Context) -> None:
-        self._log(ctx)
+        self._log(ctx, "valid")
 
 
 class Interrupt(Callback):

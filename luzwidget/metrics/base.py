@@ -177,6 +177,7 @@ class LossAverage(Metric):
         self.partial: torch.Tensor | None = None  # float64 sum of the losses folded so far
         self.size = 0  # the first batch's size: the unit the losses are weighted in
         self.count = 0
+        self.bad: list[torch.Tensor] = []  # per fold, on the device: its first non-finite loss
 
     def update(self, pred: Any, target: Any) -> None:
         raise TypeError("LossAverage is updated by the loop with update_loss(loss, n).")
@@ -196,8 +197,17 @@ class LossAverage(Metric):
         self.losses.append(loss.detach() if loss.requires_grad else loss)  # ctx.loss is detached
         self.count += n
         if len(self.losses) >= FOLD_EVERY:
+            self.bad.append(_first_nonfinite(self.losses))  # no sync; read if the mean is NaN
             self.partial = self._sum()
             self.losses = []
+
+    def first_nonfinite(self) -> int | None:
+        """Which loss added (0-based) was the first NaN or inf, or None; syncs once per fold."""
+        for k, first in enumerate([*self.bad, _first_nonfinite(self.losses)]):
+            position = int(first)
+            if position < FOLD_EVERY:
+                return k * FOLD_EVERY + position
+        return None
 
     def _sum(self) -> torch.Tensor | None:
         """Sum of the (weighted) losses so far, on their device, in float64."""
@@ -216,9 +226,19 @@ class LossAverage(Metric):
 
     def to(self, device: torch.device | str) -> LossAverage:
         self.losses = [loss.to(device) for loss in self.losses]
+        self.bad = [first.to(device) for first in self.bad]
         if self.partial is not None:
             self.partial = self.partial.to(device)
         return self
+
+
+def _first_nonfinite(losses: list[torch.Tensor]) -> torch.Tensor:
+    """The index of the first non-finite of ``losses`` (``FOLD_EVERY`` if none), on the device."""
+    if not losses:
+        return torch.tensor(FOLD_EVERY)
+    finite = torch.isfinite(torch.stack(losses))
+    where = torch.arange(len(losses), device=finite.device)
+    return torch.where(finite, FOLD_EVERY, where).min()
 
 
 def given_name(metric: Any) -> str | None:

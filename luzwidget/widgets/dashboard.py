@@ -77,6 +77,10 @@ class Dashboard(anywidget.AnyWidget):
         )
         self._publisher.on_sleep = self._on_sleep
         self._collector = Collector(run, self._feed)
+        if "edits" in chosen and run.state != RunState.DONE:
+            # "Pause on NaN/inf loss" starts ticked where it can be unticked (no cost per
+            # batch: see Breakpoints.nonfinite_loss); a headless run keeps it off.
+            run.breakpoints.nonfinite_loss = True
         run.add_callback(self._feed)  # at the next event boundary when it trains
         run.ctx.observe(self._collector.on_records, "records")
         run.add_listener(self._on_state)
