@@ -9,7 +9,7 @@ import torch
 
 from luzwidget.events import Event
 from luzwidget.exceptions import ConfigError
-from luzwidget.metrics.base import loss_text
+from luzwidget.metrics.values import loss_text
 
 if TYPE_CHECKING:
     from luzwidget.context import Context

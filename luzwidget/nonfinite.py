@@ -33,7 +33,7 @@ from torch import nn
 from luzwidget.attached import OnDemand
 from luzwidget.events import Event
 from luzwidget.layers import ROOT
-from luzwidget.metrics.base import loss_text
+from luzwidget.metrics.values import loss_text
 
 if TYPE_CHECKING:
     from luzwidget.context import Context

@@ -9,8 +9,9 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from luzwidget.callbacks.base import Callback
-from luzwidget.metrics.base import LossAverage, MetricSet, abbrev_of, as_scalar, fresh
+from luzwidget.metrics.base import LossAverage, MetricSet, abbrev_of, fresh
 from luzwidget.metrics.names import MetricError
+from luzwidget.metrics.values import as_scalar
 
 if TYPE_CHECKING:
     from luzwidget.context import Context
