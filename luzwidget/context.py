@@ -168,7 +168,13 @@ class Context(HasTraits):
         self._driver().call(Event.parse(event))
 
     def pause(self, reason: str = "paused by a callback") -> None:
-        """Ask the run to pause at the next event boundary (from a callback or anywhere)."""
+        """Ask the run to pause at the next event boundary (from a callback or anywhere).
+
+        Raises
+        ------
+        RunStateError
+            If no run drives this context (a bare ``Context()``).
+        """
         self._driver().pause(reason)
 
     def _driver(self) -> Engine:

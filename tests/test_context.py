@@ -451,8 +451,8 @@ def test_call_callbacks_refuses_unknown_event() -> None:
         Context().call_callbacks("on_epoch_ends")
 
 
-def test_pause_without_a_run_is_an_error() -> None:
-    with pytest.raises(RuntimeError, match=r"ctx\.pause\(\) needs a Run"):
+def test_pause_without_a_run_is_a_run_state_error() -> None:
+    with pytest.raises(lw.RunStateError, match=r"ctx\.pause\(\) needs a Run.*run\.pause\(\)"):
         Context().pause()
 
 
