@@ -27,6 +27,7 @@ from luzwidget.engine import Engine, engine_of
 from luzwidget.events import Event
 from luzwidget.exceptions import ConfigError
 from luzwidget.loop import Loop, fit_loop, interrupt_loop
+from luzwidget.report import report
 from luzwidget.run import Run
 
 if TYPE_CHECKING:
@@ -199,10 +200,7 @@ def drive_to_end(run: Run, interrupted: Callable[[Run], Any] | None = None) -> A
     _show_live(run)
     run.resume()
     while run.state == "paused" and not run.interrupted:
-        print(
-            f"[luzwidget] {run.reason}; fit() goes on (use run() to stop at breakpoints).",
-            file=sys.stderr,
-        )
+        report(f"{run.reason}; fit() goes on (use run() to stop at breakpoints).")
         run.resume()
     if run.state == "paused":  # interrupted: luz's interrupt callback ends training
         run._driver.drive_first(interrupt_loop(run.ctx, engine_of(run.ctx)), Event.on_fit_end)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -12,6 +11,7 @@ from luzwidget.callbacks.base import Callback
 from luzwidget.metrics.base import LossAverage, MetricSet, abbrev_of, fresh
 from luzwidget.metrics.names import MetricError
 from luzwidget.metrics.values import as_scalar
+from luzwidget.report import report
 
 if TYPE_CHECKING:
     from luzwidget.context import Context
@@ -182,8 +182,7 @@ class Interrupt(Callback):
     weight = -70
 
     def on_interrupt(self, ctx: Context) -> None:
-        print(
+        report(
             f"Training interrupted at epoch {ctx.epoch}, batch {ctx.iter}; returning the "
-            "model trained so far. fitted.run.resume() continues where it stopped.",
-            file=sys.stderr,
+            "model trained so far. fitted.run.resume() continues where it stopped."
         )

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import os
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -20,6 +19,7 @@ from luzwidget.checkpoint import (
 )
 from luzwidget.data import loader_len
 from luzwidget.exceptions import ConfigError
+from luzwidget.report import report
 
 if TYPE_CHECKING:
     from luzwidget.context import Context
@@ -94,9 +94,7 @@ class AutoResume(Callback):
                 if position.get("batch")
                 else f"epoch {state['epoch']}"
             )
-            print(
-                f"[luzwidget] AutoResume: resuming from {self.path} ({done} done).", file=sys.stderr
-            )
+            report(f"AutoResume: resuming from {self.path} ({done} done).")
 
     def on_train_begin(self, ctx: Context) -> None:
         wrapped = self._wrapped
