@@ -16,6 +16,7 @@ from luzwidget.metrics.base import metric_set
 from luzwidget.records import Records
 from luzwidget.run import Run
 from luzwidget.session import build_run, drive, drive_to_end, loop_of, side_context
+from luzwidget.states import RunState
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -94,12 +95,12 @@ class Fitted:
     def continue_run(self, data: Any, epochs: Any = 10, **kwargs: Any) -> Run:
         """Like :meth:`fit`, but return a :class:`Run` that has not started yet."""
         state = self.run.state
-        if state == "error":
+        if state == RunState.ERROR:
             raise RunStateError(
                 "the run of this model stopped on an error; fitted.run.retry() or "
                 "fitted.run.skip() goes on, fitted.run.stop() ends it, before training more."
             )
-        if state == "running":
+        if state == RunState.RUNNING:
             raise RunStateError(
                 "the run of this model is still training; run.wait() or run.stop() first."
             )

@@ -29,6 +29,7 @@ from luzwidget.exceptions import ConfigError
 from luzwidget.loop import Loop, fit_loop, interrupt_loop
 from luzwidget.report import report
 from luzwidget.run import Run
+from luzwidget.states import RunState
 
 if TYPE_CHECKING:
     from luzwidget.module import Setup
@@ -199,14 +200,14 @@ def drive_to_end(run: Run, interrupted: Callable[[Run], Any] | None = None) -> A
     """
     _show_live(run)
     run.resume()
-    while run.state == "paused" and not run.interrupted:
+    while run.state == RunState.PAUSED and not run.interrupted:
         report(f"{run.reason}; fit() goes on (use run() to stop at breakpoints).")
         run.resume()
-    if run.state == "paused":  # interrupted: luz's interrupt callback ends training
+    if run.state == RunState.PAUSED:  # interrupted: luz's interrupt callback ends training
         run._driver.drive_first(interrupt_loop(run.ctx, engine_of(run.ctx)), Event.on_fit_end)
-    if run.state == "error":
+    if run.state == RunState.ERROR:
         raise run.error  # type: ignore[misc]
-    if run.state == "done":
+    if run.state == RunState.DONE:
         return run.result
     return interrupted(run) if interrupted is not None else None
 
@@ -214,7 +215,7 @@ def drive_to_end(run: Run, interrupted: Callable[[Run], Any] | None = None) -> A
 def drive(run: Run) -> None:
     """Drive a short run (predict, evaluate) here until it stops; raise its error."""
     run.resume()
-    if run.state == "error":
+    if run.state == RunState.ERROR:
         raise run.error  # type: ignore[misc]
 
 
