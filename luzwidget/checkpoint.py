@@ -31,6 +31,7 @@ import torch
 from torch import nn
 
 from luzwidget.exceptions import CheckpointError
+from luzwidget.metrics.values import as_scalar
 
 if TYPE_CHECKING:
     from luzwidget.context import Context
@@ -73,7 +74,7 @@ def plain(value: Any, where: str = "value") -> Any:
     if isinstance(value, torch.Tensor):
         return value.detach()
     if isinstance(value, np.generic):
-        return value.item()
+        return as_scalar(value)
     if isinstance(value, np.ndarray):
         return torch.from_numpy(value.copy())
     if isinstance(value, tuple | list):
