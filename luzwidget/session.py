@@ -90,6 +90,17 @@ def side_context(
     )
 
 
+def fit_callbacks(spec: Setup, callbacks: Any = None) -> list[Any]:
+    """The callbacks of a fit: luz's defaults, then ``callbacks`` (the ``fit()`` argument)."""
+    defaults = [Profile(), TrainValid(), Metrics(spec.metrics), Progress(), Interrupt()]
+    return [*defaults, *check_callbacks_arg(callbacks)]
+
+
+def loop_text(callbacks: list[Any]) -> str:
+    """What ``run.show_loop()`` prints for a run with ``callbacks``; builds no model."""
+    return Engine(Context(callbacks=callbacks)).loop_text()
+
+
 def loop_of(make: Callable[..., Loop], *args: Any) -> Callable[[Context], Loop]:
     """``make(ctx, engine, *args)`` as a Run's ``make_loop(ctx)``."""
     return lambda ctx: make(ctx, engine_of(ctx), *args)
@@ -114,13 +125,12 @@ def build_run(
     accelerator = options.get("accelerator") or Accelerator()
     if not isinstance(accelerator, Accelerator):
         raise ConfigError(f"accelerator must be an Accelerator, got {accelerator!r}.")
-    callbacks = check_callbacks_arg(options.get("callbacks"))
+    callbacks = fit_callbacks(spec, options.get("callbacks"))
     model, optimizers, epoch, records = _trained_so_far(spec, accelerator, previous)
-    defaults = [Profile(), TrainValid(), Metrics(spec.metrics), Progress(), Interrupt()]
     ctx = make_context(
         model,
         accelerator,
-        [*defaults, *callbacks],
+        callbacks,
         verbose=verbose_flag(options.get("verbose")),
         optimizers=optimizers,
         train_data=accelerator.prepare_loader(train),
