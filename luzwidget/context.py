@@ -289,14 +289,15 @@ def optimizer_names(ctx: Context, names: Iterable[str] | None, owner: str) -> li
 
 
 def finite_positive(value: Any, argument: str) -> float:
-    """Return ``value`` as a float if it is a finite number > 0; else raise TraitError."""
+    """Return ``value`` as a float if it is a finite number > 0; else raise ConfigError
+    (an argument such as ``set_lr``'s ``lr``: no trait, so no TraitError)."""
     if isinstance(value, bool) or not isinstance(value, int | float):
-        raise TraitError(
+        raise ConfigError(
             f"{argument} must be a finite positive number, got {type(value).__name__} {value!r}."
         )
     value = float(value)
     if not math.isfinite(value) or value <= 0:
-        raise TraitError(f"{argument} must be a finite positive number, got {value!r}.")
+        raise ConfigError(f"{argument} must be a finite positive number, got {value!r}.")
     return value
 
 
