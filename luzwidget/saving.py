@@ -25,16 +25,9 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import nn
 
-from luzwidget.checkpoint import (
-    VERSION,
-    PathLike,
-    check_model_state,
-    check_optimizer_states,
-    plain,
-    read,
-    write,
-)
+from luzwidget.checkpoint import check_model_state, check_optimizer_states
 from luzwidget.exceptions import CheckpointError, ConfigError
+from luzwidget.files import VERSION, PathLike, plain, read, write
 from luzwidget.fitted import Fitted
 from luzwidget.module import Setup
 from luzwidget.session import build_model, build_optimizers, finished_run

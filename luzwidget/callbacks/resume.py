@@ -9,16 +9,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from luzwidget.callbacks.base import Callback
-from luzwidget.checkpoint import (
-    get_rng_states,
-    read,
-    remove_stale_tmp,
-    restore,
-    save_checkpoint,
-    set_rng_states,
-)
+from luzwidget.checkpoint import get_rng_states, restore, save_checkpoint, set_rng_states
 from luzwidget.data import loader_len
 from luzwidget.exceptions import ConfigError
+from luzwidget.files import read, remove_stale_tmp
 from luzwidget.report import report
 
 if TYPE_CHECKING:
