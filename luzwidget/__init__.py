@@ -30,7 +30,7 @@ from luzwidget.exceptions import (
     StopFit,
 )
 from luzwidget.fitted import Evaluation, Fitted
-from luzwidget.module import Setup, setup
+from luzwidget.module import Setup, setup, show_loop
 from luzwidget.run import Run
 from luzwidget.saving import load, load_weights, save, save_weights
 
@@ -62,4 +62,5 @@ __all__ = [
     "save",
     "save_weights",
     "setup",
+    "show_loop",
 ]

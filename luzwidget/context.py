@@ -168,7 +168,13 @@ class Context(HasTraits):
         self._driver().call(Event.parse(event))
 
     def pause(self, reason: str = "paused by a callback") -> None:
-        """Ask the run to pause at the next event boundary (from a callback or anywhere)."""
+        """Ask the run to pause at the next event boundary (from a callback or anywhere).
+
+        Raises
+        ------
+        RunStateError
+            If no run drives this context (a bare ``Context()``).
+        """
         self._driver().pause(reason)
 
     def _driver(self) -> Engine:
@@ -283,14 +289,15 @@ def optimizer_names(ctx: Context, names: Iterable[str] | None, owner: str) -> li
 
 
 def finite_positive(value: Any, argument: str) -> float:
-    """Return ``value`` as a float if it is a finite number > 0; else raise TraitError."""
+    """Return ``value`` as a float if it is a finite number > 0; else raise ConfigError
+    (an argument such as ``set_lr``'s ``lr``: no trait, so no TraitError)."""
     if isinstance(value, bool) or not isinstance(value, int | float):
-        raise TraitError(
+        raise ConfigError(
             f"{argument} must be a finite positive number, got {type(value).__name__} {value!r}."
         )
     number = float(value)
     if not math.isfinite(number) or number <= 0:
-        raise TraitError(f"{argument} must be a finite positive number, got {number!r}.")
+        raise ConfigError(f"{argument} must be a finite positive number, got {number!r}.")
     return number
 
 

@@ -2,8 +2,9 @@
 
 A :class:`Driver` is the moving part of a :class:`~luzwidget.Run` (``run._driver``): it
 owns the loop generator, the inbox of queued commands, the background thread, the
-boundary policy (where to pause) and Ctrl-C (through :mod:`luzwidget.interrupts`). The
-run turns its public commands into calls on it and reads its state from it.
+boundary policy (where to pause: :mod:`luzwidget.boundary`) and Ctrl-C (through
+:mod:`luzwidget.interrupts`). The run turns its public commands into calls on it and reads
+its state from it.
 
 While a drive is active, every command (from another thread, or from a callback) is
 queued and applied in the order given at the next event boundary; none is lost or
@@ -20,11 +21,11 @@ import threading
 import traceback
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import torch
 
+from luzwidget.boundary import Boundary, Command, Control
 from luzwidget.breakpoints import Breakpoints
 from luzwidget.context import Context
 from luzwidget.engine import Fault, LoopFlags, engine_of
@@ -38,18 +39,6 @@ from luzwidget.states import Outcome, RunState, Until, stop_condition
 __all__ = ["Driver"]
 
 Listener = Callable[[Any], None]
-
-
-@dataclass(frozen=True)
-class _Control:
-    """A queued ``pause``, ``start`` or ``stop`` (edits are queued as plain callables)."""
-
-    kind: str
-    reason: str = ""
-    target: Until | None = None
-
-
-Command = Callable[[], None] | _Control
 
 
 # -- the loop's side: the engine's flags are what the driver and the loop share ---------------
@@ -89,16 +78,12 @@ class Driver:
         self.event: Event | None = None
         self.events: deque[Event] = deque(maxlen=100)
         self.n_events = 0
-        self.breakpoints = Breakpoints(on_change=self.wake)
         self.listeners: list[Listener] = []
         self.background = False  # how the run was last driven (retry/skip go on that way)
         self._make_loop, self._finish_fn = make_loop, finish
         self._gen: Loop | None = None
         self._fault: Fault | None = None
         self._finished = False
-        self._target: Until | None = None  # the step target of the current drive
-        self._inbox: deque[Command] = deque()
-        self._interrupted = False  # Ctrl-C asked to pause at the next event
         self._lock = threading.RLock()
         self._thread: threading.Thread | None = None  # the background thread, while it drives
         self._driving: threading.Thread | None = None  # whichever thread drives now
@@ -106,11 +91,22 @@ class Driver:
         engine = engine_of(ctx)
         engine.on_pause = self.pause  # Context.pause() (from a callback) lands here
         engine.on_nonfinite = self._nonfinite_loss  # Metrics saw a NaN/inf epoch loss
+        bps = Breakpoints(on_change=self.wake)
+        self._boundary = Boundary(ctx, self._flags, bps, self._apply, self._stop_now)
+
+    @property
+    def breakpoints(self) -> Breakpoints:
+        """The run's breakpoints; the boundary policy checks them at each event."""
+        return self._boundary.breakpoints
+
+    @breakpoints.setter
+    def breakpoints(self, value: Breakpoints) -> None:
+        self._boundary.breakpoints = value
 
     # -- commands (from Run) ---------------------------------------------------------------
     def drive_here(self, target: Until | None) -> None:
         """Drive in this thread until done, paused or failed; Ctrl-C pauses cleanly."""
-        ctrl_c = CtrlC(self._request_interrupt, lambda: self._flags.in_user_code)
+        ctrl_c = CtrlC(self._boundary.request_interrupt, lambda: self._flags.in_user_code)
         with ctrl_c.installed():  # restored only once the state is settled
             with self._lock:
                 self._ready_to_drive()
@@ -139,7 +135,7 @@ class Driver:
         """Drive in a background thread; while a drive is active, queue the start."""
         with self._lock:
             if self._driving is not None:
-                self._queue(_Control("start", target=target))
+                self._queue(Control("start", target=target))
                 return
             self._ready_to_drive()
             thread = threading.Thread(
@@ -153,13 +149,13 @@ class Driver:
         """Pause the active drive at its next event boundary; a no-op when nothing drives."""
         with self._lock:
             if self._driving is not None:
-                self._queue(_Control("pause", reason))
+                self._queue(Control("pause", reason))
 
     def stop(self) -> None:
         """Queue a stop for the active drive, or end the run here (``on_fit_end`` runs)."""
         with self._lock:
             if self._driving is not None:
-                self._queue(_Control("stop"))
+                self._queue(Control("stop"))
                 return
             if self.state == RunState.DONE:
                 return
@@ -252,8 +248,7 @@ class Driver:
         self._set_state(RunState.RUNNING)
 
     def _queue(self, command: Command) -> None:
-        self._inbox.append(command)
-        self._flags.listening = True
+        self._boundary.queue(command)
 
     def _settle(self, outcome: Outcome, notify: bool = True) -> None:
         self.interrupted = outcome.interrupted
@@ -277,18 +272,18 @@ class Driver:
         outcome = self._guarded(body, ctrl_c)
         while True:
             with self._lock:
-                if not self._inbox:
+                if not self._boundary.inbox:
                     self._settle(outcome, notify=False)
                     self._driving = self._thread = None
                     break
-                command = self._inbox.popleft()
+                command = self._boundary.inbox.popleft()
             outcome = self._after(outcome, command, ctrl_c)
         self._notify()
         return outcome
 
     def _after(self, outcome: Outcome, command: Command, ctrl_c: CtrlC | None) -> Outcome:
         """Apply a command left in the inbox once the drive has stopped."""
-        if not isinstance(command, _Control):
+        if not isinstance(command, Control):
             self._apply(command)
             return outcome
         resumable = outcome.state == RunState.PAUSED
@@ -315,20 +310,20 @@ class Driver:
         finally:
             if ctrl_c is not None:
                 ctrl_c.disarm()
-            self._interrupted = False  # a press after the last boundary pauses nothing
+            self._boundary.interrupted = False  # a press after the last boundary pauses nothing
 
     def _drive(self, target: Until | None) -> Outcome:
         """Call ``next()`` on the loop until it ends, pauses or faults; return the outcome."""
         gen = self._gen
         assert gen is not None
-        self._target = target
+        self._boundary.target = target
         self._flags.listening = True
         with torch.enable_grad():  # the loop sets grad mode itself; a caller's no_grad is not ours
             for item in gen:
                 if type(item) is Fault:
                     return self._on_fault(item)
                 self._record(item)
-                outcome = self._at_boundary(item)  # events come only while we listen
+                outcome = self._boundary.at(item)  # events come only while we listen
                 if outcome is not None:
                     return outcome
         return self._finish()
@@ -337,46 +332,6 @@ class Driver:
         self.event = event
         self.n_events += 1
         self.events.append(event)
-
-    def _at_boundary(self, event: Event) -> Outcome | None:
-        """Apply queued commands in order and decide whether to stop here; None: go on."""
-        inbox = self._inbox
-        while inbox:
-            head = inbox[0]
-            if not isinstance(head, _Control):
-                inbox.popleft()
-                self._apply(head)
-                continue
-            if head.kind == "start":
-                if self._target is not None:
-                    break  # it waits until the current step target is reached
-                inbox.popleft()
-                self._target = head.target  # going to the end already; maybe to a target now
-                continue
-            inbox.popleft()
-            if head.kind == "stop":
-                return self._stop_now()
-            return Outcome(RunState.PAUSED, f"{head.reason} {self._where(event)}")
-        if self._interrupted:
-            self._interrupted = False
-            reason = f"interrupted (Ctrl-C) {self._where(event)}; run.resume() goes on from here"
-            report(reason)  # as _on_fault says it
-            return Outcome(RunState.PAUSED, reason, interrupted=True)
-        if self.breakpoints:
-            hit = self.breakpoints.hit(event, self.ctx)
-            if hit is not None:
-                return Outcome(RunState.PAUSED, hit)
-        if self._target is not None and self._target(event):
-            return Outcome(RunState.PAUSED, f"stepped to {event.value}")
-        # Clear first, then look again: a command or Ctrl-C arriving meanwhile (another
-        # thread, a signal handler) sets the flag after this line and is not lost.
-        self._flags.listening = False
-        if inbox or self.breakpoints or self._target is not None or self._interrupted:
-            self._flags.listening = True
-        return None
-
-    def _where(self, event: Event) -> str:
-        return f"after {event.value} (epoch {self.ctx.epoch}, batch {self.ctx.iter})"
 
     def _on_fault(self, fault: Fault) -> Outcome:
         if fault.interrupted:
@@ -443,12 +398,6 @@ class Driver:
     def _nonfinite_loss(self, reason: str) -> None:
         if self.breakpoints.nonfinite_loss:
             self.pause(reason)
-
-    def _request_interrupt(self) -> bool:
-        """Pause at the next event because of Ctrl-C; True if that was asked already."""
-        asked, self._interrupted = self._interrupted, True
-        self._flags.listening = True
-        return asked
 
 
 def _chain(first: Loop, then: Loop | None) -> Loop:

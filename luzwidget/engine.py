@@ -21,7 +21,7 @@ from traitlets import All
 
 from luzwidget.dispatch import build_dispatch_table
 from luzwidget.events import Event
-from luzwidget.exceptions import CallbackError, StepError, StopEpoch, StopFit
+from luzwidget.exceptions import CallbackError, RunStateError, StepError, StopEpoch, StopFit
 from luzwidget.faults import WHAT, Control, describe_io, misplaced, no_graph_hint, nth_batch
 from luzwidget.report import report
 from luzwidget.traits import Live
@@ -298,7 +298,10 @@ class Engine:
     def pause(self, reason: str) -> None:
         """Ask the run driving this context to pause at the next event boundary."""
         if self.on_pause is None:
-            raise RuntimeError("ctx.pause() needs a Run; this context is not driven by one.")
+            raise RunStateError(
+                "ctx.pause() needs a Run; this context is not driven by one. Call it from a "
+                "callback of a run (setup(...).run(...)), or call run.pause() on the run."
+            )
         self.on_pause(reason)
 
     def nonfinite_loss(self, mode: str, position: int, value: Any) -> None:

@@ -16,6 +16,7 @@ from luzwidget.metrics.base import metric_set
 from luzwidget.records import Records
 from luzwidget.run import Run
 from luzwidget.session import build_run, drive, drive_to_end, loop_of, side_context
+from luzwidget.states import RunState
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -102,12 +103,12 @@ class Fitted:
 
     def _continue(self, data: Any, epochs: Any, kwargs: dict[str, Any], snapshots: bool) -> Run:
         state = self.run.state
-        if state == "error":
+        if state == RunState.ERROR:
             raise RunStateError(
                 "the run of this model stopped on an error; fitted.run.retry() or "
                 "fitted.run.skip() goes on, fitted.run.stop() ends it, before training more."
             )
-        if state == "running":
+        if state == RunState.RUNNING:
             raise RunStateError(
                 "the run of this model is still training; run.wait() or run.stop() first."
             )

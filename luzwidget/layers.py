@@ -31,6 +31,7 @@ from torch import nn
 
 from luzwidget.attached import OnDemand
 from luzwidget.events import Event
+from luzwidget.states import RunState
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -79,14 +80,14 @@ class Armed(OnDemand):
     def arm_once(self) -> None:
         """Record during the next stretch of driving, until the run pauses or ends again."""
         self._once = True
-        self._drove = self.run.state == "running"
+        self._drove = self.run.state == RunState.RUNNING
         if not self._listening:
             self.run.add_listener(self._state_changed)
             self._listening = True
         self._update()
 
     def _state_changed(self, run: Any) -> None:
-        if run.state == "running":
+        if run.state == RunState.RUNNING:
             self._drove = True
         elif self._drove:
             self._once = self._drove = False
@@ -216,7 +217,7 @@ def layers(run: Any, arm: bool = True) -> pd.DataFrame:
         )
         for i, (name, p) in enumerate(named)
     ]
-    if arm and run.state != "done":  # a done run drives no more (until extended)
+    if arm and run.state != RunState.DONE:  # a done run drives no more (until extended)
         layer_tracker.arm_once()
     return pd.DataFrame(rows, columns=LAYER_COLUMNS)
 
@@ -233,7 +234,7 @@ def activations(run: Any, arm: bool = True) -> pd.DataFrame:
     rows = [
         (name, s[0], s[1], means[i], stds[i], int(counts[i])) for i, (name, s) in enumerate(items)
     ]
-    if arm and run.state != "done":
+    if arm and run.state != RunState.DONE:
         act.arm_once()
     return pd.DataFrame(rows, columns=ACTIVATION_COLUMNS)
 

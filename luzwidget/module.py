@@ -14,13 +14,13 @@ from luzwidget.exceptions import ConfigError
 from luzwidget.fitted import Fitted
 from luzwidget.lr_finder import lr_finder
 from luzwidget.metrics.base import MetricSet, metric_set
-from luzwidget.session import build_run, drive_to_end
+from luzwidget.run import Run
+from luzwidget.session import build_run, drive_to_end, fit_callbacks, loop_text
 
 if TYPE_CHECKING:
     from luzwidget.lr_finder import LRFinderResult
-    from luzwidget.run import Run
 
-__all__ = ["Setup", "setup"]
+__all__ = ["Setup", "setup", "show_loop"]
 
 
 def setup(
@@ -168,6 +168,43 @@ class Setup:
     def __repr__(self) -> str:
         name = getattr(self.module, "__name__", type(self.module).__name__)
         return f"<Setup {name} hparams={self.hparams} opt_hparams={self.opt_hparams}>"
+
+
+def show_loop(x: Run | Setup, callbacks: Any = None) -> None:
+    """Print each event in loop order with the callbacks that run there, in order (as
+    fastai's ``show_training_loop``).
+
+    Parameters
+    ----------
+    x
+        A :class:`~luzwidget.Run` (its callbacks now, as ``run.show_loop()``), or a
+        :class:`Setup`: the loop ``fit(..., callbacks=callbacks)`` would run, built without
+        a model, data or training.
+    callbacks
+        With a Setup: the callbacks ``fit()`` would get besides luz's defaults.
+
+    Examples
+    --------
+    >>> import torch, luzwidget as lw
+    >>> spec = lw.setup(torch.nn.Linear(2, 1), loss=torch.nn.MSELoss(), optimizer=torch.optim.SGD)
+    >>> lw.show_loop(spec)  # doctest: +ELLIPSIS
+    on_fit_begin                           Profile
+      on_epoch_begin                       Profile, Progress
+    ...
+    on_interrupt                           Interrupt
+    ...
+    """
+    if isinstance(x, Run):
+        if callbacks is not None:
+            raise ConfigError("show_loop: callbacks= is for a Setup; a Run shows its own.")
+        x.show_loop()
+    elif isinstance(x, Setup):
+        print(loop_text(fit_callbacks(x, callbacks)))
+    else:
+        raise ConfigError(
+            f"show_loop takes a Run or a Setup (lw.setup(...)), got {type(x).__name__}; "
+            "for what fit() returned, pass fitted.run."
+        )
 
 
 def _check_module(module: Any) -> Any:

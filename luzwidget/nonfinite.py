@@ -33,7 +33,8 @@ from torch import nn
 from luzwidget.attached import OnDemand
 from luzwidget.events import Event
 from luzwidget.layers import ROOT
-from luzwidget.metrics.base import loss_text
+from luzwidget.metrics.values import loss_text
+from luzwidget.states import RunState
 
 if TYPE_CHECKING:
     from luzwidget.context import Context
@@ -82,7 +83,7 @@ class NonfiniteWatch(OnDemand):
 
     # -- hooks in and out ------------------------------------------------------------------
     def joined(self) -> None:
-        if self.run.state != "done":  # a finished run: on_fit_begin installs them again
+        if self.run.state != RunState.DONE:  # a finished run: on_fit_begin installs them again
             self._install()
 
     def left(self) -> None:

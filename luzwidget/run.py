@@ -229,10 +229,7 @@ class Run:
             If ``lr`` is not a finite positive number, ``opt_name`` is unknown or
             ``keep_ratios`` is not a bool (or True while a first group's lr is 0).
         """
-        try:
-            value = finite_positive(lr, "lr")
-        except TraitError as exc:
-            raise ConfigError(str(exc)) from None
+        value = finite_positive(lr, "lr")
         if not isinstance(keep_ratios, bool):
             raise ConfigError(
                 f"set_lr: keep_ratios must be True or False, got {keep_ratios!r}; True keeps "

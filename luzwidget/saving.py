@@ -25,21 +25,15 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import nn
 
-from luzwidget.checkpoint import (
-    VERSION,
-    PathLike,
-    check_model_state,
-    check_optimizer_states,
-    plain,
-    read,
-    write,
-)
+from luzwidget.checkpoint import check_model_state, check_optimizer_states
 from luzwidget.exceptions import CheckpointError, ConfigError
+from luzwidget.files import VERSION, PathLike, plain, read, write
+from luzwidget.fitted import Fitted
+from luzwidget.module import Setup
+from luzwidget.session import build_model, build_optimizers, finished_run
 
 if TYPE_CHECKING:
     from luzwidget.accelerator import Accelerator
-    from luzwidget.fitted import Fitted
-    from luzwidget.module import Setup
 
 __all__ = ["load", "load_weights", "save", "save_weights"]
 
@@ -53,8 +47,6 @@ def save(fitted: Fitted, path: PathLike) -> Path:
     >>> again = lw.load("model.pt", setup=spec)          # doctest: +SKIP
     >>> again.predict(x)                                 # doctest: +SKIP
     """
-    from luzwidget.fitted import Fitted
-
     if not isinstance(fitted, Fitted):
         raise ConfigError(
             f"save() takes what fit() returned (a Fitted), got {type(fitted).__name__}. "
@@ -122,8 +114,6 @@ def load(
         imported ``nn.Module`` / ``Optimizer``, or its weights or optimizers (shapes,
         optimizer class) do not match the model.
     """
-    from luzwidget.module import Setup
-
     source = repr(str(path))
     state = read(path, "fitted")
     if setup is not None and not isinstance(setup, Setup):
@@ -161,8 +151,6 @@ def load_weights(obj: nn.Module | Fitted, path: PathLike) -> nn.Module:
 
 
 def _module_of(obj: Any, fn: str) -> nn.Module:
-    from luzwidget.fitted import Fitted
-
     if isinstance(obj, Fitted):
         return obj.model
     if isinstance(obj, nn.Module):
@@ -205,8 +193,6 @@ def _resolve(path: Any, base: type, what: str, source: str) -> Any:
 
 
 def _spec(state: dict[str, Any], setup: Setup | None, source: str) -> Setup:
-    from luzwidget.module import Setup
-
     hparams = state.get("hparams")
     if hparams is None and setup is None:
         raise CheckpointError(
@@ -242,8 +228,6 @@ def _model(spec: Setup, state: dict[str, Any], source: str) -> nn.Module:
     refused before any memory is allocated for it. A constructor that cannot run on the
     meta device (it reads tensor values) is built for real and checked after.
     """
-    from luzwidget.session import build_model
-
     if not isinstance(spec.module, nn.Module):
         try:
             with torch.device("meta"):
@@ -261,8 +245,6 @@ def _model(spec: Setup, state: dict[str, Any], source: str) -> nn.Module:
 def _optimizers(
     spec: Setup, model: nn.Module, state: dict[str, Any], own: bool, source: str
 ) -> dict[str, torch.optim.Optimizer]:
-    from luzwidget.session import build_optimizers
-
     saved = state["optimizers"]
     if own:
         optimizers = build_optimizers(spec, model)
@@ -307,9 +289,6 @@ def _fitted(
     state: dict[str, Any],
     accelerator: Accelerator | None,
 ) -> Fitted:
-    from luzwidget.fitted import Fitted
-    from luzwidget.session import finished_run
-
     run = finished_run(
         spec,
         model,

@@ -27,8 +27,10 @@ from luzwidget.engine import Engine, engine_of
 from luzwidget.events import Event
 from luzwidget.exceptions import ConfigError
 from luzwidget.loop import Loop, fit_loop, interrupt_loop
+from luzwidget.report import report
 from luzwidget.run import Run
 from luzwidget.snapshots import install as install_snapshots
+from luzwidget.states import RunState
 
 if TYPE_CHECKING:
     from luzwidget.module import Setup
@@ -89,6 +91,17 @@ def side_context(
     )
 
 
+def fit_callbacks(spec: Setup, callbacks: Any = None) -> list[Any]:
+    """The callbacks of a fit: luz's defaults, then ``callbacks`` (the ``fit()`` argument)."""
+    defaults = [Profile(), TrainValid(), Metrics(spec.metrics), Progress(), Interrupt()]
+    return [*defaults, *check_callbacks_arg(callbacks)]
+
+
+def loop_text(callbacks: list[Any]) -> str:
+    """What ``run.show_loop()`` prints for a run with ``callbacks``; builds no model."""
+    return Engine(Context(callbacks=callbacks)).loop_text()
+
+
 def loop_of(make: Callable[..., Loop], *args: Any) -> Callable[[Context], Loop]:
     """``make(ctx, engine, *args)`` as a Run's ``make_loop(ctx)``."""
     return lambda ctx: make(ctx, engine_of(ctx), *args)
@@ -115,13 +128,12 @@ def build_run(
     accelerator = options.get("accelerator") or Accelerator()
     if not isinstance(accelerator, Accelerator):
         raise ConfigError(f"accelerator must be an Accelerator, got {accelerator!r}.")
-    callbacks = check_callbacks_arg(options.get("callbacks"))
+    callbacks = fit_callbacks(spec, options.get("callbacks"))
     model, optimizers, epoch, records = _trained_so_far(spec, accelerator, previous)
-    defaults = [Profile(), TrainValid(), Metrics(spec.metrics), Progress(), Interrupt()]
     ctx = make_context(
         model,
         accelerator,
-        [*defaults, *callbacks],
+        callbacks,
         verbose=verbose_flag(options.get("verbose")),
         optimizers=optimizers,
         train_data=accelerator.prepare_loader(train),
@@ -204,17 +216,14 @@ def drive_to_end(run: Run, interrupted: Callable[[Run], Any] | None = None) -> A
     """
     _show_live(run)
     run.resume()
-    while run.state == "paused" and not run.interrupted:
-        print(
-            f"[luzwidget] {run.reason}; fit() goes on (use run() to stop at breakpoints).",
-            file=sys.stderr,
-        )
+    while run.state == RunState.PAUSED and not run.interrupted:
+        report(f"{run.reason}; fit() goes on (use run() to stop at breakpoints).")
         run.resume()
-    if run.state == "paused":  # interrupted: luz's interrupt callback ends training
+    if run.state == RunState.PAUSED:  # interrupted: luz's interrupt callback ends training
         run._driver.drive_first(interrupt_loop(run.ctx, engine_of(run.ctx)), Event.on_fit_end)
-    if run.state == "error":
-        raise run.error  # type: ignore[misc]  # state "error": run.error is set
-    if run.state == "done":
+    if run.state == RunState.ERROR:
+        raise run.error  # type: ignore[misc]
+    if run.state == RunState.DONE:
         return run.result
     return interrupted(run) if interrupted is not None else None
 
@@ -222,8 +231,8 @@ def drive_to_end(run: Run, interrupted: Callable[[Run], Any] | None = None) -> A
 def drive(run: Run) -> None:
     """Drive a short run (predict, evaluate) here until it stops; raise its error."""
     run.resume()
-    if run.state == "error":
-        raise run.error  # type: ignore[misc]  # state "error": run.error is set
+    if run.state == RunState.ERROR:
+        raise run.error  # type: ignore[misc]
 
 
 def _show_live(run: Run) -> None:

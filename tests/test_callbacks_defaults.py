@@ -358,7 +358,7 @@ def test_interrupt_says_where_training_stopped(capsys: pytest.CaptureFixture[str
     ctx.iter = 7
     ctx.call_callbacks(E.on_interrupt)
     assert capsys.readouterr().err == (
-        "Training interrupted at epoch 3, batch 7; returning the model trained so far. "
+        "[luzwidget] Training interrupted at epoch 3, batch 7; returning the model trained so far. "
         "fitted.run.resume() continues where it stopped.\n"
     )
 

@@ -11,7 +11,7 @@ from traitlets import TraitError
 import luzwidget as lw
 from luzwidget import Context, Event
 from luzwidget.callbacks.base import Callback
-from luzwidget.context import Live
+from luzwidget.context import Live, finite_positive
 
 # The luz ctx fields (LUZ_REFERENCE.md), plus the ones luz also has.
 LUZ_FIELDS = [
@@ -451,8 +451,8 @@ def test_call_callbacks_refuses_unknown_event() -> None:
         Context().call_callbacks("on_epoch_ends")
 
 
-def test_pause_without_a_run_is_an_error() -> None:
-    with pytest.raises(RuntimeError, match=r"ctx\.pause\(\) needs a Run"):
+def test_pause_without_a_run_is_a_run_state_error() -> None:
+    with pytest.raises(lw.RunStateError, match=r"ctx\.pause\(\) needs a Run.*run\.pause\(\)"):
         Context().pause()
 
 
@@ -461,3 +461,10 @@ def test_repr_says_where_it_is() -> None:
     ctx.epoch = 2
     ctx.iter = 5
     assert repr(ctx) == "<Context model=Linear epoch=2/10 iter=5 training=False>"
+
+
+def test_finite_positive_refuses_with_a_config_error_naming_the_argument() -> None:
+    assert finite_positive(3, "lr") == 3.0
+    for bad in (0, -1.0, float("inf"), float("nan"), True, "0.1"):
+        with pytest.raises(lw.ConfigError, match=r"^lr must be a finite positive number, got"):
+            finite_positive(bad, "lr")

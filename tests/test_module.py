@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import doctest
 from typing import Any
 
 import pytest
@@ -9,6 +10,7 @@ import torch
 from torch import nn
 
 import luzwidget as lw
+import luzwidget.module
 from luzwidget import ConfigError, DataError, Event
 from luzwidget.callbacks.base import Callback
 from tests.helpers import MLP, E, batches, make_data, make_spec, snapshot, state_equal
@@ -578,3 +580,73 @@ def test_failed_fit_can_be_retried_from_the_error() -> None:
     torch.manual_seed(0)
     clean = make_spec().fit((x, y), epochs=2, verbose=False, dataloader_options=OPTS)
     assert state_equal(snapshot(run.result.model), snapshot(clean.model))
+
+
+# -- lw.show_loop ------------------------------------------------------------------------------
+
+LOOP_OF_A_FIT = """\
+on_fit_begin                           Profile, EarlyStopping
+  on_epoch_begin                       Profile, Progress
+    on_train_begin                     Profile, TrainValid, Metrics, Progress
+      on_train_batch_begin             -
+        on_train_batch_after_pred      -
+        on_train_batch_after_loss      -
+        on_train_batch_before_backward -
+        on_train_batch_before_step     -
+        on_train_batch_after_step      -
+      on_train_batch_end               Metrics, Progress
+    on_train_end                       Profile, Metrics, Progress
+    on_valid_begin                     Profile, TrainValid, Metrics, Progress
+      on_valid_batch_begin             -
+        on_valid_batch_after_pred      -
+        on_valid_batch_after_loss      -
+      on_valid_batch_end               Metrics, Progress
+    on_valid_end                       Profile, Metrics, Progress
+  on_epoch_end                         Profile, EarlyStopping
+on_early_stopping                      EarlyStopping
+on_interrupt                           Interrupt
+on_fit_end                             Profile, Progress
+on_predict_begin                       Progress
+  on_predict_batch_begin               -
+  on_predict_batch_end                 Progress
+on_predict_end                         Progress
+"""
+
+
+class _NeverBuilt(nn.Module):
+    def __init__(self) -> None:
+        raise AssertionError("show_loop built the model")
+
+
+def test_show_loop_of_a_setup_is_the_loop_fit_would_run_without_building_anything(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    spec = lw.setup(_NeverBuilt, loss=nn.MSELoss(), optimizer=torch.optim.SGD)
+    lw.show_loop(spec, callbacks=[lw.callbacks.EarlyStopping(patience=2)])
+    assert capsys.readouterr().out == LOOP_OF_A_FIT
+
+
+def test_show_loop_of_a_setup_matches_the_run_fit_builds(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    spec = make_spec()
+    lw.show_loop(spec, callbacks=[lw.callbacks.EarlyStopping(patience=2)])
+    from_setup = capsys.readouterr().out
+    es = lw.callbacks.EarlyStopping(patience=2)
+    run = spec.fit(make_data(32), epochs=0, verbose=False, callbacks=[es]).run  # fit's own
+    lw.show_loop(run)
+    assert capsys.readouterr().out == from_setup == LOOP_OF_A_FIT
+
+
+def test_show_loop_refuses_what_is_neither_a_run_nor_a_setup() -> None:
+    fitted = make_spec().fit(make_data(32), epochs=1, verbose=False)
+    with pytest.raises(ConfigError, match=r"a Run or a Setup .*got Fitted; .*fitted\.run"):
+        lw.show_loop(fitted)
+    with pytest.raises(ConfigError, match=r"callbacks= is for a Setup"):
+        lw.show_loop(fitted.run, callbacks=[])
+
+
+def test_the_docstring_examples_run() -> None:
+    result = doctest.testmod(luzwidget.module, optionflags=doctest.ELLIPSIS)
+    assert result.attempted > 0
+    assert result.failed == 0

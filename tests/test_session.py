@@ -136,3 +136,54 @@ def test_fitted_and_lr_finder_import_no_other_user_facing_module() -> None:
         assert not _runtime_imports(name) & set(USER_FACING), name
     assert _runtime_imports("module") & set(USER_FACING) == {"fitted", "lr_finder"}
     assert "module" not in _runtime_imports("session")
+
+
+def test_saving_is_the_top_layer_and_imports_what_it_builds_at_the_top() -> None:
+    # load() builds a Setup and returns a Fitted, so saving sits above module and fitted,
+    # and says so where the imports are read: none is hidden inside a function.
+    tree = ast.parse((PACKAGE / "saving.py").read_text())
+    at_top = {
+        node.module.removeprefix("luzwidget.")
+        for node in tree.body
+        if isinstance(node, ast.ImportFrom) and node.module
+    }
+    assert {"fitted", "module", "session"} <= at_top
+    assert _runtime_imports("saving") & set(USER_FACING) == {"fitted", "module"}
+    for name in ("session", "module", "fitted", "lr_finder"):
+        assert "saving" not in _runtime_imports(name), name
+
+
+def _module_level_graph() -> dict[str, set[str]]:
+    """Every luzwidget module and the luzwidget modules it imports when it is imported
+    (at its top, outside ``if TYPE_CHECKING:``; imports inside functions run later)."""
+    names = {
+        ".".join(p.relative_to(PACKAGE).with_suffix("").parts).removesuffix(".__init__")
+        or "__init__": p
+        for p in PACKAGE.rglob("*.py")
+    }
+    graph: dict[str, set[str]] = {}
+    for name, path in names.items():
+        graph[name] = set()
+        for node in ast.parse(path.read_text()).body:
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("luzwidget"):
+                base = (node.module or "").removeprefix("luzwidget").removeprefix(".")
+                subs = {f"{base}.{a.name}".strip(".") for a in node.names}
+                graph[name] |= ({base} | subs) & set(names)
+    return graph
+
+
+def test_the_package_imports_no_module_in_a_circle() -> None:
+    graph = _module_level_graph()
+    assert {"session", "module", "saving", "driver", "boundary"} <= set(graph)
+    done: set[str] = set()
+
+    def visit(name: str, path: tuple[str, ...]) -> None:
+        assert name not in path, "import circle: " + " -> ".join((*path, name))
+        if name in done:
+            return
+        for dep in sorted(graph[name]):
+            visit(dep, (*path, name))
+        done.add(name)
+
+    for name in sorted(graph):
+        visit(name, ())

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -98,6 +99,13 @@ def test_summaries_of_fields() -> None:
     assert summarize("iter", None) == "None"
     assert summarize("opt_nm", "opt") == "'opt'"
     assert len(summarize("buffers", {"x": "y" * 500})) <= 160
+
+
+def test_numpy_numbers_read_as_numbers() -> None:
+    assert summarize("buffers", {"lr": np.float32(0.25), "n": np.int64(12345)}) == (
+        "{lr: 0.25, n: 12,345}"
+    )
+    assert tensor_summary(torch.tensor([2.5])) == "float32[1] cpu · 2.5"
 
 
 def test_stream_delta_sends_only_what_follows_the_halved_prefix() -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import sys
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -11,8 +10,10 @@ import torch
 
 from luzwidget.callbacks.base import Callback
 from luzwidget.engine import engine_of
-from luzwidget.metrics.base import LossAverage, MetricSet, abbrev_of, as_scalar, fresh
+from luzwidget.metrics.base import LossAverage, MetricSet, abbrev_of, fresh
 from luzwidget.metrics.names import MetricError
+from luzwidget.metrics.values import as_scalar
+from luzwidget.report import report
 
 if TYPE_CHECKING:
     from luzwidget.context import Context
@@ -198,8 +199,7 @@ class Interrupt(Callback):
     weight = -70
 
     def on_interrupt(self, ctx: Context) -> None:
-        print(
+        report(
             f"Training interrupted at epoch {ctx.epoch}, batch {ctx.iter}; returning the "
-            "model trained so far. fitted.run.resume() continues where it stopped.",
-            file=sys.stderr,
+            "model trained so far. fitted.run.resume() continues where it stopped."
         )

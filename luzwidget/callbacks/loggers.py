@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from luzwidget.callbacks.base import Callback
-from luzwidget.metrics.base import as_scalar
+from luzwidget.metrics.values import as_scalar
 from luzwidget.records import MONITORED_SETS as _SETS
 
 if TYPE_CHECKING:

@@ -6,7 +6,7 @@ import math
 from typing import TYPE_CHECKING, Any
 
 from luzwidget.exceptions import ConfigError
-from luzwidget.metrics.base import as_scalar
+from luzwidget.metrics.values import as_scalar
 from luzwidget.records import MONITORED_SETS as _SETS
 
 if TYPE_CHECKING:

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from luzwidget.callbacks.base import Callback
 from luzwidget.data import loader_len
-from luzwidget.metrics.base import loss_text
+from luzwidget.metrics.values import loss_text
 
 if TYPE_CHECKING:
     from luzwidget.context import Context

@@ -4,22 +4,16 @@
 from __future__ import annotations
 
 import os
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from luzwidget.callbacks.base import Callback
-from luzwidget.checkpoint import (
-    get_rng_states,
-    read,
-    remove_stale_tmp,
-    restore,
-    save_checkpoint,
-    set_rng_states,
-)
+from luzwidget.checkpoint import get_rng_states, restore, save_checkpoint, set_rng_states
 from luzwidget.data import loader_len
 from luzwidget.exceptions import ConfigError
+from luzwidget.files import read, remove_stale_tmp
+from luzwidget.report import report
 
 if TYPE_CHECKING:
     from luzwidget.context import Context
@@ -94,9 +88,7 @@ class AutoResume(Callback):
                 if position.get("batch")
                 else f"epoch {state['epoch']}"
             )
-            print(
-                f"[luzwidget] AutoResume: resuming from {self.path} ({done} done).", file=sys.stderr
-            )
+            report(f"AutoResume: resuming from {self.path} ({done} done).")
 
     def on_train_begin(self, ctx: Context) -> None:
         wrapped = self._wrapped

@@ -18,10 +18,12 @@ front-end part (``js/src/parts``):
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from luzwidget.events import Event
 from luzwidget.limits import LOG_MAX, STREAM_BETA, STREAM_CAPACITY
+from luzwidget.states import RunState
 from luzwidget.widgets.commands import Ack, edit_values
 from luzwidget.widgets.controls import status_part
 from luzwidget.widgets.eventlog import EventLog, error_part
@@ -72,9 +74,13 @@ class Collector:
         self.log = EventLog(run)
 
     # -- inputs from other threads ------------------------------------------------------
-    def on_records(self, change: Any) -> None:
-        """Observer of ``ctx.records`` (may run on the training thread): queue what was added."""
-        added = change.get("added") if isinstance(change, dict) else getattr(change, "added", None)
+    def on_records(self, change: Mapping[str, Any]) -> None:
+        """Observer of ``ctx.records`` (may run on the training thread): queue what was added.
+
+        ``ctx.log`` sends a change (a traitlets ``Bunch``, a dict) with ``added``; a change
+        without it (``ctx.records`` replaced) makes the next message a full snapshot.
+        """
+        added = change.get("added")
         if added is None:
             self.records_reset = True
         else:
@@ -155,7 +161,7 @@ class Collector:
             series.add(xs, ys)
         out: dict[str, Any] = {}
         for name, series in self.series.items():
-            if state != "running":
+            if state != RunState.RUNNING:
                 series.flush()
             delta = stream_delta(series, *self._stream_held.get(name, (0, 0)))
             if delta is not None:

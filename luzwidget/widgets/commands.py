@@ -8,7 +8,6 @@ Every message gets an :class:`Ack`; a refusal says what was expected and quotes 
 
 from __future__ import annotations
 
-import logging
 import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -17,6 +16,7 @@ from traitlets import TraitError
 
 from luzwidget.events import Event
 from luzwidget.exceptions import EditError, LuzwidgetError
+from luzwidget.report import report
 from luzwidget.states import RunState
 
 if TYPE_CHECKING:
@@ -38,7 +38,6 @@ __all__ = [
     "quote",
 ]
 
-log = logging.getLogger("luzwidget.widgets")
 
 _FLOAT = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?", re.ASCII)
 _INT = re.compile(r"[+-]?\d+", re.ASCII)
@@ -281,14 +280,14 @@ def handle_command(run: Run, msg: dict[str, Any]) -> Ack:
     except _REFUSED as exc:
         text, ok = str(exc) or type(exc).__name__, False
     except Exception as exc:
-        log.exception("[luzwidget] dashboard command %s failed", quote(msg))
+        report(f"dashboard command {quote(msg)} failed", error=exc)
         text, ok = f"internal error on {quote(msg)}: {type(exc).__name__}: {exc}", False
     field = msg.get("field") if msg.get("cmd") == "edit" else None
     if not isinstance(field, str):
         return Ack(msg.get("id"), ok, text)
     try:
         value = ack_value(edit_values(run), field, msg.get("opt"))
-    except Exception:
-        log.exception("[luzwidget] reading the run's settings failed")
+    except Exception as exc:
+        report("reading the run's settings failed", error=exc)
         value = None
     return Ack(msg.get("id"), ok, text, field, value)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from luzwidget.states import RunState
 from luzwidget.widgets.commands import button_states
 
 if TYPE_CHECKING:
@@ -23,11 +24,11 @@ def status_part(run: Run, state: str, blocking: bool) -> dict[str, Any]:
     ``blocking``: a cell drives the run on the main thread, so the kernel handles no button
     until the cell ends; every button is off and the hint says why.
     """
-    blocked = state == "running" and blocking
+    blocked = state == RunState.RUNNING and blocking
     return {
         "state": state,
         "buttons": button_states("blocked" if blocked else state),
-        "start_label": "Start" if state == "ready" else "Resume",
+        "start_label": "Start" if state == RunState.READY else "Resume",
         "event": run.event.value if run.event is not None else None,
         "hint": BLOCKING_HINT if blocked else "",
     }

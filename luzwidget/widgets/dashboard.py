@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import logging
 import uuid
 from typing import TYPE_CHECKING, Any
 
@@ -11,7 +10,8 @@ import anywidget
 import traitlets
 from ipywidgets import widget_serialization
 
-from luzwidget.run import RunState
+from luzwidget.report import report
+from luzwidget.states import RunState
 from luzwidget.widgets._library import STATIC, PlotlyLibrary, plotly_library
 from luzwidget.widgets.collector import Collector
 from luzwidget.widgets.commands import handle_command
@@ -23,7 +23,6 @@ if TYPE_CHECKING:
 
 __all__ = ["PARTS", "Dashboard"]
 
-log = logging.getLogger("luzwidget.widgets")
 
 PARTS = ("controls", "progress", "plots", "edits", "inspector", "log")
 """Every part a dashboard can show, in display order."""
@@ -116,8 +115,8 @@ class Dashboard(anywidget.AnyWidget):
         try:
             self._publisher.ticked()
             self.tick()
-        except Exception:  # the training loop must never see a dashboard bug
-            log.exception("[luzwidget] dashboard update failed")
+        except Exception as exc:  # the training loop must never see a dashboard bug
+            report("dashboard update failed", error=exc)
 
     def _on_sleep(self) -> None:
         self._feed.sleeping = True

@@ -12,6 +12,7 @@ from collections import deque
 from typing import TYPE_CHECKING, Any
 
 from luzwidget.limits import LOG_MAX
+from luzwidget.states import RunState
 
 if TYPE_CHECKING:
     from luzwidget.run import Run
@@ -22,7 +23,7 @@ __all__ = ["EVENTS_LOGGED_PER_TICK", "EventLog", "error_part"]
 EVENTS_LOGGED_PER_TICK = 40
 """At a pause, up to this many events since the last pause are listed; more are counted."""
 
-_KIND = {"paused": "pause", "error": "error"}
+_KIND: dict[str, str] = {RunState.PAUSED: "pause", RunState.ERROR: "error"}
 """The entry kind of a state change, by the state entered (else "info")."""
 
 
@@ -57,11 +58,11 @@ class EventLog:
 
     def follow(self, run: Run, state: str) -> None:
         """Log what happened since the last call: the events (when not running), a new state."""
-        if state != "running":
+        if state != RunState.RUNNING:
             self._events(run)
         if state != self._state:
             self._state = state
-            if state != "running":
+            if state != RunState.RUNNING:
                 reason = run.reason
                 ctx = run.ctx
                 where = f"epoch {ctx.epoch} · batch {ctx.iter or 0}"
@@ -93,7 +94,7 @@ class EventLog:
 def error_part(run: Run) -> dict[str, str] | None:
     """The error box: the exception's type, message and traceback while the run failed."""
     err = run.error
-    if err is None or run.state != "error":
+    if err is None or run.state != RunState.ERROR:
         return None
     return {
         "type": type(err).__name__,

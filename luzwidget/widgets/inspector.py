@@ -6,6 +6,7 @@ import math
 import time
 from typing import TYPE_CHECKING, Any
 
+from luzwidget.states import RunState
 from luzwidget.widgets.summaries import FIELD_ORDER, WeightWatch, summarize
 
 if TYPE_CHECKING:
@@ -38,13 +39,13 @@ class Inspector:
     def part(self, run: Run, state: str, full: bool) -> dict[str, Any] | None:
         """The rows, order and highlights that changed since the last call (None: nothing)."""
         now = time.monotonic()
-        running = state == "running"
+        running = state == RunState.RUNNING
         if running and not full and now - self._t < INSPECT_EVERY_S:
             return None
         self._t = now
         rows = self._read(run, running)
         old_hl = self.hl
-        if state not in ("paused", "error"):
+        if state not in (RunState.PAUSED, RunState.ERROR):
             self.hl = []
         elif run.n_events != self._n and self.rows:
             self.hl = [k for k, v in rows.items() if self.rows.get(k) != v]

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from luzwidget.data import loader_len
+from luzwidget.states import RunState
 from luzwidget.widgets.summaries import fmt_number
 
 if TYPE_CHECKING:
@@ -69,7 +70,7 @@ class Progress:
         """``"412 batches/s · epoch ETA 0:21 · fit ETA 2:10"`` (or the time trained)."""
         now = time.monotonic()
         t0, c0 = self._mark
-        running = state == "running"
+        running = state == RunState.RUNNING
         if running and self._was_running and now > t0:
             inst = (count - c0) / (now - t0)
             self._rate = inst if self._rate == 0 else 0.6 * self._rate + 0.4 * inst

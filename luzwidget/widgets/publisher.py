@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import threading
 import time
 from collections.abc import Callable
 
-__all__ = ["Publisher", "main_loop"]
+from luzwidget.report import report
 
-log = logging.getLogger("luzwidget.widgets")
+__all__ = ["Publisher", "main_loop"]
 
 
 def main_loop() -> asyncio.AbstractEventLoop | None:
@@ -97,8 +96,8 @@ class Publisher:
         self.ticked()
         try:
             keep = self._tick()
-        except Exception:  # never let a dashboard bug kill the kernel's loop
-            log.exception("[luzwidget] dashboard update failed")
+        except Exception as exc:  # never let a dashboard bug kill the kernel's loop
+            report("dashboard update failed", error=exc)
             keep = False
         if keep:
             self._handle = self.loop.call_later(self.interval, self._run)  # type: ignore[union-attr]  # _run runs on the loop

@@ -8,6 +8,7 @@ from typing import Any
 
 import torch
 
+from luzwidget.metrics.values import as_scalar
 from luzwidget.records import MONITORED_SETS, Records
 
 __all__ = ["FIELD_ORDER", "fmt_number", "summarize", "tensor_summary"]
@@ -89,7 +90,7 @@ def tensor_summary(t: torch.Tensor, stats: bool = True) -> str:
     if x.dtype == torch.bool:
         return f"{head} · true {int(x.sum())}"
     if t.numel() == 1:
-        return f"{head} · {fmt_number(x.reshape(()).item())}"
+        return f"{head} · {fmt_number(as_scalar(x))}"
     x = x.float()
     finite = torch.isfinite(x)
     n_finite = finite.sum()
@@ -136,9 +137,7 @@ def optimizer_summary(opt: torch.optim.Optimizer) -> str:
 def _hp(value: Any) -> str:
     if isinstance(value, tuple | list):
         return "(" + ", ".join(fmt_number(v) for v in value) + ")"
-    if isinstance(value, torch.Tensor) and value.numel() == 1:
-        return fmt_number(value.item())
-    return fmt_number(value)
+    return fmt_number(as_scalar(value))
 
 
 def _loader(d: Any, _: bool) -> str:
@@ -199,6 +198,7 @@ def _short(v: Any, stats: bool, depth: int) -> str:
 
 
 def _scalar(v: Any) -> str:
+    v = as_scalar(v)  # a numpy number (np.float32 is no float) reads as one
     if v is None or isinstance(v, bool | str):
         return repr(v) if isinstance(v, str) else str(v)
     if isinstance(v, int | float):

@@ -1,4 +1,4 @@
-"""metrics/base.py helpers shared by callbacks, loggers and widgets: as_scalar, loss_text."""
+"""metrics/values.py helpers shared by callbacks, loggers and widgets: as_scalar, loss_text."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from luzwidget.metrics.base import as_scalar, loss_text
+from luzwidget.metrics.values import as_scalar, loss_text
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,73 @@
+"""boundary.py: what a drive does at each event boundary (the inbox, step target, Ctrl-C)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+
+from luzwidget.boundary import Boundary, Control
+from luzwidget.breakpoints import Breakpoints
+from luzwidget.context import Context
+from luzwidget.engine import LoopFlags
+from luzwidget.events import Event
+from luzwidget.states import Outcome, RunState, stop_condition
+
+STOPPED = Outcome(RunState.DONE, "stopped")
+
+
+def _boundary() -> tuple[Boundary, list[str]]:
+    done: list[str] = []  # what the queued edits did
+
+    def apply(command: Callable[[], None]) -> None:
+        command()
+
+    ctx = Context()
+    ctx.epoch, ctx.iter = 2, 5
+    return Boundary(ctx, LoopFlags(), Breakpoints(), apply, lambda: STOPPED), done
+
+
+def test_nothing_queued_goes_on_and_stops_listening() -> None:
+    b, _ = _boundary()
+    b.flags.listening = True
+    assert b.at(Event.on_train_batch_end) is None
+    assert b.flags.listening is False
+
+
+def test_edits_apply_in_order_then_a_pause_stops_there() -> None:
+    b, done = _boundary()
+    b.queue(lambda: done.append("a"))
+    assert b.flags.listening is True
+    b.queue(Control("pause", "paused"))
+    b.queue(lambda: done.append("b"))
+    outcome = b.at(Event.on_train_batch_end)
+    assert outcome == Outcome(RunState.PAUSED, "paused after on_train_batch_end (epoch 2, batch 5)")
+    assert done == ["a"]  # the edit after the pause waits for the next boundary
+    assert b.at(Event.on_train_batch_end) is None
+    assert done == ["a", "b"]
+
+
+def test_a_stop_ends_the_drive_through_the_driver() -> None:
+    b, _ = _boundary()
+    b.queue(Control("stop"))
+    assert b.at(Event.on_epoch_end) is STOPPED
+
+
+def test_a_start_waits_behind_the_step_target() -> None:
+    b, _ = _boundary()
+    b.target = stop_condition("epoch")
+    b.queue(Control("start"))
+    assert b.at(Event.on_train_batch_end) is None
+    assert len(b.inbox) == 1
+    assert b.flags.listening is True
+    assert b.at(Event.on_epoch_end) == Outcome(RunState.PAUSED, "stepped to on_epoch_end")
+
+
+def test_ctrl_c_pauses_at_the_next_boundary(capsys: pytest.CaptureFixture[str]) -> None:
+    b, _ = _boundary()
+    assert b.request_interrupt() is False
+    assert b.request_interrupt() is True  # asked already: a second press
+    outcome = b.at(Event.on_train_batch_after_loss)
+    assert outcome == Outcome(RunState.PAUSED, outcome.reason if outcome else "", interrupted=True)
+    assert capsys.readouterr().err.startswith("[luzwidget] interrupted (Ctrl-C) after on_train")
+    assert b.interrupted is False
