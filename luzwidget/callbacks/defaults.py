@@ -98,6 +98,11 @@ class Metrics(Callback):
         self._losses: dict[Any, LossAverage] = {}
         self._others: list[Any] = []
         self._names: list[str] = []
+        self._values: dict[str, Any] = {}  # the engine's trait storage, from _begin on
+
+    def __getstate__(self) -> dict[str, Any]:
+        # A copy (a branch) rebinds to its own run at the next _begin, never to this one's.
+        return {**self.__dict__, "_values": {}}
 
     def _begin(self, ctx: Context, mode: str) -> None:
         names = list(ctx.optimizers) if len(ctx.optimizers) > 1 else [None]
@@ -106,6 +111,9 @@ class Metrics(Callback):
         losses = ["loss", *(f"loss_{nm}" for nm in names if nm is not None)]
         named = self.metric_set.named(mode, reserved=losses)
         self._names, self._others = [name for name, _ in named], []
+        # _update runs every batch: read the loop's values through the engine, which owns the
+        # trait storage (three trait descriptor reads cost more than the rest of _update).
+        self._values = engine_of(ctx).values
         for _, proto in named:
             metric = fresh(proto)
             to = getattr(metric, "to", None)
@@ -115,7 +123,8 @@ class Metrics(Callback):
         ctx.metrics = {**ctx.metrics, mode: [*self._losses.values(), *self._others]}
 
     def _update(self, ctx: Context) -> None:
-        loss, pred, target = ctx.loss, ctx.pred, ctx.target
+        values = self._values
+        loss, pred, target = values["loss"], values["pred"], values["target"]
         sized = pred if target is None else target
         n = sized.shape[0] if type(sized) is torch.Tensor else len(sized)  # no Tensor.__len__
         if type(loss) is dict:
