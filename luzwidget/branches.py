@@ -15,18 +15,17 @@ from typing import TYPE_CHECKING, Any
 from traitlets import TraitError
 
 from luzwidget.engine import engine_of
-from luzwidget.exceptions import ConfigError, RunStateError
+from luzwidget.exceptions import ConfigError
 from luzwidget.snapshots import (
     START,
     Snapshot,
     TakeSnapshots,
-    choose,
+    choose_rewindable,
     continued_fit,
     install,
     restore_snapshot,
     store_of,
 )
-from luzwidget.states import RunState
 
 if TYPE_CHECKING:
     from luzwidget.context import Context
@@ -67,14 +66,7 @@ def branch(
     ConfigError
         For a snapshot of another run or inside an epoch, or an unknown edit.
     """
-    if run.state == RunState.RUNNING:
-        raise RunStateError("branch: the run is training; run.pause() or run.wait() first.")
-    chosen = choose(run, snap, epoch, "branch")
-    if not chosen.rewindable:
-        raise ConfigError(
-            f"branch: {chosen!r} was taken inside an epoch; branch from an epoch end, e.g. "
-            f"run.branch(epoch={chosen.epoch})."
-        )
+    chosen = choose_rewindable(run, snap, epoch, "branch")
     new = _copy_run(run)
     restore_snapshot(new.ctx, chosen)
     _edit(new.ctx, lr, max_epochs, opt_hparams, chosen)

@@ -302,6 +302,21 @@ def install(run: Run) -> None:
 # -- rewind ------------------------------------------------------------------------------
 
 
+def choose_rewindable(run: Run, snap: Snapshot | None, epoch: int | None, what: str) -> Snapshot:
+    """The snapshot ``what`` (rewind, branch) goes to: of a run not training, at an epoch
+    end or the start."""
+    if run.state == RunState.RUNNING:
+        raise RunStateError(f"{what}: the run is training; run.pause() or run.wait() first.")
+    chosen = choose(run, snap, epoch, what)
+    if not chosen.rewindable:
+        raise ConfigError(
+            f"{what}: {chosen!r} was taken inside epoch {chosen.epoch + 1} (batch {chosen.iter}); "
+            "only snapshots at an epoch end or the start can be used. Use "
+            f"run.{what}(epoch={chosen.epoch})."
+        )
+    return chosen
+
+
 def choose(run: Run, snap: Snapshot | None, epoch: int | None, what: str) -> Snapshot:
     snaps = store_of(run).list()
     if snap is not None and epoch is not None:
@@ -346,15 +361,7 @@ def rewind(run: Run, snap: Snapshot | None = None, *, epoch: int | None = None) 
     RunStateError
         If the run is training (pause first).
     """
-    if run.state == RunState.RUNNING:
-        raise RunStateError("rewind: the run is training; run.pause() or run.wait() first.")
-    chosen = choose(run, snap, epoch, "rewind")
-    if not chosen.rewindable:
-        raise ConfigError(
-            f"rewind: {chosen!r} was taken inside epoch {chosen.epoch + 1} (batch {chosen.iter}); "
-            "only snapshots at an epoch end or the start can be rewound to. Use "
-            f"run.rewind(epoch={chosen.epoch})."
-        )
+    chosen = choose_rewindable(run, snap, epoch, "rewind")
     restore_snapshot(run.ctx, chosen)
     loop = None if chosen.kind == START else continued_fit(run.ctx, engine_of(run.ctx))
     run._driver.replace_loop(loop, f"rewound to the end of epoch {chosen.epoch}")
