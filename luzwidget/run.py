@@ -357,19 +357,23 @@ class Run:
         there, in the order they run (as fastai's ``show_training_loop``)."""
         print(engine_of(self.ctx).loop_text())
 
-    def dashboard(self, parts: Any = None) -> Any:
+    def dashboard(self, parts: Any = None, image_shape: tuple[int, ...] | None = None) -> Any:
         """The notebook dashboard of this run: controls, progress, inspector, plots, log.
 
         The same widget is returned each time (display it again for another view);
-        ``parts`` picks a subset, e.g. ``("progress", "plots")``. Loads the widget
-        libraries on first use: the rest of luzwidget runs without them.
+        ``parts`` picks a subset, e.g. ``("progress", "plots")``; ``image_shape``
+        (``(H, W)`` or ``(C, H, W)``) says how its Batch panel draws one input item.
+        Loads the widget libraries on first use: the rest of luzwidget runs without them.
         """
         key = None if parts is None else tuple(parts)
         widget = self._dashboards.get(key)
         if widget is None:
             from luzwidget.widgets import Dashboard
 
-            widget = self._dashboards[key] = Dashboard(self, parts=parts)
+            widget = Dashboard(self, parts=parts, image_shape=image_shape)
+            self._dashboards[key] = widget
+        elif image_shape is not None:
+            widget._collector.panels["batch"].image_shape = tuple(image_shape)
         return widget
 
     def _repr_mimebundle_(self, **kwargs: Any) -> Any:

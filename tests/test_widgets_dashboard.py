@@ -133,7 +133,12 @@ def test_events_while_stepping_are_logged_running_is_summarised() -> None:
     assert holder["mid"]["status"]["state"] == "running"
     assert not any(e["kind"] == "event" for e in holder["mid"].get("log", []))
     msg = dash.tick()
-    assert msg["log"][0]["text"].endswith(" events")  # too many to list
+    first = msg["log"][0]
+    assert first["kind"] == "info"
+    assert " events (#" in first["text"]
+    numbered = [e["n"] for e in msg["log"] if "n" in e]
+    assert numbered == list(range(numbered[0], numbered[0] + len(numbered)))  # no gap
+    assert first["text"].endswith(f"-#{numbered[0] - 1:,})")  # the count ends where they begin
     assert msg["log"][-1]["text"].startswith("paused: stepped to on_epoch_end")
     dash.close()
 

@@ -10,6 +10,8 @@ import { mountInspector } from "./parts/inspector.js";
 import { mountEdits } from "./parts/edits.js";
 import { mountPlots } from "./parts/plots.js";
 import { mountLog } from "./parts/log.js";
+import { mountLayers } from "./parts/layers.js";
+import { mountBatch } from "./parts/batch.js";
 
 // One store per model, keyed by the model's `_uid` trait (the `model` objects handed to
 // initialize and render are different proxies of the same model).
@@ -65,6 +67,10 @@ export default {
     if (parts.has("log")) mounted.push(mountLog(lower, store, say));
     if (lower.childElementCount) root.append(lower);
     if (lower.childElementCount === 1) lower.classList.add("lw-lower-single");
+    const inside = h("div", { class: "lw-inside" }); // Layers and Batch (closed: no cost)
+    if (parts.has("layers")) mounted.push(mountLayers(inside, store));
+    if (parts.has("batch")) mounted.push(mountBatch(inside, store));
+    if (inside.childElementCount) root.append(inside);
     el.append(root);
 
     let frame = 0;
@@ -76,6 +82,7 @@ export default {
       pending = new Set();
       const state = store.state;
       if (!state.ready) return;
+      if (state.status.state !== root.dataset.state && message.dataset.kind === "ok") setText(message, ""); // stale "running to..."
       root.dataset.state = state.status.state || "";
       for (const part of mounted) part.update(state, changed);
     }

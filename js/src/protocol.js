@@ -9,7 +9,8 @@
  * @typedef {Object} Status  Run state and buttons (luzwidget/widgets/controls.py).
  * @property {string} state  "ready" | "running" | "paused" | "error" | "done".
  * @property {Object<string, boolean>} buttons  Enabled state of each button, by name.
- * @property {string} start_label  "Start" or "Resume".
+ * @property {string} start_label  "Start", "Resume", or "Continue" (a done run whose
+ *   max_epochs was raised).
  * @property {string | null} event  The last event that fired.
  * @property {string} hint  Why the buttons are off (a cell drives the run), or "".
  */
@@ -36,6 +37,7 @@
  * @property {boolean} verbose
  * @property {string[]} breakpoints  Event names with a breakpoint.
  * @property {boolean} nonfinite_loss
+ * @property {boolean} nonfinite  breakpoints.nonfinite: pause where a NaN/inf appeared.
  */
 
 /**
@@ -67,6 +69,32 @@
  * @property {string} [where]  "epoch 2 · batch 5" (a state change).
  */
 
+/**
+ * @typedef {Object} Layers  The Layers panel (luzwidget/widgets/layers_panel.py), sent whole
+ *   when it changed; while closed only `{open: false}` (nothing is computed).
+ * @property {boolean} open
+ * @property {string[]} [fields]  Column names: name, shape, norm, grad_norm, update_norm,
+ *   update_ratio, nonfinite.
+ * @property {Array<Array<string | number | null>>} [rows]  One per parameter, in `fields`
+ *   order (null: not known, e.g. no gradient or no recorded step).
+ * @property {{kind: "output" | "gradient" | "loss", name: string} | null} [origin]  What a
+ *   breakpoints.nonfinite pause found (only while paused there).
+ */
+
+/**
+ * @typedef {Object} Batch  The Batch panel (luzwidget/widgets/batch_panel.py), sent whole
+ *   when it changed; while closed only `{open: false}`.
+ * @property {boolean} open
+ * @property {{n: number, c: number, h: number, w: number, data: string} | null} [image]
+ *   `n` items of `c` x `h` x `w` uint8 pixels (CHW), base64; null: not drawn as images.
+ * @property {string} [note]  Why there is no image ("" otherwise).
+ * @property {"class" | "value" | null} [kind]
+ * @property {Array<{t: string | null, p: string | null, wrong: boolean}>} [items]  Target and
+ *   prediction of each item (the argmax for scores).
+ * @property {Object<string, {epoch: number, counts: number[][]}>} [confusion]  Per set, the
+ *   last pass's (true, predicted) counts (classification, counted while the panel is open).
+ */
+
 /** @typedef {{type: string, message: string, traceback: string}} ErrorInfo */
 
 /**
@@ -89,6 +117,8 @@
  * @property {RecordPoint[]} [records]  New epoch metrics only.
  * @property {Object<string, StreamPoints>} [stream]  New points only.
  * @property {LogEntry[]} [log]  New entries only.
+ * @property {Layers} [layers]
+ * @property {Batch} [batch]
  * @property {Ack[]} [acks]
  */
 
@@ -107,14 +137,19 @@
  * @property {RecordPoint[]} records
  * @property {Object<string, StreamPoints>} stream
  * @property {LogEntry[]} log
+ * @property {Layers | null} [layers]
+ * @property {Batch | null} [batch]
  * @property {Ack[]} [acks]
  */
 
 /**
  * @typedef {Object} Cmd  browser -> kernel (the store adds `id`).
- * @property {"hello" | "start" | "pause" | "step" | "stop" | "retry" | "skip" | "edit"} cmd
+ * @property {"hello" | "start" | "pause" | "step" | "stop" | "retry" | "skip" | "edit" | "panel"} cmd
  * @property {string} [what]  step: "batch", "epoch" or an event name.
- * @property {string} [field]  edit: lr, max_epochs, min_epochs, verbose, nonfinite_loss, breakpoint.
+ * @property {string} [field]  edit: lr, max_epochs, min_epochs, verbose, nonfinite_loss,
+ *   nonfinite, breakpoint.
+ * @property {string} [name]  panel: "layers" or "batch".
+ * @property {boolean} [open]  panel: open (compute it) or closed (nothing computed).
  * @property {string} [opt]  edit lr: the optimizer.
  * @property {string} [event]  edit breakpoint: the event.
  * @property {string | boolean} [value]  Typed text, or a bool for the checkboxes.
@@ -138,6 +173,8 @@
  * @property {number} logMax
  * @property {number} logGen
  * @property {ErrorInfo | null} error
+ * @property {Layers | null} layers
+ * @property {Batch | null} batch
  */
 
 /**

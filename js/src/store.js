@@ -29,6 +29,8 @@ function emptyState() {
     logMax: 0,
     logGen: 0,
     error: null,
+    layers: null, // parts/layers.js (luzwidget/widgets/layers_panel.py)
+    batch: null, // parts/batch.js (luzwidget/widgets/batch_panel.py)
   };
 }
 
@@ -117,6 +119,8 @@ function applyParts(st, msg, changed) {
     changed.add("stream");
   }
   if (msg.log && msg.log.length) { pushLog(st, msg.log); changed.add("log"); }
+  if (msg.layers) { st.layers = msg.layers; changed.add("layers"); } // whole part, when it changed
+  if (msg.batch) { st.batch = msg.batch; changed.add("batch"); }
 }
 
 /**

@@ -12,6 +12,8 @@ front-end part (``js/src/parts``):
 ``inspector``             :class:`luzwidget.widgets.inspector.Inspector`
 ``records``, ``stream``   here, with :class:`luzwidget.widgets.stream.DownsampledSeries`
 ``log``, ``error``        :class:`luzwidget.widgets.eventlog.EventLog`, ``error_part``
+``layers``                :class:`luzwidget.widgets.layers_panel.LayersPanel`
+``batch``                 :class:`luzwidget.widgets.batch_panel.BatchPanel`
 ========================  ======================================================
 """
 
@@ -24,10 +26,12 @@ from typing import TYPE_CHECKING, Any
 from luzwidget.events import Event
 from luzwidget.limits import LOG_MAX, STREAM_BETA, STREAM_CAPACITY
 from luzwidget.states import RunState
+from luzwidget.widgets.batch_panel import BatchPanel
 from luzwidget.widgets.commands import Ack, edit_values
 from luzwidget.widgets.controls import status_part
 from luzwidget.widgets.eventlog import EventLog, error_part
 from luzwidget.widgets.inspector import Inspector
+from luzwidget.widgets.layers_panel import LayersPanel
 from luzwidget.widgets.progress import Progress
 from luzwidget.widgets.stream import DownsampledSeries, losses_to_floats, number, stream_delta
 
@@ -51,6 +55,8 @@ class Collector:
         Points kept per loss stream (:data:`~luzwidget.limits.STREAM_CAPACITY`).
     beta : float, default 0.98
         EMA smoothing of the loss stream (:data:`~luzwidget.limits.STREAM_BETA`).
+    image_shape : tuple of int, optional
+        How the Batch panel reshapes one input item to draw it (default: guessed).
     """
 
     def __init__(
@@ -59,6 +65,7 @@ class Collector:
         feed: DashboardFeed,
         capacity: int = STREAM_CAPACITY,
         beta: float = STREAM_BETA,
+        image_shape: tuple[int, ...] | None = None,
     ):
         self.run, self.feed = run, feed
         self.capacity, self.beta = capacity, beta
@@ -72,6 +79,15 @@ class Collector:
         self.progress = Progress()
         self.inspector = Inspector()
         self.log = EventLog(run)
+        self.panels: dict[str, LayersPanel | BatchPanel] = {
+            "layers": LayersPanel(run),
+            "batch": BatchPanel(run, image_shape),
+        }
+
+    def close(self) -> None:
+        """Let go of what the panels subscribed to in the run."""
+        for panel in self.panels.values():
+            panel.close()
 
     # -- inputs from other threads ------------------------------------------------------
     def on_records(self, change: Mapping[str, Any]) -> None:
@@ -107,16 +123,18 @@ class Collector:
             "config": edit_values(run),
         }
         inspector = self.inspector.part(run, state, full)
+        panels = {name: panel.part(state, full) for name, panel in self.panels.items()}
         acks = self._drain_acks()
         self.log.follow(run, state)
         log = self.log.drain()
         if full:
-            return self._snapshot(parts, acks)
+            return self._snapshot({**parts, **panels}, acks)
         msg: dict[str, Any] = {"type": "update"}
         for key, value in parts.items():
             if self.sent.get(key, ...) != value:
                 self.sent[key] = msg[key] = value
         extra = {"inspector": inspector, "records": records, "stream": stream, "log": log}
+        extra.update(panels)
         msg.update((key, value) for key, value in extra.items() if value)
         if acks:
             msg["acks"] = acks

@@ -9,6 +9,7 @@ Every message gets an :class:`Ack`; a refusal says what was expected and quotes 
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -28,6 +29,7 @@ __all__ = [
     "EditError",
     "ack_value",
     "button_states",
+    "continue_done",
     "edit_values",
     "format_lr",
     "handle_command",
@@ -165,6 +167,7 @@ def edit_values(run: Run) -> dict[str, Any]:
         "verbose": bool(ctx.verbose),
         "breakpoints": sorted(e.value for e in bps.events),
         "nonfinite_loss": bool(bps.nonfinite_loss),
+        "nonfinite": bool(bps.nonfinite),
     }
 
 
@@ -175,7 +178,7 @@ def ack_value(values: dict[str, Any], field: str, opt: Any = None) -> Any:
         if isinstance(opt, str) and opt in lrs:
             return lrs[opt]
         return next(iter(lrs.values()), "")
-    if field in ("max_epochs", "min_epochs", "verbose", "nonfinite_loss"):
+    if field in ("max_epochs", "min_epochs", "verbose", "nonfinite_loss", "nonfinite"):
         return values[field]
     return None
 
@@ -200,6 +203,10 @@ def _edit(run: Run, msg: dict[str, Any]) -> str:
     if field == "nonfinite_loss":
         run.breakpoints.nonfinite_loss = parse_bool(value, field)
         return f"pause on NaN/inf loss {'on' if run.breakpoints.nonfinite_loss else 'off'}"
+    if field == "nonfinite":
+        run.breakpoints.nonfinite = parse_bool(value, field)
+        on = "on" if run.breakpoints.nonfinite else "off"
+        return f"pause where a NaN/inf appears (module output, loss or gradient) {on}"
     if field == "breakpoint":
         event = _event(msg.get("event"), "event")
         if parse_bool(value, "breakpoint"):
@@ -211,7 +218,7 @@ def _edit(run: Run, msg: dict[str, Any]) -> str:
         return f"breakpoint at {event.value} removed"
     raise EditError(
         f"cannot edit {field!r}; editable: lr, max_epochs, min_epochs, verbose, "
-        "nonfinite_loss, breakpoint."
+        "nonfinite_loss, nonfinite, breakpoint."
     )
 
 
@@ -223,11 +230,24 @@ def _step_target(what: Any) -> str | Event:
     return _event(what, "what")
 
 
+def continue_done(run: Run) -> None:
+    """A finished run whose ``max_epochs`` was raised becomes ready to go on (``extend``)."""
+    more = run.ctx.max_epochs - run.ctx.epoch
+    if more < 1:
+        raise EditError(
+            f"the run is done at epoch {run.ctx.epoch} of max_epochs {run.ctx.max_epochs}; "
+            "raise max_epochs first, then Continue."
+        )
+    run.extend(more)
+
+
 def _control(run: Run, cmd: str, msg: dict[str, Any]) -> str:
     was = run.state
+    if was == RunState.DONE and cmd in ("start", "step"):
+        continue_done(run)
     if cmd == "start":
         run.start()
-        said = "started" if was == RunState.READY else "resumed"
+        said = {RunState.READY: "started", RunState.DONE: "continued"}.get(was, "resumed")
         return _queued(said) if was == RunState.RUNNING else said
     if cmd == "pause":
         if was != RunState.RUNNING:
@@ -248,7 +268,9 @@ def _control(run: Run, cmd: str, msg: dict[str, Any]) -> str:
     if cmd == "skip":
         run.skip(background=True)
         return "skipped the failed step"
-    raise EditError(f"unknown command {cmd!r}; expected edit, {', '.join(sorted(_CONTROLS))}.")
+    raise EditError(
+        f"unknown command {cmd!r}; expected edit, panel, {', '.join(sorted(_CONTROLS))}."
+    )
 
 
 def _queued(said: str) -> str:
@@ -260,23 +282,36 @@ _REFUSED = (LuzwidgetError, TraitError)
 """What a refusal is: the parse step's :class:`EditError` and the Run API's own errors."""
 
 
-def _apply(run: Run, msg: dict[str, Any]) -> str:
+def _panel(panels: Mapping[str, Any], msg: dict[str, Any]) -> str:
+    name = parse_name(msg.get("name"), "name")
+    if name not in panels:
+        raise EditError(f"panel: unknown {name!r}; expected one of {sorted(panels)}.")
+    panels[name].set_open(parse_bool(msg.get("open"), "open"))
+    return f"{name} panel {'open' if panels[name].open else 'closed'}"
+
+
+def _apply(run: Run, msg: dict[str, Any], panels: Mapping[str, Any]) -> str:
     cmd = parse_name(msg.get("cmd"), "cmd")
+    if cmd == "panel":
+        return _panel(panels, msg)
     return _edit(run, msg) if cmd == "edit" else _control(run, cmd, msg)
 
 
-def handle_command(run: Run, msg: dict[str, Any]) -> Ack:
+def handle_command(run: Run, msg: dict[str, Any], panels: Mapping[str, Any] | None = None) -> Ack:
     """Apply one command message from the browser to ``run``; never raise, always answer.
 
     ``{"cmd": "edit", "field": ..., "value": ...}`` edits a setting; ``start``, ``pause``,
     ``step`` (``what``: "batch", "epoch" or an event name), ``stop``, ``retry`` and ``skip``
     drive the run. This module only turns text into values; the Run API validates them, and
     its errors (``ConfigError``, ``RunStateError``...) become refusals carrying their
-    message. Any other exception is a bug: it is logged with its traceback and answered as
-    an internal error quoting the message.
+    message. ``{"cmd": "panel", "name": ..., "open": bool}`` opens or closes one of
+    ``panels`` (the dashboard's Layers and Batch panels, which cost nothing while closed).
+    On a finished run whose ``max_epochs`` was raised, ``start`` and ``step`` continue it.
+    Any other exception is a bug: it is logged with its traceback and answered as an
+    internal error quoting the message.
     """
     try:
-        text, ok = _apply(run, msg), True
+        text, ok = _apply(run, msg, panels or {}), True
     except _REFUSED as exc:
         text, ok = str(exc) or type(exc).__name__, False
     except Exception as exc:

@@ -21,14 +21,23 @@ BLOCKING_HINT = (
 def status_part(run: Run, state: str, blocking: bool) -> dict[str, Any]:
     """The ``status`` part: state, enabled buttons, start label, last event, hint.
 
+    The start label is "Start", "Resume", or "Continue" on a finished run whose
+    ``max_epochs`` was raised (Start and the step buttons then go on from there).
+
     ``blocking``: a cell drives the run on the main thread, so the kernel handles no button
     until the cell ends; every button is off and the hint says why.
     """
     blocked = state == RunState.RUNNING and blocking
+    buttons = button_states("blocked" if blocked else state)
+    label = "Start" if state == RunState.READY else "Resume"
+    if state == RunState.DONE and run.ctx.max_epochs > run.ctx.epoch:
+        # max_epochs was raised after the end: Start continues it (commands.continue_done)
+        buttons.update(button_states(RunState.READY), stop=False)
+        label = "Continue"
     return {
         "state": state,
-        "buttons": button_states("blocked" if blocked else state),
-        "start_label": "Start" if state == RunState.READY else "Resume",
+        "buttons": buttons,
+        "start_label": label,
         "event": run.event.value if run.event is not None else None,
         "hint": BLOCKING_HINT if blocked else "",
     }

@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 __all__ = ["PARTS", "Dashboard"]
 
 
-PARTS = ("controls", "progress", "plots", "edits", "inspector", "log")
+PARTS = ("controls", "progress", "plots", "edits", "inspector", "log", "layers", "batch")
 """Every part a dashboard can show, in display order."""
 
 
@@ -43,6 +43,8 @@ class Dashboard(anywidget.AnyWidget):
         Which parts to show (default: all of :data:`PARTS`).
     interval : float, default 0.1
         Seconds between updates while the run is busy.
+    image_shape : tuple of int, optional
+        ``(H, W)`` or ``(C, H, W)``: how the Batch panel draws one input item.
 
     Examples
     --------
@@ -57,7 +59,13 @@ class Dashboard(anywidget.AnyWidget):
     parts = traitlets.List(traitlets.Unicode(), help="Parts shown (list of str).").tag(sync=True)
 
     def __init__(
-        self, run: Run, *, parts: Any = None, interval: float = 0.1, **kwargs: Any
+        self,
+        run: Run,
+        *,
+        parts: Any = None,
+        interval: float = 0.1,
+        image_shape: tuple[int, ...] | None = None,
+        **kwargs: Any,
     ) -> None:
         chosen = list(PARTS if parts is None else parts)
         unknown = sorted(set(chosen) - set(PARTS))
@@ -75,7 +83,7 @@ class Dashboard(anywidget.AnyWidget):
             direct=self._publisher.loop is not None,
         )
         self._publisher.on_sleep = self._on_sleep
-        self._collector = Collector(run, self._feed)
+        self._collector = Collector(run, self._feed, image_shape=image_shape)
         if "edits" in chosen and run.state != RunState.DONE:
             # "Pause on NaN/inf loss" starts ticked where it can be unticked (no cost per
             # batch: see Breakpoints.nonfinite_loss); a headless run keeps it off.
@@ -135,8 +143,20 @@ class Dashboard(anywidget.AnyWidget):
         if content.get("cmd") == "hello":
             self._ready = self._want_snapshot = True
         else:
-            self._collector.add_ack(handle_command(self._run, content))
+            self._collector.add_ack(handle_command(self._run, content, self._collector.panels))
         self._feed.sleeping = False
+        self._publisher.wake()
+
+    def panel(self, name: str, open: bool = True) -> None:
+        """Open (or close) the ``"layers"`` or ``"batch"`` panel, as clicking its title does.
+
+        A closed panel costs the run nothing; an open one reads the model or the batch at
+        each pause and step, and while training at most twice a second.
+        """
+        panels = self._collector.panels
+        if name not in panels:
+            raise ValueError(f"name: unknown panel {name!r}; choose from {sorted(panels)}.")
+        panels[name].set_open(bool(open))
         self._publisher.wake()
 
     def _repr_mimebundle_(self, **kwargs: Any) -> Any:
@@ -154,6 +174,7 @@ class Dashboard(anywidget.AnyWidget):
         if self._publisher.closed:
             return
         self._publisher.close()
+        self._collector.close()  # the Layers and Batch panels' subscriptions
         run = self._run
         if any(cb is self._feed for cb in run.ctx.callbacks):
             run.remove_callback(self._feed)

@@ -23,6 +23,9 @@ __all__ = ["EVENTS_LOGGED_PER_TICK", "EventLog", "error_part"]
 EVENTS_LOGGED_PER_TICK = 40
 """At a pause, up to this many events since the last pause are listed; more are counted."""
 
+EVENTS_BEFORE_PAUSE = 8
+"""When more were counted, the last this many events before the pause are still listed."""
+
 _KIND: dict[str, str] = {RunState.PAUSED: "pause", RunState.ERROR: "error"}
 """The entry kind of a state change, by the state entered (else "info")."""
 
@@ -73,13 +76,16 @@ class EventLog:
     def _events(self, run: Run) -> None:
         n = run.n_events
         d, self._seen = n - self._seen, n
-        if 0 < d <= EVENTS_LOGGED_PER_TICK:
-            recent = list(run.events)[-d:]
-            first = n - len(recent) + 1
-            for i, event in enumerate(recent):
-                self.add("event", event.value, first + i)
-        elif d > 0:
-            self.add("info", f"… {d:,} events")
+        if d <= 0:
+            return
+        shown = d if d <= EVENTS_LOGGED_PER_TICK else EVENTS_BEFORE_PAUSE
+        recent = list(run.events)[-shown:]
+        first = n - len(recent) + 1
+        if len(recent) < d:  # the numbers go on where the last entry left off: no jump
+            start = n - d + 1
+            self.add("info", f"… {first - start:,} events (#{start:,}-#{first - 1:,})")
+        for i, event in enumerate(recent):
+            self.add("event", event.value, first + i)
 
     def drain(self) -> list[dict[str, Any]]:
         """The entries added since the last drain (for an update)."""

@@ -21,8 +21,10 @@ INSPECT_EVERY_S = 0.5
 class Inspector:
     """Summaries of the context's fields; sends the rows that changed, highlights while stepping.
 
-    ``rows`` is what the browser shows; ``hl`` the fields that changed at the last event
-    (only while paused or failed: highlights are for stepping).
+    ``rows`` is what the browser shows; ``hl`` the fields that changed since the run last
+    held still (only while paused or failed: highlights are for stepping). They are compared
+    with the rows of the last pause, not with a reading taken while the step ran, so the
+    same click lights the same rows however the ticks fell.
     """
 
     def __init__(self) -> None:
@@ -30,6 +32,7 @@ class Inspector:
         self.hl: list[str] = []
         self.weights = WeightWatch()
         self._n = -1  # run.n_events at the last look while not running
+        self._base: dict[str, str] = {}  # the rows at that look
         self._t = -math.inf
 
     def snapshot(self) -> dict[str, Any]:
@@ -47,10 +50,10 @@ class Inspector:
         old_hl = self.hl
         if state not in (RunState.PAUSED, RunState.ERROR):
             self.hl = []
-        elif run.n_events != self._n and self.rows:
-            self.hl = [k for k, v in rows.items() if self.rows.get(k) != v]
+        elif run.n_events != self._n and self._base:
+            self.hl = [k for k, v in rows.items() if self._base.get(k) != v]
         if not running:
-            self._n = run.n_events
+            self._n, self._base = run.n_events, rows
         out: dict[str, Any] = {}
         changed = {k: v for k, v in rows.items() if self.rows.get(k) != v}
         if changed:

@@ -101,6 +101,9 @@ def tensor_summary(t: torch.Tensor, stats: bool = True) -> str:
     nan = torch.isnan(x).sum()
     values = torch.stack([mean, std, nan.float(), (x.numel() - n_finite - nan).float()]).tolist()
     m, s, n_nan, n_inf = values
+    if n_nan + n_inf == x.numel():  # no finite value: a mean of nothing says nothing
+        kind = "NaN" if n_inf == 0 else "inf" if n_nan == 0 else "NaN/inf"
+        return f"{head} · all {kind} ({x.numel():,})"
     text = f"{head} · mean {fmt_number(m)} · std {fmt_number(s)}"
     if n_nan or n_inf:
         text += f" · NaN {int(n_nan)} · inf {int(n_inf)}"
@@ -273,13 +276,16 @@ class WeightWatch:
     """Gradient norm and weight change of a model between two looks (for stepping).
 
     Keeps a copy of the parameters (only for models up to ``max_params`` parameters), so
-    the inspector can show how much ``step()`` moved the weights.
+    the inspector can show how much ``step()`` moved the weights. A look that finds the
+    weights unchanged shows the last change again (the last step's Δw stays until the next
+    step moves the weights), not "Δw 0".
     """
 
     def __init__(self, max_params: int = 5_000_000) -> None:
         self.max_params = max_params
         self._prev: list[torch.Tensor] | None = None
         self._model_id = 0
+        self._last_dw: float | None = None
 
     def look(self, model: torch.nn.Module | None) -> str:
         """`` · ‖grad‖ 0.53 · Δw 1.2e-3`` (empty when there is nothing to say)."""
@@ -300,10 +306,14 @@ class WeightWatch:
                 parts.append(torch.stack(deltas).norm())
             values = torch.stack([v.cpu() for v in parts]).tolist() if parts else []
             self._prev = [p.detach().float().clone() for p in params] if small else None
+            if prev is None:  # another model, or too big to copy: no last change known
+                self._last_dw = None
             self._model_id = id(model)
         text = ""
         if grads:
             text += f" · ‖grad‖ {fmt_number(values.pop(0))}"
-        if values:
-            text += f" · Δw {fmt_number(values[0])}"
+        if values and values[0] != 0:  # the weights moved since the last look
+            self._last_dw = values[0]
+        if self._last_dw is not None:
+            text += f" · Δw {fmt_number(self._last_dw)}"
         return text

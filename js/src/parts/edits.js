@@ -1,4 +1,5 @@
-// Edits: lr per optimizer, max_epochs, min_epochs, verbose, breakpoints, pause on NaN/inf.
+// Edits: lr per optimizer, max_epochs, min_epochs, verbose, breakpoints, pause on NaN/inf
+// (the loss only, or where it came from: breakpoints.nonfinite).
 // Values go to the kernel as typed text; the kernel parses them strictly (nothing is ever
 // evaluated) and answers with an ack: on a refusal the message shows next to the field and
 // the value snaps back to what the run really uses.
@@ -84,6 +85,9 @@ export function mountEdits(root, store, say) {
   maxEpochs.input.inputMode = minEpochs.input.inputMode = "numeric";
   const verbose = checkField(store, "verbose", "lw-edit-verbose", (value) => ({ cmd: "edit", field: "verbose", value }), say);
   const nonfinite = checkField(store, "Pause on NaN/inf loss", "lw-edit-nonfinite", (value) => ({ cmd: "edit", field: "nonfinite_loss", value }), say);
+  // breakpoints.nonfinite: pause where a NaN/inf first appears and name the module (hooks: slower)
+  const origin = checkField(store, "…and find where it came from", "lw-edit-nonfinite-origin", (value) => ({ cmd: "edit", field: "nonfinite", value }), say);
+  origin.row.title = "Pause at the first module output, loss or gradient that is NaN/inf and name it (forward hooks: a fit runs slower)";
   const bpGrid = h("div", { class: "lw-bp-grid", role: "group", "aria-label": "Breakpoints" });
   const bpCount = h("span", { class: "lw-hint" });
   const bp = h("details", { class: "lw-breakpoints" }, h("summary", {}, "Breakpoints", bpCount), bpGrid);
@@ -91,7 +95,7 @@ export function mountEdits(root, store, say) {
     "details",
     { class: "lw-edits lw-panel", open: true },
     h("summary", { class: "lw-panel-title", text: "Settings" }),
-    h("div", { class: "lw-edits-body" }, lrBox, maxEpochs.row, minEpochs.row, verbose.row, nonfinite.row, bp),
+    h("div", { class: "lw-edits-body" }, lrBox, maxEpochs.row, minEpochs.row, verbose.row, nonfinite.row, origin.row, bp),
   );
   root.append(el);
   const lrFields = new Map();
@@ -142,6 +146,7 @@ export function mountEdits(root, store, say) {
       minEpochs.set(c.min_epochs);
       verbose.set(c.verbose);
       nonfinite.set(c.nonfinite_loss);
+      origin.set(c.nonfinite);
       const on = new Set(c.breakpoints || []);
       for (const [name, f] of bpChecks) f.set(on.has(name));
       setText(bpCount, on.size ? `${on.size} set` : "");

@@ -1,0 +1,140 @@
+// Layers: one row per parameter (shape, ‖w‖, ‖grad‖, ‖Δw‖, ‖Δw‖/‖w‖, non-finite count) with
+// small inline bars, sortable by any column. The kernel computes it only while the panel is
+// open: opening or closing it sends {cmd: "panel", name: "layers", open} (a closed panel
+// costs the run nothing). Rows with NaN/inf values are lit; the row that a
+// breakpoints.nonfinite pause named is marked.
+import { h, setText } from "../dom.js";
+
+const LABELS = {
+  name: "parameter", shape: "shape", norm: "‖w‖", grad_norm: "‖grad‖",
+  update_norm: "‖Δw‖", update_ratio: "‖Δw‖/‖w‖", nonfinite: "NaN/inf",
+};
+const BARS = new Set(["norm", "grad_norm", "update_norm", "update_ratio"]);
+
+/** @param {number | null} v */
+export function fmt(v) {
+  if (v === null || v === undefined) return "–";
+  if (typeof v !== "number") return String(v);
+  if (v === 0) return "0";
+  const a = Math.abs(v);
+  return a < 1e-3 || a >= 1e5 ? v.toExponential(2) : v.toPrecision(4).replace(/\.?0+$/, "");
+}
+
+/**
+ * Whether `row` (a parameter) is where the non-finite value was found: the parameter whose
+ * gradient went bad, or a parameter of the module whose output did.
+ * @param {string} name @param {{kind: string, name: string} | null} origin
+ */
+export function isOrigin(name, origin) {
+  if (!origin || !origin.name) return false;
+  if (origin.kind === "gradient") return name === origin.name;
+  if (origin.kind === "output") return origin.name === "(model)" ? false : name.startsWith(`${origin.name}.`);
+  return false;
+}
+
+/**
+ * @param {HTMLElement} root
+ * @param {import("../protocol.js").Store} store
+ * @returns {import("../protocol.js").Part}
+ */
+export function mountLayers(root, store) {
+  const head = h("tr");
+  const body = h("tbody");
+  const table = h("table", { class: "lw-layers-table" },
+    h("caption", { class: "lw-sr-only", text: "Parameters: norms, gradient norms and the last update" }),
+    h("thead", {}, head), body);
+  const hint = h("span", { class: "lw-hint" });
+  const note = h("div", { class: "lw-layers-note" });
+  const el = h("details", { class: "lw-layers lw-panel" },
+    h("summary", { class: "lw-panel-title" }, "Layers", hint),
+    h("div", { class: "lw-layers-scroll" }, note, table));
+  root.append(el);
+  let sortKey = null;
+  let sortDir = 1;
+  let fieldsKey = "";
+  let last = null;
+  let fromKernel = false; // toggles made by update() are not the user's
+
+  el.addEventListener("toggle", () => {
+    if (fromKernel) { fromKernel = false; return; }
+    store.command({ cmd: "panel", name: "layers", open: el.open });
+  });
+
+  function header(fields) {
+    const key = fields.join(",");
+    if (key === fieldsKey) return;
+    fieldsKey = key;
+    head.replaceChildren(...fields.map((f) => {
+      const th = h("th", { scope: "col", class: "lw-sortable", "data-col": f, title: "Sort by this column",
+        onClick: () => {
+          sortDir = sortKey === f ? -sortDir : f === "name" || f === "shape" ? 1 : -1;
+          sortKey = f;
+          if (last) draw(last);
+        } }, LABELS[f] || f);
+      return th;
+    }));
+  }
+
+  function draw(part) {
+    const fields = part.fields || [];
+    header(fields);
+    const idx = Object.fromEntries(fields.map((f, i) => [f, i]));
+    let rows = (part.rows || []).slice();
+    if (sortKey !== null && sortKey in idx) {
+      const i = idx[sortKey];
+      rows.sort((a, b) => {
+        const x = a[i], y = b[i];
+        if (x === y) return 0;
+        if (x === null) return 1;
+        if (y === null) return -1;
+        return (x < y ? -1 : 1) * sortDir;
+      });
+    }
+    for (const th of head.children) {
+      th.setAttribute("aria-sort", th.dataset.col === sortKey ? (sortDir > 0 ? "ascending" : "descending") : "none");
+    }
+    const max = {};
+    for (const f of BARS) {
+      if (!(f in idx)) continue;
+      max[f] = Math.max(0, ...(part.rows || []).map((r) => (typeof r[idx[f]] === "number" ? Math.abs(r[idx[f]]) : 0)));
+    }
+    const origin = part.origin || null;
+    let bad = 0;
+    body.replaceChildren(...rows.map((r) => {
+      const name = r[idx.name];
+      const tr = h("tr", { class: "lw-layer-row", "data-param": name });
+      if (r[idx.nonfinite] > 0) { tr.classList.add("lw-nonfinite"); bad += 1; }
+      if (isOrigin(name, origin)) tr.classList.add("lw-origin");
+      for (const f of fields) {
+        const v = r[idx[f]];
+        const td = h("td", { class: `lw-col-${f}`, "data-col": f, title: v === null ? "not known yet" : String(v) });
+        if (BARS.has(f)) {
+          const frac = typeof v === "number" && max[f] > 0 ? Math.abs(v) / max[f] : 0;
+          td.append(h("span", { class: "lw-bar", style: `width:${(frac * 100).toFixed(1)}%` }),
+            h("span", { class: "lw-num", text: fmt(v) }));
+        } else td.textContent = f === "nonfinite" ? String(v) : String(v ?? "");
+        tr.append(td);
+      }
+      return tr;
+    }));
+    let text = "";
+    if (origin) text = origin.kind === "loss" ? "the loss went non-finite" : `non-finite ${origin.kind} of ${origin.name}`;
+    setText(note, text);
+    note.hidden = !text;
+    setText(hint, bad ? `${bad} with NaN/inf` : `${rows.length} parameters`);
+  }
+
+  return {
+    update(state, changed) {
+      const part = state.layers;
+      if (!part || !(changed.has("layers") || changed.has("snapshot"))) return;
+      if (changed.has("snapshot") && el.open !== !!part.open) { // a new view: as the kernel has it
+        fromKernel = true;
+        el.open = !!part.open;
+      }
+      if (!part.open) { setText(hint, el.open ? "" : "closed: nothing computed"); return; }
+      last = part;
+      draw(part);
+    },
+  };
+}

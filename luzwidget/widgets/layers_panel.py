@@ -1,0 +1,136 @@
+"""The Layers part (``parts/layers.js``): one row per parameter, only while the panel is open.
+
+While the panel is closed nothing is computed and the run's
+:class:`~luzwidget.layers.LayerTracker` is not subscribed (its callback is not in the run).
+Opening it subscribes the tracker (the weights before each optimizer step are copied, so
+the update columns are known) and reads the norms: at every pause or step, and while the
+run trains at most every :data:`~luzwidget.widgets.inspector.INSPECT_EVERY_S` seconds.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import TYPE_CHECKING, Any
+
+from luzwidget.layers import LayerTracker, layers, tracker
+from luzwidget.states import RunState
+from luzwidget.widgets.inspector import INSPECT_EVERY_S
+
+if TYPE_CHECKING:
+    from luzwidget.run import Run
+
+__all__ = ["LAYER_FIELDS", "LayersPanel", "nonfinite_origin"]
+
+LAYER_FIELDS = (
+    "name",
+    "shape",
+    "norm",
+    "grad_norm",
+    "update_norm",
+    "update_ratio",
+    "nonfinite",
+)
+"""The columns sent, in order (each row is a list in this order; NaN is sent as null)."""
+
+
+def _json_number(value: Any) -> float | int | None:
+    if isinstance(value, int):
+        return value
+    f = float(value)
+    return f if math.isfinite(f) else None
+
+
+def nonfinite_origin(run: Run, state: str) -> dict[str, str] | None:
+    """What ``breakpoints.nonfinite`` found, while the run is paused there, else None.
+
+    ``{"kind": "output" | "gradient" | "loss", "name": module or parameter name}``.
+    """
+    watch = getattr(run.breakpoints, "watch", None)
+    origin = getattr(watch, "origin", None)
+    if origin is None or state != RunState.PAUSED or not run.reason.startswith("non-finite"):
+        return None
+    return {"kind": origin[0], "name": origin[1]}
+
+
+class LayersPanel:
+    """Builds the ``layers`` part: ``{"open", "fields", "rows", "origin"}``.
+
+    Parameters
+    ----------
+    run : Run
+        The run shown.
+    """
+
+    name = "layers"
+
+    def __init__(self, run: Run) -> None:
+        self.run = run
+        self.open = False
+        self.sent: dict[str, Any] | None = None
+        self._n = -1
+        self._t = -math.inf
+
+    def set_open(self, value: bool) -> None:
+        """Open (subscribe the layer tracker) or close (unsubscribe) the panel."""
+        if value == self.open:
+            return
+        self.open = value
+        layer_tracker = tracker(self.run, LayerTracker)
+        if value:
+            layer_tracker.subscribe()
+            self._n, self._t = -1, -math.inf  # read at the next tick
+        else:
+            layer_tracker.unsubscribe()
+
+    def close(self) -> None:
+        """The dashboard goes away: let go of the tracker."""
+        self.set_open(False)
+
+    def part(self, state: str, full: bool) -> dict[str, Any] | None:
+        """The part when it changed since the last call (everything when ``full``)."""
+        out = self._build(state)
+        if out is None:
+            return self.sent if full else None
+        if out == self.sent and not full:
+            return None
+        self.sent = out
+        return out
+
+    def _build(self, state: str) -> dict[str, Any] | None:
+        if not self.open:
+            return {"open": False} if self.sent is None or self.sent.get("open") else None
+        run = self.run
+        now = time.monotonic()
+        if state == RunState.RUNNING:
+            if now - self._t < INSPECT_EVERY_S:
+                return None
+        elif run.n_events == self._n and self.sent is not None and self.sent.get("open"):
+            origin = nonfinite_origin(run, state)
+            if origin == self.sent.get("origin"):
+                return None
+        self._t, self._n = now, run.n_events
+        return {
+            "open": True,
+            "fields": list(LAYER_FIELDS),
+            "rows": self._rows(),
+            "origin": nonfinite_origin(run, state),
+        }
+
+    def _rows(self) -> list[list[Any]]:
+        model = self.run.ctx.model
+        if model is None:
+            return []
+        table: list[dict[Any, Any]] = layers(self.run, arm=False).to_dict("records")
+        return [
+            [
+                row["name"],
+                "x".join(map(str, row["shape"])) or "scalar",
+                _json_number(row["norm"]),
+                _json_number(row["grad_norm"]),
+                _json_number(row["update_norm"]),
+                _json_number(row["update_ratio"]),
+                int(row["nonfinite"]),
+            ]
+            for row in table
+        ]

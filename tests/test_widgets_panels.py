@@ -1,0 +1,362 @@
+"""The Layers and Batch panels (widgets/layers_panel.py, batch_panel.py) and issue 10's fixes.
+
+Pinned: a closed panel installs nothing in the run (no tracker callback, no hook) and sends
+nothing but ``{"open": False}``; an open one shows each step's update, the batch as 8x8
+images with labels and predictions, the epoch's confusion matrices; the NaN origin row; the
+dashboard's Continue on a finished run; Δw kept; highlights against the last pause; "all NaN".
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from typing import Any
+
+import pytest
+import torch
+from torch import nn
+
+import luzwidget as lw
+from luzwidget.layers import LayerTracker, tracker
+from luzwidget.widgets import Dashboard
+from luzwidget.widgets.batch_panel import EpochConfusion, image_layout
+from luzwidget.widgets.summaries import tensor_summary
+
+
+def _digits_run(epochs: int = 2, lr: float = 0.1, model: nn.Module | None = None) -> lw.Run:
+    torch.manual_seed(0)
+    x = torch.randn(96, 64)
+    y = torch.randint(0, 10, (96,))
+    net = model or nn.Sequential(nn.Linear(64, 16), nn.ReLU(), nn.Linear(16, 10))
+    spec = lw.setup(net, loss=nn.CrossEntropyLoss(), optimizer=torch.optim.SGD)
+    return spec.set_opt_hparams(lr=lr).run(
+        (x, y),
+        epochs=epochs,
+        valid_data=(x[:32], y[:32]),
+        verbose=False,
+        dataloader_options={"batch_size": 16},
+    )
+
+
+def _shown(run: lw.Run, **kwargs: Any) -> tuple[Dashboard, list[dict[str, Any]]]:
+    dash = Dashboard(run, **kwargs)
+    sent: list[dict[str, Any]] = []
+    dash.send = lambda msg, buffers=None: sent.append(json.loads(json.dumps(msg, allow_nan=False)))  # type: ignore[method-assign]
+    dash._handle_custom_msg({"cmd": "hello"}, [])
+    return dash, sent
+
+
+def _open(dash: Dashboard, name: str, value: bool = True) -> None:
+    dash._handle_custom_msg({"cmd": "panel", "name": name, "open": value, "id": 9}, [])
+
+
+def _names(run: lw.Run) -> set[str]:
+    return {type(cb).__name__ for cb in run.ctx.callbacks}
+
+
+def test_closed_panels_cost_a_free_run_nothing() -> None:
+    run = _digits_run()
+    dash, _ = _shown(run)
+    snap = dash.tick()
+    assert snap["layers"] == {"open": False}
+    assert snap["batch"] == {"open": False}
+    seen: list[set[str]] = []
+    hooks: list[int] = []
+
+    class Look(lw.Callback):
+        def on_train_batch_end(self, ctx: Any) -> None:
+            seen.append(_names(run))
+            hooks.append(sum(len(m._forward_hooks) for m in ctx.model.modules()))
+            dash.tick()
+
+    run.add_callback(Look())
+    run.resume()
+    assert run.state == "done"
+    assert seen
+    assert all(not names & {"LayerTracker", "EpochConfusion"} for names in seen)
+    assert set(hooks) == {0}
+    dash.close()
+
+
+def test_a_closed_panel_sends_nothing_after_saying_so() -> None:
+    run = _digits_run()
+    dash, _sent = _shown(run)
+    dash.tick()
+    run.step("batch")
+    msg = dash.tick()
+    assert msg is not None
+    assert "layers" not in msg
+    assert "batch" not in msg
+    dash.close()
+
+
+def test_opening_layers_subscribes_the_tracker_and_shows_each_step() -> None:
+    run = _digits_run()
+    dash, _ = _shown(run)
+    dash.tick()
+    _open(dash, "layers")
+    assert "LayerTracker" in _names(run)
+    run.step(lw.Event.on_train_batch_before_step)
+    before = dash.tick()["layers"]
+    fields = before["fields"]
+    assert fields == [
+        "name",
+        "shape",
+        "norm",
+        "grad_norm",
+        "update_norm",
+        "update_ratio",
+        "nonfinite",
+    ]
+    rows = {r[0]: dict(zip(fields, r, strict=True)) for r in before["rows"]}
+    assert rows["0.weight"]["shape"] == "16x64"
+    assert rows["0.weight"]["grad_norm"] > 0
+    assert rows["0.weight"]["update_norm"] is None
+    run.step(lw.Event.on_train_batch_after_step)
+    after = dash.tick()["layers"]
+    rows = {r[0]: dict(zip(fields, r, strict=True)) for r in after["rows"]}
+    grad = next(r for r in before["rows"] if r[0] == "0.weight")[3]
+    assert rows["0.weight"]["update_norm"] == pytest.approx(0.1 * grad, rel=1e-4)  # plain SGD
+    _open(dash, "layers", False)
+    assert "LayerTracker" not in _names(run)
+    assert dash.tick()["layers"] == {"open": False}
+    dash.close()
+
+
+def test_while_running_the_open_panels_publish_at_most_at_their_rate(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from luzwidget.widgets import batch_panel, layers_panel
+    from luzwidget.widgets.inspector import INSPECT_EVERY_S
+
+    run = _digits_run()
+    dash, _ = _shown(run)
+    _open(dash, "layers")
+    _open(dash, "batch")
+    run.step("batch")
+    now = [100.0]
+
+    class Clock:
+        @staticmethod
+        def monotonic() -> float:
+            return now[0]
+
+    monkeypatch.setattr(layers_panel, "time", Clock)
+    monkeypatch.setattr(batch_panel, "time", Clock)
+    panels = dash._collector.panels.values()
+    assert all(p.part("running", False) is not None for p in panels)  # first look
+    run.step("batch")  # something changed, but the last look was just now
+    now[0] += INSPECT_EVERY_S / 2
+    assert all(p.part("running", False) is None for p in panels)
+    now[0] += INSPECT_EVERY_S
+    assert all(p.part("running", False) is not None for p in panels)
+    dash.close()
+
+
+def test_close_lets_go_of_the_tracker() -> None:
+    run = _digits_run()
+    dash, _ = _shown(run)
+    _open(dash, "layers")
+    _open(dash, "batch")
+    assert {"LayerTracker", "EpochConfusion"} <= _names(run)
+    dash.close()
+    assert not {"LayerTracker", "EpochConfusion"} & _names(run)
+
+
+def test_unknown_panel_is_refused() -> None:
+    run = _digits_run()
+    dash, _ = _shown(run)
+    dash._handle_custom_msg({"cmd": "panel", "name": "nope", "open": True, "id": 3}, [])
+    ack = dash.tick()["acks"][0]
+    assert not ack["ok"]
+    assert "'nope'" in ack["message"]
+    assert "layers" in ack["message"]
+    with pytest.raises(ValueError, match="name: unknown panel"):
+        dash.panel("nope")
+    dash.close()
+
+
+@pytest.mark.parametrize(
+    ("shape", "given", "expected"),
+    [
+        ((64,), None, (1, 8, 8, False)),
+        ((8, 8), None, (1, 8, 8, False)),
+        ((3, 5, 6), None, (3, 5, 6, False)),
+        ((5, 6, 3), None, (3, 5, 6, True)),
+        ((50,), None, None),  # neither a square nor three
+        ((3 * 64,), None, (3, 8, 8, False)),
+        ((10,), None, None),
+        ((48,), (6, 8), (1, 6, 8, False)),
+        ((48,), (7, 7), None),
+    ],
+)
+def test_image_layout(shape: tuple[int, ...], given: Any, expected: Any) -> None:
+    assert image_layout(shape, given) == expected
+
+
+def test_batch_panel_draws_the_batch_with_targets_and_predictions() -> None:
+    run = _digits_run()
+    dash, _ = _shown(run)
+    dash.tick()
+    dash.panel("batch")
+    run.step("batch")
+    part = dash.tick()["batch"]
+    image = part["image"]
+    assert (image["n"], image["c"], image["h"], image["w"]) == (16, 1, 8, 8)
+    pixels = base64.b64decode(image["data"])
+    assert len(pixels) == 16 * 64
+    assert max(pixels) == 255
+    assert min(pixels) == 0
+    assert part["kind"] == "class"
+    assert len(part["items"]) == 16
+    pred = run.ctx.pred.argmax(1)[:16].tolist()
+    target = run.ctx.target[:16].tolist()
+    assert [it["p"] for it in part["items"]] == [str(p) for p in pred]
+    assert [it["t"] for it in part["items"]] == [str(t) for t in target]
+    assert [it["wrong"] for it in part["items"]] == [
+        p != t for p, t in zip(pred, target, strict=True)
+    ]
+    dash.close()
+
+
+def test_batch_panel_uses_the_image_shape_given() -> None:
+    run = _digits_run()
+    dash, _ = _shown(run, image_shape=(4, 16))
+    dash.panel("batch")
+    run.step("batch")
+    image = dash.tick()["batch"]["image"]
+    assert (image["h"], image["w"]) == (4, 16)
+    with pytest.raises(ValueError, match="image_shape"):
+        Dashboard(run, image_shape=(0, 3))
+    dash.close()
+
+
+def test_confusion_matrix_per_epoch_while_the_batch_panel_is_open() -> None:
+    run = _digits_run()
+    dash, _ = _shown(run)
+    dash.panel("batch")
+    run.step("epoch")
+    confusion = dash.tick()["batch"]["confusion"]
+    assert set(confusion) == {"train", "valid"}
+    counts = torch.tensor(confusion["valid"]["counts"])
+    assert confusion["valid"]["epoch"] == 1
+    assert counts.shape == (10, 10)
+    assert int(counts.sum()) == 32
+    assert int(torch.tensor(confusion["train"]["counts"]).sum()) == 96
+    assert isinstance(tracker(run, EpochConfusion), EpochConfusion)
+    dash.close()
+
+
+def test_layers_panel_marks_the_origin_of_a_nan() -> None:
+    class Bad(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.a, self.b = nn.Linear(64, 8), nn.Linear(8, 10)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            h = self.a(x)
+            return self.b(h * torch.inf if x.shape[0] else h)
+
+    run = _digits_run(model=Bad())
+    dash, _ = _shown(run)
+    dash.panel("layers")
+    dash._handle_custom_msg({"cmd": "edit", "field": "nonfinite", "value": True, "id": 4}, [])
+    msg = dash.tick()
+    assert msg["config"]["nonfinite"] is True
+    assert msg["acks"][0]["ok"]
+    run.resume()
+    assert run.state == "paused"
+    assert "b (Linear)" in run.reason
+    assert dash.tick()["layers"]["origin"] == {"kind": "output", "name": "b"}
+    dash.close()
+
+
+def test_a_finished_run_continues_from_the_dashboard_when_max_epochs_is_raised() -> None:
+    run = _digits_run(epochs=1)
+    dash, _ = _shown(run)
+    run.resume()
+    status = dash.tick()["status"]
+    assert status["state"] == "done"
+    assert not any(status["buttons"].values())
+    dash._handle_custom_msg({"cmd": "edit", "field": "max_epochs", "value": "2", "id": 5}, [])
+    status = dash.tick()["status"]
+    assert status["start_label"] == "Continue"
+    assert status["buttons"]["start"]
+    assert status["buttons"]["step_batch"]
+    run.breakpoints.add(lw.Event.on_epoch_end)  # the command starts a thread: stop it there
+    dash._handle_custom_msg({"cmd": "start", "id": 6}, [])
+    assert run.wait(30) == "paused"
+    assert run.ctx.epoch == 2
+    ack = next(a for a in dash.tick()["acks"] if a["id"] == 6)
+    assert ack["ok"]
+    assert ack["message"] == "continued"
+    dash.close()
+
+
+def test_continue_without_raising_max_epochs_says_how() -> None:
+    run = _digits_run(epochs=1)
+    dash, _ = _shown(run)
+    run.resume()
+    dash._handle_custom_msg({"cmd": "start", "id": 7}, [])
+    ack = dash.tick()["acks"][0]
+    assert not ack["ok"]
+    assert "raise max_epochs first" in ack["message"]
+    dash.close()
+
+
+def test_model_row_keeps_the_last_steps_update_across_ticks() -> None:
+    run = _digits_run()
+    dash, _ = _shown(run)
+    dash.tick()
+    run.step(lw.Event.on_train_batch_before_step)
+    dash.tick()
+    run.step(lw.Event.on_train_batch_after_step)
+    first = dash.tick()["inspector"]["rows"]["model"]
+    dash.tick()  # a second look at the same pause (the 70 ms overwrite of issue 10)
+    dash._collector.inspector._t = -1e9
+    again = dash._collector.inspector._read(run, running=False)["model"]
+    assert "Δw" in first
+    assert not first.endswith("Δw 0")
+    assert again == first
+    dash.close()
+
+
+def test_highlights_compare_with_the_last_pause() -> None:
+    holder: dict[str, Any] = {}
+
+    class TickMidStep(lw.Callback):  # the publisher ticks while the step runs
+        def on_train_batch_after_loss(self, ctx: Any) -> None:
+            if "dash" in holder:
+                inspector = holder["dash"]._collector.inspector
+                inspector._t = -1e9
+                inspector.part(run, "running", False)
+
+    run = _digits_run()
+    run.add_callback(TickMidStep())
+    dash, _ = _shown(run)
+    dash.tick()
+    run.step("batch")
+    dash.tick()
+    holder["dash"] = dash
+    run.step("batch")
+    hl = set(dash.tick()["inspector"]["hl"])
+    assert {"iter", "input", "target", "pred", "loss", "batch"} <= hl
+    dash.close()
+
+
+def test_an_all_nan_tensor_says_so() -> None:
+    assert tensor_summary(torch.full((32, 10), torch.nan)).endswith("· all NaN (320)")
+    assert tensor_summary(torch.full((4,), torch.inf)).endswith("· all inf (4)")
+    mixed = torch.tensor([torch.nan, torch.inf, -torch.inf])
+    assert tensor_summary(mixed).endswith("· all NaN/inf (3)")
+    assert "mean" in tensor_summary(torch.tensor([1.0, torch.nan, 3.0]))
+
+
+def test_layer_tracker_is_the_runs_one() -> None:
+    run = _digits_run()
+    dash, _ = _shown(run)
+    dash.panel("layers")
+    assert tracker(run, LayerTracker).subscribers == 1
+    dash.panel("layers", False)
+    assert tracker(run, LayerTracker).subscribers == 0
+    dash.close()
