@@ -125,8 +125,9 @@ class Dashboard(anywidget.AnyWidget):
         self._publisher.wake()
 
     def _on_state(self, _: Any) -> None:
-        # Run listener: called by whichever thread drives the run, at every state change.
-        self._publisher.wake()
+        # Run listener: called by whichever thread drives the run, at every state change;
+        # sent at once, not at the next tick (a click's effect shows when it happens).
+        self._publisher.wake(urgent=True)
 
     # -- messages from the browser --------------------------------------------------------
     def _on_msg(self, _: Any, content: Any, buffers: Any = None) -> None:
@@ -137,7 +138,7 @@ class Dashboard(anywidget.AnyWidget):
         else:
             self._collector.add_ack(handle_command(self._run, content))
         self._feed.sleeping = False
-        self._publisher.wake()
+        self._publisher.wake(urgent=True)  # the ack goes out now
 
     def _repr_mimebundle_(self, **kwargs: Any) -> Any:
         # Displayed: send a snapshot at the next tick, even before the browser says hello
