@@ -133,8 +133,9 @@ class Dashboard(anywidget.AnyWidget):
         self._publisher.wake()
 
     def _on_state(self, _: Any) -> None:
-        # Run listener: called by whichever thread drives the run, at every state change.
-        self._publisher.wake()
+        # Run listener: called by whichever thread drives the run, at every state change;
+        # sent at once, not at the next tick (a click's effect shows when it happens).
+        self._publisher.wake(urgent=True)
 
     # -- messages from the browser --------------------------------------------------------
     def _on_msg(self, _: Any, content: Any, buffers: Any = None) -> None:
@@ -145,7 +146,7 @@ class Dashboard(anywidget.AnyWidget):
         else:
             self._collector.add_ack(handle_command(self._run, content, self._collector.panels))
         self._feed.sleeping = False
-        self._publisher.wake()
+        self._publisher.wake(urgent=True)  # the ack goes out now
 
     def panel(self, name: str, open: bool = True) -> None:
         """Open (or close) the ``"layers"`` or ``"batch"`` panel, as clicking its title does.

@@ -63,8 +63,12 @@ class Publisher:
         """True while a tick is scheduled."""
         return self._handle is not None
 
-    def wake(self) -> None:
+    def wake(self, urgent: bool = False) -> None:
         """Schedule a tick soon; a no-op if one is already scheduled. Any thread.
+
+        ``urgent`` (an ack to send, a state change): tick at once, even within ``min_gap``
+        of the last tick or with a later tick already scheduled, so a click's effect is
+        shown when it happens rather than at the next tick.
 
         Comm messages may be handled off the main thread (ipykernel 7 runs them in a
         subshell thread while the main shell is busy), so a wake from another thread goes
@@ -75,14 +79,18 @@ class Publisher:
         if threading.get_ident() != self._thread:
             # RuntimeError: the loop is closed (the kernel is shutting down)
             with contextlib.suppress(RuntimeError):
-                self.loop.call_soon_threadsafe(self._schedule)
+                self.loop.call_soon_threadsafe(self._schedule, urgent)
             return
-        self._schedule()
+        self._schedule(urgent)
 
-    def _schedule(self) -> None:
-        if self._handle is not None or self.closed:
+    def _schedule(self, urgent: bool = False) -> None:
+        if self.closed:
             return
-        delay = max(0.0, self._last + self.min_gap - time.monotonic())
+        if self._handle is not None:
+            if not urgent or self._handle.when() <= self.loop.time():  # type: ignore[union-attr]
+                return
+            self._handle.cancel()  # due later: tick now instead
+        delay = 0.0 if urgent else max(0.0, self._last + self.min_gap - time.monotonic())
         self._handle = self.loop.call_later(delay, self._run)  # type: ignore[union-attr]  # wake() saw a loop
 
     def ticked(self) -> None:

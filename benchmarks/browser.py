@@ -1,0 +1,333 @@
+"""How heavy the dashboard is on the page while a fast run trains, in a real browser.
+
+Opens a notebook with a tiny model (~1,000+ batches/s) and its dashboard in JupyterLab,
+Notebook 7 or marimo (headless Debian Chromium via Playwright, the browser-test harness in
+``tests/browser/``), clicks Start and measures, while the run trains:
+
+* **busy**: the page's main thread busy fraction, from CDP ``Performance.getMetrics``
+  (``TaskDuration`` and ``ScriptDuration`` differences over the free-running window);
+* **long tasks**: ``PerformanceObserver`` ``longtask`` entries in that window (count, total,
+  max; a long task is one over 50 ms);
+* **msgs/s, kB/s**: websocket frames the page received in that window, and their bytes;
+* **click**: Pause clicked (a real mouse click through CDP), time from the click event's
+  timestamp to the badge showing ``paused`` and to the next frame after it (median, p95 over
+  ``--clicks`` clicks, resuming between them).
+
+    python benchmarks/browser.py                 # JupyterLab, full
+    python benchmarks/browser.py --quick         # shorter windows, fewer clicks
+    python benchmarks/browser.py --app notebook  # Notebook 7 (or: marimo; or: all)
+    python benchmarks/browser.py --profile 4     # also a 4 s CPU profile: top self times
+
+Targets (issue 12): busy <= 10 %, no long task over 50 ms, click -> badge <= 100 ms median
+and <= 150 ms p95. The numbers depend on the machine: run before/after in the same conditions.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import statistics
+import sys
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests" / "browser"))
+
+from harness import NotebookPage, launch_browser  # noqa: E402
+from lab_server import JupyterServer  # noqa: E402
+
+SETUP = """\
+import torch
+from torch import nn
+import luzwidget as lw
+
+torch.set_num_threads(1)
+torch.manual_seed(0)
+X = torch.randn(2048, 8)
+y = X.sum(1, keepdim=True)
+model = lw.setup(nn.Linear, loss=nn.MSELoss(), optimizer=torch.optim.SGD).set_hparams(
+    in_features=8, out_features=1).set_opt_hparams(lr=1e-2)
+run = model.run((X, y), epochs=1000, valid_data=0.1, verbose=False,
+                dataloader_options={"batch_size": 16})
+"""
+SHOW = "run.dashboard()"
+
+# Installed before the app's scripts: long tasks, and badge changes with their times.
+PAGE_PROBE = r"""
+(() => {
+  const P = { long: [], marks: [] };
+  try {
+    new PerformanceObserver((list) => {
+      for (const e of list.getEntries()) P.long.push([e.startTime, e.duration]);
+    }).observe({ type: "longtask", buffered: true });
+  } catch (e) { P.noLongtask = String(e); }
+  P.watch = (badge) => {
+    new MutationObserver(() => {
+      const t = performance.now();
+      const state = badge.dataset.state;
+      requestAnimationFrame(() => P.marks.push([state, t, performance.now()]));
+    }).observe(badge, { attributes: true, attributeFilter: ["data-state"] });
+  };
+  P.clicks = [];
+  document.addEventListener("click", (e) => P.clicks.push(e.timeStamp), true);
+  window.__bench = P;
+})();
+"""
+
+
+@dataclass
+class Result:
+    app: str
+    busy: float = 0.0
+    script: float = 0.0
+    layout: float = 0.0
+    long_n: int = 0
+    long_total: float = 0.0
+    long_max: float = 0.0
+    msgs: float = 0.0
+    kbytes: float = 0.0
+    batches: float = 0.0
+    click_badge: list[float] = field(default_factory=list)
+    click_frame: list[float] = field(default_factory=list)
+    profile: list[tuple[float, str]] = field(default_factory=list)
+
+
+def _metrics(cdp: Any) -> dict[str, float]:
+    return {m["name"]: m["value"] for m in cdp.send("Performance.getMetrics")["metrics"]}
+
+
+def _pct(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+class Frames:
+    """Websocket frames received by the page: (CDP timestamp, bytes) of each."""
+
+    def __init__(self, page: Any) -> None:
+        self.frames: list[tuple[float, int]] = []
+        self.cdp = page.context.new_cdp_session(page)
+        self.cdp.on("Network.webSocketFrameReceived", self._frame)
+        self.cdp.send("Network.enable")
+
+    def _frame(self, event: Any) -> None:
+        self.frames.append((event["timestamp"], len(event["response"].get("payloadData", ""))))
+
+    def between(self, t0: float, t1: float) -> tuple[int, int]:
+        """Frames and bytes received between CDP timestamps ``t0`` and ``t1``."""
+        sizes = [n for t, n in self.frames if t0 <= t <= t1]
+        return len(sizes), sum(sizes)
+
+
+def _profile(cdp: Any, seconds: float) -> list[tuple[float, str]]:
+    """Top self times (ms) of a CPU profile of ``seconds``."""
+    cdp.send("Profiler.enable")
+    cdp.send("Profiler.setSamplingInterval", {"interval": 200})
+    cdp.send("Profiler.start")
+    time.sleep(seconds)
+    prof = cdp.send("Profiler.stop")["profile"]
+    nodes = {n["id"]: n for n in prof["nodes"]}
+    deltas = prof.get("timeDeltas", [])
+    self_ms: Counter[str] = Counter()
+    for sample, dt in zip(prof.get("samples", []), deltas, strict=False):
+        frame = nodes[sample]["callFrame"]
+        url = frame["url"].rsplit("/", 1)[-1][:30]
+        self_ms[f"{frame['functionName'] or '(anon)'} {url}:{frame['lineNumber']}"] += dt / 1e3
+    return [(ms, name) for name, ms in self_ms.most_common(25)]
+
+
+def measure(page: Any, dash: Any, kernel_eval: Any, args: argparse.Namespace, app: str) -> Result:
+    """Start the run, measure the free-running window, then click Pause/Resume."""
+    res = Result(app)
+    cdp = page.context.new_cdp_session(page)
+    cdp.send("Performance.enable", {"timeDomain": "threadTicks"})
+    badge = dash.locator(".lw-state")
+    badge.evaluate("(b) => window.__bench.watch(b)")
+    frames: Frames = args.frames
+    dash.locator(".lw-btn-start").click()
+    page.wait_for_function("() => document.querySelector('.lw-state').dataset.state === 'running'")
+    time.sleep(args.warmup)  # first render of the plots is not what is measured
+    m0, t0 = _metrics(cdp), page.evaluate("performance.now()")
+    page.wait_for_timeout(args.window * 1000)  # (Playwright dispatches events meanwhile)
+    m1, t1 = _metrics(cdp), page.evaluate("performance.now()")
+    span = m1["Timestamp"] - m0["Timestamp"]
+    res.busy = (m1["TaskDuration"] - m0["TaskDuration"]) / span
+    res.script = (m1["ScriptDuration"] - m0["ScriptDuration"]) / span
+    res.layout = (
+        m1["LayoutDuration"]
+        - m0["LayoutDuration"]
+        + m1["RecalcStyleDuration"]
+        - m0["RecalcStyleDuration"]
+    ) / span
+    longs = [d for s, d in page.evaluate("window.__bench.long") if t0 <= s <= t1]
+    res.long_n, res.long_total = len(longs), sum(longs)
+    res.long_max = max(longs, default=0.0)
+    n_frames, n_bytes = frames.between(m0["Timestamp"], m1["Timestamp"])
+    res.msgs, res.kbytes = n_frames / span, n_bytes / span / 1e3
+    if args.profile:  # after the window: the profiler's own cost is not measured
+        res.profile = _profile(cdp, args.profile)
+    for _ in range(args.clicks):
+        _click_until(page, dash, ".lw-btn-pause", "paused", res)
+        time.sleep(0.3)
+        dash.locator(".lw-btn-start").click()
+        page.wait_for_function(
+            "() => document.querySelector('.lw-state').dataset.state === 'running'"
+        )
+        time.sleep(args.gap)
+    dash.locator(".lw-btn-stop").click()
+    page.wait_for_function(
+        "() => !['running', 'paused'].includes(document.querySelector('.lw-state').dataset.state)"
+    )
+    res.batches = float(kernel_eval("run.ctx.iter + (run.ctx.epoch - 1) * len(run.ctx.train_data)"))
+    return res
+
+
+def _click_until(page: Any, dash: Any, selector: str, state: str, res: Result) -> None:
+    n_marks = page.evaluate("window.__bench.marks.length")
+    n_clicks = page.evaluate("window.__bench.clicks.length")
+    dash.locator(selector).click()
+    page.wait_for_function(
+        "([n, s]) => window.__bench.marks.slice(n).some((m) => m[0] === s)", arg=[n_marks, state]
+    )
+    clicked = page.evaluate("(n) => window.__bench.clicks[n]", n_clicks)
+    marks = page.evaluate("(n) => window.__bench.marks.slice(n)", n_marks)
+    _, t_mut, t_frame = next(m for m in marks if m[0] == state)
+    res.click_badge.append(t_mut - clicked)
+    res.click_frame.append(t_frame - clicked)
+
+
+@contextlib.contextmanager
+def jupyter_app(app: str, browser: Any, base: Path) -> Iterator[tuple[Any, Any, Any, Frames]]:
+    """(page, dashboard locator, kernel eval) of a fresh notebook in Lab or Notebook 7."""
+    with JupyterServer(base) as server:
+        path = server.write_notebook(f"bench-{app}.ipynb", [SETUP, SHOW])
+        nb = NotebookPage(server, browser, path, ui=app)  # type: ignore[arg-type]
+        nb.context.add_init_script(PAGE_PROBE)
+        frames = Frames(nb.page)
+        try:
+            nb.open()
+            nb.page.set_viewport_size({"width": 1440, "height": 1400})
+            nb.run_all()
+            dash = nb.wait_for(nb.output(1).locator(".lw-dashboard"))
+            dash.locator(".lw-state[data-state='ready']").wait_for()
+            yield nb.page, dash, nb.eval, frames
+        finally:
+            nb.close()
+
+
+@contextlib.contextmanager
+def marimo_app(browser: Any, base: Path) -> Iterator[tuple[Any, Any, Any, Frames]]:
+    """(page, dashboard locator, kernel eval) of examples/marimo_dashboard.py in marimo."""
+    from marimo_server import MarimoServer  # tests/browser
+
+    app_path = base / "bench_app.py"
+    app_path.write_text(MARIMO_APP)
+    with MarimoServer(app_path, base) as server:
+        context = browser.new_context(viewport={"width": 1440, "height": 1400})
+        context.add_init_script(PAGE_PROBE)
+        page = context.new_page()
+        frames = Frames(page)
+        try:
+            page.goto(server.url)
+            dash = page.locator(".lw-dashboard").first
+            dash.wait_for(state="visible", timeout=120_000)
+            dash.locator(".lw-state[data-state='ready']").wait_for(timeout=60_000)
+            yield page, dash, server.eval, frames
+        finally:
+            context.close()
+
+
+MARIMO_APP = """\
+import marimo
+
+app = marimo.App()
+
+
+@app.cell
+def _():
+    import marimo as mo
+{setup}
+    dash = mo.ui.anywidget(run.dashboard())
+    return dash, mo, run
+
+
+@app.cell
+def _(dash):
+    dash
+    return
+
+
+if __name__ == "__main__":
+    app.run()
+""".replace("{setup}", "\n".join("    " + line if line else "" for line in SETUP.splitlines()))
+
+
+def run_app(app: str, args: argparse.Namespace) -> Result:
+    with launch_browser() as browser, tempfile.TemporaryDirectory() as tmp:
+        opener = (
+            marimo_app(browser, Path(tmp))
+            if app == "marimo"
+            else jupyter_app(app, browser, Path(tmp))
+        )
+        with opener as (page, dash, kernel_eval, frames):
+            args.frames = frames
+            return measure(page, dash, kernel_eval, args, app)
+
+
+def _row(r: Result) -> str:
+    med, p95 = statistics.median(r.click_badge or [float("nan")]), _pct(r.click_badge, 0.95)
+    fmed, fp95 = statistics.median(r.click_frame or [float("nan")]), _pct(r.click_frame, 0.95)
+    return (
+        f"| {r.app:8} | {r.busy * 100:5.1f} % | {r.script * 100:5.1f} % | {r.layout * 100:5.1f} % "
+        f"| {r.long_n:3d} / {r.long_total:6.0f} / {r.long_max:4.0f} "
+        f"| {r.msgs:5.1f} | {r.kbytes:6.1f} "
+        f"| {med:4.0f} / {p95:4.0f} | {fmed:4.0f} / {fp95:4.0f} | {r.batches:7.0f} |"
+    )
+
+
+HEADER = (
+    "| app      | busy    | script  | layout  | long tasks n / ms / max | msg/s | kB/s   "
+    "| click->badge med/p95 ms | ->frame med/p95 | batches |\n"
+    "|---|---|---|---|---|---|---|---|---|---|"
+)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--app", default="lab", choices=["lab", "notebook", "marimo", "all"])
+    parser.add_argument("--quick", action="store_true", help="4 s window, 4 clicks")
+    parser.add_argument("--window", type=float, default=10.0, help="seconds measured")
+    parser.add_argument("--clicks", type=int, default=10)
+    parser.add_argument("--profile", type=float, default=0.0, help="seconds of CPU profile")
+    args = parser.parse_args()
+    args.warmup, args.gap = 2.0, 0.7
+    if args.quick:
+        args.window, args.clicks, args.warmup = 4.0, 4, 1.5
+    apps = ["lab", "notebook", "marimo"] if args.app == "all" else [args.app]
+    load = os.getloadavg()
+    results = [run_app(app, args) for app in apps]
+    print(
+        f"\nload average before: {load[0]:.2f}, after: {os.getloadavg()[0]:.2f} "
+        f"({os.cpu_count()} CPUs); window {args.window:.0f} s, {args.clicks} clicks"
+    )
+    print(HEADER)
+    for r in results:
+        print(_row(r))
+    for r in results:
+        if r.profile:
+            print(f"\nCPU profile ({r.app}), self time ms:")
+            for ms, name in r.profile:
+                print(f"  {ms:8.1f}  {name}")
+
+
+if __name__ == "__main__":
+    main()
