@@ -7,6 +7,7 @@ from typing import Any
 
 import torch
 
+from luzwidget import distributed
 from luzwidget.exceptions import ConfigError
 
 __all__ = ["Accelerator", "to_device"]
@@ -63,7 +64,23 @@ class Accelerator:
     cpu
         Use the CPU even when an accelerator is available.
     cuda_index
-        Which CUDA device (default: the current one).
+        Which CUDA device (default: the current one; under DDP, ``LOCAL_RANK``'s).
+    strategy
+        ``"auto"`` (the default): DDP when launched with several processes (torchrun,
+        ``WORLD_SIZE`` above 1) or inside an initialised process group, else one process.
+        ``"ddp"``: DDP, or an error naming what is missing. None: one process, always.
+    find_unused_parameters
+        Passed to ``DistributedDataParallel`` (True when some parameters get no gradient).
+    shard_data
+        Give each rank its shard of the training and validation data (a DistributedSampler).
+        False: each rank iterates the loaders as given (shard them yourself).
+    timeout_s
+        How long a collective waits for a missing rank before it raises.
+
+    Under DDP, ``ctx.model`` is the ``DistributedDataParallel`` wrapper (its forward
+    synchronises the gradients); the user's module is ``ctx.model.module`` and checkpoints
+    hold its ``state_dict``, so they load in one process. ``world`` is the
+    :class:`~luzwidget.distributed.World` (None in one process).
 
     Examples
     --------
@@ -72,14 +89,44 @@ class Accelerator:
     """
 
     def __init__(
-        self, device_placement: bool = True, cpu: bool = False, cuda_index: int | None = None
+        self,
+        device_placement: bool = True,
+        cpu: bool = False,
+        cuda_index: int | None = None,
+        strategy: str | None = "auto",
+        find_unused_parameters: bool = False,
+        shard_data: bool = True,
+        timeout_s: float = distributed.DEFAULT_TIMEOUT_S,
     ) -> None:
         if cuda_index is not None and (not isinstance(cuda_index, int) or cuda_index < 0):
             raise ConfigError(f"cuda_index must be a non-negative int or None, got {cuda_index!r}.")
+        if strategy not in ("auto", "ddp", None):
+            raise ConfigError(
+                f"strategy must be 'auto', 'ddp' or None, got {strategy!r}. 'auto' uses DDP "
+                "when launched with several processes (torchrun)."
+            )
         self.device_placement = bool(device_placement)
         self.cpu = bool(cpu)
         self.cuda_index = cuda_index
-        self.device = self._choose()
+        self.strategy = strategy
+        self.find_unused_parameters = bool(find_unused_parameters)
+        self.shard_data = bool(shard_data)
+        self.world: distributed.World | None = None
+        if distributed.wanted(strategy):
+            self.world = distributed.init_from_env(timeout_s=timeout_s, cpu=cpu)
+            self.device = self.world.device
+        else:
+            self.device = self._choose()
+
+    @property
+    def rank(self) -> int:
+        """This process's rank (0 in one process)."""
+        return 0 if self.world is None else self.world.rank
+
+    @property
+    def world_size(self) -> int:
+        """How many processes train together (1 in one process)."""
+        return 1 if self.world is None else self.world.world_size
 
     def _choose(self) -> torch.device:
         if self.cpu:
@@ -100,10 +147,17 @@ class Accelerator:
         return torch.device("cpu")
 
     def prepare_model(self, model: torch.nn.Module) -> torch.nn.Module:
-        """Move ``model`` to the device (in place; parameters keep their identity)."""
+        """Move ``model`` to the device (in place; parameters keep their identity); under
+        DDP, return it wrapped in ``DistributedDataParallel`` (once)."""
         if self.device_placement:
             model.to(self.device)
-        return model
+        world = self.world
+        if world is None or isinstance(model, torch.nn.parallel.DistributedDataParallel):
+            return model
+        ids = [world.device.index] if world.device.type == "cuda" else None
+        return torch.nn.parallel.DistributedDataParallel(
+            model, device_ids=ids, find_unused_parameters=self.find_unused_parameters
+        )
 
     def prepare_optimizers(self, optimizers: Mapping[str, torch.optim.Optimizer]) -> None:
         """Move optimizer state (e.g. Adam's moments) to where its parameters are."""
@@ -115,8 +169,14 @@ class Accelerator:
                     if isinstance(value, torch.Tensor) and key != "step":
                         state[key] = value.to(self.device)
 
-    def prepare_loader(self, loader: Iterable[Any] | None) -> Iterable[Any] | None:
-        """Wrap ``loader`` so batches arrive on the device (a no-op on the CPU)."""
+    def prepare_loader(
+        self, loader: Iterable[Any] | None, argument: str = "data"
+    ) -> Iterable[Any] | None:
+        """Wrap ``loader`` so batches arrive on the device (a no-op on the CPU); under DDP,
+        first re-make it with a DistributedSampler (see
+        :func:`~luzwidget.distributed.shard_loader`)."""
+        if self.world is not None and self.shard_data and not isinstance(loader, _DeviceLoader):
+            loader = distributed.shard_loader(loader, self.world, argument)
         if loader is None or not self.device_placement or self.device.type == "cpu":
             return loader
         if isinstance(loader, _DeviceLoader):
@@ -128,4 +188,5 @@ class Accelerator:
         return _DeviceLoader(loader, self.device)
 
     def __repr__(self) -> str:
-        return f"Accelerator(device={self.device}, device_placement={self.device_placement})"
+        ddp = "" if self.world is None else f", rank={self.rank}/{self.world_size}"
+        return f"Accelerator(device={self.device}, device_placement={self.device_placement}{ddp})"

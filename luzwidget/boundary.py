@@ -21,7 +21,7 @@ from luzwidget.events import Event
 from luzwidget.report import report
 from luzwidget.states import Outcome, RunState, Until
 
-__all__ = ["Boundary", "Command", "Control"]
+__all__ = ["STOP", "Boundary", "Command", "Control"]
 
 
 @dataclass(frozen=True)
@@ -34,6 +34,11 @@ class Control:
 
 
 Command = Callable[[], None] | Control
+
+STOP = Outcome(RunState.DONE, "stop")
+"""What :meth:`Boundary.at` decides for a queued stop (then it ends the loop there)."""
+
+Follow = Callable[[Event, Outcome | None], Outcome | None]
 
 
 class Boundary:
@@ -66,9 +71,17 @@ class Boundary:
         self.target: Until | None = None  # the step target of the current drive
         self.interrupted = False  # Ctrl-C asked to pause at the next event
         self._apply, self._stop_now = apply, stop_now
+        # Several processes (luzwidget.lockstep): ``relay`` takes a command on rank 0 and
+        # returns True when it is to be applied at a boundary agreed with the other ranks;
+        # ``follow`` sees each decision (and may change it) to keep the ranks in step.
+        self.relay: Callable[[Command], bool] | None = None
+        self.follow: Follow | None = None
 
     def queue(self, command: Command) -> None:
         """Queue a command for the next boundary and make the loop yield there."""
+        relay = self.relay
+        if relay is not None and relay(command):
+            return
         self.inbox.append(command)
         self.flags.listening = True
 
@@ -80,6 +93,13 @@ class Boundary:
 
     def at(self, event: Event) -> Outcome | None:
         """Apply queued commands in order and decide whether to stop here; None: go on."""
+        outcome = self._decide(event)
+        follow = self.follow
+        if follow is not None:
+            outcome = follow(event, outcome)
+        return self._stop_now() if outcome is STOP else outcome
+
+    def _decide(self, event: Event) -> Outcome | None:
         inbox = self.inbox
         while inbox:
             head = inbox[0]
@@ -95,7 +115,7 @@ class Boundary:
                 continue
             inbox.popleft()
             if head.kind == "stop":
-                return self._stop_now()
+                return STOP
             return Outcome(RunState.PAUSED, f"{head.reason} {self.where(event)}")
         if self.interrupted:
             self.interrupted = False

@@ -27,8 +27,9 @@ import numpy as np
 import torch
 from torch import nn
 
+from luzwidget.distributed import unwrap
 from luzwidget.exceptions import CheckpointError
-from luzwidget.files import VERSION, PathLike, plain, write
+from luzwidget.files import VERSION, PathLike, plain, write_once
 
 if TYPE_CHECKING:
     from luzwidget.context import Context
@@ -223,7 +224,7 @@ def capture(ctx: Context, position: Mapping[str, Any] | None = None) -> dict[str
     return {
         "luzwidget": {"kind": "checkpoint", "version": VERSION},
         "epoch": int(ctx.epoch if position is None else position["epoch"] - 1),
-        "model": ctx.model.state_dict(),
+        "model": unwrap(ctx.model).state_dict(),  # the user's module's: loads in one process
         "optimizers": {name: opt.state_dict() for name, opt in ctx.optimizers.items()},
         "optimizer_classes": {name: optimizer_class(opt) for name, opt in ctx.optimizers.items()},
         "records": plain(ctx.records, "records"),
@@ -236,8 +237,11 @@ def capture(ctx: Context, position: Mapping[str, Any] | None = None) -> dict[str
 def save_checkpoint(
     ctx: Context, path: PathLike, position: Mapping[str, Any] | None = None
 ) -> Path:
-    """Write a checkpoint of ``ctx``'s run to ``path`` (atomically); return the path."""
-    return write(capture(ctx, position), path)
+    """Write a checkpoint of ``ctx``'s run to ``path`` (atomically); return the path.
+
+    Under torch.distributed, rank 0 writes it and every rank waits until it is there.
+    """
+    return write_once(lambda: capture(ctx, position), path)
 
 
 def restore(
@@ -260,7 +264,7 @@ def restore(
         Naming ``source`` and what did not match; the model is then left untouched.
     """
     if model:
-        check_model_state(ctx.model, state.get("model"), source)
+        check_model_state(unwrap(ctx.model), state.get("model"), source)
     if optimizers:
         classes = state.get("optimizer_classes")
         check_optimizer_states(ctx.optimizers, state.get("optimizers"), source, classes)
@@ -276,7 +280,7 @@ def restore(
                         f"{type(exc).__name__}: {exc}"
                     ) from exc
     if model:
-        ctx.model.load_state_dict(state["model"])
+        unwrap(ctx.model).load_state_dict(state["model"])
     if optimizers:
         for name, opt in ctx.optimizers.items():
             opt.load_state_dict(state["optimizers"][name])

@@ -38,6 +38,8 @@ class Context(HasTraits):
     verbose = Bool(False, help="Show progress (bool, default False).")
     accelerator = Any_(None, allow_none=True, help="The Accelerator in use.")
     device = Any_(None, allow_none=True, help="torch.device the model lives on.")
+    rank = Int(0, help="This process's rank under torch.distributed (0 in one process).")
+    world_size = Int(1, help="How many processes train together (1 in one process).")
     model = Instance(torch.nn.Module, allow_none=True, help="The nn.Module trained.")
     optimizers = Dict(help="Optimizers by name; a single one is {'opt': optimizer}.")
     data = Any_(None, allow_none=True, help="The loader in use now.")

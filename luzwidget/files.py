@@ -12,17 +12,18 @@ from __future__ import annotations
 import os
 import pickle
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
+from luzwidget.distributed import barrier, is_main
 from luzwidget.exceptions import CheckpointError
 from luzwidget.metrics.values import as_scalar
 
-__all__ = ["VERSION", "PathLike", "plain", "read", "remove_stale_tmp", "write"]
+__all__ = ["VERSION", "PathLike", "plain", "read", "remove_stale_tmp", "write", "write_once"]
 
 VERSION = 1
 PathLike = str | os.PathLike[str]
@@ -91,6 +92,18 @@ def write(obj: Mapping[str, Any], path: PathLike) -> Path:
         tmp.unlink(missing_ok=True)
     remove_stale_tmp(path)
     return path
+
+
+def write_once(make: Callable[[], Mapping[str, Any]], path: PathLike) -> Path:
+    """:func:`write` ``make()`` to ``path`` on rank 0 only, then wait for every rank.
+
+    In one process this is ``write(make(), path)``. Under torch.distributed the other
+    ranks build nothing and read the file only once rank 0 has renamed it into place.
+    """
+    if is_main():
+        path = write(make(), path)
+    barrier()
+    return Path(path)
 
 
 def _tmp_path(path: Path, pid: int) -> Path:

@@ -26,8 +26,9 @@ import torch
 from torch import nn
 
 from luzwidget.checkpoint import check_model_state, check_optimizer_states
+from luzwidget.distributed import unwrap
 from luzwidget.exceptions import CheckpointError, ConfigError
-from luzwidget.files import VERSION, PathLike, plain, read, write
+from luzwidget.files import VERSION, PathLike, plain, read, write_once
 from luzwidget.fitted import Fitted
 from luzwidget.module import Setup
 from luzwidget.session import build_model, build_optimizers, finished_run
@@ -52,7 +53,7 @@ def save(fitted: Fitted, path: PathLike) -> Path:
             f"save() takes what fit() returned (a Fitted), got {type(fitted).__name__}. "
             "To save a module's weights alone use lw.save_weights(module, path)."
         )
-    model = fitted.model
+    model = unwrap(fitted.model)  # under DDP, the user's module: the file loads in one process
     names = {id(p): n for n, p in model.named_parameters()}
     optimizers = {}
     for key, opt in fitted.optimizers.items():
@@ -71,8 +72,8 @@ def save(fitted: Fitted, path: PathLike) -> Path:
             hparams = plain(fitted.hparams, "hparams")
         except CheckpointError as exc:
             why = str(exc)
-    return write(
-        {
+    return write_once(  # under torch.distributed: written by rank 0, read after by every rank
+        lambda: {
             "luzwidget": {"kind": "fitted", "version": VERSION},
             "module": _import_path(type(model)),
             "hparams": hparams,
@@ -128,8 +129,8 @@ def load(
 
 def save_weights(obj: nn.Module | Fitted, path: PathLike) -> Path:
     """Save the model's ``state_dict`` alone (a plain file ``torch.load`` reads anywhere)."""
-    model = _module_of(obj, "save_weights")
-    return write(model.state_dict(), path)
+    model = unwrap(_module_of(obj, "save_weights"))
+    return write_once(model.state_dict, path)
 
 
 def load_weights(obj: nn.Module | Fitted, path: PathLike) -> nn.Module:
@@ -138,7 +139,7 @@ def load_weights(obj: nn.Module | Fitted, path: PathLike) -> nn.Module:
     ``path`` may hold weights alone, a fitted model or a checkpoint. The keys and shapes
     are checked first: on a mismatch nothing changes.
     """
-    model = _module_of(obj, "load_weights")
+    model: nn.Module = unwrap(_module_of(obj, "load_weights"))
     state = read(path)
     if isinstance(state, dict) and "luzwidget" in state:
         state = state.get("model")

@@ -23,9 +23,11 @@ from luzwidget.callbacks.progress import in_notebook
 from luzwidget.checks import build_module, build_optimizer
 from luzwidget.context import Context, check_callbacks
 from luzwidget.data import as_loader, split_valid
+from luzwidget.distributed import unwrap
 from luzwidget.engine import Engine, engine_of
 from luzwidget.events import Event
 from luzwidget.exceptions import ConfigError
+from luzwidget.lockstep import install as install_lockstep
 from luzwidget.loop import Loop, fit_loop, interrupt_loop
 from luzwidget.report import report
 from luzwidget.run import Run
@@ -67,9 +69,11 @@ def make_context(
     it has one), and its :class:`~luzwidget.engine.Engine`."""
     if accelerator is not None:
         fields.setdefault("device", accelerator.device)
+        fields.setdefault("rank", accelerator.rank)
+        fields.setdefault("world_size", accelerator.world_size)
     ctx = Context(accelerator=accelerator, model=model, callbacks=callbacks, **fields)
     Engine(ctx)
-    step = custom_step(model)
+    step = custom_step(unwrap(model))  # under DDP, the user's module inside the wrapper
     if step is not None:
         ctx.step = functools.partial(step, ctx)
     return ctx
@@ -137,10 +141,10 @@ def build_run(
         verbose=verbose_flag(options.get("verbose")),
         optimizers=optimizers,
         train_data=accelerator.prepare_loader(train),
-        valid_data=accelerator.prepare_loader(valid),
+        valid_data=accelerator.prepare_loader(valid, "valid_data"),
         epoch=epoch,
         records=records,
-        loss_fn=loss_fn_of(spec, model),
+        loss_fn=loss_fn_of(spec, unwrap(model)),
         backward=spec.backward or default_backward,
         step_opt=default_step_opt,
         hparams=dict(spec.hparams),
@@ -151,6 +155,8 @@ def build_run(
     run = Run(ctx, loop_of(fit_loop), finish=finish)
     if snapshots:
         install_snapshots(run)  # time travel: automatic snapshots at epoch ends
+    if accelerator.world is not None:
+        install_lockstep(run, accelerator.world)  # several processes: one run, in step
     return run
 
 
@@ -159,8 +165,9 @@ def _trained_so_far(
 ) -> tuple[nn.Module, dict[str, torch.optim.Optimizer], int, dict[str, Any]]:
     """Model, optimizers, epoch and records to start from: new ones, or ``previous``'s."""
     if previous is None:
-        model = accelerator.prepare_model(build_model(spec))
+        model = build_model(spec)
         optimizers, epoch, records = build_optimizers(spec, model), 0, {}
+        model = accelerator.prepare_model(model)
     else:
         model = accelerator.prepare_model(previous.model)
         optimizers, epoch, records = previous.optimizers, previous.epoch, previous.records

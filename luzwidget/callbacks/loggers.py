@@ -37,6 +37,8 @@ class CSVLogger(Callback):
         self.path = Path(path)
 
     def on_epoch_end(self, ctx: Context) -> None:
+        if ctx.rank != 0:  # under torch.distributed, rank 0 writes the (global) records
+            return
         history = ctx.history
         columns: list[str] = []
         rows = []
@@ -112,7 +114,8 @@ class TensorBoard(Callback):
         self.writer: Any = None
 
     def on_fit_begin(self, ctx: Context) -> None:
-        self.writer = self._writer_cls(log_dir=self.logdir)
+        if ctx.rank == 0:  # under torch.distributed, rank 0 writes (the others keep None)
+            self.writer = self._writer_cls(log_dir=self.logdir)
 
     def on_epoch_end(self, ctx: Context) -> None:
         if self.writer is None:

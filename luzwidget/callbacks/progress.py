@@ -28,9 +28,14 @@ def in_notebook() -> bool:
 
 
 def _shown(ctx: Context) -> bool:
-    """Verbose, and driven in the foreground: a background run (``run.start()``) reports
-    through its dashboard; its output would land in whatever cell happens to run."""
-    return bool(ctx.verbose) and threading.current_thread() is threading.main_thread()
+    """Verbose, on rank 0 (under torch.distributed), and driven in the foreground: a
+    background run (``run.start()``) reports through its dashboard; its output would land
+    in whatever cell happens to run."""
+    return (
+        bool(ctx.verbose)
+        and ctx.rank == 0
+        and threading.current_thread() is threading.main_thread()
+    )
 
 
 def format_metrics(values: dict[str, Any]) -> str:

@@ -117,6 +117,8 @@ class AutoResume(Callback):
     def on_fit_end(self, ctx: Context) -> None:
         if self._wrapped is not None:
             ctx.train_data, self._wrapped = self._wrapped.loader, None
+        if ctx.rank != 0:  # under torch.distributed, rank 0 owns the file
+            return
         if not self._interrupted:
             self.path.unlink(missing_ok=True)
         remove_stale_tmp(self.path)  # what a kill inside a write left behind

@@ -1,0 +1,438 @@
+"""Several processes, one run: global records, commands applied in step, faults that never hang.
+
+:func:`install` is called for every run whose accelerator has a
+:class:`~luzwidget.distributed.World` (see ``session.build_run``). It adds a
+:class:`Lockstep` callback and hooks it into the run's boundary policy:
+
+- **Records**: at ``on_train_end`` and ``on_valid_end`` (before ``Metrics`` logs) each
+  metric's sums and counts are added up across ranks, in one ``all_reduce`` per set and
+  epoch, so every rank logs the same, global, values. Nothing collective runs per batch.
+- **Commands** are accepted on rank 0. There the boundary's ``relay`` holds a command back
+  and posts, in the process group's store, the training batch at which every rank applies
+  it: the next multiple of ``POLL_EVERY`` at least two batches ahead (DDP's gradient
+  all_reduce keeps the ranks within one batch of each other). The other ranks look at one
+  counter in the store every ``POLL_EVERY`` batches. A command still pending at the epoch's
+  end travels in the metrics' all_reduce and is applied at ``on_train_end`` (or
+  ``on_valid_end``). At that boundary rank 0 applies the command and publishes what
+  resulted (every optimizer's hyperparameters, ``max_epochs``, ``min_epochs``, pause or
+  stop); the other ranks wait for it and take it over.
+- **Pause and step**: after a pause, rank 0 publishes its decision at every event (go,
+  pause, stop, or ``free`` once it runs freely again) and the other ranks follow event by
+  event, so they wait at the very boundary rank 0 is paused at.
+- **Faults**: a rank whose run fails posts ``(rank, error)`` in the store; a watcher thread
+  on rank 0 reports it at once, wherever rank 0 is, and every wait in here gives up when a
+  fault is posted. Collectives time out (``Accelerator(timeout_s=...)``), so a dead rank
+  stops the group in bounded time, and torchrun ends the others.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import json
+import math
+import os
+import threading
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import torch
+import torch.distributed as dist
+from torch.utils.data import DistributedSampler
+
+from luzwidget.boundary import STOP, Boundary, Command
+from luzwidget.callbacks.base import Callback
+from luzwidget.distributed import World
+from luzwidget.events import Event
+from luzwidget.exceptions import LuzwidgetError
+from luzwidget.metrics.base import LossAverage
+from luzwidget.metrics.sums import DeviceSum
+from luzwidget.report import report
+from luzwidget.states import Outcome, RunState
+
+if TYPE_CHECKING:
+    from luzwidget.context import Context
+    from luzwidget.run import Run
+
+__all__ = ["POLL_EVERY", "GroupError", "Lockstep", "install"]
+
+POLL_EVERY = 4
+"""Training batches between two looks at the store on ranks other than 0."""
+
+_WAIT = datetime.timedelta(seconds=1)  # one wait in the store, between looks for a fault
+
+
+class GroupError(LuzwidgetError):
+    """Another rank of the process group failed; this one stops instead of waiting."""
+
+
+def install(run: Run, world: World) -> Lockstep:
+    """Keep ``run`` in step with the same run on the other ranks of ``world``."""
+    boundary: Boundary = run._driver._boundary
+    lockstep = Lockstep(world, boundary)
+    run.ctx.callbacks = [*run.ctx.callbacks, lockstep]
+    boundary.follow = lockstep.at
+    if world.main:
+        boundary.relay = lockstep.relay
+        lockstep.watch()
+    run.add_listener(lockstep.state_changed)
+    return lockstep
+
+
+class Lockstep(Callback):
+    """The run's side of several processes (see the module's docstring); one per run.
+
+    ``seen`` lists, on every rank, where each agreed command was applied:
+    ``(sync number, event, epoch, batch)``.
+    """
+
+    weight = -90  # its on_train_end/on_valid_end reduce before Metrics logs (-80)
+
+    def __init__(self, world: World, boundary: Boundary) -> None:
+        self.world, self.boundary = world, boundary
+        self.store, self.prefix = world.store, world.prefix
+        self.batches = 0  # training batches begun in this fit, on every rank alike
+        self.synced = 0  # the last sync applied
+        self.pending: tuple[int, int] | None = None  # rank 0: (sync, batch) posted, not applied
+        self.held: list[Command] = []  # rank 0: the commands held for it
+        self.due: dict[int, int] = {}  # other ranks: sync -> batch
+        self.syncing = 0  # the sync to apply at this event (0: none)
+        self.following: list[int] | None = None  # [sync, event count] while in step by event
+        self.seen: list[tuple[int, str, int, int]] = []
+        self.ctx: Context | None = None
+        self._lock = threading.Lock()
+        self._fault_posted = False
+        self._stop_watch = threading.Event()
+
+    def key(self, name: str) -> str:
+        return self.prefix + name
+
+    # -- data and records ----------------------------------------------------------------
+    def on_fit_begin(self, ctx: Context) -> None:
+        self.ctx = ctx
+
+    def on_epoch_begin(self, ctx: Context) -> None:
+        for loader in (ctx.train_data, ctx.valid_data):
+            sampler = getattr(loader, "sampler", None)
+            if isinstance(sampler, DistributedSampler):
+                sampler.set_epoch(ctx.epoch)  # a new order each epoch, the same on every rank
+
+    def on_train_end(self, ctx: Context) -> None:
+        self._reduce(ctx, "train")
+
+    def on_valid_end(self, ctx: Context) -> None:
+        self._reduce(ctx, "valid")
+
+    def _reduce(self, ctx: Context, mode: str) -> None:
+        """One all_reduce: every metric's sums and counts, and rank 0's pending command."""
+        metrics = list(ctx.metrics.get(mode, []))
+        values: list[float] = [0.0]
+        if self.world.main and self.pending is not None:
+            values[0] = float(self.pending[0])
+        packed = [_pack(m) for m in metrics]
+        for part in packed:
+            values.extend(part)
+        flat = torch.tensor(values, dtype=torch.float64)
+        backend = dist.get_backend()
+        device = self.world.device if backend == "nccl" else torch.device("cpu")
+        flat = flat.to(device)
+        dist.all_reduce(flat)
+        total = flat.cpu().tolist()
+        at = 1
+        for metric, part in zip(metrics, packed, strict=True):
+            _unpack(metric, total[at : at + len(part)])
+            at += len(part)
+        pending = int(total[0])
+        if pending > self.synced:
+            self._sync_here(pending)
+
+    # -- commands ------------------------------------------------------------------------
+    def relay(self, command: Command) -> bool:
+        """Rank 0: hold ``command`` for a boundary agreed with the other ranks (True), or
+        let it apply here at the next event (False: while in step event by event)."""
+        if self.following is not None:
+            return False
+        with self._lock:
+            self.held.append(command)
+            if self.pending is None:
+                sync = self.synced + 1
+                at = (self.batches + 2 + POLL_EVERY - 1) // POLL_EVERY * POLL_EVERY
+                self.store.set(self.key(f"sync/{sync}"), str(at))
+                self.store.add(self.key("syncs"), 1)
+                self.pending = (sync, at)
+        return True
+
+    def on_train_batch_begin(self, ctx: Context) -> None:
+        self.batches = batches = self.batches + 1
+        if batches % POLL_EVERY:
+            return
+        if self.world.main:
+            pending = self.pending
+            if pending is not None and pending[1] == batches:
+                self._sync_here(pending[0])
+            return
+        posted = int(self.store.add(self.key("syncs"), 0))  # one look: a counter
+        for sync in range(max(self.synced, max(self.due, default=0)) + 1, posted + 1):
+            self.due[sync] = int(self.store.get(self.key(f"sync/{sync}")))
+        for sync, at in sorted(self.due.items()):
+            if at == batches:
+                self._sync_here(sync)
+
+    def _sync_here(self, sync: int) -> None:
+        """Apply sync ``sync`` at this event, on this rank (the boundary does it)."""
+        self.syncing = sync
+        self.due.pop(sync, None)
+        if self.world.main:
+            with self._lock:
+                held, self.held, self.pending = self.held, [], None
+            self.boundary.inbox.extend(held)
+        self.boundary.flags.listening = True  # the loop yields at this event
+
+    def at(self, event: Event, outcome: Outcome | None) -> Outcome | None:
+        """The boundary's ``follow``: publish (rank 0) or take over (the others) what was
+        decided at ``event``."""
+        if not self.syncing and self.following is None:
+            return outcome
+        if self.world.main:
+            return self._lead(event, outcome)
+        return self._follow(event, outcome)
+
+    def _lead(self, event: Event, outcome: Outcome | None) -> Outcome | None:
+        action = _action(outcome)
+        if self.syncing:
+            sync, self.syncing = self.syncing, 0
+            self._applied(sync, event)
+            self.store.set(self.key(f"state/{sync}"), self._message(action))
+            if action == "pause":
+                self.following = [sync, 0]
+            return outcome
+        assert self.following is not None
+        free = action == "go" and not self._listening_wanted()
+        self._publish("free" if free else action)
+        if free:
+            self.following = None
+        return outcome
+
+    def _publish(self, action: str) -> None:
+        assert self.following is not None
+        self.following[1] += 1
+        sync, k = self.following
+        self.store.set(self.key(f"event/{sync}/{k}"), self._message(action))
+
+    def _follow(self, event: Event, outcome: Outcome | None) -> Outcome | None:
+        if self.syncing:
+            sync, self.syncing = self.syncing, 0
+            message = self._take(self.key(f"state/{sync}"))
+            self._applied(sync, event)
+            if message["action"] == "pause":
+                self.following = [sync, 0]
+        else:
+            assert self.following is not None
+            self.following[1] += 1
+            message = self._take(self.key("event/{}/{}".format(*self.following)))
+            if message["action"] == "free":
+                self.following = None
+        if message["action"] == "stop":
+            self.following = None
+            return STOP
+        if self.following is not None:
+            self.boundary.flags.listening = True  # in step: the next event comes here too
+        return outcome
+
+    def _applied(self, sync: int, event: Event) -> None:
+        self.synced = max(self.synced, sync)
+        ctx = self.boundary.ctx
+        self.seen.append((sync, event.value, int(ctx.epoch), int(ctx.iter)))
+
+    def _listening_wanted(self) -> bool:
+        b = self.boundary
+        return bool(b.inbox or b.breakpoints or b.target is not None or b.interrupted)
+
+    def on_fit_end(self, ctx: Context) -> None:
+        if self.world.main and self.following is not None:
+            self._publish("stop")  # e.g. run.stop() while paused: the others end too
+            self.following = None
+        self._stop_watch.set()
+
+    # -- what every rank takes over from rank 0 --------------------------------------------
+    def _message(self, action: str) -> str:
+        ctx = self.boundary.ctx
+        groups = {
+            name: [
+                {k: v for k, v in g.items() if k != "params" and _plain_number(v)}
+                for g in opt.param_groups
+            ]
+            for name, opt in ctx.optimizers.items()
+        }
+        state = {"optimizers": groups, "max_epochs": ctx.max_epochs, "min_epochs": ctx.min_epochs}
+        return json.dumps({"action": action, "state": state})
+
+    def _take(self, key: str) -> dict[str, Any]:
+        message: dict[str, Any] = json.loads(self._wait(key))
+        ctx = self.boundary.ctx
+        state = message["state"]
+        for name, groups in state["optimizers"].items():
+            for group, values in zip(ctx.optimizers[name].param_groups, groups, strict=False):
+                group.update(values)
+        low, high = int(state["min_epochs"]), int(state["max_epochs"])
+        if low > ctx.max_epochs:
+            ctx.max_epochs, ctx.min_epochs = high, low
+        else:
+            ctx.min_epochs, ctx.max_epochs = low, high
+        return message
+
+    def _wait(self, key: str) -> str:
+        """The value of ``key`` once rank 0 has set it; raises GroupError on a fault."""
+        pause, faults = 0.0005, self.key("fault")
+        while True:
+            if self.store.check([key]):
+                return bytes(self.store.get(key)).decode()
+            if self.store.check([faults]):
+                fault = self._fault()
+                assert fault is not None
+                raise GroupError(f"stopped because rank {fault['rank']} failed: {fault['error']}")
+            time.sleep(pause)  # a few polls while rank 0 is at the same event; slower in a pause
+            pause = min(pause * 2, 0.05)
+
+    # -- faults --------------------------------------------------------------------------
+    def state_changed(self, run: Run) -> None:
+        """Listener: a run that fails here posts the fault for rank 0 and the others."""
+        if run.state != RunState.ERROR or self._fault_posted:
+            return
+        if isinstance(run.error, GroupError):
+            return
+        self._fault_posted = True
+        ctx = run.ctx
+        text = f"{run.error} (epoch {ctx.epoch}, batch {ctx.iter})"
+        with contextlib.suppress(Exception):
+            self.store.set(self.key("fault"), json.dumps({"rank": self.world.rank, "error": text}))
+            if not self.world.main:  # give rank 0's watcher the moment it needs to report it
+                for _ in range(100):
+                    if self.store.check([self.key("fault_seen")]):
+                        break
+                    time.sleep(0.1)
+
+    def _fault(self) -> dict[str, Any] | None:
+        if not self.store.check([self.key("fault")]):
+            return None
+        fault: dict[str, Any] = json.loads(bytes(self.store.get(self.key("fault"))).decode())
+        return fault
+
+    def watch(self) -> None:
+        """Rank 0: a thread that reports another rank's fault as soon as it is posted."""
+        connect = _client_store()
+        if connect is None:
+            return
+        thread = threading.Thread(
+            target=self._watch, args=(connect,), daemon=True, name="luzwidget-faults"
+        )
+        thread.start()
+
+    def _watch(self, connect: Callable[[], Any]) -> None:
+        with contextlib.suppress(Exception):
+            store = connect()
+            key = self.key("fault")
+            while not store.check([key]):
+                if self._stop_watch.wait(0.2):
+                    return
+            if True:
+                fault = json.loads(bytes(store.get(key)).decode())
+                if fault["rank"] != self.world.rank:
+                    report(
+                        f"rank {fault['rank']} of {self.world.world_size} failed: {fault['error']}"
+                    )
+                store.set(self.prefix + "fault_seen", "1")
+                return
+
+
+# -- sums and counts of a metric, as a flat list of floats ------------------------------------
+
+
+def _pack(metric: Any) -> list[float]:
+    if isinstance(metric, LossAverage):
+        total = metric._sum()
+        weighted = 0.0 if total is None else float(total.item()) * metric.size
+        return [weighted, float(metric.count)]
+    out: list[float] = []
+    for _, value in _sums(metric):
+        if isinstance(value, DeviceSum):
+            total = value.total()
+            out.extend([] if total is None else total.double().flatten().tolist())
+        elif isinstance(value, torch.Tensor):
+            out.extend(value.double().flatten().tolist())
+        else:
+            out.append(float(value))
+    return out
+
+
+def _unpack(metric: Any, values: list[float]) -> None:
+    if isinstance(metric, LossAverage):
+        weighted, count = values
+        if count and metric.size:
+            local = metric._sum()
+            have = 0.0 if local is None else float(local.item())
+            offset = torch.tensor(weighted / metric.size - have, dtype=torch.float64)
+            metric.partial = offset if metric.partial is None else metric.partial + offset
+            metric.count = int(count)
+        return
+    at = 0
+    for name, value in _sums(metric):
+        if isinstance(value, DeviceSum):
+            total = value.total()
+            if total is None:
+                continue
+            n = total.numel()
+            new = torch.tensor(values[at : at + n], dtype=torch.float64).reshape(total.shape)
+            value.parts, value.partial = [], new.to(total.dtype).to(total.device)
+        elif isinstance(value, torch.Tensor):
+            n = value.numel()
+            new = torch.tensor(values[at : at + n], dtype=torch.float64).reshape(value.shape)
+            value.copy_(new.to(value.dtype))
+        else:
+            n = 1
+            setattr(
+                metric,
+                name,
+                type(value)(round(values[at]) if isinstance(value, int) else values[at]),
+            )
+        at += n
+
+
+def _sums(metric: Any) -> list[tuple[str, Any]]:
+    """The sum state of a luzwidget metric: its DeviceSums, ``count`` and ``counts``.
+
+    A torchmetrics metric synchronises itself in ``compute()``; any other metric is
+    computed on this rank's shard only.
+    """
+    found: list[tuple[str, Any]] = []
+    for name, value in sorted(vars(metric).items()):
+        summed = isinstance(value, DeviceSum) or (
+            name == "counts" and isinstance(value, torch.Tensor)
+        )
+        counted = name == "count" and isinstance(value, int | float) and not isinstance(value, bool)
+        if summed or counted:
+            found.append((name, value))
+    return found
+
+
+def _action(outcome: Outcome | None) -> str:
+    if outcome is STOP:
+        return "stop"
+    if outcome is not None and outcome.state == RunState.PAUSED:
+        return "pause"
+    return "go"
+
+
+def _plain_number(value: Any) -> bool:
+    return isinstance(value, bool | int) or (isinstance(value, float) and math.isfinite(value))
+
+
+def _client_store() -> Callable[[], Any] | None:
+    """Opens a second connection to the group's store (for a thread), where there is one."""
+    host, port = os.environ.get("MASTER_ADDR"), os.environ.get("MASTER_PORT")
+    if not host or not port:
+        return None
+    return lambda: dist.TCPStore(  # type: ignore[attr-defined]
+        host, int(port), is_master=False, timeout=_WAIT * 30
+    )

@@ -1,0 +1,123 @@
+"""A luzwidget training script for tests/test_distributed.py, run under torchrun (or alone).
+
+usage: python -m torch.distributed.run ... tests/dist_job.py MODE OUT [STATE]
+
+MODE is one of:
+
+- ``train``: an ordinary ``fit()`` (a linear regression, 64 samples, batch 8 per rank, no
+  shuffling); each rank writes ``OUT/rank<r>.pt`` with its weights, records and what it saw;
+- ``steer``: ``run()`` driven by rank 0, which posts ``set_lr(0.05)`` and a pause from a
+  callback at epoch 1, batch 3, then steps one batch and resumes; each rank records the lr
+  it used at every batch and where the agreed commands were applied;
+- ``kill``: ``train`` with ``AutoResume(STATE)``; rank 1 kills itself (SIGKILL) at epoch 2,
+  batch 2 the first time (torchrun restarts the group);
+- ``error``: rank 1's callback raises at epoch 1, batch 2.
+
+With one process (no torchrun) ``train`` uses batch 16: the same global batches.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+import luzwidget as lw
+from luzwidget.callbacks import AutoResume
+from luzwidget.lockstep import Lockstep
+
+
+def data(n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(n, 4, generator=g)
+    y = x @ torch.tensor([[1.0], [-2.0], [0.5], [3.0]]) + 0.1 * torch.randn(n, 1, generator=g)
+    return x, y
+
+
+class Watch(lw.Callback):
+    """Records the lr of every training batch; rank 0 posts commands in ``steer`` mode."""
+
+    def __init__(self, mode: str) -> None:
+        self.mode = mode
+        self.lrs: list[list[float]] = []  # [epoch, batch, lr]
+        self.run: Any = None
+
+    def on_train_batch_begin(self, ctx: lw.Context) -> None:
+        self.lrs.append([ctx.epoch, ctx.iter, ctx.optimizers["opt"].param_groups[0]["lr"]])
+
+    def on_train_batch_end(self, ctx: lw.Context) -> None:
+        where = (ctx.epoch, ctx.iter)
+        if self.mode == "steer" and ctx.rank == 0 and where == (1, 3):
+            self.run.set_lr(0.05)
+            self.run.pause("paused by the test")
+        if self.mode == "error" and ctx.rank == 1 and where == (1, 2):
+            raise ValueError("planted on rank 1")
+        first = os.environ.get("TORCHELASTIC_RESTART_COUNT", "0") == "0"
+        if self.mode == "kill" and ctx.rank == 1 and where == (2, 2) and first:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+
+def main(mode: str, out: str, state: str = "") -> None:
+    torch.manual_seed(0)
+    rank, size = int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
+    spec = (
+        lw.setup(
+            nn.Linear, loss=nn.MSELoss(), optimizer=torch.optim.SGD, metrics=[lw.metrics.MAE()]
+        )
+        .set_hparams(in_features=4, out_features=1)
+        .set_opt_hparams(lr=0.1)
+    )
+    watch = Watch(mode)
+    callbacks: list[Any] = [watch]
+    if mode == "kill":
+        callbacks.append(AutoResume(state))
+    options = {"batch_size": 16 // size, "shuffle": False}
+    args = (data(64, 0),)
+    kwargs: dict[str, Any] = {
+        "epochs": 3,
+        "valid_data": data(32, 1),
+        "callbacks": callbacks,
+        "verbose": False,
+        "dataloader_options": options,
+    }
+    result: dict[str, Any] = {"rank": rank, "world_size": size}
+    if mode == "steer":
+        run = spec.run(*args, **kwargs)
+        watch.run = run
+        run.resume()  # to the pause (posted at batch 3, applied at an agreed batch)
+        if rank == 0:
+            result["paused"] = [run.reason, run.ctx.epoch, run.ctx.iter]
+            run.step("batch")
+            result["stepped"] = [run.reason, run.ctx.epoch, run.ctx.iter]
+            run.resume()
+        ctx = run.ctx
+        model = ctx.model
+    else:
+        fitted = spec.fit(*args, **kwargs)
+        ctx = fitted.ctx
+        model = fitted.model
+    lockstep = next((cb for cb in ctx.callbacks if isinstance(cb, Lockstep)), None)
+    result.update(
+        state=str(getattr(run, "state", "done")) if mode == "steer" else "done",
+        ddp=type(model).__name__,
+        ctx_rank=ctx.rank,
+        ctx_world_size=ctx.world_size,
+        lrs=watch.lrs,
+        seen=[] if lockstep is None else lockstep.seen,
+        records=ctx.records["metrics"],
+    )
+    inner = getattr(model, "module", model)
+    torch.save(
+        {k: v.detach().clone() for k, v in inner.state_dict().items()}, Path(out) / f"rank{rank}.pt"
+    )
+    (Path(out) / f"rank{rank}.json").write_text(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main(*sys.argv[1:])
