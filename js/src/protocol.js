@@ -90,7 +90,10 @@
  * @property {Object<string, StreamPoints>} [stream]  New points only.
  * @property {LogEntry[]} [log]  New entries only.
  * @property {Ack[]} [acks]
+ * @property {Mark[]} [marks]  New lr-edit markers only.
  */
+
+/** @typedef {[number, string]} Mark  [batch, label]: where lr was edited (the loss plot's x). */
 
 /**
  * @typedef {Object} Snapshot  kernel -> browser: everything a new view needs (bounded).
@@ -108,6 +111,7 @@
  * @property {Object<string, StreamPoints>} stream
  * @property {LogEntry[]} log
  * @property {Ack[]} [acks]
+ * @property {Mark[]} [marks]  Every lr-edit marker kept (at most 50).
  */
 
 /**
@@ -138,6 +142,7 @@
  * @property {number} logMax
  * @property {number} logGen
  * @property {ErrorInfo | null} error
+ * @property {Array<{x: number, label: string}>} marks  lr-edit markers, oldest first.
  */
 
 /**

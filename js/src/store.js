@@ -29,6 +29,7 @@ function emptyState() {
     logMax: 0,
     logGen: 0,
     error: null,
+    marks: [], // [{x, label}]: where lr was edited (a line on the loss plot)
   };
 }
 
@@ -117,6 +118,10 @@ function applyParts(st, msg, changed) {
     changed.add("stream");
   }
   if (msg.log && msg.log.length) { pushLog(st, msg.log); changed.add("log"); }
+  if (msg.marks && msg.marks.length) {
+    st.marks = [...st.marks, ...msg.marks.map(([x, label]) => ({ x, label }))].slice(-50);
+    changed.add("marks");
+  }
 }
 
 /**
