@@ -25,6 +25,7 @@ and <= 150 ms p95. The numbers depend on the machine: run before/after in the sa
 from __future__ import annotations
 
 import argparse
+import base64
 import contextlib
 import os
 import statistics
@@ -96,6 +97,7 @@ class Result:
     batches: float = 0.0
     click_badge: list[float] = field(default_factory=list)
     click_frame: list[float] = field(default_factory=list)
+    click_kernel: list[float] = field(default_factory=list)  # ws sent -> ws received
     profile: list[tuple[float, str]] = field(default_factory=list)
 
 
@@ -115,12 +117,36 @@ class Frames:
 
     def __init__(self, page: Any) -> None:
         self.frames: list[tuple[float, int]] = []
+        self.sent: list[tuple[float, bytes]] = []  # (timestamp, payload) of sent frames
+        self.received: list[tuple[float, bytes]] = []  # kept only while ``keep``
+        self.keep = False
         self.cdp = page.context.new_cdp_session(page)
         self.cdp.on("Network.webSocketFrameReceived", self._frame)
+        self.cdp.on("Network.webSocketFrameSent", self._sent)
         self.cdp.send("Network.enable")
+
+    @staticmethod
+    def _payload(event: Any) -> bytes:
+        response = event["response"]
+        data = response.get("payloadData", "")
+        return base64.b64decode(data) if response.get("opcode") == 2 else data.encode()
 
     def _frame(self, event: Any) -> None:
         self.frames.append((event["timestamp"], len(event["response"].get("payloadData", ""))))
+        if self.keep:
+            self.received.append((event["timestamp"], self._payload(event)))
+
+    def _sent(self, event: Any) -> None:
+        if self.keep:
+            self.sent.append((event["timestamp"], self._payload(event)))
+
+    def round_trip(self, cmd: bytes, answer: bytes) -> float:
+        """ms from the last frame sent with ``cmd`` to the next one received with ``answer``."""
+        t0 = max((t for t, p in self.sent if cmd in p), default=None)
+        if t0 is None:
+            return float("nan")
+        t1 = min((t for t, p in self.received if t >= t0 and answer in p), default=float("nan"))
+        return (t1 - t0) * 1e3
 
     def between(self, t0: float, t1: float) -> tuple[int, int]:
         """Frames and bytes received between CDP timestamps ``t0`` and ``t1``."""
@@ -176,7 +202,12 @@ def measure(page: Any, dash: Any, kernel_eval: Any, args: argparse.Namespace, ap
     if args.profile:  # after the window: the profiler's own cost is not measured
         res.profile = _profile(cdp, args.profile)
     for _ in range(args.clicks):
+        frames.sent.clear()
+        frames.received.clear()
+        frames.keep = True
         _click_until(page, dash, ".lw-btn-pause", "paused", res)
+        frames.keep = False
+        res.click_kernel.append(frames.round_trip(b'"pause"', b'"paused"'))
         time.sleep(0.3)
         dash.locator(".lw-btn-start").click()
         page.wait_for_function(
@@ -286,18 +317,19 @@ def run_app(app: str, args: argparse.Namespace) -> Result:
 def _row(r: Result) -> str:
     med, p95 = statistics.median(r.click_badge or [float("nan")]), _pct(r.click_badge, 0.95)
     fmed, fp95 = statistics.median(r.click_frame or [float("nan")]), _pct(r.click_frame, 0.95)
+    kmed = statistics.median(r.click_kernel or [float("nan")])
     return (
         f"| {r.app:8} | {r.busy * 100:5.1f} % | {r.script * 100:5.1f} % | {r.layout * 100:5.1f} % "
         f"| {r.long_n:3d} / {r.long_total:6.0f} / {r.long_max:4.0f} "
         f"| {r.msgs:5.1f} | {r.kbytes:6.1f} "
-        f"| {med:4.0f} / {p95:4.0f} | {fmed:4.0f} / {fp95:4.0f} | {r.batches:7.0f} |"
+        f"| {med:4.0f} / {p95:4.0f} | {fmed:4.0f} / {fp95:4.0f} | {kmed:4.0f} | {r.batches:7.0f} |"
     )
 
 
 HEADER = (
     "| app      | busy    | script  | layout  | long tasks n / ms / max | msg/s | kB/s   "
-    "| click->badge med/p95 ms | ->frame med/p95 | batches |\n"
-    "|---|---|---|---|---|---|---|---|---|---|"
+    "| click->badge med/p95 ms | ->frame med/p95 | ws round trip med | batches |\n"
+    "|---|---|---|---|---|---|---|---|---|---|---|"
 )
 
 

@@ -120,7 +120,10 @@
  * @property {Layers} [layers]
  * @property {Batch} [batch]
  * @property {Ack[]} [acks]
+ * @property {Mark[]} [marks]  New lr-edit markers only.
  */
+
+/** @typedef {[number, string]} Mark  [batch, label]: where lr was edited (the loss plot's x). */
 
 /**
  * @typedef {Object} Snapshot  kernel -> browser: everything a new view needs (bounded).
@@ -140,6 +143,7 @@
  * @property {Layers | null} [layers]
  * @property {Batch | null} [batch]
  * @property {Ack[]} [acks]
+ * @property {Mark[]} [marks]  Every lr-edit marker kept (at most 50).
  */
 
 /**
@@ -175,6 +179,7 @@
  * @property {ErrorInfo | null} error
  * @property {Layers | null} layers
  * @property {Batch | null} batch
+ * @property {Array<{x: number, label: string}>} marks  lr-edit markers, oldest first.
  */
 
 /**

@@ -39,7 +39,10 @@ if TYPE_CHECKING:
     from luzwidget.run import Run
     from luzwidget.widgets.feed import DashboardFeed
 
-__all__ = ["Collector"]
+__all__ = ["MAX_MARKS", "Collector"]
+
+MAX_MARKS = 50
+"""lr-edit markers kept for the loss plot (the latest)."""
 
 
 class Collector:
@@ -75,6 +78,8 @@ class Collector:
         self.records_reset = False
         self.points: dict[tuple[str, str, int], float | None] = {}
         self.acks: deque[Ack] = deque()
+        self.marks: list[list[Any]] = []  # [batch, label]: where lr was edited (loss plot)
+        self._new_marks: list[list[Any]] = []
         self.sent: dict[str, Any] = {}
         self.progress = Progress()
         self.inspector = Inspector()
@@ -138,6 +143,8 @@ class Collector:
         msg.update((key, value) for key, value in extra.items() if value)
         if acks:
             msg["acks"] = acks
+        if self._new_marks:
+            msg["marks"], self._new_marks = self._new_marks, []
         return msg if len(msg) > 1 else None
 
     def _snapshot(self, parts: dict[str, Any], acks: list[dict[str, Any]]) -> dict[str, Any]:
@@ -155,7 +162,9 @@ class Collector:
             "stream": {name: s.points() for name, s in self.series.items()},
             "log_max": LOG_MAX,
             "log": self.log.snapshot(),
+            "marks": self.marks,
         }
+        self._new_marks = []
         if acks:
             msg["acks"] = acks
         return msg
@@ -166,6 +175,10 @@ class Collector:
             ack = self.acks.popleft()
             self.log.add_ack(ack)
             acks.append(ack.to_json())
+            if ack.ok and ack.field == "lr":
+                mark = [self.feed.n_train, f"lr {ack.value}"]
+                self.marks = [*self.marks[-(MAX_MARKS - 1) :], mark]
+                self._new_marks.append(mark)
         return acks
 
     def _drain_stream(self, state: str) -> dict[str, Any]:

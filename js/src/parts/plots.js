@@ -1,6 +1,14 @@
 // Live plots with plotly.js: one panel per metric (train and valid per epoch) and the
 // per-batch loss stream (raw + EMA). Points come from the store; each view remembers how
-// many it drew and appends the rest with Plotly.extendTraces, once per animation frame.
+// many it drew and appends the rest with Plotly.extendTraces.
+//
+// Cheap at any batch rate: plots are redrawn on their own clock (the `Redraws` scheduler
+// below), not at the 10 Hz of the kernel's messages: at most every PERIOD_MIN ms, slower
+// when a redraw costs more (a redraw costs at most ~1/COST_FACTOR of the time), one panel
+// per animation frame (no long task), and not at all while the tab is hidden or the plots
+// are scrolled away. Plotly never measures the page: widths come from a ResizeObserver
+// (autosize off), margins are fixed (no automargin), legends are HTML in the caption, and
+// hover is off while the run trains.
 import { h, uid } from "../dom.js";
 import { getPlotly } from "../plotly_slot.js";
 
@@ -38,19 +46,30 @@ function readTheme(el) {
   };
 }
 
-function baseLayout(t, xTitle, logY) {
-  const axis = { gridcolor: t.grid, linecolor: t.grid, zerolinecolor: t.grid, automargin: true, tickfont: { size: 10 } };
+const HEIGHT = 190;
+const PERIOD_MIN = 300; // ms between two redraw rounds, at least (~3 Hz)
+const PERIOD_MAX = 3000;
+const COST_FACTOR = 15; // a round may cost at most 1/COST_FACTOR of the time
+
+/** Hover only while nothing streams in (hover machinery on a plot that redraws is wasted). */
+function hoverFor(status) {
+  return status && status.state === "running" ? false : "x unified";
+}
+
+function baseLayout(t, xTitle, logY, width, hover) {
+  const axis = { gridcolor: t.grid, linecolor: t.grid, zerolinecolor: t.grid, automargin: false, tickfont: { size: 10 } };
   return {
-    height: 190,
-    margin: { l: 46, r: 8, t: 18, b: 30 },
+    width,
+    height: HEIGHT,
+    autosize: false,
+    margin: { l: 52, r: 10, t: 8, b: 34 },
     paper_bgcolor: "rgba(0,0,0,0)",
     plot_bgcolor: "rgba(0,0,0,0)",
     font: { family: t.font, size: 11, color: t.fg },
-    showlegend: true,
-    legend: { orientation: "h", x: 1, xanchor: "right", y: 1.0, yanchor: "bottom", bgcolor: "rgba(0,0,0,0)", font: { size: 10, color: t.muted } },
-    hovermode: "x unified",
+    showlegend: false, // an HTML legend in the caption: plotly would measure its text each redraw
+    hovermode: hover,
     hoverlabel: { font: { size: 11 } },
-    xaxis: { ...axis, title: { text: xTitle, font: { size: 10, color: t.muted }, standoff: 2 } },
+    xaxis: { ...axis, tickformat: "d", title: { text: xTitle, font: { size: 10, color: t.muted }, standoff: 2 } },
     yaxis: { ...axis, type: logY ? "log" : "linear", exponentformat: "power" },
     uirevision: "lw",
   };
@@ -58,9 +77,76 @@ function baseLayout(t, xTitle, logY) {
 
 const CONFIG = { displayModeBar: false, responsive: false, scrollZoom: false, displaylogo: false };
 
-function epochDtick(rec) {
-  const last = Math.max(0, ...rec.train.x.slice(-1), ...rec.valid.x.slice(-1));
-  return last <= 10 ? 1 : null;
+/** Batches and epochs are integers: one tick per unit while there are few, then plotly's. */
+export function integerDtick(lastX) {
+  return lastX <= 10 ? 1 : null;
+}
+
+function dtickLayout(dtick) {
+  return dtick ? { "xaxis.tick0": 0, "xaxis.dtick": dtick } : { "xaxis.dtick": null, "xaxis.tick0": null };
+}
+
+function lastOf(...arrays) {
+  return Math.max(0, ...arrays.map((a) => (a.length ? a[a.length - 1] : 0)));
+}
+
+/** Vertical dashed lines where lr was edited (store `marks`: [{x, text}]). */
+function markShapes(marks, t) {
+  const shapes = [], annotations = [];
+  for (const m of marks) {
+    shapes.push({ type: "line", xref: "x", yref: "paper", x0: m.x, x1: m.x, y0: 0, y1: 1, line: { color: t.muted, width: 1, dash: "dash" } });
+    annotations.push({ xref: "x", yref: "paper", x: m.x, y: 1, yanchor: "top", xanchor: "left", text: m.label, showarrow: false, font: { size: 9, color: t.muted } });
+  }
+  return { shapes, annotations };
+}
+
+/** The caption's legend, from the traces drawn (so traces added by other parts show too). */
+function fillLegend(legend, data) {
+  const items = [];
+  for (const tr of data || []) {
+    if (tr.showlegend === false || !tr.name) continue;
+    const line = tr.line || {};
+    const swatch = h("span", { class: "lw-swatch", "aria-hidden": "true" });
+    swatch.style.borderTopColor = line.color || "currentColor";
+    swatch.style.borderTopStyle = line.dash === "dot" ? "dotted" : line.dash === "dash" ? "dashed" : "solid";
+    swatch.style.opacity = tr.opacity === undefined ? "1" : String(Math.max(0.6, tr.opacity));
+    items.push(h("span", { class: "lw-legend-item" }, swatch, h("span", { text: tr.name })));
+  }
+  legend.replaceChildren(...items);
+}
+
+/**
+ * When plots redraw: `request()` asks for a round; rounds are at least `period` ms apart,
+ * where period adapts to what a round costs; each step of a round is one animation frame;
+ * nothing runs while `paused()` (tab hidden, plots off screen) until `request()` again.
+ */
+function redraws(step, paused) {
+  let timer = 0, frame = 0, lastEnd = -Infinity, period = PERIOD_MIN, cost = 0, wanted = false;
+  function request() {
+    wanted = true;
+    if (timer || frame || paused()) return;
+    const delay = Math.max(0, lastEnd + period - performance.now());
+    timer = setTimeout(() => { timer = 0; frame = requestAnimationFrame(run); }, delay);
+  }
+  function run() {
+    frame = 0;
+    if (paused()) return; // `wanted` stays: the next request() (visible again) draws
+    wanted = false;
+    const t0 = performance.now();
+    const more = step();
+    cost += performance.now() - t0;
+    if (more) { frame = requestAnimationFrame(run); return; }
+    lastEnd = performance.now();
+    period = Math.min(PERIOD_MAX, Math.max(PERIOD_MIN, COST_FACTOR * cost));
+    cost = 0;
+    if (wanted) request();
+  }
+  return {
+    request,
+    resume() { if (wanted) request(); },
+    cancel() { clearTimeout(timer); cancelAnimationFrame(frame); timer = frame = 0; },
+    get period() { return period; },
+  };
 }
 
 /**
@@ -78,30 +164,45 @@ export function mountPlots(root, model, host, redraw) {
   let Plotly = null;
   let disposed = false;
   let theme = null; // read when first drawing: a detached element has no computed style
-  const panels = new Map(); // key -> { gd, drawn, gen, kind, box }
+  const panels = new Map(); // key -> { gd, box, legend, drawn, gen, plotted, width, ... }
   let logY = false;
   const logToggleId = uid("logy"); // one stream panel per view: one id
+  let latest = null; // the store's state at the last update
+  let needReset = false;
+  let visible = true; // the plots intersect the viewport
   const resize = new ResizeObserver((entries) => {
-    if (!Plotly) return;
     for (const entry of entries) {
-      const gd = entry.target;
-      if (gd.offsetWidth > 0 && gd._fullLayout) Plotly.Plots.resize(gd);
+      const p = [...panels.values()].find((q) => q.gd === entry.target);
+      const width = Math.round(entry.contentRect.width);
+      if (!p || width <= 0 || width === p.width) continue;
+      p.width = width;
+      if (Plotly && p.plotted) Plotly.relayout(p.gd, { width });
     }
   });
+  const onScreen = new IntersectionObserver((entries) => {
+    visible = entries[entries.length - 1].isIntersecting;
+    if (visible) sched.resume();
+  });
+  onScreen.observe(el);
+  const onVisibility = () => { if (!document.hidden) sched.resume(); };
+  document.addEventListener("visibilitychange", onVisibility);
+  const sched = redraws(drawStep, () => document.hidden || !visible);
 
   function panel(key, title, extra) {
     let p = panels.get(key);
     if (p) return p;
     const gd = h("div", { class: "lw-plot-area", role: "img", "aria-label": `Plot of ${title}` });
+    const legend = h("span", { class: "lw-legend" });
     const box = h(
       "figure",
       { class: `lw-plot ${key === "__stream" ? "lw-plot-stream" : "lw-plot-metric"}`, "data-metric": key },
-      h("figcaption", { class: "lw-plot-title" }, h("span", { text: title }), extra || null),
+      h("figcaption", { class: "lw-plot-title" }, h("span", { text: title }), legend, extra || null),
       gd,
     );
     if (key === "__stream") grid.prepend(box);
     else grid.append(box);
-    p = { gd, box, drawn: [], gen: -1, plotted: false };
+    // One layout read per panel, when it is made; later widths come from the ResizeObserver.
+    p = { gd, box, legend, drawn: [], gen: -1, plotted: false, width: gd.clientWidth || 400, hover: null, marks: 0, dtick: undefined };
     panels.set(key, p);
     resize.observe(gd);
     return p;
@@ -130,10 +231,20 @@ export function mountPlots(root, model, host, redraw) {
     return [mk("train", theme.train, "solid"), mk("valid", theme.valid, "dot")];
   }
 
+  /** Whether the stream panel has something new to draw. */
+  function streamDirty(state) {
+    const series = state.stream.series;
+    const names = Object.keys(series);
+    if (!names.length || !names.some((n) => series[n].x.length)) return false;
+    const p = panels.get("__stream");
+    if (!p || !p.plotted || p.hover !== hoverFor(state.status) || p.marks !== (state.marks || []).length) return true;
+    const gen = names.map((n) => series[n].gen).join(",") + "|" + names.join(",");
+    return p.gen !== gen || names.some((n, i) => series[n].x.length !== p.drawn[i]);
+  }
+
   function drawStream(state) {
     const series = state.stream.series;
     const names = Object.keys(series);
-    if (!names.length || !names.some((n) => series[n].x.length)) return;
     const p = panels.get("__stream") || panel("__stream", "loss per batch", h(
       "span", { class: "lw-logy" },
       h("input", { type: "checkbox", id: logToggleId, class: "lw-logy-check", onChange: (e) => {
@@ -143,14 +254,23 @@ export function mountPlots(root, model, host, redraw) {
       h("label", { for: logToggleId, text: "log y" }),
     ));
     const gen = names.map((n) => series[n].gen).join(",") + "|" + names.join(",");
+    const hover = hoverFor(state.status);
+    const marks = state.marks || [];
+    const dtick = integerDtick(lastOf(...names.map((n) => series[n].x)));
     if (!p.plotted || p.gen !== gen) {
-      const layout = baseLayout(theme, "batch", logY);
+      const layout = baseLayout(theme, "batch", logY, p.width, hover);
+      Object.assign(layout, markShapes(marks, theme));
+      if (dtick) Object.assign(layout.xaxis, { tick0: 0, dtick });
       Plotly.react(p.gd, streamTraces(series), layout, CONFIG);
-      p.plotted = true;
-      p.gen = gen;
+      fillLegend(p.legend, p.gd.data);
+      Object.assign(p, { plotted: true, gen, hover, dtick, marks: marks.length });
       p.drawn = names.map((n) => series[n].x.length);
       return;
     }
+    const relayout = {};
+    if (p.hover !== hover) relayout.hovermode = p.hover = hover;
+    if (p.marks !== marks.length) { Object.assign(relayout, markShapes(marks, theme)); p.marks = marks.length; }
+    if (p.dtick !== dtick) { Object.assign(relayout, dtickLayout(dtick)); p.dtick = dtick; }
     const x = [], y = [], idx = [];
     names.forEach((n, i) => {
       const s = series[n];
@@ -164,40 +284,60 @@ export function mountPlots(root, model, host, redraw) {
       }
     });
     if (idx.length) Plotly.extendTraces(p.gd, { x, y }, idx);
+    if (Object.keys(relayout).length) Plotly.relayout(p.gd, relayout);
   }
 
-  function drawMetrics(state) {
-    for (const metric of state.metricOrder) {
-      const rec = state.records[metric];
-      const p = panel(metric, metric);
-      const lens = [rec.train.x.length, rec.valid.x.length];
-      if (!p.plotted || p.gen !== rec.gen) {
-        const layout = baseLayout(theme, "epoch", false);
-        layout.xaxis.tickformat = "d";
-        p.dtick = epochDtick(rec);
-        Object.assign(layout.xaxis, p.dtick ? { tick0: 0, dtick: p.dtick } : {});
-        Plotly.react(p.gd, metricTraces(rec), layout, CONFIG);
-        p.plotted = true;
-        p.gen = rec.gen;
-        p.drawn = lens;
-        continue;
-      }
-      const dtick = epochDtick(rec);
-      if (dtick !== p.dtick) { // one tick per epoch while there are few, then plotly's choice
-        p.dtick = dtick;
-        Plotly.relayout(p.gd, dtick ? { "xaxis.tick0": 0, "xaxis.dtick": dtick } : { "xaxis.dtick": null, "xaxis.tick0": null });
-      }
-      const x = [], y = [], idx = [];
-      ["train", "valid"].forEach((set, i) => {
-        if (lens[i] > p.drawn[i]) {
-          x.push(rec[set].x.slice(p.drawn[i]));
-          y.push(rec[set].y.slice(p.drawn[i]));
-          idx.push(i);
-        }
-      });
-      p.drawn = lens;
-      if (idx.length) Plotly.extendTraces(p.gd, { x, y }, idx);
+  function metricDirty(state, metric) {
+    const rec = state.records[metric];
+    const p = panels.get(metric);
+    return !p || !p.plotted || p.gen !== rec.gen || p.hover !== hoverFor(state.status) ||
+      rec.train.x.length !== p.drawn[0] || rec.valid.x.length !== p.drawn[1];
+  }
+
+  function drawMetric(state, metric) {
+    const rec = state.records[metric];
+    const p = panel(metric, metric);
+    const lens = [rec.train.x.length, rec.valid.x.length];
+    const hover = hoverFor(state.status);
+    const dtick = integerDtick(lastOf(rec.train.x, rec.valid.x));
+    if (!p.plotted || p.gen !== rec.gen) {
+      const layout = baseLayout(theme, "epoch", false, p.width, hover);
+      if (dtick) Object.assign(layout.xaxis, { tick0: 0, dtick });
+      Plotly.react(p.gd, metricTraces(rec), layout, CONFIG);
+      fillLegend(p.legend, p.gd.data);
+      Object.assign(p, { plotted: true, gen: rec.gen, drawn: lens, hover, dtick });
+      return;
     }
+    const relayout = {};
+    if (dtick !== p.dtick) { Object.assign(relayout, dtickLayout(dtick)); p.dtick = dtick; }
+    if (p.hover !== hover) relayout.hovermode = p.hover = hover;
+    const x = [], y = [], idx = [];
+    ["train", "valid"].forEach((set, i) => {
+      if (lens[i] > p.drawn[i]) {
+        x.push(rec[set].x.slice(p.drawn[i]));
+        y.push(rec[set].y.slice(p.drawn[i]));
+        idx.push(i);
+      }
+    });
+    p.drawn = lens;
+    if (idx.length) Plotly.extendTraces(p.gd, { x, y }, idx);
+    if (Object.keys(relayout).length) Plotly.relayout(p.gd, relayout);
+  }
+
+  /** One step of a redraw round: the first panel with something new; true if more wait. */
+  function drawStep() {
+    if (!Plotly || disposed || !latest) return false;
+    const state = latest;
+    if (!theme) theme = readTheme(root);
+    if (needReset) { needReset = false; reset(); }
+    const dirty = [];
+    if (streamDirty(state)) dirty.push(() => drawStream(state));
+    for (const metric of state.metricOrder) {
+      if (metricDirty(state, metric)) dirty.push(() => drawMetric(state, metric));
+    }
+    if (dirty.length) dirty[0]();
+    placeholder.hidden = panels.size > 0;
+    return dirty.length > 1;
   }
 
   function reset() {
@@ -212,12 +352,9 @@ export function mountPlots(root, model, host, redraw) {
   /** @param {import("../protocol.js").State} state @param {Set<string>} changed */
   function update(state, changed) {
     if (changed.has("theme")) retheme();
-    if (!Plotly || disposed) return;
-    if (!theme) theme = readTheme(root);
-    if (changed.has("snapshot")) reset();
-    drawStream(state);
-    drawMetrics(state);
-    placeholder.hidden = panels.size > 0;
+    if (changed.has("snapshot")) needReset = true;
+    latest = state;
+    if (Plotly && !disposed) sched.request();
   }
 
   function retheme() {
@@ -236,7 +373,10 @@ export function mountPlots(root, model, host, redraw) {
     update,
     cleanup() {
       disposed = true;
+      sched.cancel();
       resize.disconnect();
+      onScreen.disconnect();
+      document.removeEventListener("visibilitychange", onVisibility);
       if (Plotly) for (const p of panels.values()) Plotly.purge(p.gd);
       panels.clear();
     },

@@ -14,15 +14,17 @@ function bar(cls, label) {
   return { row: h("div", { class: "lw-bar-row" }, name, track, text), track, fill, text, name };
 }
 
+function setAttr(el, name, value) {
+  if (el.getAttribute(name) !== value) el.setAttribute(name, value);
+}
+
 function setBar(b, value, max, text, fraction) {
   const raw = fraction ?? (max > 0 ? value / max : 0);
   const frac = Math.min(1, Math.max(0, raw));
-  b.fill.classList.toggle("lw-no-anim", frac < (b.frac ?? 0)); // jump back, glide forward
-  b.frac = frac;
   const width = `${(frac * 100).toFixed(2)}%`;
   if (b.fill.style.width !== width) b.fill.style.width = width;
-  b.track.setAttribute("aria-valuenow", String(value || 0));
-  b.track.setAttribute("aria-valuemax", String(max || 0));
+  setAttr(b.track, "aria-valuenow", String(value || 0));
+  setAttr(b.track, "aria-valuemax", String(max || 0));
   setText(b.text, text);
 }
 
@@ -51,8 +53,8 @@ export function mountProgress(root) {
     setBar(epoch, p.epoch || 0, p.max_epochs || 0, `${p.epoch || 0} / ${p.max_epochs ?? "?"}`, p.epoch_frac);
     setText(batch.name, p.phase === "valid" ? "Valid" : "Train");
     setBar(batch, p.iter || 0, p.n_batches || 0, `${p.iter || 0} / ${p.n_batches ?? "?"}`);
-    batch.track.setAttribute("aria-label", p.phase === "valid" ? "Validation batch" : "Training batch");
-    el.dataset.phase = p.phase || "";
+    setAttr(batch.track, "aria-label", p.phase === "valid" ? "Validation batch" : "Training batch");
+    if (el.dataset.phase !== (p.phase || "")) el.dataset.phase = p.phase || "";
     setText(rate, p.rate_text || "");
     setText(loss, p.loss_text || "");
     const key = JSON.stringify(p.metrics || []);
