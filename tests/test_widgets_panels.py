@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 import luzwidget as lw
+from luzwidget.engine import engine_of
 from luzwidget.layers import LayerTracker, tracker
 from luzwidget.widgets import Dashboard
 from luzwidget.widgets.batch_panel import EpochConfusion, image_layout
@@ -359,4 +360,37 @@ def test_layer_tracker_is_the_runs_one() -> None:
     assert tracker(run, LayerTracker).subscribers == 1
     dash.panel("layers", False)
     assert tracker(run, LayerTracker).subscribers == 0
+    dash.close()
+
+
+def test_skip_at_a_nan_pause_abandons_the_batch_and_goes_on() -> None:
+    run = _digits_run(epochs=1)
+    dash, _ = _shown(run)
+    run.breakpoints.add(lw.Event.on_train_batch_after_loss)
+    run.step("batch")
+    run.step(lw.Event.on_train_batch_after_loss)  # batch 2, as a NaN pause would stop there
+    assert dash.tick()["status"]["buttons"]["skip"]
+    weights = [p.detach().clone() for p in run.ctx.model.parameters()]
+    run.breakpoints.remove(lw.Event.on_train_batch_after_loss)
+    run.breakpoints.add(lw.Event.on_train_batch_begin)
+    dash._handle_custom_msg({"cmd": "skip", "id": 8}, [])
+    assert run.wait(30) == "paused"
+    ack = next(a for a in dash.tick()["acks"] if a["id"] == 8)
+    assert ack["ok"], ack
+    assert run.ctx.iter == 3  # went on with the next batch
+    assert all(torch.equal(w, p) for w, p in zip(weights, run.ctx.model.parameters(), strict=True))
+    assert "SkipRestOfBatch" not in _names(run)
+    assert engine_of(run.ctx).skipped == [2]  # as run.skip() after an error lists it
+    dash.close()
+
+
+def test_skip_outside_a_batch_is_refused() -> None:
+    run = _digits_run(epochs=1)
+    dash, _ = _shown(run)
+    run.step("batch")  # paused at on_train_batch_end: the batch is over
+    assert not dash.tick()["status"]["buttons"]["skip"]
+    dash._handle_custom_msg({"cmd": "skip", "id": 9}, [])
+    ack = dash.tick()["acks"][0]
+    assert not ack["ok"]
+    assert "on_train_batch_end" in ack["message"]
     dash.close()

@@ -1,4 +1,5 @@
-// Control bar: Start/Resume, Pause, Step batch, Step epoch, Step to <event> + Go, Stop, state badge.
+// Control bar: Start/Resume/Continue, Pause, Step batch, Step epoch, Step to <event> + Go,
+// Skip batch (only at a pause inside a batch), Stop, state badge.
 import { h, setText, uid } from "../dom.js";
 
 const BUTTONS = [
@@ -58,7 +59,17 @@ export function mountControls(root, store, say) {
     h("span", { class: "lw-icon", "aria-hidden": "true", text: "■" }),
     h("span", { class: "lw-btn-text", text: "Stop" }),
   );
-  bar.append(stepTo, buttons.stop);
+  // Skip at a pause inside a batch (e.g. a NaN pause): abandon it and go on. After an
+  // error the event log's own Skip button does it, so this one shows only when paused.
+  const skipBatch = h(
+    "button",
+    { class: "lw-btn lw-btn-skip-batch", type: "button", hidden: true,
+      title: "Abandon this batch (no optimizer step, no metrics) and go on",
+      onClick: () => store.command({ cmd: "skip" }, say) },
+    h("span", { class: "lw-icon", "aria-hidden": "true", text: "↷" }),
+    h("span", { class: "lw-btn-text", text: "Skip batch" }),
+  );
+  bar.append(stepTo, skipBatch, buttons.stop);
   const hint = h("div", { class: "lw-blocking-hint", role: "note" });
   root.append(bar, hint);
 
@@ -79,6 +90,7 @@ export function mountControls(root, store, say) {
     const enabled = status.buttons || {};
     for (const [name, el] of Object.entries(buttons)) el.disabled = !enabled[name];
     select.disabled = !enabled.step_to; // the event picker goes with its Go button
+    skipBatch.hidden = !(enabled.skip && status.state === "paused");
     setText(startLabel, status.start_label || "Start");
     setText(badge, status.state || "");
     setText(hint, status.hint || "");
