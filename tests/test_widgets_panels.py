@@ -394,3 +394,34 @@ def test_skip_outside_a_batch_is_refused() -> None:
     assert not ack["ok"]
     assert "on_train_batch_end" in ack["message"]
     dash.close()
+
+
+def test_a_pause_reached_between_two_ticks_is_logged() -> None:
+    run = _digits_run()
+    dash, _ = _shown(run)
+    dash.tick()
+    run.step("batch")
+    first = dash.tick()["log"]
+    run.step("batch")  # paused, ran, paused again: no tick saw it running
+    second = dash.tick()["log"]
+    for log in (first, second):
+        assert log[-1]["kind"] == "pause"
+        assert log[-1]["text"] == "paused: stepped to on_train_batch_end"
+    assert second[-1]["where"] == "epoch 1 · batch 2"
+    dash.close()
+
+
+def test_layers_rows_say_inf_and_nan_where_values_are_not_finite() -> None:
+    run = _digits_run()
+    dash, _ = _shown(run)
+    dash.panel("layers")
+    run.step(lw.Event.on_train_batch_before_step)
+    with torch.no_grad():
+        run.ctx.model[0].weight[0, 0] = torch.inf
+        run.ctx.model[2].weight.grad[0, 0] = torch.nan
+    rows = {r[0]: r for r in dash.tick()["layers"]["rows"]}
+    assert rows["0.weight"][2] == "inf"
+    assert rows["0.weight"][6] == 1
+    assert rows["2.weight"][3] == "NaN"
+    assert rows["2.bias"][4] is None  # no step recorded yet: not known
+    dash.close()
