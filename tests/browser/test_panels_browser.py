@@ -142,6 +142,7 @@ def test_layers_and_batch_panels_step_and_find_a_nan(open_notebook, ui: str) -> 
     expect(origin).to_have_class("lw-layer-row lw-nonfinite lw-origin")
     expect(dash.locator(".lw-layers-note")).to_have_text("non-finite output of net.2")
     expect(dash.locator(".lw-log-entry").last).to_contain_text("net.2 (Linear)")
+    expect(dash.locator(".lw-message")).not_to_have_text("resumed")  # no stale "resumed"
     skip = dash.get_by_role("button", name="Skip batch")
     expect(skip).to_be_visible()
     nb.screenshot(dash, "panels-3-nan-pause")

@@ -18,6 +18,10 @@ const BUTTONS = [
  * @returns {Part}
  */
 export function mountControls(root, store, say) {
+  // A drive command's ok ("resumed", "running to the next batch") would outlive the state
+  // it describes (issue 10: a green "running to..." under a PAUSED badge): the badge and the
+  // event log say it; only a refusal is shown here.
+  const sayRefusal = (ack) => { if (!ack.ok) say(ack); };
   /** @type {Object<string, HTMLButtonElement>} buttons by the kernel's button name */
   const buttons = {};
   let startLabel = null;
@@ -28,7 +32,7 @@ export function mountControls(root, store, say) {
     const label = h("span", { class: "lw-btn-text", text });
     buttons[key] = h(
       "button",
-      { class: `lw-btn ${cls}`, type: "button", onClick: () => store.command(cmd, say) },
+      { class: `lw-btn ${cls}`, type: "button", onClick: () => store.command(cmd, sayRefusal) },
       h("span", { class: "lw-icon", "aria-hidden": "true", text: icon }),
       label,
     );
@@ -43,7 +47,7 @@ export function mountControls(root, store, say) {
     text: "Go",
     "aria-label": "Step to the selected event",
     title: "Run until the selected event fires, then pause",
-    onClick: () => select.value && store.command({ cmd: "step", what: select.value }, say),
+    onClick: () => select.value && store.command({ cmd: "step", what: select.value }, sayRefusal),
   });
   const stepTo = h(
     "span",
@@ -65,7 +69,7 @@ export function mountControls(root, store, say) {
     "button",
     { class: "lw-btn lw-btn-skip-batch", type: "button", hidden: true,
       title: "Abandon this batch (no optimizer step, no metrics) and go on",
-      onClick: () => store.command({ cmd: "skip" }, say) },
+      onClick: () => store.command({ cmd: "skip" }, sayRefusal) },
     h("span", { class: "lw-icon", "aria-hidden": "true", text: "↷" }),
     h("span", { class: "lw-btn-text", text: "Skip batch" }),
   );
