@@ -425,3 +425,22 @@ def test_layers_rows_say_inf_and_nan_where_values_are_not_finite() -> None:
     assert rows["2.weight"][3] == "NaN"
     assert rows["2.bias"][4] is None  # no step recorded yet: not known
     dash.close()
+
+
+def test_batch_panel_shows_no_stale_prediction_and_says_nan() -> None:
+    run = _digits_run()
+    dash, _ = _shown(run)
+    dash.panel("batch")
+    run.step("batch")
+    run.step(lw.Event.on_train_batch_begin)  # ctx.pred still holds the last batch's
+    items = dash.tick()["batch"]["items"]
+    assert {it["p"] for it in items} == {None}
+    run.step(lw.Event.on_train_batch_after_pred)
+    with torch.no_grad():
+        run.ctx.pred[0, 3] = torch.nan
+    dash._collector.panels["batch"]._n = -1  # look again at this pause
+    items = dash.tick()["batch"]["items"]
+    assert items[0]["p"] == "NaN"
+    assert items[0]["wrong"]
+    assert items[1]["p"] != "NaN"
+    dash.close()

@@ -130,6 +130,16 @@ def test_layers_and_batch_panels_step_and_find_a_nan(open_notebook, ui: str) -> 
     expect(dash.locator(".lw-batch-item.lw-wrong")).to_have_count(wrong)
     nb.screenshot(dash.locator(".lw-inside"), "panels-2-after-step")
 
+    # To the end of the epoch: the confusion matrices of its training and validation passes.
+    before = nb.eval("run.n_events")
+    dash.get_by_role("button", name="Step epoch", exact=True).click()
+    nb.wait_value(f"[run.n_events > {before}, run.state]", [True, "paused"])
+    expect(dash.locator(".lw-cm")).to_have_count(2)
+    n_valid = nb.eval("len(run.ctx.valid_data.dataset)")
+    valid_counts = dash.locator('.lw-cm[data-set="valid"] td').all_inner_texts()
+    assert sum(int(t) for t in valid_counts if t) == n_valid
+    nb.screenshot(dash.locator(".lw-batch"), "panels-2b-confusion")
+
     # Where a NaN came from: tick the box, plant an infinite weight, resume.
     dash.get_by_label("…and find where it came from").check()
     nb.wait_value("run.breakpoints.nonfinite", True)
