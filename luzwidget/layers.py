@@ -135,7 +135,7 @@ class LayerTracker(Armed):
         """Keep ‖Δw‖ of each parameter the step changed (a tensor: no host sync here)."""
         before, self._before = self._before, None
         for p, old in before or ():
-            delta = torch.linalg.vector_norm(p.detach() - old, dtype=torch.float32)
+            delta = norm(p.detach() - old)
             self.updates[id(p)] = (p, delta, p._version)
 
     def update_of(self, p: torch.Tensor) -> torch.Tensor | None:
@@ -198,7 +198,7 @@ def layers(run: Any, arm: bool = True) -> pd.DataFrame:
     owner = _owners(ctx.optimizers or {})
     types = _module_types(ctx.model)
     named = list(ctx.model.named_parameters())
-    norms = _numbers([torch.linalg.vector_norm(p.detach(), dtype=torch.float32) for _, p in named])
+    norms = _numbers([norm(p.detach()) for _, p in named])
     grads = _numbers([_grad_norm(p) for _, p in named])
     updates = _numbers([layer_tracker.update_of(p) for _, p in named])
     counts = _numbers([_nonfinite(p) for _, p in named])
@@ -287,8 +287,23 @@ def _stats(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         return mean, var.sqrt(), x.numel() - n
 
 
+def norm(x: torch.Tensor) -> torch.Tensor:
+    """‖x‖ as a float32 0-d tensor that does not overflow for huge finite values.
+
+    Squaring values above ~1.8e19 overflows float32, so ‖x‖ is computed as
+    ``max|x| * ‖x / max|x|‖`` (inf or NaN only when ``x`` holds one; no host sync).
+    """
+    with torch.no_grad():
+        x = x.detach()
+        x = x.abs() if x.is_complex() else x.float()
+        scale = x.abs().amax() if x.numel() else torch.zeros((), device=x.device)
+        safe = torch.where(torch.isfinite(scale) & (scale > 0), scale, torch.ones_like(scale))
+        out: torch.Tensor = torch.linalg.vector_norm(x / safe) * safe
+        return out
+
+
 def _grad_norm(p: torch.Tensor) -> torch.Tensor | None:
-    return None if p.grad is None else torch.linalg.vector_norm(p.grad, dtype=torch.float32)
+    return None if p.grad is None else norm(p.grad)
 
 
 def _nonfinite(p: torch.Tensor) -> torch.Tensor:

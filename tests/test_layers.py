@@ -213,3 +213,13 @@ def test_activations_match_the_module_outputs_by_hand() -> None:
         assert frame.loc[name, "nonfinite"] == 0
     assert frame.loc["net.2", "module"] == "Linear"
     assert isinstance(frame, pd.DataFrame)
+
+
+def test_norms_of_huge_finite_weights_do_not_overflow() -> None:
+    from luzwidget.layers import norm
+
+    assert float(norm(torch.tensor([3e19, 4e19]))) == pytest.approx(5e19)  # float32 squares: inf
+    assert float(norm(torch.tensor([3.0, 4.0]))) == pytest.approx(5.0)
+    assert math.isinf(float(norm(torch.tensor([1.0, math.inf]))))
+    assert math.isnan(float(norm(torch.tensor([1.0, math.nan]))))
+    assert float(norm(torch.zeros(0))) == 0.0

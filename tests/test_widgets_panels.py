@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 import luzwidget as lw
+from luzwidget.engine import engine_of
 from luzwidget.layers import LayerTracker, tracker
 from luzwidget.widgets import Dashboard
 from luzwidget.widgets.batch_panel import EpochConfusion, image_layout
@@ -359,4 +360,87 @@ def test_layer_tracker_is_the_runs_one() -> None:
     assert tracker(run, LayerTracker).subscribers == 1
     dash.panel("layers", False)
     assert tracker(run, LayerTracker).subscribers == 0
+    dash.close()
+
+
+def test_skip_at_a_nan_pause_abandons_the_batch_and_goes_on() -> None:
+    run = _digits_run(epochs=1)
+    dash, _ = _shown(run)
+    run.breakpoints.add(lw.Event.on_train_batch_after_loss)
+    run.step("batch")
+    run.step(lw.Event.on_train_batch_after_loss)  # batch 2, as a NaN pause would stop there
+    assert dash.tick()["status"]["buttons"]["skip"]
+    weights = [p.detach().clone() for p in run.ctx.model.parameters()]
+    run.breakpoints.remove(lw.Event.on_train_batch_after_loss)
+    run.breakpoints.add(lw.Event.on_train_batch_begin)
+    dash._handle_custom_msg({"cmd": "skip", "id": 8}, [])
+    assert run.wait(30) == "paused"
+    ack = next(a for a in dash.tick()["acks"] if a["id"] == 8)
+    assert ack["ok"], ack
+    assert run.ctx.iter == 3  # went on with the next batch
+    assert all(torch.equal(w, p) for w, p in zip(weights, run.ctx.model.parameters(), strict=True))
+    assert "SkipRestOfBatch" not in _names(run)
+    assert engine_of(run.ctx).skipped == [2]  # as run.skip() after an error lists it
+    dash.close()
+
+
+def test_skip_outside_a_batch_is_refused() -> None:
+    run = _digits_run(epochs=1)
+    dash, _ = _shown(run)
+    run.step("batch")  # paused at on_train_batch_end: the batch is over
+    assert not dash.tick()["status"]["buttons"]["skip"]
+    dash._handle_custom_msg({"cmd": "skip", "id": 9}, [])
+    ack = dash.tick()["acks"][0]
+    assert not ack["ok"]
+    assert "on_train_batch_end" in ack["message"]
+    dash.close()
+
+
+def test_a_pause_reached_between_two_ticks_is_logged() -> None:
+    run = _digits_run()
+    dash, _ = _shown(run)
+    dash.tick()
+    run.step("batch")
+    first = dash.tick()["log"]
+    run.step("batch")  # paused, ran, paused again: no tick saw it running
+    second = dash.tick()["log"]
+    for log in (first, second):
+        assert log[-1]["kind"] == "pause"
+        assert log[-1]["text"] == "paused: stepped to on_train_batch_end"
+    assert second[-1]["where"] == "epoch 1 · batch 2"
+    dash.close()
+
+
+def test_layers_rows_say_inf_and_nan_where_values_are_not_finite() -> None:
+    run = _digits_run()
+    dash, _ = _shown(run)
+    dash.panel("layers")
+    run.step(lw.Event.on_train_batch_before_step)
+    with torch.no_grad():
+        run.ctx.model[0].weight[0, 0] = torch.inf
+        run.ctx.model[2].weight.grad[0, 0] = torch.nan
+    rows = {r[0]: r for r in dash.tick()["layers"]["rows"]}
+    assert rows["0.weight"][2] == "inf"
+    assert rows["0.weight"][6] == 1
+    assert rows["2.weight"][3] == "NaN"
+    assert rows["2.bias"][4] is None  # no step recorded yet: not known
+    dash.close()
+
+
+def test_batch_panel_shows_no_stale_prediction_and_says_nan() -> None:
+    run = _digits_run()
+    dash, _ = _shown(run)
+    dash.panel("batch")
+    run.step("batch")
+    run.step(lw.Event.on_train_batch_begin)  # ctx.pred still holds the last batch's
+    items = dash.tick()["batch"]["items"]
+    assert {it["p"] for it in items} == {None}
+    run.step(lw.Event.on_train_batch_after_pred)
+    with torch.no_grad():
+        run.ctx.pred[0, 3] = torch.nan
+    dash._collector.panels["batch"]._n = -1  # look again at this pause
+    items = dash.tick()["batch"]["items"]
+    assert items[0]["p"] == "NaN"
+    assert items[0]["wrong"]
+    assert items[1]["p"] != "NaN"
     dash.close()

@@ -82,7 +82,6 @@ export default {
       pending = new Set();
       const state = store.state;
       if (!state.ready) return;
-      if (state.status.state !== root.dataset.state && message.dataset.kind === "ok") setText(message, ""); // stale "running to..."
       root.dataset.state = state.status.state || "";
       for (const part of mounted) part.update(state, changed);
     }

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
+from luzwidget.events import Event
 from luzwidget.layers import Armed, first_tensor, tracker
 from luzwidget.states import RunState
 from luzwidget.widgets.inspector import INSPECT_EVERY_S
@@ -98,7 +99,10 @@ def _labels(pred: Any, target: Any, n: int) -> tuple[str, list[dict[str, Any]]]:
     p, t = _leading(first_tensor(pred), n), _leading(target, n)
     with torch.no_grad():
         if p is not None and p.ndim == 2 and p.shape[1] > 1:
-            classes = p.argmax(1).cpu().tolist()
+            finite = torch.isfinite(p).all(1).cpu().tolist()
+            classes = [
+                c if ok else "NaN" for c, ok in zip(p.argmax(1).cpu().tolist(), finite, strict=True)
+            ]
             true = None
             if t is not None:
                 true = (t.argmax(1) if t.ndim == 2 else t.reshape(n, -1)[:, 0].long()).tolist()
@@ -256,7 +260,9 @@ class BatchPanel:
         if layout is not None:
             data = base64.b64encode(_pixels(x, layout, n)).decode("ascii")
             image = {"n": n, "c": c, "h": h, "w": w, "data": data}
-        kind, items = _labels(ctx.pred, ctx.target, n)
+        # At a batch's first event ctx.pred is still the previous batch's: not shown.
+        fresh = self.run.event not in (Event.on_train_batch_begin, Event.on_valid_batch_begin)
+        kind, items = _labels(ctx.pred if fresh else None, ctx.target, n)
         return {"image": image, "note": note, "kind": kind, "items": items}
 
     def _with_confusion(self, part: dict[str, Any]) -> dict[str, Any]:

@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING, Any
 
 from traitlets import TraitError
 
+from luzwidget.callbacks.base import Callback
+from luzwidget.engine import SkipBatch
 from luzwidget.events import Event
 from luzwidget.exceptions import EditError, LuzwidgetError
 from luzwidget.report import report
@@ -29,6 +31,7 @@ __all__ = [
     "EditError",
     "ack_value",
     "button_states",
+    "can_skip",
     "continue_done",
     "edit_values",
     "format_lr",
@@ -38,6 +41,7 @@ __all__ = [
     "parse_int",
     "parse_name",
     "quote",
+    "skip_paused_batch",
 ]
 
 
@@ -241,6 +245,64 @@ def continue_done(run: Run) -> None:
     run.extend(more)
 
 
+MID_BATCH = frozenset(
+    {
+        Event.on_train_batch_begin,
+        Event.on_train_batch_after_pred,
+        Event.on_train_batch_after_loss,
+        Event.on_train_batch_before_backward,
+        Event.on_train_batch_before_step,
+        Event.on_valid_batch_begin,
+        Event.on_valid_batch_after_pred,
+        Event.on_valid_batch_after_loss,
+    }
+)
+"""Pauses inside a batch, before its optimizer steps: where Skip can abandon the batch."""
+
+
+class SkipRestOfBatch(Callback):
+    """Abandons the batch the run is paused in, at the next event (once, then leaves).
+
+    The gradients are dropped at once (``p.grad = None``: an optimizer step that still
+    comes skips every parameter), and the next event of the batch raises the loop's
+    ``SkipBatch``: the rest of the batch does not run, its metrics are not updated, and the
+    batch is listed in ``ctx``'s skipped batches, as after ``run.skip()`` on an error.
+    """
+
+    weight = -1e9  # before every other callback of that event
+
+    def __init__(self, run: Run) -> None:
+        self.run = run
+
+    def _skip(self, ctx: Any) -> None:
+        self.run.remove_callback(self)
+        raise SkipBatch
+
+    on_train_batch_after_pred = on_train_batch_after_loss = _skip
+    on_train_batch_before_backward = on_train_batch_before_step = _skip
+    on_train_batch_after_step = on_train_batch_end = _skip
+    on_valid_batch_after_pred = on_valid_batch_after_loss = on_valid_batch_end = _skip
+
+
+def skip_paused_batch(run: Run) -> None:
+    """Skip the rest of the batch a paused run is in (e.g. at a NaN pause) and go on."""
+    if run.state != RunState.PAUSED or run.event not in MID_BATCH:
+        where = run.event.value if run.event is not None else "no event"
+        raise EditError(
+            f"skip: abandons a batch the run is paused inside (before its optimizer step) "
+            f"or a failed step; the run is {run.state} after {where}. Step to a batch event "
+            "first, or use Stop."
+        )
+    for p in run.ctx.model.parameters():
+        p.grad = None
+    run.add_callback(SkipRestOfBatch(run))
+
+
+def can_skip(run: Run, state: str) -> bool:
+    """Whether Skip acts now: after an error, or at a pause inside a batch."""
+    return state == RunState.ERROR or (state == RunState.PAUSED and run.event in MID_BATCH)
+
+
 def _control(run: Run, cmd: str, msg: dict[str, Any]) -> str:
     was = run.state
     if was == RunState.DONE and cmd in ("start", "step"):
@@ -266,6 +328,10 @@ def _control(run: Run, cmd: str, msg: dict[str, Any]) -> str:
         run.retry(background=True)  # never block the kernel inside a widget message
         return "retrying the failed step"
     if cmd == "skip":
+        if was != RunState.ERROR:
+            skip_paused_batch(run)
+            run.start()
+            return "skipped the rest of this batch; going on"
         run.skip(background=True)
         return "skipped the failed step"
     raise EditError(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from luzwidget.states import RunState
-from luzwidget.widgets.commands import button_states
+from luzwidget.widgets.commands import button_states, can_skip
 
 if TYPE_CHECKING:
     from luzwidget.run import Run
@@ -30,6 +30,7 @@ def status_part(run: Run, state: str, blocking: bool) -> dict[str, Any]:
     blocked = state == RunState.RUNNING and blocking
     buttons = button_states("blocked" if blocked else state)
     label = "Start" if state == RunState.READY else "Resume"
+    buttons["skip"] = not blocked and can_skip(run, state)
     if state == RunState.DONE and run.ctx.max_epochs > run.ctx.epoch:
         # max_epochs was raised after the end: Start continues it (commands.continue_done)
         buttons.update(button_states(RunState.READY), stop=False)

@@ -60,10 +60,13 @@ class EventLog:
         self.add("ok" if ack.ok else "refused", ack.message)
 
     def follow(self, run: Run, state: str) -> None:
-        """Log what happened since the last call: the events (when not running), a new state."""
-        if state != RunState.RUNNING:
-            self._events(run)
-        if state != self._state:
+        """Log what happened since the last call: the events (when not running), a new state.
+
+        A run that ran and paused again between two calls (a quick step) is in the same state
+        as before, but it moved: its events and its new pause are logged all the same.
+        """
+        moved = self._events(run) if state != RunState.RUNNING else False
+        if state != self._state or moved:
             self._state = state
             if state != RunState.RUNNING:
                 reason = run.reason
@@ -73,11 +76,12 @@ class EventLog:
                     _KIND.get(state, "info"), f"{state}: {reason}" if reason else state, None, where
                 )
 
-    def _events(self, run: Run) -> None:
+    def _events(self, run: Run) -> bool:
+        """Log the events since the last look; whether there were any."""
         n = run.n_events
         d, self._seen = n - self._seen, n
         if d <= 0:
-            return
+            return False
         shown = d if d <= EVENTS_LOGGED_PER_TICK else EVENTS_BEFORE_PAUSE
         recent = list(run.events)[-shown:]
         first = n - len(recent) + 1
@@ -86,6 +90,7 @@ class EventLog:
             self.add("info", f"… {first - start:,} events (#{start:,}-#{first - 1:,})")
         for i, event in enumerate(recent):
             self.add("event", event.value, first + i)
+        return True
 
     def drain(self) -> list[dict[str, Any]]:
         """The entries added since the last drain (for an update)."""

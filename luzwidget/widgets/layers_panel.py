@@ -31,14 +31,17 @@ LAYER_FIELDS = (
     "update_ratio",
     "nonfinite",
 )
-"""The columns sent, in order (each row is a list in this order; NaN is sent as null)."""
+"""The columns sent, in order (each row is a list in this order)."""
 
 
-def _json_number(value: Any) -> float | int | None:
-    if isinstance(value, int):
-        return value
+def _json_number(value: Any, nan: str | None = None) -> float | str | None:
+    """A float, ``"inf"``/``"-inf"``, or for NaN ``nan`` (None: not known, shown as a dash)."""
     f = float(value)
-    return f if math.isfinite(f) else None
+    if math.isfinite(f):
+        return f
+    if math.isinf(f):
+        return "inf" if f > 0 else "-inf"
+    return nan
 
 
 def nonfinite_origin(run: Run, state: str) -> dict[str, str] | None:
@@ -126,10 +129,12 @@ class LayersPanel:
             [
                 row["name"],
                 "x".join(map(str, row["shape"])) or "scalar",
-                _json_number(row["norm"]),
-                _json_number(row["grad_norm"]),
-                _json_number(row["update_norm"]),
-                _json_number(row["update_ratio"]),
+                _json_number(row["norm"], "NaN"),  # a weight always has a norm
+                # NaN for a gradient or update: none (yet), unless the values are NaN
+                *(
+                    _json_number(row[col], "NaN" if row["nonfinite"] else None)
+                    for col in ("grad_norm", "update_norm", "update_ratio")
+                ),
                 int(row["nonfinite"]),
             ]
             for row in table

@@ -1,4 +1,5 @@
-// Control bar: Start/Resume, Pause, Step batch, Step epoch, Step to <event> + Go, Stop, state badge.
+// Control bar: Start/Resume/Continue, Pause, Step batch, Step epoch, Step to <event> + Go,
+// Skip batch (only at a pause inside a batch), Stop, state badge.
 import { h, setText, uid } from "../dom.js";
 
 const BUTTONS = [
@@ -17,6 +18,10 @@ const BUTTONS = [
  * @returns {Part}
  */
 export function mountControls(root, store, say) {
+  // A drive command's ok ("resumed", "running to the next batch") would outlive the state
+  // it describes (issue 10: a green "running to..." under a PAUSED badge): the badge and the
+  // event log say it; only a refusal is shown here.
+  const sayRefusal = (ack) => { if (!ack.ok) say(ack); };
   /** @type {Object<string, HTMLButtonElement>} buttons by the kernel's button name */
   const buttons = {};
   let startLabel = null;
@@ -27,7 +32,7 @@ export function mountControls(root, store, say) {
     const label = h("span", { class: "lw-btn-text", text });
     buttons[key] = h(
       "button",
-      { class: `lw-btn ${cls}`, type: "button", onClick: () => store.command(cmd, say) },
+      { class: `lw-btn ${cls}`, type: "button", onClick: () => store.command(cmd, sayRefusal) },
       h("span", { class: "lw-icon", "aria-hidden": "true", text: icon }),
       label,
     );
@@ -42,7 +47,7 @@ export function mountControls(root, store, say) {
     text: "Go",
     "aria-label": "Step to the selected event",
     title: "Run until the selected event fires, then pause",
-    onClick: () => select.value && store.command({ cmd: "step", what: select.value }, say),
+    onClick: () => select.value && store.command({ cmd: "step", what: select.value }, sayRefusal),
   });
   const stepTo = h(
     "span",
@@ -58,7 +63,17 @@ export function mountControls(root, store, say) {
     h("span", { class: "lw-icon", "aria-hidden": "true", text: "■" }),
     h("span", { class: "lw-btn-text", text: "Stop" }),
   );
-  bar.append(stepTo, buttons.stop);
+  // Skip at a pause inside a batch (e.g. a NaN pause): abandon it and go on. After an
+  // error the event log's own Skip button does it, so this one shows only when paused.
+  const skipBatch = h(
+    "button",
+    { class: "lw-btn lw-btn-skip-batch", type: "button", hidden: true,
+      title: "Abandon this batch (no optimizer step, no metrics) and go on",
+      onClick: () => store.command({ cmd: "skip" }, sayRefusal) },
+    h("span", { class: "lw-icon", "aria-hidden": "true", text: "↷" }),
+    h("span", { class: "lw-btn-text", text: "Skip batch" }),
+  );
+  bar.append(stepTo, skipBatch, buttons.stop);
   const hint = h("div", { class: "lw-blocking-hint", role: "note" });
   root.append(bar, hint);
 
@@ -79,6 +94,7 @@ export function mountControls(root, store, say) {
     const enabled = status.buttons || {};
     for (const [name, el] of Object.entries(buttons)) el.disabled = !enabled[name];
     select.disabled = !enabled.step_to; // the event picker goes with its Go button
+    skipBatch.hidden = !(enabled.skip && status.state === "paused");
     setText(startLabel, status.start_label || "Start");
     setText(badge, status.state || "");
     setText(hint, status.hint || "");

@@ -20,6 +20,13 @@ export function fmt(v) {
   return a < 1e-3 || a >= 1e5 ? v.toExponential(2) : v.toPrecision(4).replace(/\.?0+$/, "");
 }
 
+/** A cell's sort key: numbers and text as they are, "inf"/"NaN" as the largest numbers. */
+export function sortable(v) {
+  if (v === "inf" || v === "NaN") return Infinity;
+  if (v === "-inf") return -Infinity;
+  return v ?? null;
+}
+
 /**
  * Whether `row` (a parameter) is where the non-finite value was found: the parameter whose
  * gradient went bad, or a parameter of the module whose output did.
@@ -83,9 +90,9 @@ export function mountLayers(root, store) {
     if (sortKey !== null && sortKey in idx) {
       const i = idx[sortKey];
       rows.sort((a, b) => {
-        const x = a[i], y = b[i];
+        const x = sortable(a[i]), y = sortable(b[i]);
         if (x === y) return 0;
-        if (x === null) return 1;
+        if (x === null) return 1; // not known: last, either way
         if (y === null) return -1;
         return (x < y ? -1 : 1) * sortDir;
       });
@@ -109,7 +116,7 @@ export function mountLayers(root, store) {
         const v = r[idx[f]];
         const td = h("td", { class: `lw-col-${f}`, "data-col": f, title: v === null ? "not known yet" : String(v) });
         if (BARS.has(f)) {
-          const frac = typeof v === "number" && max[f] > 0 ? Math.abs(v) / max[f] : 0;
+          const frac = typeof v === "number" && max[f] > 0 ? Math.abs(v) / max[f] : typeof v === "string" ? 1 : 0;
           td.append(h("span", { class: "lw-bar", style: `width:${(frac * 100).toFixed(1)}%` }),
             h("span", { class: "lw-num", text: fmt(v) }));
         } else td.textContent = f === "nonfinite" ? String(v) : String(v ?? "");
