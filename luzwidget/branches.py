@@ -20,7 +20,7 @@ from traitlets import TraitError
 from luzwidget.events import Event
 from luzwidget.exceptions import ConfigError, RunStateError
 from luzwidget.replay import base_of, check_replayed, choose, put_back, replay
-from luzwidget.snapshots import Snapshot, TakeSnapshots, install, store_of
+from luzwidget.snapshots import Snapshot, install, store_of
 from luzwidget.states import RunState
 
 if TYPE_CHECKING:
@@ -155,12 +155,19 @@ def _copy_run(run: Run) -> Run:
     if old.step is not None and ctx.step is None:
         ctx.step = old.step  # a step given otherwise than by the module (rare)
     memo[id(old)] = ctx
-    mine = [cb for cb in old.callbacks if not isinstance(cb, TakeSnapshots)]
+    mine = [cb for cb in old.callbacks if not _bound_to_run(cb)]
     new = Run(ctx, run._driver._make_loop, run._driver._finish_fn)
     ctx.callbacks = copy.deepcopy(mine, memo)
     install(new)
     store_of(new).budget, store_of(new).every = store_of(run).budget, store_of(run).every
     return new
+
+
+def _bound_to_run(callback: Any) -> bool:
+    """luzwidget's own callbacks that belong to one run and its views (automatic snapshots,
+    a dashboard's feed, on-demand views) are not copied; ``luzwidget.callbacks`` are."""
+    module = type(callback).__module__
+    return module.startswith("luzwidget.") and not module.startswith("luzwidget.callbacks")
 
 
 def _drop_our_hooks(ctx: Context, memo: dict[int, Any]) -> None:

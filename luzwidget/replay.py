@@ -156,7 +156,7 @@ def rewind(
         replay(run, chosen.position, f"rewound to {_at(chosen.position)}")
         check_replayed(run, chosen)
         store_of(run).last_key = chosen.key
-    store_of(run).rewinds += 1
+    _rewound(run, chosen)
     return chosen
 
 
@@ -187,8 +187,19 @@ def _rewind_batches(run: Run, batches: Any) -> Snapshot:
         epoch = (target - 1) // length + 1
         position = (epoch, "train", target - (epoch - 1) * length, "on_train_batch_end", None)
         replay(run, position, f"rewound {batches} batches back")
-    store_of(run).rewinds += 1
+    _rewound(run, base)
     return base
+
+
+def _rewound(run: Run, snap: Snapshot) -> None:
+    """Count the rewind and tell the store's watchers (a dashboard cuts its plots)."""
+    store = store_of(run)
+    store.rewinds += 1
+    for watcher in list(store.watchers):
+        try:
+            watcher(snap)
+        except Exception as exc:  # a view's bug must not break the rewind
+            report("a rewind watcher failed", error=exc)
 
 
 def check_replayed(run: Run, snap: Snapshot) -> None:

@@ -22,6 +22,7 @@ from __future__ import annotations
 import copy
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -167,6 +168,7 @@ class SnapshotStore:
         self.last_key: tuple[Any, ...] | None = None  # where the last snapshot was taken
         self.quiet = False  # no pause snapshots (while a rewind replays)
         self.rng: dict[str, Any] | None = None  # the run's RNG streams when it last let go
+        self.watchers: list[Callable[[Snapshot], None]] = []  # told after each rewind
         self.family: dict[str, Any] = {"parent": None, "children": [], "origin": None}
         self._items: list[Snapshot] = []
 

@@ -12,6 +12,7 @@ front-end part (``js/src/parts``):
 ``inspector``             :class:`luzwidget.widgets.inspector.Inspector`
 ``records``, ``stream``   here, with :class:`luzwidget.widgets.stream.DownsampledSeries`
 ``log``, ``error``        :class:`luzwidget.widgets.eventlog.EventLog`, ``error_part``
+``travel`` (travel.js)    :class:`luzwidget.widgets.travel.Travel`
 ========================  ======================================================
 """
 
@@ -30,6 +31,7 @@ from luzwidget.widgets.eventlog import EventLog, error_part
 from luzwidget.widgets.inspector import Inspector
 from luzwidget.widgets.progress import Progress
 from luzwidget.widgets.stream import DownsampledSeries, losses_to_floats, number, stream_delta
+from luzwidget.widgets.travel import Travel
 
 if TYPE_CHECKING:
     from luzwidget.run import Run
@@ -72,6 +74,7 @@ class Collector:
         self.progress = Progress()
         self.inspector = Inspector()
         self.log = EventLog(run)
+        self.travel = Travel(run, feed)  # time travel: snapshots, branches, rewinds
 
     # -- inputs from other threads ------------------------------------------------------
     def on_records(self, change: Mapping[str, Any]) -> None:
@@ -95,6 +98,7 @@ class Collector:
         """Drain what the run produced; return a snapshot (``full``), a delta, or None."""
         run = self.run
         state = run.state
+        self.travel.follow(self)  # a rewind cuts the stream and makes this a snapshot
         stream = self._drain_stream(state)
         records = self._drain_records()
         if self.records_reset:
@@ -105,6 +109,7 @@ class Collector:
             "error": error_part(run),
             "progress": self.progress.part(run, self.feed, self.series, state),
             "config": edit_values(run),
+            "travel": self.travel.part(),
         }
         inspector = self.inspector.part(run, state, full)
         acks = self._drain_acks()
