@@ -79,6 +79,16 @@
  */
 
 /**
+ * @typedef {Object} Travel  Time travel (luzwidget/widgets/travel.py), whole when it changed.
+ * @property {Array<[number, number, number, "s" | "e" | "i", string, number | null]>} snapshots
+ *   [number, epoch, batch, kind (start, epoch end, inside), label, x on the loss stream].
+ * @property {Array<{name: string, label: string, this: boolean, state: string, epoch: number,
+ *   curves: Object<string, Object<string, Array<[number, number | null]>>>}>} family
+ *   The run and its branches; `curves` ({metric: {set: [[epoch, value]]}}) for the others.
+ * @property {number} rewinds
+ */
+
+/**
  * @typedef {Object} Update  kernel -> browser: only what changed since the last message.
  * @property {"update"} type
  * @property {Status} [status]
@@ -89,6 +99,7 @@
  * @property {RecordPoint[]} [records]  New epoch metrics only.
  * @property {Object<string, StreamPoints>} [stream]  New points only.
  * @property {LogEntry[]} [log]  New entries only.
+ * @property {Travel} [travel]
  * @property {Ack[]} [acks]
  */
 
@@ -107,12 +118,17 @@
  * @property {RecordPoint[]} records
  * @property {Object<string, StreamPoints>} stream
  * @property {LogEntry[]} log
+ * @property {Travel} travel
  * @property {Ack[]} [acks]
  */
 
 /**
  * @typedef {Object} Cmd  browser -> kernel (the store adds `id`).
- * @property {"hello" | "start" | "pause" | "step" | "stop" | "retry" | "skip" | "edit"} cmd
+ * @property {"hello" | "start" | "pause" | "step" | "stop" | "retry" | "skip" | "edit" | "travel"} cmd
+ * @property {"snapshot" | "rewind" | "branch" | "drive"} [action]  travel: what to do.
+ * @property {number} [snapshot]  travel rewind/branch: the snapshot's number.
+ * @property {string} [lr]  travel branch: the branch's lr, typed (empty: the run's).
+ * @property {string} [run]  travel drive: the family's run, by name.
  * @property {string} [what]  step: "batch", "epoch" or an event name.
  * @property {string} [field]  edit: lr, max_epochs, min_epochs, verbose, nonfinite_loss, breakpoint.
  * @property {string} [opt]  edit lr: the optimizer.
@@ -138,6 +154,7 @@
  * @property {number} logMax
  * @property {number} logGen
  * @property {ErrorInfo | null} error
+ * @property {Travel | null} travel
  */
 
 /**

@@ -29,6 +29,7 @@ function emptyState() {
     logMax: 0,
     logGen: 0,
     error: null,
+    travel: null, // time travel (parts/travel.js, overlay.js)
   };
 }
 
@@ -117,6 +118,7 @@ function applyParts(st, msg, changed) {
     changed.add("stream");
   }
   if (msg.log && msg.log.length) { pushLog(st, msg.log); changed.add("log"); }
+  if (msg.travel) { st.travel = msg.travel; changed.add("travel"); } // time travel
 }
 
 /**

@@ -199,6 +199,14 @@ def _chosen(run: Run, msg: dict[str, Any]) -> Snapshot | None:
     return snaps[i]
 
 
+def _before_now(run: Run) -> Snapshot | None:
+    """The last snapshot taken before where the run is now (None: the latest)."""
+    now = batches_of(run)
+    snaps = store_of(run).list()
+    earlier = [s for s in snaps if s.batches is not None and now is not None and s.batches < now]
+    return earlier[-1] if earlier else None
+
+
 def _travel(dashboard: Any, msg: dict[str, Any]) -> str:
     run: Run = dashboard.run
     action = parse_name(msg.get("action"), "action")
@@ -206,7 +214,7 @@ def _travel(dashboard: Any, msg: dict[str, Any]) -> str:
         snap = run.snapshot()
         return f"snapshot taken: {snap!r}" if snap else "snapshot at the next event"
     if action == "rewind":
-        snap = run.rewind(_chosen(run, msg))
+        snap = run.rewind(_chosen(run, msg) or _before_now(run))
         where = "the start" if snap.kind == "start" else f"epoch {snap.epoch}"
         if snap.iter:
             where = f"epoch {snap.epoch + 1}, batch {snap.iter}"

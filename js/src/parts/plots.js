@@ -3,6 +3,7 @@
 // many it drew and appends the rest with Plotly.extendTraces, once per animation frame.
 import { h, uid } from "../dom.js";
 import { getPlotly } from "../plotly_slot.js";
+import { syncOverlay } from "./overlay.js"; // time travel: branches' curves, snapshot markers
 
 // plotly parses only plain colours: let a canvas normalise whatever CSS gives us.
 function plainColor(css, fallback) {
@@ -217,6 +218,7 @@ export function mountPlots(root, model, host, redraw) {
     if (changed.has("snapshot")) reset();
     drawStream(state);
     drawMetrics(state);
+    syncOverlay(Plotly, panels, state, theme); // time travel (overlay.js): after plots drew
     placeholder.hidden = panels.size > 0;
   }
 
