@@ -309,6 +309,10 @@ class Run:
         """The run's :class:`~luzwidget.snapshots.SnapshotStore` (``budget``, ``every``)."""
         return snapshots.store_of(self)
 
+    @snapshot_store.setter
+    def snapshot_store(self, store: Any) -> None:
+        snapshots.set_store(self, store)
+
     @property
     def snapshots(self) -> list[Any]:
         """The snapshots kept, oldest first (automatic ones at epoch ends, and yours)."""
@@ -318,13 +322,23 @@ class Run:
         """Take a snapshot now (None if queued for the next boundary of a training run)."""
         return snapshots.take(self, label)
 
-    def rewind(self, snapshot: Any = None, *, epoch: int | None = None) -> Any:
-        """Go back to a snapshot (default the latest) or the end of ``epoch``; now paused."""
-        return snapshots.rewind(self, snapshot, epoch=epoch)
+    def rewind(
+        self, snapshot: Any = None, *, epoch: int | None = None, batches: int | None = None
+    ) -> Any:
+        """Go back to a snapshot (default the latest), the end of ``epoch``, or ``batches``
+        training batches back (replayed from the last snapshot at or before); now paused."""
+        return snapshots.rewind(self, snapshot, epoch=epoch, batches=batches)
 
     def branch(self, snapshot: Any = None, **edits: Any) -> Run:
-        """A new paused Run from a snapshot with edits (``lr``, ``max_epochs``, ...)."""
+        """A new paused Run from a snapshot with edits (``lr``, ``max_epochs``,
+        ``breakpoints``, any optimizer hyperparameter); this run is not changed."""
         return snapshots.branch(self, snapshot, **edits)
+
+    def compare(self) -> Any:
+        """A DataFrame: this run and its branches (and theirs), what differs, final metrics."""
+        from luzwidget.branches import compare
+
+        return compare(self)
 
     # -- seeing inside the model (luzwidget.layers) ------------------------------------
     def layers(self) -> Any:

@@ -1,25 +1,20 @@
-"""Going back in time: snapshots of a run in memory, rewind, and branches.
+"""Going back in time: snapshots of a run in memory (and optionally on disk).
 
 A :class:`Snapshot` holds what an exact resume needs, as :func:`~luzwidget.checkpoint.capture`
 writes it for ``AutoResume`` (model, optimizers, callbacks' state, records, epoch, RNG
-states), plus the context's ``opt_hparams``; every tensor is copied to the CPU, so training
-on goes on without touching it. A run keeps its snapshots in a bounded
-:class:`SnapshotStore` (``run.snapshot_store``).
+states), plus the context's ``opt_hparams`` and where in the loop it was taken; every
+tensor is copied to the CPU, so training on goes on without touching it. A run keeps its
+snapshots in a bounded :class:`SnapshotStore` (``run.snapshot_store``).
 
-* **Automatic**: a run built by ``setup(...).run()`` (or ``fit()``) takes one at every
-  epoch end, after every other callback (``store.every = "epoch"``, the default; an int
-  ``n``: every n-th epoch; None: off). A snapshot of a ready run is its start.
+* **Automatic**: a run built by ``setup(...).run()`` takes one at every epoch end, after
+  every other callback (``store.every = "epoch"``, the default; an int ``n``: every n-th
+  epoch; None: off), and one before every pause where the run moved since the last one.
+  A blocking ``fit()`` keeps none.
 * **On demand**: ``run.snapshot(label)`` now (a paused run) or at the next event boundary
   (a run training in another thread, queued like an edit).
-* **Rewind**: ``run.rewind(s)`` / ``run.rewind(epoch=k)`` restores a snapshot taken at an
-  epoch end (or a run's start) into the same run, which is then paused; records after it
-  are dropped. A later ``resume()`` with unchanged settings ends bit-identical to a run
-  never rewound (every random draw, and with it the shuffled data order, is restored).
-  A snapshot taken inside an epoch (a run paused mid-epoch) is kept and listed, but
-  cannot be rewound to yet; ``rewind(batches=n)`` is not implemented.
-* **Branch**: ``run.branch(s, lr=..., max_epochs=..., **opt_hparams)`` builds a new,
-  paused Run from a snapshot with edits; model, optimizers and callbacks are copies, so
-  parent and branch share no tensor. The data loaders (and loss function) are shared.
+* **Rewind** and **branch** (:mod:`luzwidget.replay`, :mod:`luzwidget.branches`): back to
+  any snapshot, also one taken inside an epoch (restored from the epoch's start and
+  replayed to the same event), or ``n`` batches back.
 """
 
 from __future__ import annotations
@@ -27,17 +22,18 @@ from __future__ import annotations
 import copy
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
 
 from luzwidget.callbacks.base import Callback
-from luzwidget.checkpoint import capture, restore
-from luzwidget.engine import Engine, engine_of
+from luzwidget.checkpoint import capture, get_rng_states, set_rng_states
 from luzwidget.events import Event
-from luzwidget.exceptions import ConfigError, RunStateError
-from luzwidget.loop import Loop, fit_loop
+from luzwidget.exceptions import ConfigError
+from luzwidget.files import read, write
 from luzwidget.report import report
 from luzwidget.states import RunState
 
@@ -49,10 +45,10 @@ __all__ = [
     "DEFAULT_BUDGET",
     "Snapshot",
     "SnapshotStore",
-    "branch",
-    "continued_fit",
+    "batches_of",
+    "capture_snapshot",
     "install",
-    "rewind",
+    "set_store",
     "store_of",
     "take",
 ]
@@ -63,17 +59,20 @@ model trained with Adam: weights and two moments, 12 bytes per parameter)."""
 
 START, EPOCH_END, INSIDE = "start", "epoch_end", "inside"
 
+Position = tuple[int, str, int, str, Any]
+"""Where inside an epoch: (epoch in progress, phase, batch, event, optimizer name)."""
+
 
 @dataclass(eq=False)
 class Snapshot:
-    """The state of a run at one event boundary, in memory (CPU tensors).
+    """The state of a run at one event boundary, in memory (CPU tensors) or spilled.
 
     Attributes
     ----------
     epoch : int
         Epochs finished when it was taken.
     iter : int
-        The batch reached in the epoch (0 at an epoch end or the start).
+        The batch reached in the epoch's phase (0 at an epoch end or the start).
     label : str or None
         A name given by ``run.snapshot(label)``; labelled snapshots are evicted last.
     bytes : int
@@ -81,9 +80,16 @@ class Snapshot:
     event : str or None
         The event it was taken after (None: before the run started).
     kind : str
-        ``"start"``, ``"epoch_end"`` (both can be rewound to) or ``"inside"`` (not yet).
+        ``"start"``, ``"epoch_end"`` (restored directly) or ``"inside"`` (an epoch's
+        start restored, then replayed to ``position``).
     seconds : float
         How long taking it took.
+    batches : int or None
+        Training batches done in all when it was taken (None: the loader has no length).
+    position : tuple or None
+        For ``"inside"``: (epoch in progress, ``"train"``/``"valid"``, batch, event, optimizer).
+    path : str or None
+        Where it was spilled (:class:`SnapshotStore` ``spill_dir``); its state is on disk.
     """
 
     epoch: int
@@ -95,11 +101,25 @@ class Snapshot:
     seconds: float = 0.0
     state: dict[str, Any] = field(default_factory=dict, repr=False)
     run_id: int = field(default=0, repr=False)
+    batches: int | None = None
+    position: Position | None = field(default=None, repr=False)
+    path: str | None = None
 
     @property
     def rewindable(self) -> bool:
-        """Whether :func:`rewind` can restore it (a run's start or an epoch end)."""
+        """Whether it is restored directly (a run's start or an epoch end)."""
         return self.kind in (START, EPOCH_END)
+
+    @property
+    def key(self) -> tuple[Any, ...]:
+        """Where it was taken; two snapshots with one key hold the same state."""
+        return (self.kind, self.epoch, self.iter, self.position, self.event)
+
+    def load(self) -> dict[str, Any]:
+        """Its state: from memory, or read back from its spill file."""
+        if self.state or self.path is None:
+            return self.state
+        return dict(read(self.path))
 
     def __repr__(self) -> str:
         label = "" if self.label is None else f", label={self.label!r}"
@@ -112,36 +132,57 @@ class SnapshotStore:
     Parameters
     ----------
     budget
-        The most bytes kept (default :data:`DEFAULT_BUDGET`, 512 MiB). When a new snapshot
-        goes over it, the oldest others are evicted; the first, the labelled and the most
-        recent are kept (labelled ones go last, oldest first, only if nothing else is left).
+        The most bytes kept in memory (default :data:`DEFAULT_BUDGET`, 512 MiB). When a new
+        snapshot goes over it, the oldest others are evicted; the first, the labelled and
+        the most recent are kept (labelled ones go last, oldest first, only if nothing else
+        is left).
     every
-        Automatic snapshots: ``"epoch"`` (every epoch end, the default), an int ``n`` (every
-        n-th epoch end) or None (off).
+        Automatic snapshots: ``"epoch"`` (every epoch end and before every pause, the
+        default), an int ``n`` (every n-th epoch end, and pauses) or None (off).
+    spill_dir
+        A directory: evicted snapshots are written there (atomically, one file each) and
+        stay listed, read back when rewound to, instead of being dropped.
     """
 
-    def __init__(self, budget: int = DEFAULT_BUDGET, every: str | int | None = "epoch") -> None:
+    def __init__(
+        self,
+        budget: int = DEFAULT_BUDGET,
+        every: str | int | None = "epoch",
+        spill_dir: str | Path | None = None,
+    ) -> None:
         if isinstance(budget, bool) or not isinstance(budget, int) or budget < 1:
             raise ConfigError(
-                f"SnapshotStore: budget must be a positive int of bytes, got {budget!r}."
+                f"SnapshotStore: budget must be a positive int of bytes, got {budget!r}; "
+                f"e.g. budget={DEFAULT_BUDGET} (512 MiB)."
+            )
+        if spill_dir is not None and not isinstance(spill_dir, str | Path):
+            raise ConfigError(
+                f"SnapshotStore: spill_dir must be a directory path or None, got {spill_dir!r}."
             )
         self.budget = budget
         self.every = _check_every(every)
+        self.spill_dir = None if spill_dir is None else Path(spill_dir)
         self.evicted = 0
         self.rewound: tuple[int, str] | None = None
+        self.rewinds = 0  # how many rewinds (a dashboard redraws after each)
+        self.last_key: tuple[Any, ...] | None = None  # where the last snapshot was taken
+        self.quiet = False  # no pause snapshots (while a rewind replays)
+        self.rng: dict[str, Any] | None = None  # the run's RNG streams when it last let go
+        self.watchers: list[Callable[[Snapshot], None]] = []  # told after each rewind
+        self.family: dict[str, Any] = {"parent": None, "children": [], "origin": None}
         self._items: list[Snapshot] = []
 
     @property
     def bytes(self) -> int:
-        """The bytes held now."""
-        return sum(s.bytes for s in self._items)
+        """The bytes held in memory now."""
+        return sum(s.bytes for s in self._items if s.path is None)
 
     def list(self) -> list[Snapshot]:
         """The snapshots kept, oldest first."""
         return list(self._items)
 
     def add(self, snap: Snapshot) -> None:
-        """Keep ``snap``, evicting others to stay within the budget.
+        """Keep ``snap``, evicting (or spilling) others to stay within the budget.
 
         Raises
         ------
@@ -154,19 +195,29 @@ class SnapshotStore:
                 f"of {self.budget}; raise it, e.g. run.snapshot_store.budget = {2 * snap.bytes}."
             )
         self._items.append(snap)
+        self.last_key = snap.key
         while self.bytes > self.budget:
             victim = self._victim()
             if victim is None:
                 break
-            self._items.remove(victim)
+            if self.spill_dir is None:
+                self._items.remove(victim)
+            else:
+                self._spill(victim)
             self.evicted += 1
 
     def _victim(self) -> Snapshot | None:
         keep = {id(self._items[0]), id(self._items[-1])}
-        candidates = [s for s in self._items if id(s) not in keep]
+        candidates = [s for s in self._items if id(s) not in keep and s.path is None]
         plain = [s for s in candidates if s.label is None]
         chosen = plain or candidates
         return chosen[0] if chosen else None
+
+    def _spill(self, snap: Snapshot) -> None:
+        assert self.spill_dir is not None
+        name = f"snapshot-{snap.run_id:x}-{self._items.index(snap)}-e{snap.epoch}-b{snap.iter}.pt"
+        snap.path = str(write(snap.state, self.spill_dir / name))
+        snap.state = {}
 
     def __len__(self) -> int:
         return len(self._items)
@@ -197,6 +248,22 @@ def store_of(run: Run) -> SnapshotStore:
     if store is None:
         store = run.__dict__["_snapshot_store"] = SnapshotStore()
     return store
+
+
+def set_store(run: Run, store: SnapshotStore) -> None:
+    """Give ``run`` the store ``store`` (``run.snapshot_store = ...``), its snapshots moved
+    over (oldest first, evicted or spilled by the new budget)."""
+    if not isinstance(store, SnapshotStore):
+        raise ConfigError(
+            f"snapshot_store must be a SnapshotStore, got {type(store).__name__} {store!r}; "
+            "e.g. run.snapshot_store = SnapshotStore(budget=2**30, spill_dir='snaps')."
+        )
+    old = store_of(run)
+    for snap in old.list():
+        store.add(snap)
+    store.family, store.rng, store.rewinds = old.family, old.rng, old.rewinds
+    store.rewound, store.last_key = old.rewound, old.last_key
+    run.__dict__["_snapshot_store"] = store
 
 
 _SCALARS = frozenset({type(None), bool, int, float, str})
@@ -236,6 +303,47 @@ def _kind(run: Run) -> str:
     return INSIDE
 
 
+def phase_of(ctx: Context) -> str:
+    """``"train"`` or ``"valid"``: the phase of the epoch the loop is in."""
+    return "train" if ctx.data is ctx.train_data else "valid"
+
+
+def train_length(ctx: Context) -> int | None:
+    """Training batches per epoch (None: the loader has no length)."""
+    try:
+        return len(ctx.train_data)
+    except TypeError:
+        return None
+
+
+def batches_of(run: Run, kind: str | None = None) -> int | None:
+    """Training batches the run has finished in all (None: unknown, no loader length)."""
+    ctx = run.ctx
+    length = train_length(ctx)
+    if length is None:
+        return None
+    if (kind or _kind(run)) != INSIDE:
+        return int(ctx.epoch) * length
+    done = int(ctx.iter) if phase_of(ctx) == "train" else length
+    event = run.event.value if run.event is not None else ""
+    if event.startswith("on_train_batch_") and event != "on_train_batch_end":
+        done -= 1  # inside a batch: not done yet
+    return (int(ctx.epoch) - 1) * length + done
+
+
+def _where(run: Run, kind: str) -> tuple[int, int, str | None, Position | None]:
+    """(epoch, iter, event, position) of a snapshot of ``kind`` taken now."""
+    ctx = run.ctx
+    inside = kind == INSIDE
+    iter_ = int(ctx.iter) if inside else 0
+    epoch = int(ctx.epoch) - 1 if inside else int(ctx.epoch)
+    event = None if run.event is None or kind == START else run.event.value
+    position = None
+    if inside and event is not None:
+        position = (int(ctx.epoch), phase_of(ctx), iter_, event, ctx.opt_nm)
+    return epoch, iter_, event, position
+
+
 def capture_snapshot(run: Run, label: str | None, kind: str) -> Snapshot:
     """A snapshot of ``run`` as it is now (the caller is at an event boundary)."""
     began = time.perf_counter()
@@ -243,12 +351,10 @@ def capture_snapshot(run: Run, label: str | None, kind: str) -> Snapshot:
     size = [0]
     state = _to_cpu(capture(ctx), size)
     state["opt_hparams"] = copy.deepcopy(dict(ctx.opt_hparams))
-    iter_ = 0 if kind != INSIDE else int(ctx.iter)
-    epoch = int(ctx.epoch) if kind != INSIDE else int(ctx.epoch) - 1
-    event = None if run.event is None or kind == START else run.event.value
+    epoch, iter_, event, position = _where(run, kind)
     return Snapshot(
-        epoch, iter_, label, size[0], event, kind,
-        time.perf_counter() - began, state, id(run),
+        epoch, iter_, label, size[0], event, kind, time.perf_counter() - began, state,
+        id(run), batches_of(run, kind), position,
     )  # fmt: skip
 
 
@@ -283,96 +389,71 @@ class TakeSnapshots(Callback):
             return
         snap = capture_snapshot(self._run, None, EPOCH_END)
         snap.event = Event.on_epoch_end.value
-        try:
-            store.add(snap)
-        except ConfigError as exc:
-            store.every = None
-            report(f"automatic snapshots are now off: {exc}")
+        _add_automatic(store, snap)
 
     def __repr__(self) -> str:
         return "TakeSnapshots()"
 
 
+def _add_automatic(store: SnapshotStore, snap: Snapshot) -> None:
+    try:
+        store.add(snap)
+    except ConfigError as exc:
+        store.every = None
+        report(f"automatic snapshots are now off: {exc}")
+
+
+def _before_pause(run: Run) -> None:
+    """Run listener: a snapshot where the run paused, unless it holds what the last did;
+    and one of the run's start when it is first driven (a branch has its snapshot)."""
+    store = store_of(run)
+    if store.every is None or store.quiet:
+        return
+    if run.state == RunState.RUNNING and not store.list() and store.family["origin"] is None:
+        _add_automatic(store, capture_snapshot(run, None, START))  # the first drive: the start
+        return
+    if run.state != RunState.PAUSED:
+        return
+    kind = _kind(run)
+    if kind == START:
+        return
+    epoch, iter_, event, position = _where(run, kind)
+    if (kind, epoch, iter_, position, event) != store.last_key:
+        _add_automatic(store, capture_snapshot(run, None, kind))
+
+
+_RNG_OWNER: list[int] = [0]
+"""The id of the run whose random streams the process's generators hold now."""
+
+
+def own_rng(run: Run) -> None:
+    """Run listener: each run draws from its own random streams. When it lets go (pauses,
+    fails, ends), its generators' states are kept; when it is driven again after another
+    run was, they are put back. So runs driven in turns (a parent and its branches) each
+    train as they would alone; runs training at the same time in two threads share the
+    process's generators and are not reproducible."""
+    store = store_of(run)
+    if run.state == RunState.RUNNING:
+        if _RNG_OWNER[0] != id(run) and store.rng is not None:
+            set_rng_states(store.rng)
+    else:
+        store.rng = get_rng_states()
+    _RNG_OWNER[0] = id(run)
+
+
 def install(run: Run) -> None:
-    """Give a fit run its automatic snapshots (at epoch ends, see :class:`SnapshotStore`)."""
+    """Give a run its automatic snapshots (epoch ends and pauses, see :class:`SnapshotStore`)."""
     store_of(run)
     run.ctx.callbacks = [*run.ctx.callbacks, TakeSnapshots(run)]
+    run.add_listener(own_rng)
+    run.add_listener(_before_pause)
 
 
-# -- rewind ------------------------------------------------------------------------------
+def rewind(run: Run, snap: Snapshot | None = None, **where: Any) -> Snapshot:
+    """Go back to a snapshot; see :func:`luzwidget.replay.rewind`."""
+    from luzwidget.replay import rewind as go_back
 
-
-def choose_rewindable(run: Run, snap: Snapshot | None, epoch: int | None, what: str) -> Snapshot:
-    """The snapshot ``what`` (rewind, branch) goes to: of a run not training, at an epoch
-    end or the start."""
-    if run.state == RunState.RUNNING:
-        raise RunStateError(f"{what}: the run is training; run.pause() or run.wait() first.")
-    chosen = choose(run, snap, epoch, what)
-    if not chosen.rewindable:
-        raise ConfigError(
-            f"{what}: {chosen!r} was taken inside epoch {chosen.epoch + 1} (batch {chosen.iter}); "
-            "only snapshots at an epoch end or the start can be used. Use "
-            f"run.{what}(epoch={chosen.epoch})."
-        )
-    return chosen
-
-
-def choose(run: Run, snap: Snapshot | None, epoch: int | None, what: str) -> Snapshot:
-    snaps = store_of(run).list()
-    if snap is not None and epoch is not None:
-        raise ConfigError(f"{what}: give a snapshot or epoch=, not both.")
-    if snap is None and epoch is None:
-        if not snaps:
-            raise ConfigError(f"{what}: this run has no snapshots; take one with run.snapshot().")
-        return snaps[-1]
-    if snap is not None:
-        if not isinstance(snap, Snapshot):
-            raise ConfigError(f"{what}: expected a Snapshot from run.snapshots, got {snap!r}.")
-        if snap.run_id != id(run) or all(s is not snap for s in snaps):
-            raise ConfigError(
-                f"{what}: {snap!r} is not a snapshot of this run (another run's, or evicted); "
-                "use one from run.snapshots."
-            )
-        return snap
-    found = [s for s in snaps if s.epoch == epoch and s.rewindable]
-    if not found:
-        have = sorted({s.epoch for s in snaps if s.rewindable})
-        raise ConfigError(
-            f"{what}: no snapshot at the end of epoch {epoch!r}; this run has epochs {have} "
-            "(run.snapshots lists them)."
-        )
-    return found[-1]
-
-
-def restore_snapshot(ctx: Context, snap: Snapshot) -> None:
-    state = _to_cpu(snap.state)  # the run must never write into the snapshot's tensors
-    restore(ctx, state, f"snapshot {snap!r}")
-    ctx.iter = 0
-    ctx.opt_hparams = state.get("opt_hparams", dict(ctx.opt_hparams))
-
-
-def rewind(run: Run, snap: Snapshot | None = None, *, epoch: int | None = None) -> Snapshot:
-    """Restore ``snap`` (or the last one at the end of ``epoch``) into ``run``, now paused.
-
-    Raises
-    ------
-    ConfigError
-        If the snapshot is another run's, evicted, or taken inside an epoch.
-    RunStateError
-        If the run is training (pause first).
-    """
-    chosen = choose_rewindable(run, snap, epoch, "rewind")
-    restore_snapshot(run.ctx, chosen)
-    loop = None if chosen.kind == START else continued_fit(run.ctx, engine_of(run.ctx))
-    run._driver.replace_loop(loop, f"rewound to the end of epoch {chosen.epoch}")
-    store_of(run).rewound = (run.n_events, chosen.kind)
-    return chosen
-
-
-def continued_fit(ctx: Context, engine: Engine) -> Loop:
-    """The fit loop after an epoch end: the next epochs and ``on_fit_end``
-    (``on_fit_begin`` already ran)."""
-    return fit_loop(ctx, engine, begun=True)
+    return go_back(run, snap, **where)
 
 
 def branch(run: Run, snap: Snapshot | None = None, **edits: Any) -> Run:

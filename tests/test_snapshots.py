@@ -47,7 +47,8 @@ def metrics(run):
 
 def test_an_epoch_end_snapshot_by_default_each_on_the_cpu():
     run = trained()
-    snaps = run.snapshots
+    start, *snaps = run.snapshots  # the start, taken when the run is first driven
+    assert (start.epoch, start.kind) == (0, "start")
     assert [(s.epoch, s.iter, s.kind) for s in snaps] == [(i, 0, "epoch_end") for i in (1, 2, 3)]
     assert all(s.bytes > 0 and s.event == "on_epoch_end" for s in snaps)
     for s in snaps:
@@ -78,7 +79,7 @@ def test_rewind_from_a_run_paused_mid_epoch_is_exact():
     run = make_run()
     run.step("epoch", n=2)
     run.step("batch", n=3)  # paused inside epoch 3: the loop is suspended there
-    run.rewind(run.snapshots[0])
+    run.rewind(epoch=1)
     run.resume()
     assert same_weights(run.ctx.model, reference.ctx.model)
     assert metrics(run) == metrics(reference)
@@ -86,7 +87,7 @@ def test_rewind_from_a_run_paused_mid_epoch_is_exact():
 
 def test_a_rewound_snapshot_is_not_written_by_training_on():
     run = trained()
-    s = run.snapshots[0]
+    s = run.snapshots[1]
     before = {k: v.clone() for k, v in s.state["model"].items()}
     moments = [t.clone() for t in s.state["optimizers"]["opt"]["state"][0].values()]
     run.rewind(s)
@@ -123,13 +124,24 @@ def test_early_stopping_state_is_restored():
     assert same_weights(run.ctx.model, reference.ctx.model)
 
 
-def test_a_snapshot_inside_an_epoch_is_listed_but_not_rewound_to():
+def test_a_snapshot_inside_an_epoch_is_replayed_to_exactly():
+    reference = trained()  # the RNGs are global: a reference trains to its end first
     run = make_run()
+    run.step("epoch")
     run.step("batch", n=3)
-    s = run.snapshot()
-    assert (s.kind, s.epoch, s.iter) == ("inside", 0, 3)
-    with pytest.raises(ConfigError, match="inside epoch 1"):
-        run.rewind(s)
+    run.step("event", n=2)  # mid-batch: two events into batch 4
+    s = run.snapshot("mid")
+    assert (s.kind, s.epoch, s.iter, s.position[1]) == ("inside", 1, 4, "train")
+    assert s.batches == 8 + 3
+    weights = {k: v.clone() for k, v in run.ctx.model.state_dict().items()}
+    run.resume()
+    assert run.rewind(s) is s
+    assert (run.state, run.event.value, run.ctx.epoch, run.ctx.iter) == ("paused", s.event, 2, 4)
+    assert same_weights(run.ctx.model, weights)
+    assert len(metrics(run)["train"]) == 1  # epochs 2 and 3 dropped
+    run.resume()
+    assert same_weights(run.ctx.model, reference.ctx.model)
+    assert metrics(run) == metrics(reference)
 
 
 def test_refusals():
@@ -192,7 +204,7 @@ def test_automatic_snapshots_every_n_epochs_or_off():
     run = make_run(epochs=4)
     run.snapshot_store.every = 2
     run.resume()
-    assert [s.epoch for s in run.snapshots] == [2, 4]
+    assert [s.epoch for s in run.snapshots] == [0, 2, 4]  # the start, then every 2nd
     run = make_run(epochs=2)
     run.snapshot_store.every = None
     run.resume()
@@ -236,7 +248,7 @@ def test_a_branch_with_a_new_lr_equals_a_run_edited_at_that_epoch():
     edited.set_lr(0.05)
     edited.resume()
     parent = trained()
-    b = parent.branch(parent.snapshots[0], lr=0.05, max_epochs=4)
+    b = parent.branch(parent.snapshots[1], lr=0.05, max_epochs=4)
     b.resume()
     assert b.ctx.epoch == 4
     assert same_weights(b.ctx.model, edited.ctx.model)
@@ -337,3 +349,92 @@ def test_a_snapshot_right_after_a_rewind_or_branch_is_at_that_epoch_end():
     assert (s.kind, s.epoch) == ("epoch_end", 1)
     run.step("batch")
     assert run.snapshot().kind == "inside"
+
+
+# -- rewind(batches=n), pause snapshots, spilling ----------------------------------------
+
+
+def test_rewind_batches_back_lands_exactly_mid_epoch_and_replays_bit_identically():
+    reference = trained()
+    run = make_run()
+    run.step("epoch", n=2)
+    run.step("batch", n=5)  # 8 batches an epoch: 21 done
+    at_13 = make_run()
+    at_13.step("epoch")
+    at_13.step("batch", n=5)  # 13 done: where 8 batches back lands
+    weights = {k: v.clone() for k, v in at_13.ctx.model.state_dict().items()}
+    base = run.rewind(batches=8)
+    assert (base.kind, base.epoch) == ("epoch_end", 1)  # replayed from the end of epoch 1
+    assert (run.state, run.event.value, run.ctx.epoch, run.ctx.iter) == (
+        "paused", "on_train_batch_end", 2, 5,
+    )  # fmt: skip
+    assert "8 batches back" in run.reason
+    assert same_weights(run.ctx.model, weights)
+    assert len(metrics(run)["train"]) == 1  # records after epoch 1 are gone
+    run.resume()
+    assert same_weights(run.ctx.model, reference.ctx.model)
+    assert metrics(run) == metrics(reference)
+
+
+def test_rewind_batches_into_the_first_epoch_replays_from_the_start():
+    reference = trained()
+    run = make_run()
+    run.step("epoch")
+    run.step("batch", n=2)  # 10 done
+    assert run.rewind(batches=7).kind == "start"  # lands at batch 3 of epoch 1
+    assert (run.ctx.epoch, run.ctx.iter) == (1, 3)
+    assert run.ctx.records.get("metrics", {}).get("train", []) == []
+    run.resume()
+    assert same_weights(run.ctx.model, reference.ctx.model)
+    assert run.rewind(batches=0).epoch == 3  # 0 back from the end: the last snapshot
+
+
+def test_rewind_batches_refusals():
+    run = make_run()
+    run.step("batch", n=3)
+    with pytest.raises(ConfigError, match="at most 3"):
+        run.rewind(batches=4)
+    with pytest.raises(ConfigError, match="int >= 0"):
+        run.rewind(batches=-1)
+    with pytest.raises(ConfigError, match="only one"):
+        run.rewind(run.snapshots[0], batches=1)
+
+
+def test_a_snapshot_before_every_pause_where_the_run_moved():
+    run = make_run()
+    run.step("batch", n=2)
+    run.step("epoch")  # to the end of epoch 1: the epoch-end snapshot is that pause's
+    run.step("batch")
+    kinds = [(s.kind, s.epoch, s.iter) for s in run.snapshots]
+    assert kinds == [("start", 0, 0), ("inside", 0, 2), ("epoch_end", 1, 0), ("inside", 1, 1)]
+    run.rewind(epoch=1)  # no snapshot of the rewind's own pause
+    assert len(run.snapshots) == 4
+    run.snapshot_store.every = None
+    run.step("batch")
+    assert len(run.snapshots) == 4
+
+
+def test_a_store_with_a_spill_dir_writes_evicted_snapshots_and_reads_them_back(tmp_path):
+    reference = trained(epochs=4)
+    run = make_run(epochs=4)
+    run.step("epoch")  # the start and epoch 1, in memory
+    one = run.snapshots[-1].bytes
+    run.snapshot_store = store = SnapshotStore(3 * one, spill_dir=tmp_path / "s")
+    assert [s.epoch for s in store.list()] == [0, 1]  # moved over
+    run.snapshot("e1")
+    run.resume()
+    spilled = [s for s in run.snapshots if s.path is not None]
+    assert [s.epoch for s in run.snapshots] == [0, 1, 1, 2, 3, 4]
+    assert spilled
+    assert all(s.state == {} for s in spilled)
+    assert store.bytes <= store.budget
+    assert sorted(p.name for p in (tmp_path / "s").iterdir()) == sorted(
+        p.rsplit("/", 1)[-1] for p in (s.path for s in spilled)
+    )
+    run.rewind(spilled[0])
+    run.resume()
+    assert same_weights(run.ctx.model, reference.ctx.model)
+    with pytest.raises(ConfigError, match="spill_dir"):
+        SnapshotStore(spill_dir=3)
+    with pytest.raises(ConfigError, match="must be a SnapshotStore"):
+        run.snapshot_store = 3

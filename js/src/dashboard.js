@@ -12,6 +12,7 @@ import { mountPlots } from "./parts/plots.js";
 import { mountLog } from "./parts/log.js";
 import { mountLayers } from "./parts/layers.js";
 import { mountBatch } from "./parts/batch.js";
+import { mountTravel } from "./parts/travel.js";
 
 // One store per model, keyed by the model's `_uid` trait (the `model` objects handed to
 // initialize and render are different proxies of the same model).
@@ -55,6 +56,7 @@ export default {
     if (parts.has("controls")) mounted.push(mountControls(root, store, say));
     root.append(message);
     if (parts.has("progress")) mounted.push(mountProgress(root));
+    if (parts.has("travel")) mounted.push(mountTravel(root, store, say)); // time travel
     const main = h("div", { class: "lw-main" });
     const side = h("div", { class: "lw-side" });
     root.append(main);

@@ -107,6 +107,16 @@
  */
 
 /**
+ * @typedef {Object} Travel  Time travel (luzwidget/widgets/travel.py), whole when it changed.
+ * @property {Array<[number, number, number, "s" | "e" | "i", string, number | null]>} snapshots
+ *   [number, epoch, batch, kind (start, epoch end, inside), label, x on the loss stream].
+ * @property {Array<{name: string, label: string, this: boolean, state: string, epoch: number,
+ *   curves: Object<string, Object<string, Array<[number, number | null]>>>}>} family
+ *   The run and its branches; `curves` ({metric: {set: [[epoch, value]]}}) for the others.
+ * @property {number} rewinds
+ */
+
+/**
  * @typedef {Object} Update  kernel -> browser: only what changed since the last message.
  * @property {"update"} type
  * @property {Status} [status]
@@ -119,6 +129,7 @@
  * @property {LogEntry[]} [log]  New entries only.
  * @property {Layers} [layers]
  * @property {Batch} [batch]
+ * @property {Travel} [travel]
  * @property {Ack[]} [acks]
  * @property {Mark[]} [marks]  New lr-edit markers only.
  */
@@ -142,13 +153,18 @@
  * @property {LogEntry[]} log
  * @property {Layers | null} [layers]
  * @property {Batch | null} [batch]
+ * @property {Travel} travel
  * @property {Ack[]} [acks]
  * @property {Mark[]} [marks]  Every lr-edit marker kept (at most 50).
  */
 
 /**
  * @typedef {Object} Cmd  browser -> kernel (the store adds `id`).
- * @property {"hello" | "start" | "pause" | "step" | "stop" | "retry" | "skip" | "edit" | "panel"} cmd
+ * @property {"hello" | "start" | "pause" | "step" | "stop" | "retry" | "skip" | "edit" | "panel" | "travel"} cmd
+ * @property {"snapshot" | "rewind" | "branch" | "drive"} [action]  travel: what to do.
+ * @property {number} [snapshot]  travel rewind/branch: the snapshot's number.
+ * @property {string} [lr]  travel branch: the branch's lr, typed (empty: the run's).
+ * @property {string} [run]  travel drive: the family's run, by name.
  * @property {string} [what]  step: "batch", "epoch" or an event name.
  * @property {string} [field]  edit: lr, max_epochs, min_epochs, verbose, nonfinite_loss,
  *   nonfinite, breakpoint.
@@ -180,6 +196,7 @@
  * @property {Layers | null} layers
  * @property {Batch | null} batch
  * @property {Array<{x: number, label: string}>} marks  lr-edit markers, oldest first.
+ * @property {Travel | null} travel
  */
 
 /**

@@ -32,6 +32,7 @@ function emptyState() {
     layers: null, // parts/layers.js (luzwidget/widgets/layers_panel.py)
     batch: null, // parts/batch.js (luzwidget/widgets/batch_panel.py)
     marks: [], // [{x, label}]: where lr was edited (a line on the loss plot)
+    travel: null, // time travel (parts/travel.js, overlay.js)
   };
 }
 
@@ -126,6 +127,7 @@ function applyParts(st, msg, changed) {
     st.marks = [...st.marks, ...msg.marks.map(([x, label]) => ({ x, label }))].slice(-50);
     changed.add("marks");
   }
+  if (msg.travel) { st.travel = msg.travel; changed.add("travel"); } // time travel
 }
 
 /**

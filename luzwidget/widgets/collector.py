@@ -14,6 +14,7 @@ front-end part (``js/src/parts``):
 ``log``, ``error``        :class:`luzwidget.widgets.eventlog.EventLog`, ``error_part``
 ``layers``                :class:`luzwidget.widgets.layers_panel.LayersPanel`
 ``batch``                 :class:`luzwidget.widgets.batch_panel.BatchPanel`
+``travel`` (travel.js)    :class:`luzwidget.widgets.travel.Travel`
 ========================  ======================================================
 """
 
@@ -34,6 +35,7 @@ from luzwidget.widgets.inspector import Inspector
 from luzwidget.widgets.layers_panel import LayersPanel
 from luzwidget.widgets.progress import Progress
 from luzwidget.widgets.stream import DownsampledSeries, losses_to_floats, number, stream_delta
+from luzwidget.widgets.travel import Travel
 
 if TYPE_CHECKING:
     from luzwidget.run import Run
@@ -89,6 +91,8 @@ class Collector:
             "batch": BatchPanel(run, image_shape),
         }
 
+        self.travel = Travel(run, feed)  # time travel: snapshots, branches, rewinds
+
     def close(self) -> None:
         """Let go of what the panels subscribed to in the run."""
         for panel in self.panels.values():
@@ -116,6 +120,7 @@ class Collector:
         """Drain what the run produced; return a snapshot (``full``), a delta, or None."""
         run = self.run
         state = run.state
+        self.travel.follow(self)  # a rewind cuts the stream and makes this a snapshot
         stream = self._drain_stream(state)
         records = self._drain_records()
         if self.records_reset:
@@ -126,6 +131,7 @@ class Collector:
             "error": error_part(run),
             "progress": self.progress.part(run, self.feed, self.series, state),
             "config": edit_values(run),
+            "travel": self.travel.part(),
         }
         inspector = self.inspector.part(run, state, full)
         panels = {name: panel.part(state, full) for name, panel in self.panels.items()}

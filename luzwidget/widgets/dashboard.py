@@ -17,6 +17,7 @@ from luzwidget.widgets.collector import Collector
 from luzwidget.widgets.commands import handle_command
 from luzwidget.widgets.feed import DashboardFeed
 from luzwidget.widgets.publisher import Publisher
+from luzwidget.widgets.travel import travel_command
 
 if TYPE_CHECKING:
     from luzwidget.run import Run
@@ -24,7 +25,17 @@ if TYPE_CHECKING:
 __all__ = ["PARTS", "Dashboard"]
 
 
-PARTS = ("controls", "progress", "plots", "edits", "inspector", "log", "layers", "batch")
+PARTS = (
+    "controls",
+    "progress",
+    "travel",
+    "plots",
+    "edits",
+    "inspector",
+    "log",
+    "layers",
+    "batch",
+)
 """Every part a dashboard can show, in display order."""
 
 
@@ -72,27 +83,57 @@ class Dashboard(anywidget.AnyWidget):
         if unknown:
             raise ValueError(f"parts: unknown {unknown}; choose from {list(PARTS)}.")
         super().__init__(_lib=plotly_library(), _uid=uuid.uuid4().hex, parts=chosen, **kwargs)
-        self._run = run
         self._ready = False
         self._want_snapshot = False
+        self._interval = interval
+        self._image_shape = image_shape
         self._publisher = Publisher(self._loop_tick, interval)
+        self._publisher.on_sleep = self._on_sleep
+        self._attach(run)
+        self.on_msg(self._on_msg)
+        self._shell = _register_cell_hook(self._after_cell)
+        self._publisher.wake()
+
+    def _attach(self, run: Run) -> None:
+        """Show ``run``: its feed callback, records observer and state listener."""
+        self._run = run
         self._feed = DashboardFeed(
             self._direct_tick,
             self._publisher.wake,
-            interval,
+            self._interval,
             direct=self._publisher.loop is not None,
         )
-        self._publisher.on_sleep = self._on_sleep
-        self._collector = Collector(run, self._feed, image_shape=image_shape)
-        if "edits" in chosen and run.state != RunState.DONE:
+        self._collector = Collector(run, self._feed, image_shape=self._image_shape)
+        self._collector.travel.wake = self._publisher.wake  # branches training elsewhere
+        if "edits" in self.parts and run.state != RunState.DONE:
             # "Pause on NaN/inf loss" starts ticked where it can be unticked (no cost per
             # batch: see Breakpoints.nonfinite_loss); a headless run keeps it off.
             run.breakpoints.nonfinite_loss = True
         run.add_callback(self._feed)  # at the next event boundary when it trains
         run.ctx.observe(self._collector.on_records, "records")
         run.add_listener(self._on_state)
-        self.on_msg(self._on_msg)
-        self._shell = _register_cell_hook(self._after_cell)
+
+    def _detach(self) -> None:
+        run = self._run
+        if any(cb is self._feed for cb in run.ctx.callbacks):
+            run.remove_callback(self._feed)
+        with contextlib.suppress(ValueError):
+            run.ctx.unobserve(self._collector.on_records, "records")
+        run.remove_listener(self._on_state)
+        self._collector.travel.close()
+        self._collector.close()  # the Layers and Batch panels' subscriptions
+
+    def drive(self, run: Run) -> None:
+        """Show and control ``run`` from now on (a branch of the same family, say); the
+        views redraw from a full snapshot of it."""
+        if run is self._run:
+            return
+        opened = [name for name, panel in self._collector.panels.items() if panel.open]
+        self._detach()
+        self._attach(run)
+        for name in opened:  # the browser still shows them open
+            self._collector.panels[name].set_open(True)
+        self._want_snapshot = True
         self._publisher.wake()
 
     @property
@@ -144,7 +185,10 @@ class Dashboard(anywidget.AnyWidget):
         if content.get("cmd") == "hello":
             self._ready = self._want_snapshot = True
         else:
-            self._collector.add_ack(handle_command(self._run, content, self._collector.panels))
+            ack = travel_command(self, content)  # time travel (widgets/travel.py), or:
+            self._collector.add_ack(
+                ack or handle_command(self._run, content, self._collector.panels)
+            )
         self._feed.sleeping = False
         self._publisher.wake(urgent=True)  # the ack goes out now
 
@@ -175,13 +219,7 @@ class Dashboard(anywidget.AnyWidget):
         if self._publisher.closed:
             return
         self._publisher.close()
-        self._collector.close()  # the Layers and Batch panels' subscriptions
-        run = self._run
-        if any(cb is self._feed for cb in run.ctx.callbacks):
-            run.remove_callback(self._feed)
-        with contextlib.suppress(ValueError):
-            run.ctx.unobserve(self._collector.on_records, "records")
-        run.remove_listener(self._on_state)
+        self._detach()
         if self._shell is not None:
             with contextlib.suppress(ValueError):
                 self._shell.events.unregister("post_run_cell", self._after_cell)

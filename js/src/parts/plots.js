@@ -11,6 +11,7 @@
 // hover is off while the run trains.
 import { h, uid } from "../dom.js";
 import { getPlotly } from "../plotly_slot.js";
+import { syncOverlay } from "./overlay.js"; // time travel: branches' curves, snapshot markers
 
 // plotly parses only plain colours: let a canvas normalise whatever CSS gives us.
 function plainColor(css, fallback) {
@@ -336,6 +337,10 @@ export function mountPlots(root, model, host, redraw) {
       if (metricDirty(state, metric)) dirty.push(() => drawMetric(state, metric));
     }
     if (dirty.length) dirty[0]();
+    for (const key of syncOverlay(Plotly, panels, state, theme)) { // time travel (overlay.js)
+      const p = panels.get(key);
+      fillLegend(p.legend, p.gd.data);
+    }
     placeholder.hidden = panels.size > 0;
     return dirty.length > 1;
   }

@@ -1,0 +1,241 @@
+"""The time-travel part (``parts/travel.js``, ``parts/overlay.js``): snapshots, family, commands.
+
+Headless like the collector. :class:`Travel` builds the ``travel`` part of a dashboard's
+messages: the run's snapshots (a timeline: epoch, batch, where on the loss stream's x axis)
+and its family (the run, its branches and theirs, see :func:`luzwidget.branches.family`),
+each with its per-epoch metrics, so the browser overlays the other runs' curves. It also
+keeps the loss stream true to a rewind: the run's store tells it (``store.watchers``), it
+drops the feed's pending losses and sets its batch count back at once, and at the next tick
+cuts the stream's series to the batches left and makes that message a full snapshot.
+:func:`travel_command` answers the part's buttons (``{"cmd": "travel", "action": ...}``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from luzwidget.branches import describe, family
+from luzwidget.exceptions import EditError, LuzwidgetError
+from luzwidget.report import report
+from luzwidget.snapshots import Snapshot, batches_of, store_of
+from luzwidget.widgets.commands import Ack, format_lr, parse_float, parse_int, parse_name, quote
+from luzwidget.widgets.stream import DownsampledSeries, number
+
+if TYPE_CHECKING:
+    from luzwidget.run import Run
+    from luzwidget.widgets.collector import Collector
+    from luzwidget.widgets.feed import DashboardFeed
+
+__all__ = ["Travel", "cut_series", "travel_command"]
+
+
+class Travel:
+    """The ``travel`` part of one dashboard's view of ``run`` (fed by ``feed``).
+
+    ``wake`` is called (from any thread) when another run of the family logs an epoch or
+    changes state, so the overlay follows branches training in the background.
+    """
+
+    def __init__(self, run: Run, feed: DashboardFeed, wake: Callable[[], None] | None = None):
+        self.run, self.feed, self.wake = run, feed, wake
+        self.offset = (batches_of(run) or 0) - feed.n_train  # run batches -> stream x
+        self.cut: float | None = None
+        self._watched: dict[int, Run] = {}
+        store_of(run).watchers.append(self.rewound)
+
+    # -- a rewind ------------------------------------------------------------------------
+    def rewound(self, _: Snapshot) -> None:
+        """Store watcher (the thread that rewound, the run paused): the stream goes back."""
+        left = max(0, (batches_of(self.run) or 0) - self.offset)
+        self.feed.losses.clear()  # a replay's batches are already in the series
+        self.feed.n_train = left
+        self.cut = left
+
+    def follow(self, collector: Collector) -> None:
+        """At a tick, before the collector drains: apply a rewind to the stream's series."""
+        if self.cut is None:
+            return
+        cut, self.cut = self.cut, None
+        for name, series in list(collector.series.items()):
+            collector.series[name] = cut_series(series, cut)
+        collector.records_reset = True  # this tick sends a full snapshot
+
+    # -- the part ------------------------------------------------------------------------
+    def part(self) -> dict[str, Any]:
+        """Snapshots and family of the run, as ``parts/travel.js`` shows them: at most
+        :data:`TIMELINE_MAX` snapshots (the first, the labelled, then the latest), each
+        ``[number, epoch, batch, kind, label, stream x or None]``; every run of the family
+        with its curves, but this run's own (the plots have them)."""
+        members = family(self.run)
+        self._watch([m for _, m in members])
+        return {
+            "snapshots": timeline(self.run, self.offset),
+            "family": [
+                {
+                    "name": name,
+                    "label": describe(member) or "the first run",
+                    "this": member is self.run,
+                    "state": str(member.state),
+                    "epoch": int(member.ctx.epoch),
+                    "curves": {} if member is self.run else curves(member),
+                }
+                for name, member in members
+            ],
+            "rewinds": store_of(self.run).rewinds,
+        }
+
+    def _watch(self, members: list[Run]) -> None:
+        for member in members:
+            if member is self.run or id(member) in self._watched:
+                continue
+            self._watched[id(member)] = member
+            member.ctx.observe(self._changed, "records")
+            member.add_listener(self._changed)
+
+    def _changed(self, *_: Any) -> None:
+        if self.wake is not None:
+            self.wake()
+
+    def close(self) -> None:
+        """Stop watching the run's store and the family's other runs."""
+        watchers = store_of(self.run).watchers
+        if self.rewound in watchers:
+            watchers.remove(self.rewound)
+        for member in self._watched.values():
+            with contextlib.suppress(ValueError):
+                member.ctx.unobserve(self._changed, "records")
+            member.remove_listener(self._changed)
+        self._watched.clear()
+
+
+TIMELINE_MAX = 24
+"""The most snapshots a dashboard's timeline lists."""
+
+_KINDS = {"start": "s", "epoch_end": "e", "inside": "i"}
+
+
+def timeline(run: Run, offset: int) -> list[list[Any]]:
+    """The snapshots the timeline shows: ``[number, epoch, batch, kind, label, x]``."""
+    snaps = list(enumerate(store_of(run).list()))
+    if len(snaps) > TIMELINE_MAX:
+        first = [snaps[0]]
+        labelled = [p for p in snaps[1:] if p[1].label][-(TIMELINE_MAX // 2) :]
+        rest = [p for p in snaps[1:] if not p[1].label]
+        latest = rest[-(TIMELINE_MAX - 1 - len(labelled)) :]
+        snaps = sorted(first + labelled + latest, key=lambda p: p[0])
+    out = []
+    for i, s in snaps:
+        x = None if s.batches is None or s.batches < offset else s.batches - offset
+        out.append([i, s.epoch, s.iter, _KINDS.get(s.kind, "i"), s.label or "", x])
+    return out
+
+
+def curves(run: Run) -> dict[str, dict[str, list[list[Any]]]]:
+    """``{metric: {set: [[epoch, value], ...]}}`` of a run's logged metrics."""
+    out: dict[str, dict[str, list[list[Any]]]] = {}
+    sets = (run.ctx.records.get("metrics") or {}).items()
+    for set_name, entries in list(sets):
+        for epoch, values in enumerate(list(entries or []), 1):
+            if not isinstance(values, dict):
+                continue
+            for metric, value in values.items():
+                out.setdefault(metric, {}).setdefault(set_name, []).append([epoch, number(value)])
+    return out
+
+
+def cut_series(series: DownsampledSeries, last_x: float) -> DownsampledSeries:
+    """A copy of ``series`` holding only its points at x <= ``last_x`` (bucket width and
+    EMA carried on from the last point kept)."""
+    series.flush()
+    keep = sum(1 for x in series.x if x <= last_x)
+    out = DownsampledSeries(series.capacity, series.beta)
+    out.bucket, out.halvings = series.bucket, series.halvings
+    out.x, out.y, out.ema = series.x[:keep], series.y[:keep], series.ema[:keep]
+    out.count = int(last_x)
+    if keep:
+        out.last, out.last_ema = out.y[-1], out.ema[-1]
+        # the EMA's state: its bias-corrected value times (1 - beta**n), n points seen
+        n = min(series._n_finite, int(last_x))
+        out._n_finite = n
+        out._corr = series.beta**n
+        out._avg = out.last_ema * (1 - out._corr) if math.isfinite(out.last_ema) else 0.0
+    return out
+
+
+# -- commands ------------------------------------------------------------------------------
+
+
+def travel_command(dashboard: Any, msg: dict[str, Any]) -> Ack | None:
+    """Answer ``{"cmd": "travel", "action": ...}`` for ``dashboard`` (None: not ours).
+
+    ``snapshot`` takes one now (queued while training); ``rewind`` and ``branch`` go to
+    snapshot number ``snapshot`` (default the latest; ``branch`` with an optional ``lr``
+    typed as text), a branch then being driven by the dashboard; ``drive`` switches the
+    dashboard to the family's run named ``run`` ("main", "branch 1"...).
+    """
+    if msg.get("cmd") != "travel":
+        return None
+    try:
+        text, ok = _travel(dashboard, msg), True
+    except (LuzwidgetError, ValueError) as exc:
+        text, ok = str(exc) or type(exc).__name__, False
+    except Exception as exc:  # a bug: logged, answered, never raised into the comm
+        report(f"dashboard command {quote(msg)} failed", error=exc)
+        text, ok = f"internal error on {quote(msg)}: {type(exc).__name__}: {exc}", False
+    return Ack(msg.get("id"), ok, text)
+
+
+def _chosen(run: Run, msg: dict[str, Any]) -> Snapshot | None:
+    index = msg.get("snapshot")
+    if index is None:
+        return None
+    snaps = store_of(run).list()
+    i = parse_int(index, "snapshot")
+    if not 0 <= i < len(snaps):
+        raise EditError(f"snapshot: no snapshot number {i}; this run has {len(snaps)}.")
+    return snaps[i]
+
+
+def _before_now(run: Run) -> Snapshot | None:
+    """The last snapshot taken before where the run is now (None: the latest)."""
+    now = batches_of(run)
+    snaps = store_of(run).list()
+    earlier = [s for s in snaps if s.batches is not None and now is not None and s.batches < now]
+    return earlier[-1] if earlier else None
+
+
+def _travel(dashboard: Any, msg: dict[str, Any]) -> str:
+    run: Run = dashboard.run
+    action = parse_name(msg.get("action"), "action")
+    if action == "snapshot":
+        snap = run.snapshot()
+        return f"snapshot taken: {snap!r}" if snap else "snapshot at the next event"
+    if action == "rewind":
+        snap = run.rewind(_chosen(run, msg) or _before_now(run))
+        where = "the start" if snap.kind == "start" else f"epoch {snap.epoch}"
+        if snap.iter:
+            where = f"epoch {snap.epoch + 1}, batch {snap.iter}"
+        return f"rewound to {where}"
+    if action == "branch":
+        lr_text = msg.get("lr")
+        edits = {}
+        if lr_text not in (None, ""):
+            edits["lr"] = parse_float(lr_text, "lr")
+        new = run.branch(_chosen(run, msg), **edits)
+        dashboard.drive(new)
+        name = next(n for n, m in family(new) if m is new)
+        lr = f" (lr {format_lr(edits['lr'])})" if edits else ""
+        return f"{name}{lr} made from {describe(new).split(' from ')[-1]}; the controls drive it"
+    if action == "drive":
+        name = parse_name(msg.get("run"), "run")
+        found = dict(family(run))
+        if name not in found:
+            raise EditError(f"run: no run {quote(name)} in this family; there are {list(found)}.")
+        dashboard.drive(found[name])
+        return f"the controls drive {name}"
+    raise EditError(
+        f"travel: unknown action {quote(action)}; expected snapshot, rewind, branch or drive."
+    )

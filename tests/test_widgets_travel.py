@@ -1,0 +1,132 @@
+"""The dashboard's time-travel part: timeline, rewind redraws, branches overlaid and driven."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from luzwidget.widgets.stream import DownsampledSeries
+from luzwidget.widgets.travel import TIMELINE_MAX, cut_series, timeline
+from tests.test_widgets_dashboard import _run, _shown
+
+# 96 samples, batches of 16: 6 training batches an epoch
+
+
+def _cmd(dash: Any, **msg: Any) -> dict[str, Any]:
+    dash._handle_custom_msg({"cmd": "travel", "id": 7, **msg}, [])
+    out = dash.tick()
+    assert out is not None
+    (ack,) = [a for a in out.get("acks", []) if a["id"] == 7]
+    return {"msg": out, "ack": ack}
+
+
+def test_the_timeline_lists_snapshots_with_their_place_on_the_stream() -> None:
+    run = _run(epochs=3)
+    dash, _ = _shown(run)
+    run.step("epoch")
+    run.step("batch", n=2)
+    part = dash.tick()["travel"]
+    assert part["snapshots"] == [
+        [0, 0, 0, "s", "", 0],
+        [1, 1, 0, "e", "", 6],
+        [2, 1, 2, "i", "", 8],
+    ]
+    assert [(m["name"], m["this"]) for m in part["family"]] == [("main", True)]
+    dash.close()
+
+
+def test_a_rewind_from_the_dashboard_cuts_the_stream_and_the_records() -> None:
+    run = _run(epochs=3)
+    dash, _ = _shown(run)
+    run.step("epoch", n=2)
+    dash.tick()
+    assert dash._collector.series["loss"].x[-1] == 12
+    out = _cmd(dash, action="rewind", snapshot=1)  # the end of epoch 1
+    assert out["ack"] == {"id": 7, "ok": True, "message": "rewound to epoch 1"}
+    snap = out["msg"]
+    assert snap["type"] == "snapshot"  # the views redraw from it
+    assert max(snap["stream"]["loss"]["x"]) <= 6
+    assert {r[2] for r in snap["records"]} == {1}  # epoch 2's metrics are gone
+    assert dash._feed.n_train == 6
+    run.step("batch")
+    dash.tick()
+    assert dash._collector.series["loss"].x[-1] == 7  # the stream goes on from there
+    dash.close()
+
+
+def test_rewind_by_batches_keeps_the_points_before_the_target() -> None:
+    run = _run(epochs=3)
+    dash, _ = _shown(run)
+    run.step("epoch")
+    run.step("batch", n=4)
+    dash.tick()
+    run.rewind(batches=3)  # from Python: the dashboard follows too
+    snap = dash.tick()
+    assert snap["type"] == "snapshot"
+    assert snap["stream"]["loss"]["x"][-1] == 7
+    dash.close()
+
+
+def test_a_branch_with_a_new_lr_is_driven_and_its_parent_overlaid() -> None:
+    run = _run(epochs=3)
+    dash, _ = _shown(run)
+    run.step("epoch")
+    out = _cmd(dash, action="branch", lr="0.5")
+    assert out["ack"]["ok"], out["ack"]
+    assert "branch 1 (lr 0.5)" in out["ack"]["message"]
+    branch = dash.run
+    assert branch is not run
+    assert branch.ctx.optimizers["opt"].param_groups[0]["lr"] == 0.5
+    family = out["msg"]["travel"]["family"]
+    assert [(m["name"], m["this"], m["label"]) for m in family] == [
+        ("main", False, "the first run"),
+        ("branch 1", True, "lr 0.5 from epoch 1"),
+    ]
+    assert family[0]["curves"]["loss"]["train"][0][0] == 1  # the parent's curve, overlaid
+    assert family[1]["curves"] == {}  # the branch's own are the plots'
+    branch.step("epoch")
+    assert dash.tick()["type"] == "update"
+    back = _cmd(dash, action="drive", run="main")
+    assert back["ack"]["message"] == "the controls drive main"
+    assert dash.run is run
+    assert back["msg"]["type"] == "snapshot"
+    assert back["msg"]["travel"]["family"][1]["curves"]["loss"]["train"][-1][0] == 2
+    assert all(cb is not dash._feed for cb in branch.ctx.callbacks)  # detached from it
+    dash.close()
+
+
+def test_travel_refusals_say_what_was_expected() -> None:
+    run = _run()
+    dash, _ = _shown(run)
+    run.step("epoch")
+    cases = {
+        "lr": ({"action": "branch", "lr": "fast"}, "is not a number"),
+        "snapshot": ({"action": "rewind", "snapshot": 9}, "no snapshot number 9"),
+        "action": ({"action": "fly"}, "expected snapshot, rewind, branch or drive"),
+        "run": ({"action": "drive", "run": "branch 7"}, "no run 'branch 7'"),
+    }
+    for msg, said in cases.values():
+        ack = _cmd(dash, **msg)["ack"]
+        assert not ack["ok"]
+        assert said in ack["message"]
+    assert dash.run is run
+    dash.close()
+
+
+def test_cut_series_keeps_the_points_up_to_x_and_goes_on_from_there() -> None:
+    s = DownsampledSeries(capacity=8)
+    s.add(range(1, 21), [float(i) for i in range(1, 21)])
+    cut = cut_series(s, 10)
+    assert cut.x
+    assert max(cut.x) <= 10
+    assert cut.halvings == s.halvings
+    cut.add([11], [11.0])
+    assert cut.count == 11
+
+
+def test_the_timeline_is_bounded() -> None:
+    run = _run(epochs=40)
+    run.resume()
+    rows = timeline(run, 0)
+    assert len(rows) == TIMELINE_MAX
+    assert rows[0][0] == 0
+    assert rows[-1][1] == 40
