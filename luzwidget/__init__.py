@@ -31,6 +31,7 @@ from luzwidget.exceptions import (
 )
 from luzwidget.fitted import Evaluation, Fitted
 from luzwidget.module import Setup, setup, show_loop
+from luzwidget.remote import attach
 from luzwidget.run import Run
 from luzwidget.saving import load, load_weights, save, save_weights
 
@@ -55,6 +56,7 @@ __all__ = [
     "StepError",
     "StopEpoch",
     "StopFit",
+    "attach",
     "callbacks",
     "load",
     "load_weights",
