@@ -5,12 +5,9 @@ nothing listening, a protocol mismatch, the server killed, a second attach, the 
 from __future__ import annotations
 
 import json
-import os
-import secrets
 import subprocess
 import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,48 +18,7 @@ import luzwidget as lw
 from luzwidget.remote import client as client_module
 from luzwidget.remote.client import Connection
 from luzwidget.remote.protocol import AttachError
-
-ROOT = Path(__file__).resolve().parents[1]
-JOB = Path(__file__).with_name("serve_job.py")
-
-
-def wait_until(pred: Callable[[], Any], what: str, timeout: float = 60) -> Any:
-    """Poll ``pred`` until it is truthy (bounded: fails naming ``what``)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = pred()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
-
-
-class Job:
-    """tests/serve_job.py as a process: its address, token, output dir; killed in the end."""
-
-    def __init__(self, out: Path, fail: bool = False) -> None:
-        self.out, self.token = out, secrets.token_hex(12)
-        env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
-        args = [sys.executable, str(JOB), str(out), self.token, *(["fail"] if fail else [])]
-        self.log = (out / "log").open("w")
-        self.proc = subprocess.Popen(args, env=env, cwd=ROOT, stdout=self.log, stderr=self.log)
-        self.address = wait_until(self._address, "the job to serve", timeout=120)
-
-    def _address(self) -> str | None:
-        if self.proc.poll() is not None:
-            raise AssertionError(f"the job exited:\n{(self.out / 'log').read_text()}")
-        path = self.out / "address"
-        return path.read_text() if path.exists() else None
-
-    def attach(self, **kwargs: Any) -> lw.remote.Attached:
-        return lw.attach(self.address, token=self.token, timeout=kwargs.pop("timeout", 20))
-
-    def kill(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-        self.proc.wait(30)
-        self.log.close()
+from tests.serve_job import Job, wait_until
 
 
 @pytest.fixture
