@@ -31,7 +31,7 @@ from luzwidget.exceptions import (
 )
 from luzwidget.fitted import Evaluation, Fitted
 from luzwidget.module import Setup, setup, show_loop
-from luzwidget.remote import attach
+from luzwidget.remote import AttachError, attach
 from luzwidget.run import Run
 from luzwidget.saving import load, load_weights, save, save_weights
 
@@ -39,6 +39,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Accelerator",
+    "AttachError",
     "Callback",
     "CallbackError",
     "CheckpointError",
