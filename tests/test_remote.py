@@ -5,6 +5,7 @@ nothing listening, a protocol mismatch, the server killed, a second attach, the 
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -205,3 +206,32 @@ def test_serve_checks_its_arguments() -> None:
     with pytest.raises(lw.ConfigError, match="token"):
         lw.callbacks.Serve(token="short")
     assert len(lw.callbacks.Serve().token) >= 24  # generated when not given
+
+
+def test_a_paused_served_fit_is_stopped_from_the_notebook(job: Job) -> None:
+    run = job.attach()
+    try:
+        run.pause()
+        assert run.wait(30) == "paused"
+        run.stop()  # the script's fit() was waiting: it ends as luz's does and returns
+        wait_until(lambda: (job.out / "done").exists(), "fit() to return in the script")
+        assert "waiting for an attached notebook" in (job.out / "log").read_text()
+    finally:
+        run.close()
+
+
+def test_a_network_that_drops_and_comes_back_reconnects(job: Job) -> None:
+    run = job.attach()
+    try:
+        wait_until(lambda: run.state == "running", "the run to train")
+        job.proc.send_signal(signal.SIGSTOP)  # the server goes silent, as behind a dead link
+        try:
+            wait_until(lambda: not run.connected, "the proxy to notice")
+            with pytest.raises(AttachError, match="disconnected"):
+                run.pause()
+        finally:
+            job.proc.send_signal(signal.SIGCONT)
+        wait_until(lambda: run.connected, "the link to come back")
+        assert run.state == "running"  # it never stopped training for us
+    finally:
+        run.close()

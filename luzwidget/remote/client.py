@@ -11,6 +11,7 @@ network that came back) ``on_link(True)``. Nothing here ever waits without a tim
 
 from __future__ import annotations
 
+import atexit
 import itertools
 import json
 import os
@@ -79,6 +80,7 @@ class Connection:
         self._heard = time.monotonic()
         self._thread = threading.Thread(target=self._main, daemon=True, name="luzwidget-attach")
         self._thread.start()
+        atexit.register(self.close)  # a kernel shutting down closes its socket first
 
     # -- requests -------------------------------------------------------------------------
     def hello(self) -> dict[str, Any]:
@@ -233,5 +235,6 @@ class Connection:
         if self._closing.is_set():
             return
         self._closing.set()
+        atexit.unregister(self.close)
         if self._thread is not threading.current_thread():
             self._thread.join(2)

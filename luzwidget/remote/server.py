@@ -128,9 +128,11 @@ class Server:
         run = self.run
         if self.closed or (run.state == RunState.ERROR and not self.wait_on_error):
             return False
+        what = "stopped on an error" if run.state == RunState.ERROR else str(run.state)
         report(
-            f"the run is {run.state} ({run.reason}); waiting for an attached notebook to "
-            f"resume, step or stop it (lw.attach({self.address!r}, token=...))"
+            f"the run {'is ' * (what != 'stopped on an error')}{what} ({run.reason}); waiting "
+            f"for an attached notebook to resume, step or stop it (lw.attach({self.address!r}, "
+            "token=...))"
         )
         while not self.closed:
             self._changed.clear()
