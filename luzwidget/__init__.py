@@ -31,6 +31,7 @@ from luzwidget.exceptions import (
 )
 from luzwidget.fitted import Evaluation, Fitted
 from luzwidget.module import Setup, setup, show_loop
+from luzwidget.remote import AttachError, attach
 from luzwidget.run import Run
 from luzwidget.saving import load, load_weights, save, save_weights
 
@@ -38,6 +39,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Accelerator",
+    "AttachError",
     "Callback",
     "CallbackError",
     "CheckpointError",
@@ -55,6 +57,7 @@ __all__ = [
     "StepError",
     "StopEpoch",
     "StopFit",
+    "attach",
     "callbacks",
     "load",
     "load_weights",

@@ -20,6 +20,7 @@ from torch import nn
 from luzwidget.accelerator import Accelerator
 from luzwidget.callbacks import Interrupt, Metrics, Profile, Progress, TrainValid
 from luzwidget.callbacks.progress import in_notebook
+from luzwidget.callbacks.serve import serve_from_env
 from luzwidget.checks import build_module, build_optimizer
 from luzwidget.context import Context, check_callbacks
 from luzwidget.data import as_loader, split_valid
@@ -98,7 +99,7 @@ def side_context(
 def fit_callbacks(spec: Setup, callbacks: Any = None) -> list[Any]:
     """The callbacks of a fit: luz's defaults, then ``callbacks`` (the ``fit()`` argument)."""
     defaults = [Profile(), TrainValid(), Metrics(spec.metrics), Progress(), Interrupt()]
-    return [*defaults, *check_callbacks_arg(callbacks)]
+    return serve_from_env([*defaults, *check_callbacks_arg(callbacks)])  # LUZWIDGET_SERVE
 
 
 def loop_text(callbacks: list[Any]) -> str:
@@ -223,6 +224,10 @@ def drive_to_end(run: Run, interrupted: Callable[[Run], Any] | None = None) -> A
     """
     _show_live(run)
     run.resume()
+    while run.state in (RunState.PAUSED, RunState.ERROR) and not run.interrupted:
+        hold = getattr(run, "remote_hold", None)  # served (callbacks.Serve): a notebook steers
+        if hold is None or not hold():
+            break
     while run.state == RunState.PAUSED and not run.interrupted:
         report(f"{run.reason}; fit() goes on (use run() to stop at breakpoints).")
         run.resume()

@@ -11,6 +11,7 @@ from luzwidget.callbacks.mixup import Mixup, MixupLoss
 from luzwidget.callbacks.progress import Progress
 from luzwidget.callbacks.resume import AutoResume, ResumeFromCheckpoint
 from luzwidget.callbacks.schedulers import LRScheduler
+from luzwidget.callbacks.serve import Serve
 from luzwidget.callbacks.training import GradientClip, MixedPrecision
 
 __all__ = [
@@ -30,6 +31,7 @@ __all__ = [
     "Profile",
     "Progress",
     "ResumeFromCheckpoint",
+    "Serve",
     "TensorBoard",
     "TrainValid",
 ]

@@ -1,11 +1,21 @@
 """Notebook widgets of luzwidget: the run dashboard (``run.dashboard()``).
 
-Importing this package loads anywidget/ipywidgets; the headless core never does. The core's
-one door in is :meth:`luzwidget.Run.dashboard`, which imports it lazily.
+``Dashboard`` loads anywidget/ipywidgets on first use (a module ``__getattr__``), so the
+headless parts here (``collector``, ``commands``, ``summaries``...) import without them: a
+training process serving its run (``luzwidget.remote``) reuses them. The core's one door
+in is :meth:`luzwidget.Run.dashboard`.
 """
 
 from __future__ import annotations
 
-from luzwidget.widgets.dashboard import Dashboard
+from typing import Any
 
 __all__ = ["Dashboard"]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "Dashboard":
+        from luzwidget.widgets.dashboard import Dashboard
+
+        return Dashboard
+    raise AttributeError(f"module 'luzwidget.widgets' has no attribute {name!r}")

@@ -1,0 +1,310 @@
+"""The server a training process runs for its run: one zmq ROUTER socket, in a thread.
+
+:class:`Server` answers the requests of :mod:`luzwidget.remote.protocol` in arrival order,
+one at a time, on its own thread (commands from several notebooks are serialised: each is
+applied through the Run API as a local call would be, and the last one wins). It pushes
+the dashboard's messages, built by the same :class:`~luzwidget.widgets.collector.Collector`
+a dashboard in the kernel uses, to every subscriber: a snapshot when one subscribes, then
+throttled deltas holding only what changed (so bytes per update do not grow with the run).
+
+The training itself never waits for the server: a notebook that disconnects, or whose
+kernel restarts, leaves the run as it was (training, or paused where it was paused).
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import json
+import threading
+import time
+from typing import TYPE_CHECKING, Any
+
+from luzwidget.exceptions import ConfigError
+from luzwidget.remote import methods
+from luzwidget.remote.protocol import PROTOCOL, SUBSCRIBER_TTL_S, token_ok
+from luzwidget.report import report
+from luzwidget.states import RunState
+from luzwidget.widgets.collector import Collector
+from luzwidget.widgets.commands import handle_command
+from luzwidget.widgets.feed import DashboardFeed
+
+if TYPE_CHECKING:
+    import zmq
+
+    from luzwidget.context import Context
+    from luzwidget.run import Run
+
+__all__ = ["ServeFeed", "Server", "run_of"]
+
+IDLE_TICK_S = 1.0
+"""Without subscribers the server drains the run's queues this often (they stay short)."""
+
+
+class ServeFeed(DashboardFeed):
+    """The dashboard feed of a served run: never ticks from the loop, never "blocking".
+
+    The server's thread answers commands whichever thread trains, so the buttons are live
+    even while a script's ``fit()`` drives the loop on its main thread.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(tick=lambda: None, wake=lambda: None, direct=False)
+
+    def _nudge(self) -> None:
+        self.sleeping = False
+
+
+class Server:
+    """Serve ``run`` on ``tcp://host:port`` (port 0: a free one) to holders of ``token``.
+
+    Parameters
+    ----------
+    run : Run
+        The run served.
+    host : str
+        Where to listen; ``"127.0.0.1"`` keeps it to this machine (use SSH forwarding).
+    port : int
+        The port, or 0 for a free one (read :attr:`port` afterwards).
+    token : str
+        What every client message must carry.
+    feed : ServeFeed
+        The feed the ``Serve`` callback fills from the loop.
+    interval : float
+        Seconds between updates to subscribers (10 Hz).
+    wait_on_error : bool
+        Whether a blocking ``fit()`` that fails waits for a notebook (:meth:`hold`).
+    """
+
+    def __init__(
+        self,
+        run: Run,
+        host: str,
+        port: int,
+        token: str,
+        feed: ServeFeed,
+        interval: float = 0.1,
+        wait_on_error: bool = True,
+    ) -> None:
+        import zmq
+
+        self.run, self.host, self.token, self.feed = run, host, token, feed
+        self.interval, self.wait_on_error = interval, wait_on_error
+        self.collector = Collector(run, feed)
+        self.subscribers: dict[bytes, float] = {}  # identity -> last heard (monotonic)
+        self._zmq = zmq.Context()  # our own: never the kernel's global context
+        self._sock = self._zmq.socket(zmq.ROUTER)
+        self._sock.setsockopt(zmq.LINGER, 500)  # the last update still leaves on close
+        self._sock.setsockopt(zmq.SNDHWM, 1000)
+        self.port = _bind(self._sock, host, port)
+        self._want_snapshot = False
+        self._closing = threading.Event()
+        self._changed = threading.Event()
+        self._thread = threading.Thread(target=self._main, daemon=True, name="luzwidget-serve")
+        run.ctx.observe(self.collector.on_records, "records")
+        run.add_listener(self._on_state)
+        setattr(run, "remote_hold", self.hold)  # noqa: B010  # read by session.drive_to_end
+        atexit.register(self.close)
+        self._thread.start()
+
+    @property
+    def address(self) -> str:
+        """``host:port``, as :func:`luzwidget.attach` takes it."""
+        return f"{self.host}:{self.port}"
+
+    @property
+    def closed(self) -> bool:
+        """True once :meth:`close` was called."""
+        return self._closing.is_set()
+
+    # -- the training side --------------------------------------------------------------
+    def hold(self) -> bool:
+        """Called by a blocking ``fit()`` when its run paused or failed: wait for a notebook.
+
+        Returns once the run is done (True), or at once (False) when nothing is to be
+        waited for: the server closed, or an error while ``wait_on_error`` is off. A
+        notebook's resume drives the run in a background thread meanwhile.
+        """
+        run = self.run
+        if self.closed or (run.state == RunState.ERROR and not self.wait_on_error):
+            return False
+        what = "stopped on an error" if run.state == RunState.ERROR else str(run.state)
+        report(
+            f"the run {'is ' * (what != 'stopped on an error')}{what} ({run.reason}); waiting "
+            f"for an attached notebook to resume, step or stop it (lw.attach({self.address!r}, "
+            "token=...))"
+        )
+        while not self.closed:
+            self._changed.clear()
+            if run.state == RunState.DONE:
+                return True
+            self._changed.wait(0.5)
+        return run.state == RunState.DONE
+
+    def _on_state(self, _: Any) -> None:
+        self._changed.set()
+
+    # -- the thread -----------------------------------------------------------------------
+    def _main(self) -> None:
+        import zmq
+
+        sock, next_tick = self._sock, time.monotonic()
+        try:
+            while not self._closing.is_set():
+                wait_ms = max(0.0, next_tick - time.monotonic()) * 1000
+                if sock.poll(int(min(wait_ms, 100))):
+                    while sock.poll(0):
+                        self._handle(sock.recv_multipart())
+                now = time.monotonic()
+                if now >= next_tick:
+                    self._tick()
+                    next_tick = now + (self.interval if self.subscribers else IDLE_TICK_S)
+            self._tick()  # the last state (done, say) reaches the notebooks
+        except zmq.ZMQError as exc:
+            if not self._closing.is_set():
+                report("the run's server stopped", error=exc)
+        except Exception as exc:  # never silently: a dead server would look like a hung run
+            report("the run's server failed", error=exc)
+        finally:
+            sock.close()
+            self._zmq.term()
+
+    def _send(self, ident: bytes, msg: dict[str, Any]) -> bool:
+        import zmq
+
+        try:
+            self._sock.send_multipart([ident, _encode(msg)], flags=zmq.NOBLOCK)
+        except zmq.Again:  # a subscriber that reads nothing: it gets a snapshot later
+            return False
+        return True
+
+    def _handle(self, frames: list[bytes]) -> None:
+        if len(frames) != 2:
+            return
+        ident, payload = frames
+        try:
+            msg = json.loads(payload)
+        except (ValueError, UnicodeDecodeError):
+            msg = None
+        if not isinstance(msg, dict) or not token_ok(msg.get("token"), self.token):
+            self._send(ident, {"op": "refused", "reason": "token", "id": _id(msg)})
+            return
+        op, ident_id = msg.get("op"), _id(msg)
+        if ident in self.subscribers:
+            self.subscribers[ident] = time.monotonic()
+        if op == "hello":
+            self._hello(ident, msg)
+        elif op == "call":
+            self._send(ident, {"op": "reply", "id": ident_id, **_call(self.run, msg)})
+        elif op == "subscribe":
+            self.subscribers[ident] = time.monotonic()
+            self._want_snapshot = True
+            self._send(ident, {"op": "reply", "id": ident_id, "ok": True, "value": None})
+        elif op == "unsubscribe":
+            self.subscribers.pop(ident, None)
+        elif op == "dash":
+            self._dash(msg.get("content"))
+        elif op == "ping":
+            self._send(ident, {"op": "pong", "id": ident_id})
+        else:
+            self._send(ident, _refusal(ident_id, "ConfigError", f"unknown op {op!r}"))
+
+    def _hello(self, ident: bytes, msg: dict[str, Any]) -> None:
+        if msg.get("protocol") != PROTOCOL:
+            self._send(
+                ident, {"op": "refused", "reason": "protocol", "protocol": PROTOCOL, "id": _id(msg)}
+            )
+            return
+        status = methods.status(self.run)
+        self._send(ident, {"op": "welcome", "protocol": PROTOCOL, "id": _id(msg), "status": status})
+
+    def _dash(self, content: Any) -> None:
+        if not isinstance(content, dict):
+            return
+        if content.get("cmd") == "hello":
+            self._want_snapshot = True
+            return
+        self.collector.add_ack(handle_command(self.run, content))
+        self.feed.sleeping = False
+
+    def _tick(self) -> None:
+        now = time.monotonic()
+        for ident, seen in list(self.subscribers.items()):
+            if now - seen > SUBSCRIBER_TTL_S:
+                del self.subscribers[ident]
+        full, self._want_snapshot = self._want_snapshot, False
+        msg = self.collector.collect(full=full)
+        if msg is None or not self.subscribers:
+            return
+        update = {"op": "update", "msg": msg}
+        for ident in list(self.subscribers):
+            if not self._send(ident, update):
+                self._want_snapshot = True
+
+    def close(self) -> None:
+        """Stop serving (the run goes on); a notebook attached sees it disconnected."""
+        if self._closing.is_set():
+            return
+        self._closing.set()
+        self._changed.set()
+        if self._thread.is_alive() and self._thread is not threading.current_thread():
+            self._thread.join(5)
+        run = self.run
+        run.remove_listener(self._on_state)
+        with contextlib.suppress(ValueError):
+            run.ctx.unobserve(self.collector.on_records, "records")
+        if getattr(run, "remote_hold", None) == self.hold:
+            delattr(run, "remote_hold")
+        atexit.unregister(self.close)
+
+
+def _bind(sock: zmq.Socket[bytes], host: str, port: int) -> int:
+    import zmq
+
+    try:
+        if port == 0:
+            return int(sock.bind_to_random_port(f"tcp://{host}"))
+        sock.bind(f"tcp://{host}:{port}")
+    except zmq.ZMQError as exc:
+        sock.close(linger=0)
+        raise ConfigError(
+            f"Serve: cannot listen on {host}:{port} ({exc}); choose another port, or "
+            "port=0 for a free one."
+        ) from None
+    return port
+
+
+def _encode(msg: dict[str, Any]) -> bytes:
+    return json.dumps(msg, separators=(",", ":"), default=str).encode()
+
+
+def _id(msg: Any) -> Any:
+    return msg.get("id") if isinstance(msg, dict) else None
+
+
+def _refusal(ident_id: Any, error: str, message: str) -> dict[str, Any]:
+    return {"op": "reply", "id": ident_id, "ok": False, "error": error, "message": message}
+
+
+def _call(run: Run, msg: dict[str, Any]) -> dict[str, Any]:
+    """Apply one call; its refusal (the Run API's checks) or a bug, answered, never raised."""
+    from traitlets import TraitError
+
+    from luzwidget.exceptions import LuzwidgetError
+
+    try:
+        return {"ok": True, "value": methods.call(run, msg.get("method"), msg.get("args", {}))}
+    except (LuzwidgetError, TraitError) as exc:
+        return {"ok": False, "error": type(exc).__name__, "message": str(exc)}
+    except Exception as exc:
+        report(f"a remote call {msg.get('method')!r} failed", error=exc)
+        return {"ok": False, "error": type(exc).__name__, "message": str(exc)}
+
+
+def run_of(ctx: Context) -> Run | None:
+    """The run driving ``ctx`` (its engine's pause goes to the run's driver), if any."""
+    from luzwidget.engine import engine_of
+    from luzwidget.run import Run
+
+    owner = getattr(getattr(engine_of(ctx).on_pause, "__self__", None), "owner", None)
+    return owner if isinstance(owner, Run) else None
