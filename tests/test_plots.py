@@ -46,4 +46,7 @@ def test_the_core_reaches_the_widgets_only_through_run_dashboard() -> None:
         if "widgets" not in path.relative_to(PACKAGE).parts
         and re.search(r"^\s*(from|import) luzwidget\.widgets", path.read_text(), re.M)
     )
-    assert importers == ["run.py"]
+    # remote/ serves a run to a notebook: its server reuses the headless builders of the
+    # widgets package (collector, commands, feed: no widget library), and remote/dashboard.py
+    # is itself a widget, reached only through the proxy's dashboard(), like run.dashboard().
+    assert [p for p in importers if not p.startswith("remote/")] == ["run.py"]
