@@ -83,6 +83,7 @@ def test_a_branch_with_a_new_lr_is_driven_and_its_parent_overlaid() -> None:
     ]
     assert family[0]["curves"]["loss"]["train"][0][0] == 1  # the parent's curve, overlaid
     assert family[1]["curves"] == {}  # the branch's own are the plots'
+    assert {r[2] for r in out["msg"]["records"]} == {1}  # its epoch before the branch point
     branch.step("epoch")
     assert dash.tick()["type"] == "update"
     back = _cmd(dash, action="drive", run="main")

@@ -43,6 +43,7 @@ class Travel:
         self.run, self.feed, self.wake = run, feed, wake
         self.offset = (batches_of(run) or 0) - feed.n_train  # run batches -> stream x
         self.cut: float | None = None
+        self._seeded = False
         self._watched: dict[int, Run] = {}
         store_of(run).watchers.append(self.rewound)
 
@@ -55,7 +56,12 @@ class Travel:
         self.cut = left
 
     def follow(self, collector: Collector) -> None:
-        """At a tick, before the collector drains: apply a rewind to the stream's series."""
+        """At a tick, before the collector drains: the metrics logged before the view came
+        (first tick: a branch switched to has its parent's epochs), and a rewind's cut."""
+        if not self._seeded:
+            self._seeded = True
+            for set_name, metric, epoch, value in self.run.ctx.history.rows():
+                collector.points.setdefault((set_name, metric, epoch), number(value))
         if self.cut is None:
             return
         cut, self.cut = self.cut, None
