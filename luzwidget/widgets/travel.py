@@ -217,7 +217,7 @@ def _travel(dashboard: Any, msg: dict[str, Any]) -> str:
     run: Run = dashboard.run
     action = parse_name(msg.get("action"), "action")
     if action == "snapshot":
-        snap = run.snapshot()
+        snap = run.snapshot("marked")  # labelled: evicted last
         return f"snapshot taken: {snap!r}" if snap else "snapshot at the next event"
     if action == "rewind":
         snap = run.rewind(_chosen(run, msg) or _before_now(run))
