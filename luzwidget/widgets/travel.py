@@ -177,9 +177,10 @@ def cut_series(series: DownsampledSeries, last_x: float) -> DownsampledSeries:
 def travel_command(dashboard: Any, msg: dict[str, Any]) -> Ack | None:
     """Answer ``{"cmd": "travel", "action": ...}`` for ``dashboard`` (None: not ours).
 
-    ``snapshot`` takes one now (queued while training); ``rewind`` and ``branch`` go to
-    snapshot number ``snapshot`` (default the latest; ``branch`` with an optional ``lr``
-    typed as text), a branch then being driven by the dashboard; ``drive`` switches the
+    ``snapshot`` takes one now, labelled ``"marked"`` (queued while training); ``rewind``
+    and ``branch`` go to snapshot number ``snapshot`` (default: for a rewind the last one
+    before now, for a branch the latest; ``branch`` with an optional ``lr`` typed as text),
+    a branch then being driven by the dashboard; ``drive`` switches the
     dashboard to the family's run named ``run`` ("main", "branch 1"...).
     """
     if msg.get("cmd") != "travel":
