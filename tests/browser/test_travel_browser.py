@@ -1,4 +1,4 @@
-"""Time travel in a real JupyterLab: snapshot, branch with a new lr, two curves, rewind.
+"""Time travel in JupyterLab and Notebook 7: snapshot, branch with a new lr, two curves, rewind.
 
 Traces are counted in plotly's own data (``gd.data``) of the loss panel; kernel-side values
 are read on the notebook kernel's shell channel. Element screenshots of each stage go to the
@@ -47,8 +47,9 @@ def _own(traces: list[list[Any]]) -> int:
     return next((n for _, n, mine in traces if not mine), 0)
 
 
-def test_snapshot_branch_two_curves_rewind_shrinks(open_notebook) -> None:
-    nb = open_notebook([SETUP.format(epochs=6), SHOW, "run.step('epoch', n=2)"], ui="lab")
+@pytest.mark.parametrize("ui", ["lab", "notebook"])
+def test_snapshot_branch_two_curves_rewind_shrinks(open_notebook, ui: str) -> None:
+    nb = open_notebook([SETUP.format(epochs=6), SHOW, "run.step('epoch', n=2)"], ui=ui)
     nb.page.set_viewport_size(VIEWPORT)
     nb.run_all()
     dash = _dashboard(nb)
