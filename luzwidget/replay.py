@@ -24,16 +24,8 @@ from luzwidget.events import Event
 from luzwidget.exceptions import ConfigError, RunStateError
 from luzwidget.loop import Loop, fit_loop
 from luzwidget.report import report
-from luzwidget.snapshots import (
-    START,
-    Position,
-    Snapshot,
-    _to_cpu,
-    batches_of,
-    phase_of,
-    store_of,
-    train_length,
-)
+from luzwidget.snapshots import _to_cpu, batches_of, phase_of, store_of, train_length
+from luzwidget.snapstore import START, Position, Snapshot
 from luzwidget.states import RunState
 
 if TYPE_CHECKING:

@@ -70,6 +70,9 @@ def test_a_branch_with_a_new_lr_is_driven_and_its_parent_overlaid() -> None:
     run = _run(epochs=3)
     dash, _ = _shown(run)
     run.step("epoch")
+    dash.tick()
+    assert _cmd(dash, action="snapshot")["ack"]["message"].startswith("snapshot taken")
+    assert run.snapshots[-1].label == "marked"
     out = _cmd(dash, action="branch", lr="0.5")
     assert out["ack"]["ok"], out["ack"]
     assert "branch 1 (lr 0.5)" in out["ack"]["message"]
@@ -83,6 +86,7 @@ def test_a_branch_with_a_new_lr_is_driven_and_its_parent_overlaid() -> None:
     ]
     assert family[0]["curves"]["loss"]["train"][0][0] == 1  # the parent's curve, overlaid
     assert family[1]["curves"] == {}  # the branch's own are the plots'
+    assert {r[2] for r in out["msg"]["records"]} == {1}  # its epoch before the branch point
     branch.step("epoch")
     assert dash.tick()["type"] == "update"
     back = _cmd(dash, action="drive", run="main")
@@ -90,8 +94,11 @@ def test_a_branch_with_a_new_lr_is_driven_and_its_parent_overlaid() -> None:
     assert dash.run is run
     assert back["msg"]["type"] == "snapshot"
     assert back["msg"]["travel"]["family"][1]["curves"]["loss"]["train"][-1][0] == 2
-    assert all(cb is not dash._feed for cb in branch.ctx.callbacks)  # detached from it
+    assert max(back["msg"]["stream"]["loss"]["x"]) == 6  # main's stream, kept meanwhile
+    assert back["msg"]["travel"]["snapshots"][-1][4] == "marked"
     dash.close()
+    for shown in (run, branch):  # closing detaches from every run it showed
+        assert all(type(cb).__name__ != "DashboardFeed" for cb in shown.ctx.callbacks)
 
 
 def test_travel_refusals_say_what_was_expected() -> None:

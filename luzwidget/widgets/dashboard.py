@@ -87,6 +87,7 @@ class Dashboard(anywidget.AnyWidget):
         self._want_snapshot = False
         self._interval = interval
         self._image_shape = image_shape
+        self._shown: dict[int, tuple[Run, DashboardFeed, Collector]] = {}
         self._publisher = Publisher(self._loop_tick, interval)
         self._publisher.on_sleep = self._on_sleep
         self._attach(run)
@@ -95,8 +96,14 @@ class Dashboard(anywidget.AnyWidget):
         self._publisher.wake()
 
     def _attach(self, run: Run) -> None:
-        """Show ``run``: its feed callback, records observer and state listener."""
+        """Show ``run``: its feed callback, records observer and state listener (made once
+        per run shown; a run shown before keeps feeding its collector, so that switching
+        back finds its whole loss stream)."""
         self._run = run
+        known = self._shown.get(id(run))
+        if known is not None:
+            self._feed, self._collector = known[1], known[2]
+            return
         self._feed = DashboardFeed(
             self._direct_tick,
             self._publisher.wake,
@@ -105,6 +112,7 @@ class Dashboard(anywidget.AnyWidget):
         )
         self._collector = Collector(run, self._feed, image_shape=self._image_shape)
         self._collector.travel.wake = self._publisher.wake  # branches training elsewhere
+        self._shown[id(run)] = (run, self._feed, self._collector)
         if "edits" in self.parts and run.state != RunState.DONE:
             # "Pause on NaN/inf loss" starts ticked where it can be unticked (no cost per
             # batch: see Breakpoints.nonfinite_loss); a headless run keeps it off.
@@ -114,14 +122,15 @@ class Dashboard(anywidget.AnyWidget):
         run.add_listener(self._on_state)
 
     def _detach(self) -> None:
-        run = self._run
-        if any(cb is self._feed for cb in run.ctx.callbacks):
-            run.remove_callback(self._feed)
-        with contextlib.suppress(ValueError):
-            run.ctx.unobserve(self._collector.on_records, "records")
-        run.remove_listener(self._on_state)
-        self._collector.travel.close()
-        self._collector.close()  # the Layers and Batch panels' subscriptions
+        for run, feed, collector in self._shown.values():
+            if any(cb is feed for cb in run.ctx.callbacks):
+                run.remove_callback(feed)
+            with contextlib.suppress(ValueError):
+                run.ctx.unobserve(collector.on_records, "records")
+            run.remove_listener(self._on_state)
+            collector.travel.close()
+            collector.close()  # the Layers and Batch panels' subscriptions
+        self._shown.clear()
 
     def drive(self, run: Run) -> None:
         """Show and control ``run`` from now on (a branch of the same family, say); the
@@ -129,7 +138,7 @@ class Dashboard(anywidget.AnyWidget):
         if run is self._run:
             return
         opened = [name for name, panel in self._collector.panels.items() if panel.open]
-        self._detach()
+        self._collector.close()  # the run left keeps its feed, not the panels' cost
         self._attach(run)
         for name in opened:  # the browser still shows them open
             self._collector.panels[name].set_open(True)

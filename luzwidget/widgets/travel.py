@@ -43,6 +43,7 @@ class Travel:
         self.run, self.feed, self.wake = run, feed, wake
         self.offset = (batches_of(run) or 0) - feed.n_train  # run batches -> stream x
         self.cut: float | None = None
+        self._seeded = False
         self._watched: dict[int, Run] = {}
         store_of(run).watchers.append(self.rewound)
 
@@ -55,7 +56,12 @@ class Travel:
         self.cut = left
 
     def follow(self, collector: Collector) -> None:
-        """At a tick, before the collector drains: apply a rewind to the stream's series."""
+        """At a tick, before the collector drains: the metrics logged before the view came
+        (first tick: a branch switched to has its parent's epochs), and a rewind's cut."""
+        if not self._seeded:
+            self._seeded = True
+            for set_name, metric, epoch, value in self.run.ctx.history.rows():
+                collector.points.setdefault((set_name, metric, epoch), number(value))
         if self.cut is None:
             return
         cut, self.cut = self.cut, None
@@ -171,9 +177,10 @@ def cut_series(series: DownsampledSeries, last_x: float) -> DownsampledSeries:
 def travel_command(dashboard: Any, msg: dict[str, Any]) -> Ack | None:
     """Answer ``{"cmd": "travel", "action": ...}`` for ``dashboard`` (None: not ours).
 
-    ``snapshot`` takes one now (queued while training); ``rewind`` and ``branch`` go to
-    snapshot number ``snapshot`` (default the latest; ``branch`` with an optional ``lr``
-    typed as text), a branch then being driven by the dashboard; ``drive`` switches the
+    ``snapshot`` takes one now, labelled ``"marked"`` (queued while training); ``rewind``
+    and ``branch`` go to snapshot number ``snapshot`` (default: for a rewind the last one
+    before now, for a branch the latest; ``branch`` with an optional ``lr`` typed as text),
+    a branch then being driven by the dashboard; ``drive`` switches the
     dashboard to the family's run named ``run`` ("main", "branch 1"...).
     """
     if msg.get("cmd") != "travel":
@@ -211,7 +218,7 @@ def _travel(dashboard: Any, msg: dict[str, Any]) -> str:
     run: Run = dashboard.run
     action = parse_name(msg.get("action"), "action")
     if action == "snapshot":
-        snap = run.snapshot()
+        snap = run.snapshot("marked")  # labelled: evicted last
         return f"snapshot taken: {snap!r}" if snap else "snapshot at the next event"
     if action == "rewind":
         snap = run.rewind(_chosen(run, msg) or _before_now(run))

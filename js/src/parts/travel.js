@@ -27,6 +27,7 @@ export function mountTravel(root, store, say) {
   const lr = h("input", {
     class: "lw-input lw-travel-lr", id: lrId, type: "text", size: 7, placeholder: "same lr",
     title: "The branch's learning rate (empty: the run's)", "aria-label": "Learning rate of the branch",
+    style: "width:7em;flex:none",
   });
   const send = (action, extra = {}) => { // rewind, unpicked: the kernel takes the last before now
     const chosen = picked === null && action === "branch" ? latest : picked;
