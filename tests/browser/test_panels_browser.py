@@ -65,7 +65,10 @@ def _step_to(nb: NotebookPage, dash: Any, event: str) -> None:
     dash.locator(".lw-step-event").select_option(event)
     before = nb.eval("run.n_events")
     dash.get_by_role("button", name="Step to the selected event").click()
-    nb.wait_value(f"[run.n_events > {before}, run.state, run.event.value]", [True, "paused", event])
+    nb.wait_value(
+        f"[run.n_events > {before}, run.state, getattr(run.event, 'value', None)]",
+        [True, "paused", event],
+    )
 
 
 def _cell(dash: Any, param: str, col: str) -> Any:
