@@ -180,7 +180,7 @@ def measure(page: Any, dash: Any, kernel_eval: Any, args: argparse.Namespace, ap
     badge.evaluate("(b) => window.__bench.watch(b)")
     frames: Frames = args.frames
     dash.locator(".lw-btn-start").click()
-    page.wait_for_function("() => document.querySelector('.lw-state').dataset.state === 'running'")
+    _wait_state(dash, "running")
     time.sleep(args.warmup)  # first render of the plots is not what is measured
     m0, t0 = _metrics(cdp), page.evaluate("performance.now()")
     page.wait_for_timeout(args.window * 1000)  # (Playwright dispatches events meanwhile)
@@ -210,16 +210,17 @@ def measure(page: Any, dash: Any, kernel_eval: Any, args: argparse.Namespace, ap
         res.click_kernel.append(frames.round_trip(b'"pause"', b'"paused"'))
         time.sleep(0.3)
         dash.locator(".lw-btn-start").click()
-        page.wait_for_function(
-            "() => document.querySelector('.lw-state').dataset.state === 'running'"
-        )
+        _wait_state(dash, "running")
         time.sleep(args.gap)
     dash.locator(".lw-btn-stop").click()
-    page.wait_for_function(
-        "() => !['running', 'paused'].includes(document.querySelector('.lw-state').dataset.state)"
-    )
+    _wait_state(dash, "done")
     res.batches = float(kernel_eval("run.ctx.iter + (run.ctx.epoch - 1) * len(run.ctx.train_data)"))
     return res
+
+
+def _wait_state(dash: Any, state: str) -> None:
+    """Wait for the badge (a locator: marimo renders widgets in a shadow root)."""
+    dash.locator(f".lw-state[data-state='{state}']").wait_for(timeout=60_000)
 
 
 def _click_until(page: Any, dash: Any, selector: str, state: str, res: Result) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import threading
 import uuid
 from typing import TYPE_CHECKING, Any
 
@@ -17,6 +18,7 @@ from luzwidget.widgets.collector import Collector
 from luzwidget.widgets.commands import handle_command
 from luzwidget.widgets.feed import DashboardFeed
 from luzwidget.widgets.publisher import Publisher
+from luzwidget.widgets.static import static_html
 from luzwidget.widgets.travel import travel_command
 
 if TYPE_CHECKING:
@@ -88,6 +90,8 @@ class Dashboard(anywidget.AnyWidget):
         self._interval = interval
         self._image_shape = image_shape
         self._shown: dict[int, tuple[Run, DashboardFeed, Collector]] = {}
+        self._display_id: str | None = None
+        self._static_state: str | None = None
         self._publisher = Publisher(self._loop_tick, interval)
         self._publisher.on_sleep = self._on_sleep
         self._attach(run)
@@ -163,6 +167,8 @@ class Dashboard(anywidget.AnyWidget):
         if msg is None or not (self._ready or full):
             return None
         self.send(msg)
+        if "status" in msg:
+            self._refresh_static()
         return msg
 
     def _loop_tick(self) -> bool:
@@ -186,6 +192,10 @@ class Dashboard(anywidget.AnyWidget):
         # Run listener: called by whichever thread drives the run, at every state change;
         # sent at once, not at the next tick (a click's effect shows when it happens).
         self._publisher.wake(urgent=True)
+        if self._display_id is not None and threading.current_thread() is threading.main_thread():
+            # A cell drives the run: publish now, inside the cell (its output is updated then).
+            self.tick()
+            self._refresh_static()
 
     # -- messages from the browser --------------------------------------------------------
     def _on_msg(self, _: Any, content: Any, buffers: Any = None) -> None:
@@ -218,7 +228,44 @@ class Dashboard(anywidget.AnyWidget):
         # (in a blocking cell the kernel reads no message until the cell ends).
         self._ready = self._want_snapshot = True
         self._publisher.wake()
-        return super()._repr_mimebundle_(**kwargs)
+        return self._bundle(super()._repr_mimebundle_(**kwargs))
+
+    def _bundle(self, bundle: Any) -> Any:
+        """Add the static text/html next to the widget view: what viewers without JS show."""
+        data = bundle[0] if isinstance(bundle, tuple) else bundle
+        if isinstance(data, dict):
+            data["text/html"] = self.static_html()
+            self._static_state = self._run.state
+        return bundle
+
+    def _ipython_display_(self) -> None:
+        # display(dash) or a last-line dashboard: shown with a display id, so the static
+        # text/html can be updated in place when the run ends (see tick()).
+        from IPython.display import display
+
+        if self._display_id is None:
+            self._display_id = uuid.uuid4().hex
+        bundle = self._repr_mimebundle_()
+        data, metadata = bundle if isinstance(bundle, tuple) else (bundle, {})
+        display(data, metadata=metadata, raw=True, display_id=self._display_id)
+
+    def static_html(self) -> str:
+        """The dashboard as static HTML (state, metrics table, SVG curves), no JavaScript."""
+        stream = {name: s.points() for name, s in self._collector.series.items()}
+        return static_html(self._run, stream)
+
+    def _refresh_static(self) -> None:
+        """At a run's end, rewrite the shown output so its text/html holds the final state."""
+        state = self._run.state
+        if self._display_id is None or state == self._static_state:
+            return
+        if state not in (RunState.DONE, RunState.ERROR):
+            return
+        from IPython.display import update_display
+
+        bundle = self._bundle(super()._repr_mimebundle_())
+        data, metadata = bundle if isinstance(bundle, tuple) else (bundle, {})
+        update_display(data, metadata=metadata, raw=True, display_id=self._display_id)
 
     def close(self) -> None:
         """Stop publishing, detach from the run and close the widget."""

@@ -33,6 +33,38 @@ function withAlpha(color, alpha) {
   return rgb ? `rgba(${rgb[1]},${rgb[2]},${rgb[3]}, ${alpha})` : color;
 }
 
+function rgbOf(color) {
+  const hex = /^#([0-9a-f]{6})$/i.exec(color);
+  if (hex) { const n = parseInt(hex[1], 16); return [n >> 16, (n >> 8) & 255, n & 255]; }
+  const m = /^rgba?\(([^,]+),([^,]+),([^,)]+)/.exec(color);
+  return m ? [+m[1], +m[2], +m[3]] : null;
+}
+
+function luminance([r, g, b]) {
+  const lin = (c) => { c /= 255; return c <= 0.04045 ? c / 12.92 : ((c + 0.055) / 1.055) ** 2.4; };
+  return 0.2126 * lin(r) + 0.7152 * lin(g) + 0.0722 * lin(b);
+}
+
+/** WCAG contrast ratio of two rgb triples. */
+export function contrast(a, b) {
+  const [hi, lo] = [luminance(a), luminance(b)].sort((x, y) => y - x);
+  return (hi + 0.05) / (lo + 0.05);
+}
+
+/**
+ * The least opacity (from `min`, in steps of 0.05) at which `color` drawn over `bg` has a
+ * contrast of at least `target` (WCAG's 3:1 for graphics): the faint raw per-batch line
+ * stays visible in dark and light themes alike.
+ */
+export function lineAlpha(color, bg, min = 0.35, target = 3) {
+  const c = rgbOf(color), b = rgbOf(bg);
+  if (!c || !b) return 1;
+  for (let a = min; a < 1; a += 0.05) {
+    if (contrast(c.map((v, i) => a * v + (1 - a) * b[i]), b) >= target) return Math.round(a * 100) / 100;
+  }
+  return 1;
+}
+
 function readTheme(el) {
   const cs = getComputedStyle(el);
   const v = (name, fallback) => plainColor(cs.getPropertyValue(name).trim(), fallback);
@@ -41,8 +73,9 @@ function readTheme(el) {
     fg,
     muted: v("--lw-fg2", "#57606a"),
     grid: withAlpha(fg, 0.12),
+    bg: v("--lw-bg", "#ffffff"),
     train: v("--lw-train", "#1976d2"),
-    valid: v("--lw-valid", "#ef6c00"),
+    valid: v("--lw-valid", "#e65100"),
     font: cs.getPropertyValue("--lw-font").trim() || "system-ui, sans-serif",
   };
 }
@@ -217,7 +250,7 @@ export function mountPlots(root, model, host, redraw) {
       const color = i === 0 ? theme.train : theme.valid;
       const label = names.length > 1 ? name : "loss";
       traces.push(
-        { type: "scatter", mode: "lines", name: `${label} (batch)`, x: s.x.slice(), y: s.y.slice(), line: { color, width: 1 }, opacity: 0.35, hovertemplate: "%{y:.4g}" },
+        { type: "scatter", mode: "lines", name: `${label} (batch)`, x: s.x.slice(), y: s.y.slice(), line: { color, width: 1 }, opacity: lineAlpha(color, theme.bg), hovertemplate: "%{y:.4g}" },
         { type: "scatter", mode: "lines", name: `${label} (EMA)`, x: s.x.slice(), y: s.ema.slice(), line: { color, width: 2 }, hovertemplate: "%{y:.4g}" },
       );
     });
