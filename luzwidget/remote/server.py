@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from luzwidget.exceptions import ConfigError
 from luzwidget.remote import methods
-from luzwidget.remote.protocol import PROTOCOL, SUBSCRIBER_TTL_S, token_ok
+from luzwidget.remote.protocol import PROTOCOL, SILENCE_S, SUBSCRIBER_TTL_S, token_ok
 from luzwidget.report import report
 from luzwidget.states import RunState
 from luzwidget.widgets.collector import Collector
@@ -39,6 +39,9 @@ __all__ = ["ServeFeed", "Server", "run_of"]
 
 IDLE_TICK_S = 1.0
 """Without subscribers the server drains the run's queues this often (they stay short)."""
+
+EXIT_GRACE_S = 2.0
+"""When the script ends, a server heard from lately answers this much longer (the final state)."""
 
 
 class ServeFeed(DashboardFeed):
@@ -98,13 +101,14 @@ class Server:
         self._sock.setsockopt(zmq.SNDHWM, 1000)
         self.port = _bind(self._sock, host, port)
         self._want_snapshot = False
+        self._last_heard = -float("inf")  # the last authenticated message (monotonic)
         self._closing = threading.Event()
         self._changed = threading.Event()
         self._thread = threading.Thread(target=self._main, daemon=True, name="luzwidget-serve")
         run.ctx.observe(self.collector.on_records, "records")
         run.add_listener(self._on_state)
         setattr(run, "remote_hold", self.hold)  # noqa: B010  # read by session.drive_to_end
-        atexit.register(self.close)
+        atexit.register(self._close_at_exit)
         self._thread.start()
 
     @property
@@ -190,8 +194,9 @@ class Server:
             self._send(ident, {"op": "refused", "reason": "token", "id": _id(msg)})
             return
         op, ident_id = msg.get("op"), _id(msg)
+        self._last_heard = time.monotonic()
         if ident in self.subscribers:
-            self.subscribers[ident] = time.monotonic()
+            self.subscribers[ident] = self._last_heard
         if op == "hello":
             self._hello(ident, msg)
         elif op == "call":
@@ -241,6 +246,12 @@ class Server:
             if not self._send(ident, update):
                 self._want_snapshot = True
 
+    def _close_at_exit(self) -> None:
+        """The script ends: let notebooks heard from lately read the final state, then close."""
+        if time.monotonic() - self._last_heard < SILENCE_S:
+            time.sleep(EXIT_GRACE_S)
+        self.close()
+
     def close(self) -> None:
         """Stop serving (the run goes on); a notebook attached sees it disconnected."""
         if self._closing.is_set():
@@ -255,7 +266,7 @@ class Server:
             run.ctx.unobserve(self.collector.on_records, "records")
         if getattr(run, "remote_hold", None) == self.hold:
             delattr(run, "remote_hold")
-        atexit.unregister(self.close)
+        atexit.unregister(self._close_at_exit)
 
 
 def _bind(sock: zmq.Socket[bytes], host: str, port: int) -> int:
