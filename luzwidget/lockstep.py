@@ -43,7 +43,7 @@ from torch.utils.data import DistributedSampler
 
 from luzwidget.boundary import STOP, Boundary, Command
 from luzwidget.callbacks.base import Callback
-from luzwidget.distributed import World
+from luzwidget.distributed import World, connect
 from luzwidget.events import Event
 from luzwidget.exceptions import LuzwidgetError
 from luzwidget.metrics.base import LossAverage
@@ -83,8 +83,8 @@ def install(run: Run, world: World) -> Lockstep:
 class Lockstep(Callback):
     """The run's side of several processes (see the module's docstring); one per run.
 
-    ``seen`` lists, on every rank, where each agreed command was applied:
-    ``(sync number, event, epoch, batch)``.
+    ``seen`` lists, on every rank, where each agreed command was applied and where the
+    ranks paused together afterwards: ``(sync number, event, epoch, batch)``.
     """
 
     weight = -90  # its on_train_end/on_valid_end reduce before Metrics logs (-80)
@@ -210,6 +210,8 @@ class Lockstep(Callback):
         assert self.following is not None
         free = action == "go" and not self._listening_wanted()
         self._publish("free" if free else action)
+        if action == "pause":
+            self._applied(self.following[0], event)
         if free:
             self.following = None
         return outcome
@@ -231,6 +233,8 @@ class Lockstep(Callback):
             assert self.following is not None
             self.following[1] += 1
             message = self._take(self.key("event/{}/{}".format(*self.following)))
+            if message["action"] == "pause":
+                self._applied(self.following[0], event)
             if message["action"] == "free":
                 self.following = None
         if message["action"] == "stop":
@@ -303,8 +307,7 @@ class Lockstep(Callback):
         if isinstance(run.error, GroupError):
             return
         self._fault_posted = True
-        ctx = run.ctx
-        text = f"{run.error} (epoch {ctx.epoch}, batch {ctx.iter})"
+        text = str(run.error)  # a LuzwidgetError names the callback, event, epoch and batch
         with contextlib.suppress(Exception):
             self.store.set(self.key("fault"), json.dumps({"rank": self.world.rank, "error": text}))
             if not self.world.main:  # give rank 0's watcher the moment it needs to report it
@@ -430,9 +433,6 @@ def _plain_number(value: Any) -> bool:
 
 def _client_store() -> Callable[[], Any] | None:
     """Opens a second connection to the group's store (for a thread), where there is one."""
-    host, port = os.environ.get("MASTER_ADDR"), os.environ.get("MASTER_PORT")
-    if not host or not port:
+    if not os.environ.get("MASTER_ADDR") or not os.environ.get("MASTER_PORT"):
         return None
-    return lambda: dist.TCPStore(  # type: ignore[attr-defined]
-        host, int(port), is_master=False, timeout=_WAIT * 30
-    )
+    return lambda: connect(30.0)

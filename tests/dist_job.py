@@ -7,7 +7,7 @@ MODE is one of:
 - ``train``: an ordinary ``fit()`` (a linear regression, 64 samples, batch 8 per rank, no
   shuffling); each rank writes ``OUT/rank<r>.pt`` with its weights, records and what it saw;
 - ``steer``: ``run()`` driven by rank 0, which posts ``set_lr(0.05)`` and a pause from a
-  callback at epoch 1, batch 3, then steps one batch and resumes; each rank records the lr
+  callback at epoch 1, batch 1, then steps one batch and resumes; each rank records the lr
   it used at every batch and where the agreed commands were applied;
 - ``kill``: ``train`` with ``AutoResume(STATE)``; rank 1 kills itself (SIGKILL) at epoch 2,
   batch 2 the first time (torchrun restarts the group);
@@ -18,6 +18,7 @@ With one process (no torchrun) ``train`` uses batch 16: the same global batches.
 
 from __future__ import annotations
 
+import faulthandler
 import json
 import os
 import signal
@@ -41,19 +42,19 @@ def data(n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 class Watch(lw.Callback):
-    """Records the lr of every training batch; rank 0 posts commands in ``steer`` mode."""
+    """Records the lr each optimizer step uses; rank 0 posts commands in ``steer`` mode."""
 
     def __init__(self, mode: str) -> None:
         self.mode = mode
         self.lrs: list[list[float]] = []  # [epoch, batch, lr]
         self.run: Any = None
 
-    def on_train_batch_begin(self, ctx: lw.Context) -> None:
+    def on_train_batch_before_step(self, ctx: lw.Context) -> None:
         self.lrs.append([ctx.epoch, ctx.iter, ctx.optimizers["opt"].param_groups[0]["lr"]])
 
     def on_train_batch_end(self, ctx: lw.Context) -> None:
         where = (ctx.epoch, ctx.iter)
-        if self.mode == "steer" and ctx.rank == 0 and where == (1, 3):
+        if self.mode == "steer" and ctx.rank == 0 and where == (1, 1):
             self.run.set_lr(0.05)
             self.run.pause("paused by the test")
         if self.mode == "error" and ctx.rank == 1 and where == (1, 2):
@@ -120,4 +121,5 @@ def main(mode: str, out: str, state: str = "") -> None:
 
 
 if __name__ == "__main__":
+    faulthandler.dump_traceback_later(120, exit=True)  # a hang shows where, then ends
     main(*sys.argv[1:])

@@ -6,6 +6,7 @@ group, bounded by a timeout, and kills that group in a ``finally``: no process o
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -57,10 +58,8 @@ def finish(procs: list[subprocess.Popen[str]]) -> list[tuple[int, str]]:
             results.append((proc.returncode, out))
     finally:
         for proc in procs:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
             proc.wait(timeout=10)
     return results
 
@@ -112,8 +111,75 @@ def test_two_processes_train_as_one_on_the_same_global_batches(tmp_path: Path) -
         assert torch.equal(w0[name], w1[name])
     assert r0["records"] == r1["records"]  # global records, the same on every rank
     single, w_single = one_process("train", tmp_path / "one")
-    assert single["ddp"] == "Linear" and single["ctx_world_size"] == 1
+    assert (single["ddp"], single["ctx_world_size"]) == ("Linear", 1)
     for name in w0:
         assert torch.allclose(w0[name], w_single[name], atol=1e-6)
     assert_records_close(r0["records"], single["records"])
     assert len(r0["lrs"]) == 3 * 4  # each rank trained on its shard: 32 samples, 4 batches
+
+
+def test_a_pause_and_an_lr_edit_posted_on_rank_0_apply_at_one_boundary_on_both(
+    tmp_path: Path,
+) -> None:
+    code, log = torchrun(["steer", str(tmp_path)])
+    assert code == 0, log
+    (r0, w0), (r1, w1) = load(tmp_path, 0), load(tmp_path, 1)
+    # posted at epoch 1, batch 1 (on_train_batch_end); applied at the next poll batch >= 3
+    applied = [1, "on_train_batch_begin", 1, 4]
+    stepped = [1, "on_train_batch_end", 1, 4]  # run.step("batch") on rank 0: both stop there
+    assert r0["seen"] == r1["seen"] == [applied, stepped]
+    assert r0["paused"] == [
+        "paused by the test after on_train_batch_begin (epoch 1, batch 4)",
+        1,
+        4,
+    ]
+    assert r0["stepped"][1:] == [1, 4]
+    lrs = [lr for _, _, lr in r0["lrs"]]
+    assert lrs == [lr for _, _, lr in r1["lrs"]] == [0.1] * 3 + [0.05] * 9  # from step 4 on
+    for name in w0:
+        assert torch.equal(w0[name], w1[name])
+    assert r0["records"] == r1["records"]
+
+
+def test_an_error_on_rank_1_is_reported_on_rank_0_and_nothing_hangs(tmp_path: Path) -> None:
+    code, log = torchrun(["error", str(tmp_path)])
+    assert code != 0
+    said = [line for line in log.splitlines() if "rank 1 of 2 failed" in line]  # rank 0's watcher
+    assert said, log
+    assert "planted on rank 1" in said[0]
+    assert "Watch.on_train_batch_end" in said[0]  # the callback and the event, named
+
+
+def test_kill_9_of_rank_1_resumes_and_ends_as_an_uninterrupted_run(tmp_path: Path) -> None:
+    out, again = tmp_path / "killed", tmp_path / "plain"
+    out.mkdir()
+    again.mkdir()
+    code, log = torchrun(["kill", str(out), str(tmp_path / "state.pt")], "--max-restarts=1")
+    assert code == 0, log
+    assert "SIGKILL" in log or "Signals.SIGKILL" in log or "-9" in log, log  # it did die once
+    code, log = torchrun(["train", str(again)])
+    assert code == 0, log
+    (killed, w_killed), (plain, w_plain) = load(out, 0), load(again, 0)
+    for name in w_plain:
+        assert torch.equal(w_killed[name], w_plain[name])
+    assert killed["records"] == plain["records"]
+    assert not (tmp_path / "state.pt").exists()  # the fit ended: rank 0 removed the file
+
+
+def test_two_launchers_as_two_nodes_on_127_0_0_1(tmp_path: Path) -> None:
+    port = free_port()
+    common = [
+        "--nnodes=2",
+        "--nproc_per_node=1",
+        "--rdzv-backend=c10d",
+        f"--rdzv-endpoint=127.0.0.1:{port}",
+        "--rdzv-id=luzwidget-test",
+    ]
+    procs = [launch(["train", str(tmp_path)], *common, f"--node-rank={n}") for n in (0, 1)]
+    results = finish(procs)
+    assert [code for code, _ in results] == [0, 0], results
+    (r0, w0), (r1, w1) = load(tmp_path, 0), load(tmp_path, 1)
+    assert r0["ctx_world_size"] == r1["ctx_world_size"] == 2
+    for name in w0:
+        assert torch.equal(w0[name], w1[name])
+    assert r0["records"] == r1["records"]
