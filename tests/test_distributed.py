@@ -95,12 +95,19 @@ def assert_records_close(a: dict[str, Any], b: dict[str, Any]) -> None:
                 assert x[name] == pytest.approx(y[name], rel=1e-5), (set_, name)
 
 
-def test_two_processes_train_as_one_on_the_same_global_batches(tmp_path: Path) -> None:
-    out = tmp_path / "ddp"
-    out.mkdir()
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An ordinary 2-process fit(): what the other runs are compared with."""
+    out = tmp_path_factory.mktemp("ddp")
     code, log = torchrun(["train", str(out)])
     assert code == 0, log
-    (r0, w0), (r1, w1) = load(out, 0), load(out, 1)
+    return out
+
+
+def test_two_processes_train_as_one_on_the_same_global_batches(
+    trained: Path, tmp_path: Path
+) -> None:
+    (r0, w0), (r1, w1) = load(trained, 0), load(trained, 1)
     assert (r0["ddp"], r0["ctx_rank"], r1["ctx_rank"], r0["ctx_world_size"]) == (
         "DistributedDataParallel",
         0,
@@ -150,16 +157,15 @@ def test_an_error_on_rank_1_is_reported_on_rank_0_and_nothing_hangs(tmp_path: Pa
     assert "Watch.on_train_batch_end" in said[0]  # the callback and the event, named
 
 
-def test_kill_9_of_rank_1_resumes_and_ends_as_an_uninterrupted_run(tmp_path: Path) -> None:
-    out, again = tmp_path / "killed", tmp_path / "plain"
+def test_kill_9_of_rank_1_resumes_and_ends_as_an_uninterrupted_run(
+    trained: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "killed"
     out.mkdir()
-    again.mkdir()
     code, log = torchrun(["kill", str(out), str(tmp_path / "state.pt")], "--max-restarts=1")
     assert code == 0, log
-    assert "SIGKILL" in log or "Signals.SIGKILL" in log or "-9" in log, log  # it did die once
-    code, log = torchrun(["train", str(again)])
-    assert code == 0, log
-    (killed, w_killed), (plain, w_plain) = load(out, 0), load(again, 0)
+    assert "exitcode: -9" in log, log  # rank 1 did die once, and torchrun restarted the group
+    (killed, w_killed), (plain, w_plain) = load(out, 0), load(trained, 0)
     for name in w_plain:
         assert torch.equal(w_killed[name], w_plain[name])
     assert killed["records"] == plain["records"]
@@ -183,3 +189,78 @@ def test_two_launchers_as_two_nodes_on_127_0_0_1(tmp_path: Path) -> None:
     for name in w0:
         assert torch.equal(w0[name], w1[name])
     assert r0["records"] == r1["records"]
+
+
+# -- in one process: setup and sharding --------------------------------------------------
+
+
+def _world(rank: int = 1) -> Any:
+    from luzwidget.distributed import World
+
+    return World(rank, 2, rank, torch.device("cpu"), None, "test/")
+
+
+def test_a_dataloader_is_re_made_with_a_distributed_sampler_keeping_its_options() -> None:
+    from torch.utils.data import DataLoader, DistributedSampler, TensorDataset
+
+    from luzwidget.distributed import shard_loader
+
+    def collate(batch: list[Any]) -> Any:
+        return torch.stack([b[0] for b in batch])
+
+    loader = DataLoader(
+        TensorDataset(torch.arange(10)),
+        batch_size=2,
+        shuffle=True,
+        drop_last=True,
+        collate_fn=collate,
+    )
+    shard = shard_loader(loader, _world(1), "data")
+    assert isinstance(shard.sampler, DistributedSampler)
+    assert (shard.sampler.rank, shard.sampler.num_replicas, shard.sampler.shuffle) == (1, 2, True)
+    assert (shard.batch_size, shard.drop_last, shard.collate_fn) == (2, True, collate)
+    other = shard_loader(loader, _world(0), "data")
+    mine = [int(x) for batch in shard for x in batch]
+    theirs = [int(x) for batch in other for x in batch]
+    assert len(mine) == len(theirs) == 4  # 5 samples each, the last partial batch dropped
+    assert not set(mine) & set(theirs)
+    shard.sampler.set_epoch(1)
+    assert [int(x) for batch in shard for x in batch] != mine  # reshuffled per epoch
+
+
+@pytest.mark.parametrize("kind", ["iterable", "sampler", "batches"])
+def test_data_that_cannot_be_sharded_is_refused_naming_the_argument_and_the_fix(kind: str) -> None:
+    from torch.utils.data import DataLoader, IterableDataset, SubsetRandomSampler, TensorDataset
+
+    from luzwidget.distributed import shard_loader
+    from luzwidget.exceptions import ConfigError
+
+    class Stream(IterableDataset[int]):
+        def __iter__(self) -> Any:
+            return iter(range(4))
+
+    data: Any = {
+        "iterable": DataLoader(Stream()),
+        "sampler": DataLoader(TensorDataset(torch.arange(4)), sampler=SubsetRandomSampler([0, 1])),
+        "batches": [torch.zeros(2)],
+    }[kind]
+    with pytest.raises(ConfigError, match="valid_data") as err:
+        shard_loader(data, _world(), "valid_data")
+    assert "shard_data=False" in str(err.value)
+
+
+def test_one_process_runs_nothing_distributed(monkeypatch: pytest.MonkeyPatch) -> None:
+    import luzwidget as lw
+    from luzwidget.exceptions import ConfigError
+
+    monkeypatch.delenv("WORLD_SIZE", raising=False)
+    acc = lw.Accelerator(cpu=True)
+    assert (acc.world, acc.rank, acc.world_size) == (None, 0, 1)
+    model = torch.nn.Linear(2, 1)
+    assert acc.prepare_model(model) is model
+    with pytest.raises(ConfigError, match="strategy"):
+        lw.Accelerator(strategy="fsdp")
+    for name in ("MASTER_ADDR", "MASTER_PORT", "RANK"):
+        monkeypatch.delenv(name, raising=False)
+    with pytest.raises(ConfigError, match="torchrun"):
+        lw.Accelerator(strategy="ddp", cpu=True)
