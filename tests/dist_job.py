@@ -103,6 +103,7 @@ def main(mode: str, out: str, state: str = "") -> None:
         fitted = spec.fit(*args, **kwargs)
         ctx = fitted.ctx
         model = fitted.model
+        result["predicted"] = len(fitted.predict(args[0][0]))  # every rank: the whole data
     lockstep = next((cb for cb in ctx.callbacks if isinstance(cb, Lockstep)), None)
     result.update(
         state=str(getattr(run, "state", "done")) if mode == "steer" else "done",

@@ -123,6 +123,7 @@ def test_two_processes_train_as_one_on_the_same_global_batches(
         assert torch.allclose(w0[name], w_single[name], atol=1e-6)
     assert_records_close(r0["records"], single["records"])
     assert len(r0["lrs"]) == 3 * 4  # each rank trained on its shard: 32 samples, 4 batches
+    assert r0["predicted"] == r1["predicted"] == 64  # predict() after fit: all of the data
 
 
 def test_a_pause_and_an_lr_edit_posted_on_rank_0_apply_at_one_boundary_on_both(
