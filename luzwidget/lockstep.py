@@ -16,9 +16,11 @@
   ``on_valid_end``). At that boundary rank 0 applies the command and publishes what
   resulted (every optimizer's hyperparameters, ``max_epochs``, ``min_epochs``, pause or
   stop); the other ranks wait for it and take it over.
-- **Pause and step**: after a pause, rank 0 publishes its decision at every event (go,
+- **Pause, step, breakpoints**: after a pause (and from the fit's start, sync 0, when rank
+  0 starts stepping or with breakpoints), rank 0 publishes its decision at every event (go,
   pause, stop, or ``free`` once it runs freely again) and the other ranks follow event by
-  event, so they wait at the very boundary rank 0 is paused at.
+  event, so they wait at the very boundary rank 0 is paused at. A breakpoint set while
+  running takes effect from the next agreed batch.
 - **Faults**: a rank whose run fails posts ``(rank, error)`` in the store; a watcher thread
   on rank 0 reports it at once, wherever rank 0 is, and every wait in here gives up when a
   fault is posted. Collectives time out (``Accelerator(timeout_s=...)``), so a dead rank
@@ -29,6 +31,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import itertools
 import json
 import math
 import os
@@ -41,7 +44,7 @@ import torch
 import torch.distributed as dist
 from torch.utils.data import DistributedSampler
 
-from luzwidget.boundary import STOP, Boundary, Command
+from luzwidget.boundary import STOP, Boundary, Command, Control
 from luzwidget.callbacks.base import Callback
 from luzwidget.distributed import World, connect
 from luzwidget.events import Event
@@ -56,6 +59,8 @@ if TYPE_CHECKING:
     from luzwidget.run import Run
 
 __all__ = ["POLL_EVERY", "GroupError", "Lockstep", "install"]
+
+_RUNS = itertools.count(1)
 
 POLL_EVERY = 4
 """Training batches between two looks at the store on ranks other than 0."""
@@ -91,13 +96,16 @@ class Lockstep(Callback):
 
     def __init__(self, world: World, boundary: Boundary) -> None:
         self.world, self.boundary = world, boundary
-        self.store, self.prefix = world.store, world.prefix
+        self.store = world.store
+        # Every rank builds its runs in the same order (the same script): the n-th run of
+        # each process is one run, with its own keys.
+        self.prefix = f"{world.prefix}run{next(_RUNS)}/"
         self.batches = 0  # training batches begun in this fit, on every rank alike
         self.synced = 0  # the last sync applied
         self.pending: tuple[int, int] | None = None  # rank 0: (sync, batch) posted, not applied
         self.held: list[Command] = []  # rank 0: the commands held for it
         self.due: dict[int, int] = {}  # other ranks: sync -> batch
-        self.syncing = 0  # the sync to apply at this event (0: none)
+        self.syncing: int | None = None  # the sync to apply at this event (0: the fit's start)
         self.following: list[int] | None = None  # [sync, event count] while in step by event
         self.seen: list[tuple[int, str, int, int]] = []
         self.ctx: Context | None = None
@@ -110,7 +118,9 @@ class Lockstep(Callback):
 
     # -- data and records ----------------------------------------------------------------
     def on_fit_begin(self, ctx: Context) -> None:
+        """Sync 0: every rank learns whether rank 0 starts stepping or with breakpoints."""
         self.ctx = ctx
+        self._sync_here(0)
 
     def on_epoch_begin(self, ctx: Context) -> None:
         for loader in (ctx.train_data, ctx.valid_data):
@@ -192,19 +202,32 @@ class Lockstep(Callback):
     def at(self, event: Event, outcome: Outcome | None) -> Outcome | None:
         """The boundary's ``follow``: publish (rank 0) or take over (the others) what was
         decided at ``event``."""
-        if not self.syncing and self.following is None:
-            return outcome
+        if self.syncing is None and self.following is None:
+            return self._alone(outcome) if self.world.main else outcome
         if self.world.main:
             return self._lead(event, outcome)
         return self._follow(event, outcome)
 
+    def _alone(self, outcome: Outcome | None) -> Outcome | None:
+        """Rank 0, running freely: a pause decided here alone (a breakpoint set meanwhile,
+        Ctrl-C) becomes a pause agreed with the others; breakpoints make the ranks follow
+        event by event from the agreed batch on."""
+        if outcome is not None and outcome is not STOP and outcome.state == RunState.PAUSED:
+            self.relay(Control("pause", f"{outcome.reason}, then every rank paused"))
+            return None
+        if self.boundary.breakpoints and self.pending is None:
+            self.relay(_nothing)
+        return outcome
+
     def _lead(self, event: Event, outcome: Outcome | None) -> Outcome | None:
         action = _action(outcome)
-        if self.syncing:
-            sync, self.syncing = self.syncing, 0
+        if self.syncing is not None:
+            sync, self.syncing = self.syncing, None
             self._applied(sync, event)
+            if action == "go" and self._listening_wanted():
+                action = "follow"  # stepping or breakpoints: in step event by event
             self.store.set(self.key(f"state/{sync}"), self._message(action))
-            if action == "pause":
+            if action in ("pause", "follow"):
                 self.following = [sync, 0]
             return outcome
         assert self.following is not None
@@ -223,11 +246,11 @@ class Lockstep(Callback):
         self.store.set(self.key(f"event/{sync}/{k}"), self._message(action))
 
     def _follow(self, event: Event, outcome: Outcome | None) -> Outcome | None:
-        if self.syncing:
-            sync, self.syncing = self.syncing, 0
+        if self.syncing is not None:
+            sync, self.syncing = self.syncing, None
             message = self._take(self.key(f"state/{sync}"))
             self._applied(sync, event)
-            if message["action"] == "pause":
+            if message["action"] in ("pause", "follow"):
                 self.following = [sync, 0]
         else:
             assert self.following is not None
@@ -246,6 +269,8 @@ class Lockstep(Callback):
 
     def _applied(self, sync: int, event: Event) -> None:
         self.synced = max(self.synced, sync)
+        if sync == 0:
+            return  # the fit's start: nothing applied
         ctx = self.boundary.ctx
         self.seen.append((sync, event.value, int(ctx.epoch), int(ctx.iter)))
 
@@ -417,6 +442,10 @@ def _sums(metric: Any) -> list[tuple[str, Any]]:
         if summed or counted:
             found.append((name, value))
     return found
+
+
+def _nothing() -> None:
+    """A command that changes nothing: it makes the ranks agree on a boundary."""
 
 
 def _action(outcome: Outcome | None) -> str:

@@ -149,6 +149,23 @@ def test_a_pause_and_an_lr_edit_posted_on_rank_0_apply_at_one_boundary_on_both(
     assert r0["records"] == r1["records"]
 
 
+def test_a_breakpoint_set_on_rank_0_while_training_pauses_every_rank_at_its_event(
+    tmp_path: Path,
+) -> None:
+    code, log = torchrun(["breakpoint", str(tmp_path)])
+    assert code == 0, log
+    (r0, w0), (r1, w1) = load(tmp_path, 0), load(tmp_path, 1)
+    assert r0["paused"] == ["breakpoint at on_valid_begin", 1, 4]
+    # set at batch 1: from the agreed batch 4 on, the ranks go event by event; both paused
+    # at the breakpoint's event
+    assert (
+        r0["seen"] == r1["seen"] == [[1, "on_train_batch_begin", 1, 4], [1, "on_valid_begin", 1, 4]]
+    )
+    for name in w0:
+        assert torch.equal(w0[name], w1[name])
+    assert r0["records"] == r1["records"]
+
+
 def test_an_error_on_rank_1_is_reported_on_rank_0_and_nothing_hangs(tmp_path: Path) -> None:
     code, log = torchrun(["error", str(tmp_path)])
     assert code != 0
