@@ -47,10 +47,9 @@ from torch.utils.data import DistributedSampler
 from luzwidget.boundary import STOP, Boundary, Command, Control
 from luzwidget.callbacks.base import Callback
 from luzwidget.distributed import World, connect
+from luzwidget.distributed_sums import pack, unpack
 from luzwidget.events import Event
 from luzwidget.exceptions import LuzwidgetError
-from luzwidget.metrics.base import LossAverage
-from luzwidget.metrics.sums import DeviceSum
 from luzwidget.report import report
 from luzwidget.states import Outcome, RunState
 
@@ -140,7 +139,7 @@ class Lockstep(Callback):
         values: list[float] = [0.0]
         if self.world.main and self.pending is not None:
             values[0] = float(self.pending[0])
-        packed = [_pack(m) for m in metrics]
+        packed = [pack(m) for m in metrics]
         for part in packed:
             values.extend(part)
         flat = torch.tensor(values, dtype=torch.float64)
@@ -151,7 +150,7 @@ class Lockstep(Callback):
         total = flat.cpu().tolist()
         at = 1
         for metric, part in zip(metrics, packed, strict=True):
-            _unpack(metric, total[at : at + len(part)])
+            unpack(metric, total[at : at + len(part)])
             at += len(part)
         pending = int(total[0])
         if pending > self.synced:
@@ -372,76 +371,6 @@ class Lockstep(Callback):
                     )
                 store.set(self.prefix + "fault_seen", "1")
                 return
-
-
-# -- sums and counts of a metric, as a flat list of floats ------------------------------------
-
-
-def _pack(metric: Any) -> list[float]:
-    if isinstance(metric, LossAverage):
-        total = metric._sum()
-        weighted = 0.0 if total is None else float(total.item()) * metric.size
-        return [weighted, float(metric.count)]
-    out: list[float] = []
-    for _, value in _sums(metric):
-        if isinstance(value, DeviceSum):
-            total = value.total()
-            out.extend([] if total is None else total.double().flatten().tolist())
-        elif isinstance(value, torch.Tensor):
-            out.extend(value.double().flatten().tolist())
-        else:
-            out.append(float(value))
-    return out
-
-
-def _unpack(metric: Any, values: list[float]) -> None:
-    if isinstance(metric, LossAverage):
-        weighted, count = values
-        if count and metric.size:
-            local = metric._sum()
-            have = 0.0 if local is None else float(local.item())
-            offset = torch.tensor(weighted / metric.size - have, dtype=torch.float64)
-            metric.partial = offset if metric.partial is None else metric.partial + offset
-            metric.count = int(count)
-        return
-    at = 0
-    for name, value in _sums(metric):
-        if isinstance(value, DeviceSum):
-            total = value.total()
-            if total is None:
-                continue
-            n = total.numel()
-            new = torch.tensor(values[at : at + n], dtype=torch.float64).reshape(total.shape)
-            value.parts, value.partial = [], new.to(total.dtype).to(total.device)
-        elif isinstance(value, torch.Tensor):
-            n = value.numel()
-            new = torch.tensor(values[at : at + n], dtype=torch.float64).reshape(value.shape)
-            value.copy_(new.to(value.dtype))
-        else:
-            n = 1
-            setattr(
-                metric,
-                name,
-                type(value)(round(values[at]) if isinstance(value, int) else values[at]),
-            )
-        at += n
-
-
-def _sums(metric: Any) -> list[tuple[str, Any]]:
-    """The sum state of a luzwidget metric: its DeviceSums, ``count`` and ``counts``.
-
-    A torchmetrics metric synchronises itself in ``compute()``; any other metric is
-    computed on this rank's shard only.
-    """
-    found: list[tuple[str, Any]] = []
-    for name, value in sorted(vars(metric).items()):
-        summed = isinstance(value, DeviceSum) or (
-            name == "counts" and isinstance(value, torch.Tensor)
-        )
-        counted = name == "count" and isinstance(value, int | float) and not isinstance(value, bool)
-        if summed or counted:
-            found.append((name, value))
-    return found
 
 
 def _nothing() -> None:

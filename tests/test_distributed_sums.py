@@ -1,4 +1,4 @@
-"""lockstep.py, in one process: how a metric's sums and counts travel in the all_reduce.
+"""distributed_sums.py: how a metric's sums and counts travel in the all_reduce.
 
 The launches with several processes are in tests/test_distributed.py.
 """
@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 import torch
 
-from luzwidget.lockstep import _pack, _unpack
+from luzwidget.distributed_sums import pack as _pack
+from luzwidget.distributed_sums import unpack as _unpack
 from luzwidget.metrics import MAE, Accuracy, BinaryAUROC
 from luzwidget.metrics.base import LossAverage
 
