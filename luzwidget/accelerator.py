@@ -170,13 +170,19 @@ class Accelerator:
                         state[key] = value.to(self.device)
 
     def prepare_loader(
-        self, loader: Iterable[Any] | None, argument: str = "data"
+        self, loader: Iterable[Any] | None, argument: str = "data", shard: bool = True
     ) -> Iterable[Any] | None:
-        """Wrap ``loader`` so batches arrive on the device (a no-op on the CPU); under DDP,
-        first re-make it with a DistributedSampler (see
+        """Wrap ``loader`` so batches arrive on the device (a no-op on the CPU); under DDP
+        (and ``shard``), first re-make it with a DistributedSampler (see
         :func:`~luzwidget.distributed.shard_loader`)."""
-        if self.world is not None and self.shard_data and not isinstance(loader, _DeviceLoader):
-            loader = distributed.shard_loader(loader, self.world, argument)
+        world = self.world
+        if (
+            world is not None
+            and shard
+            and self.shard_data
+            and not isinstance(loader, _DeviceLoader)
+        ):
+            loader = distributed.shard_loader(loader, world, argument)
         if loader is None or not self.device_placement or self.device.type == "cpu":
             return loader
         if isinstance(loader, _DeviceLoader):

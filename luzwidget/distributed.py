@@ -33,6 +33,7 @@ from luzwidget.exceptions import ConfigError
 __all__ = [
     "World",
     "barrier",
+    "connect",
     "init_from_env",
     "is_main",
     "shard_loader",
@@ -105,6 +106,7 @@ def init_from_env(
             "torch with distributed support, or pass strategy=None."
         )
     cuda = torch.cuda.is_available() and not cpu
+    store = None
     if not dist.is_initialized():
         missing = [
             k for k in ("MASTER_ADDR", "MASTER_PORT", "RANK", "WORLD_SIZE") if k not in os.environ
@@ -116,9 +118,14 @@ def init_from_env(
                 "torchrun --nproc_per_node=2 train.py), or call "
                 "torch.distributed.init_process_group() first, or pass strategy='auto'."
             )
+        rank = int(os.environ["RANK"])
+        agent = os.environ.get("TORCHELASTIC_USE_AGENT_STORE", "").lower() == "true"
+        store = connect(timeout_s, host=not agent and rank == 0)
         dist.init_process_group(
             backend or ("nccl" if cuda else "gloo"),
-            init_method="env://",
+            store=store,
+            rank=rank,
+            world_size=int(os.environ["WORLD_SIZE"]),
             timeout=datetime.timedelta(seconds=timeout_s),
         )
     rank, size = dist.get_rank(), dist.get_world_size()
@@ -126,21 +133,29 @@ def init_from_env(
     if cuda:
         torch.cuda.set_device(local)
     device = torch.device("cuda", local) if cuda else torch.device("cpu")
-    store = _store(timeout_s)
+    if store is None and "MASTER_ADDR" in os.environ and "MASTER_PORT" in os.environ:
+        store = connect(timeout_s)  # the script initialised the group: a client of its store
+    if store is None:
+        store = dist.distributed_c10d._get_default_store()
     prefix = f"luzwidget/{os.environ.get('TORCHELASTIC_RESTART_COUNT', '0')}/"
     return World(rank, size, local, device, store, prefix)
 
 
-def _store(timeout_s: float) -> Any:
-    """A connection to the group's store: the TCPStore at ``MASTER_ADDR:MASTER_PORT`` (what
-    torchrun and env:// use), else the default group's own store."""
-    host, port = os.environ.get("MASTER_ADDR"), os.environ.get("MASTER_PORT")
-    if host and port:
-        timeout = datetime.timedelta(seconds=timeout_s)
-        return dist.TCPStore(  # type: ignore[attr-defined]
-            host, int(port), is_master=False, timeout=timeout
-        )
-    return dist.distributed_c10d._get_default_store()
+def connect(timeout_s: float, host: bool = False) -> Any:
+    """A connection to the store at ``MASTER_ADDR:MASTER_PORT`` (torchrun's; with
+    ``host``, this process serves it), its keys under this restart's own prefix.
+
+    The group is initialised through it rather than through ``env://``: after torchrun
+    restarts a group (``--max-restarts``), gloo under ``env://`` was seen to read the
+    previous attempt's addresses and fail to connect (torch 2.13); one prefix per attempt
+    (``TORCHELASTIC_RESTART_COUNT``) keeps the attempts apart.
+    """
+    timeout = datetime.timedelta(seconds=timeout_s)
+    base = dist.TCPStore(  # type: ignore[attr-defined]
+        os.environ["MASTER_ADDR"], int(os.environ["MASTER_PORT"]), is_master=host, timeout=timeout
+    )
+    attempt = os.environ.get("TORCHELASTIC_RESTART_COUNT", "0")
+    return dist.PrefixStore(f"luzwidget/attempt_{attempt}/", base)  # type: ignore[attr-defined]
 
 
 def unwrap(model: Any) -> Any:

@@ -201,7 +201,8 @@ class Driver:
         """Apply an edit now, or at the next boundary if another thread drives."""
         with self._lock:
             driving = self._driving
-            if driving is not None and driving is not threading.current_thread():
+            relayed = self._boundary.relay is not None  # rank 0 of several: at an agreed boundary
+            if driving is not None and (relayed or driving is not threading.current_thread()):
                 self._queue(command)
                 return
         command()

@@ -16,9 +16,11 @@
   ``on_valid_end``). At that boundary rank 0 applies the command and publishes what
   resulted (every optimizer's hyperparameters, ``max_epochs``, ``min_epochs``, pause or
   stop); the other ranks wait for it and take it over.
-- **Pause and step**: after a pause, rank 0 publishes its decision at every event (go,
+- **Pause, step, breakpoints**: after a pause (and from the fit's start, sync 0, when rank
+  0 starts stepping or with breakpoints), rank 0 publishes its decision at every event (go,
   pause, stop, or ``free`` once it runs freely again) and the other ranks follow event by
-  event, so they wait at the very boundary rank 0 is paused at.
+  event, so they wait at the very boundary rank 0 is paused at. A breakpoint set while
+  running takes effect from the next agreed batch.
 - **Faults**: a rank whose run fails posts ``(rank, error)`` in the store; a watcher thread
   on rank 0 reports it at once, wherever rank 0 is, and every wait in here gives up when a
   fault is posted. Collectives time out (``Accelerator(timeout_s=...)``), so a dead rank
@@ -29,6 +31,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import itertools
 import json
 import math
 import os
@@ -41,13 +44,12 @@ import torch
 import torch.distributed as dist
 from torch.utils.data import DistributedSampler
 
-from luzwidget.boundary import STOP, Boundary, Command
+from luzwidget.boundary import STOP, Boundary, Command, Control
 from luzwidget.callbacks.base import Callback
-from luzwidget.distributed import World
+from luzwidget.distributed import World, connect
+from luzwidget.distributed_sums import pack, unpack
 from luzwidget.events import Event
 from luzwidget.exceptions import LuzwidgetError
-from luzwidget.metrics.base import LossAverage
-from luzwidget.metrics.sums import DeviceSum
 from luzwidget.report import report
 from luzwidget.states import Outcome, RunState
 
@@ -56,6 +58,8 @@ if TYPE_CHECKING:
     from luzwidget.run import Run
 
 __all__ = ["POLL_EVERY", "GroupError", "Lockstep", "install"]
+
+_RUNS = itertools.count(1)
 
 POLL_EVERY = 4
 """Training batches between two looks at the store on ranks other than 0."""
@@ -83,21 +87,24 @@ def install(run: Run, world: World) -> Lockstep:
 class Lockstep(Callback):
     """The run's side of several processes (see the module's docstring); one per run.
 
-    ``seen`` lists, on every rank, where each agreed command was applied:
-    ``(sync number, event, epoch, batch)``.
+    ``seen`` lists, on every rank, where each agreed command was applied and where the
+    ranks paused together afterwards: ``(sync number, event, epoch, batch)``.
     """
 
     weight = -90  # its on_train_end/on_valid_end reduce before Metrics logs (-80)
 
     def __init__(self, world: World, boundary: Boundary) -> None:
         self.world, self.boundary = world, boundary
-        self.store, self.prefix = world.store, world.prefix
+        self.store = world.store
+        # Every rank builds its runs in the same order (the same script): the n-th run of
+        # each process is one run, with its own keys.
+        self.prefix = f"{world.prefix}run{next(_RUNS)}/"
         self.batches = 0  # training batches begun in this fit, on every rank alike
         self.synced = 0  # the last sync applied
         self.pending: tuple[int, int] | None = None  # rank 0: (sync, batch) posted, not applied
         self.held: list[Command] = []  # rank 0: the commands held for it
         self.due: dict[int, int] = {}  # other ranks: sync -> batch
-        self.syncing = 0  # the sync to apply at this event (0: none)
+        self.syncing: int | None = None  # the sync to apply at this event (0: the fit's start)
         self.following: list[int] | None = None  # [sync, event count] while in step by event
         self.seen: list[tuple[int, str, int, int]] = []
         self.ctx: Context | None = None
@@ -110,7 +117,9 @@ class Lockstep(Callback):
 
     # -- data and records ----------------------------------------------------------------
     def on_fit_begin(self, ctx: Context) -> None:
+        """Sync 0: every rank learns whether rank 0 starts stepping or with breakpoints."""
         self.ctx = ctx
+        self._sync_here(0)
 
     def on_epoch_begin(self, ctx: Context) -> None:
         for loader in (ctx.train_data, ctx.valid_data):
@@ -130,7 +139,7 @@ class Lockstep(Callback):
         values: list[float] = [0.0]
         if self.world.main and self.pending is not None:
             values[0] = float(self.pending[0])
-        packed = [_pack(m) for m in metrics]
+        packed = [pack(m) for m in metrics]
         for part in packed:
             values.extend(part)
         flat = torch.tensor(values, dtype=torch.float64)
@@ -141,7 +150,7 @@ class Lockstep(Callback):
         total = flat.cpu().tolist()
         at = 1
         for metric, part in zip(metrics, packed, strict=True):
-            _unpack(metric, total[at : at + len(part)])
+            unpack(metric, total[at : at + len(part)])
             at += len(part)
         pending = int(total[0])
         if pending > self.synced:
@@ -192,24 +201,39 @@ class Lockstep(Callback):
     def at(self, event: Event, outcome: Outcome | None) -> Outcome | None:
         """The boundary's ``follow``: publish (rank 0) or take over (the others) what was
         decided at ``event``."""
-        if not self.syncing and self.following is None:
-            return outcome
+        if self.syncing is None and self.following is None:
+            return self._alone(outcome) if self.world.main else outcome
         if self.world.main:
             return self._lead(event, outcome)
         return self._follow(event, outcome)
 
+    def _alone(self, outcome: Outcome | None) -> Outcome | None:
+        """Rank 0, running freely: a pause decided here alone (a breakpoint set meanwhile,
+        Ctrl-C) becomes a pause agreed with the others; breakpoints make the ranks follow
+        event by event from the agreed batch on."""
+        if outcome is not None and outcome is not STOP and outcome.state == RunState.PAUSED:
+            self.relay(Control("pause", f"{outcome.reason}, then every rank paused"))
+            return None
+        if self.boundary.breakpoints and self.pending is None:
+            self.relay(_nothing)
+        return outcome
+
     def _lead(self, event: Event, outcome: Outcome | None) -> Outcome | None:
         action = _action(outcome)
-        if self.syncing:
-            sync, self.syncing = self.syncing, 0
+        if self.syncing is not None:
+            sync, self.syncing = self.syncing, None
             self._applied(sync, event)
+            if action == "go" and self._listening_wanted():
+                action = "follow"  # stepping or breakpoints: in step event by event
             self.store.set(self.key(f"state/{sync}"), self._message(action))
-            if action == "pause":
+            if action in ("pause", "follow"):
                 self.following = [sync, 0]
             return outcome
         assert self.following is not None
         free = action == "go" and not self._listening_wanted()
         self._publish("free" if free else action)
+        if action == "pause":
+            self._applied(self.following[0], event)
         if free:
             self.following = None
         return outcome
@@ -221,16 +245,18 @@ class Lockstep(Callback):
         self.store.set(self.key(f"event/{sync}/{k}"), self._message(action))
 
     def _follow(self, event: Event, outcome: Outcome | None) -> Outcome | None:
-        if self.syncing:
-            sync, self.syncing = self.syncing, 0
+        if self.syncing is not None:
+            sync, self.syncing = self.syncing, None
             message = self._take(self.key(f"state/{sync}"))
             self._applied(sync, event)
-            if message["action"] == "pause":
+            if message["action"] in ("pause", "follow"):
                 self.following = [sync, 0]
         else:
             assert self.following is not None
             self.following[1] += 1
             message = self._take(self.key("event/{}/{}".format(*self.following)))
+            if message["action"] == "pause":
+                self._applied(self.following[0], event)
             if message["action"] == "free":
                 self.following = None
         if message["action"] == "stop":
@@ -242,6 +268,8 @@ class Lockstep(Callback):
 
     def _applied(self, sync: int, event: Event) -> None:
         self.synced = max(self.synced, sync)
+        if sync == 0:
+            return  # the fit's start: nothing applied
         ctx = self.boundary.ctx
         self.seen.append((sync, event.value, int(ctx.epoch), int(ctx.iter)))
 
@@ -303,8 +331,7 @@ class Lockstep(Callback):
         if isinstance(run.error, GroupError):
             return
         self._fault_posted = True
-        ctx = run.ctx
-        text = f"{run.error} (epoch {ctx.epoch}, batch {ctx.iter})"
+        text = str(run.error)  # a LuzwidgetError names the callback, event, epoch and batch
         with contextlib.suppress(Exception):
             self.store.set(self.key("fault"), json.dumps({"rank": self.world.rank, "error": text}))
             if not self.world.main:  # give rank 0's watcher the moment it needs to report it
@@ -346,74 +373,8 @@ class Lockstep(Callback):
                 return
 
 
-# -- sums and counts of a metric, as a flat list of floats ------------------------------------
-
-
-def _pack(metric: Any) -> list[float]:
-    if isinstance(metric, LossAverage):
-        total = metric._sum()
-        weighted = 0.0 if total is None else float(total.item()) * metric.size
-        return [weighted, float(metric.count)]
-    out: list[float] = []
-    for _, value in _sums(metric):
-        if isinstance(value, DeviceSum):
-            total = value.total()
-            out.extend([] if total is None else total.double().flatten().tolist())
-        elif isinstance(value, torch.Tensor):
-            out.extend(value.double().flatten().tolist())
-        else:
-            out.append(float(value))
-    return out
-
-
-def _unpack(metric: Any, values: list[float]) -> None:
-    if isinstance(metric, LossAverage):
-        weighted, count = values
-        if count and metric.size:
-            local = metric._sum()
-            have = 0.0 if local is None else float(local.item())
-            offset = torch.tensor(weighted / metric.size - have, dtype=torch.float64)
-            metric.partial = offset if metric.partial is None else metric.partial + offset
-            metric.count = int(count)
-        return
-    at = 0
-    for name, value in _sums(metric):
-        if isinstance(value, DeviceSum):
-            total = value.total()
-            if total is None:
-                continue
-            n = total.numel()
-            new = torch.tensor(values[at : at + n], dtype=torch.float64).reshape(total.shape)
-            value.parts, value.partial = [], new.to(total.dtype).to(total.device)
-        elif isinstance(value, torch.Tensor):
-            n = value.numel()
-            new = torch.tensor(values[at : at + n], dtype=torch.float64).reshape(value.shape)
-            value.copy_(new.to(value.dtype))
-        else:
-            n = 1
-            setattr(
-                metric,
-                name,
-                type(value)(round(values[at]) if isinstance(value, int) else values[at]),
-            )
-        at += n
-
-
-def _sums(metric: Any) -> list[tuple[str, Any]]:
-    """The sum state of a luzwidget metric: its DeviceSums, ``count`` and ``counts``.
-
-    A torchmetrics metric synchronises itself in ``compute()``; any other metric is
-    computed on this rank's shard only.
-    """
-    found: list[tuple[str, Any]] = []
-    for name, value in sorted(vars(metric).items()):
-        summed = isinstance(value, DeviceSum) or (
-            name == "counts" and isinstance(value, torch.Tensor)
-        )
-        counted = name == "count" and isinstance(value, int | float) and not isinstance(value, bool)
-        if summed or counted:
-            found.append((name, value))
-    return found
+def _nothing() -> None:
+    """A command that changes nothing: it makes the ranks agree on a boundary."""
 
 
 def _action(outcome: Outcome | None) -> str:
@@ -430,9 +391,6 @@ def _plain_number(value: Any) -> bool:
 
 def _client_store() -> Callable[[], Any] | None:
     """Opens a second connection to the group's store (for a thread), where there is one."""
-    host, port = os.environ.get("MASTER_ADDR"), os.environ.get("MASTER_PORT")
-    if not host or not port:
+    if not os.environ.get("MASTER_ADDR") or not os.environ.get("MASTER_PORT"):
         return None
-    return lambda: dist.TCPStore(  # type: ignore[attr-defined]
-        host, int(port), is_master=False, timeout=_WAIT * 30
-    )
+    return lambda: connect(30.0)

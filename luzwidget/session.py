@@ -83,15 +83,19 @@ def make_context(
 def side_context(
     parent: Context, loader: Any, callbacks: Any, verbose: bool | None, defaults: list[Any]
 ) -> Context:
-    """A context for ``predict`` / ``evaluate`` on ``loader``, with the model of ``parent``."""
+    """A context for ``predict`` / ``evaluate`` on ``loader``, with the model of ``parent``.
+
+    Under DDP each rank predicts (evaluates) on the whole of ``loader`` with the user's
+    module: no shard, no collective."""
     accelerator = parent.accelerator
+    placed = accelerator.prepare_loader(loader, shard=False) if accelerator else loader
     return make_context(
-        parent.model,
+        unwrap(parent.model),
         accelerator,
         [*defaults, *check_callbacks_arg(callbacks)],
         verbose=verbose_flag(verbose),
         device=parent.device,
-        valid_data=accelerator.prepare_loader(loader) if accelerator else loader,
+        valid_data=placed,
         hparams=dict(parent.hparams),
     )
 

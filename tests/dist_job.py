@@ -7,10 +7,12 @@ MODE is one of:
 - ``train``: an ordinary ``fit()`` (a linear regression, 64 samples, batch 8 per rank, no
   shuffling); each rank writes ``OUT/rank<r>.pt`` with its weights, records and what it saw;
 - ``steer``: ``run()`` driven by rank 0, which posts ``set_lr(0.05)`` and a pause from a
-  callback at epoch 1, batch 3, then steps one batch and resumes; each rank records the lr
+  callback at epoch 1, batch 1, then steps one batch and resumes; each rank records the lr
   it used at every batch and where the agreed commands were applied;
 - ``kill``: ``train`` with ``AutoResume(STATE)``; rank 1 kills itself (SIGKILL) at epoch 2,
   batch 2 the first time (torchrun restarts the group);
+- ``breakpoint``: rank 0 adds a breakpoint at ``on_valid_begin`` from a callback at epoch 1,
+  batch 1, resumes to it, clears it and resumes to the end;
 - ``error``: rank 1's callback raises at epoch 1, batch 2.
 
 With one process (no torchrun) ``train`` uses batch 16: the same global batches.
@@ -18,6 +20,7 @@ With one process (no torchrun) ``train`` uses batch 16: the same global batches.
 
 from __future__ import annotations
 
+import faulthandler
 import json
 import os
 import signal
@@ -41,21 +44,23 @@ def data(n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 class Watch(lw.Callback):
-    """Records the lr of every training batch; rank 0 posts commands in ``steer`` mode."""
+    """Records the lr each optimizer step uses; rank 0 posts commands in ``steer`` mode."""
 
     def __init__(self, mode: str) -> None:
         self.mode = mode
         self.lrs: list[list[float]] = []  # [epoch, batch, lr]
         self.run: Any = None
 
-    def on_train_batch_begin(self, ctx: lw.Context) -> None:
+    def on_train_batch_before_step(self, ctx: lw.Context) -> None:
         self.lrs.append([ctx.epoch, ctx.iter, ctx.optimizers["opt"].param_groups[0]["lr"]])
 
     def on_train_batch_end(self, ctx: lw.Context) -> None:
         where = (ctx.epoch, ctx.iter)
-        if self.mode == "steer" and ctx.rank == 0 and where == (1, 3):
+        if self.mode == "steer" and ctx.rank == 0 and where == (1, 1):
             self.run.set_lr(0.05)
             self.run.pause("paused by the test")
+        if self.mode == "breakpoint" and ctx.rank == 0 and where == (1, 1):
+            self.run.breakpoints.add("on_valid_begin")  # set on rank 0 while it trains
         if self.mode == "error" and ctx.rank == 1 and where == (1, 2):
             raise ValueError("planted on rank 1")
         first = os.environ.get("TORCHELASTIC_RESTART_COUNT", "0") == "0"
@@ -87,10 +92,19 @@ def main(mode: str, out: str, state: str = "") -> None:
         "dataloader_options": options,
     }
     result: dict[str, Any] = {"rank": rank, "world_size": size}
-    if mode == "steer":
+    if mode == "breakpoint":
         run = spec.run(*args, **kwargs)
         watch.run = run
-        run.resume()  # to the pause (posted at batch 3, applied at an agreed batch)
+        run.resume()  # rank 0: to the breakpoint; the others: to the end, in step
+        if rank == 0:
+            result["paused"] = [run.reason, run.ctx.epoch, run.ctx.iter]
+            run.breakpoints.clear()
+            run.resume()
+        ctx, model = run.ctx, run.ctx.model
+    elif mode == "steer":
+        run = spec.run(*args, **kwargs)
+        watch.run = run
+        run.resume()  # to the pause (posted at batch 1, applied at an agreed batch)
         if rank == 0:
             result["paused"] = [run.reason, run.ctx.epoch, run.ctx.iter]
             run.step("batch")
@@ -102,9 +116,10 @@ def main(mode: str, out: str, state: str = "") -> None:
         fitted = spec.fit(*args, **kwargs)
         ctx = fitted.ctx
         model = fitted.model
+        result["predicted"] = len(fitted.predict(args[0][0]))  # every rank: the whole data
     lockstep = next((cb for cb in ctx.callbacks if isinstance(cb, Lockstep)), None)
     result.update(
-        state=str(getattr(run, "state", "done")) if mode == "steer" else "done",
+        state=str(run.state) if mode in ("steer", "breakpoint") else "done",
         ddp=type(model).__name__,
         ctx_rank=ctx.rank,
         ctx_world_size=ctx.world_size,
@@ -120,4 +135,5 @@ def main(mode: str, out: str, state: str = "") -> None:
 
 
 if __name__ == "__main__":
+    faulthandler.dump_traceback_later(120, exit=True)  # a hang shows where, then ends
     main(*sys.argv[1:])

@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 import pytest
 
-from luzwidget.boundary import Boundary, Control
+from luzwidget.boundary import STOP, Boundary, Control
 from luzwidget.breakpoints import Breakpoints
 from luzwidget.context import Context
 from luzwidget.engine import LoopFlags
@@ -71,3 +71,32 @@ def test_ctrl_c_pauses_at_the_next_boundary(capsys: pytest.CaptureFixture[str]) 
     assert outcome == Outcome(RunState.PAUSED, outcome.reason if outcome else "", interrupted=True)
     assert capsys.readouterr().err.startswith("[luzwidget] interrupted (Ctrl-C) after on_train")
     assert b.interrupted is False
+
+
+def test_a_relay_takes_a_command_away_from_the_inbox() -> None:
+    b, _ = _boundary()
+    held: list[object] = []
+    b.relay = lambda command: held.append(command) is None  # True: it is applied elsewhere
+    b.queue(Control("pause", "paused"))
+    assert (list(b.inbox), len(held)) == ([], 1)
+    assert b.at(Event.on_train_batch_end) is None  # nothing pauses here
+
+
+def test_follow_sees_each_decision_and_may_stop_the_loop() -> None:
+    b, _ = _boundary()
+    seen: list[tuple[Event, Outcome | None]] = []
+
+    def follow(event: Event, outcome: Outcome | None) -> Outcome | None:
+        seen.append((event, outcome))
+        return STOP if event == Event.on_epoch_end else outcome
+
+    b.follow = follow
+    b.queue(Control("pause", "paused"))
+    paused = b.at(Event.on_train_batch_end)
+    assert paused is not None
+    assert paused.state == RunState.PAUSED
+    assert seen == [(Event.on_train_batch_end, paused)]
+    assert b.at(Event.on_epoch_end) is STOPPED  # STOP from follow: the driver's stop runs
+    b.queue(Control("stop"))
+    b.follow = None
+    assert b.at(Event.on_train_end) is STOPPED
