@@ -21,6 +21,7 @@ from luzwidget.engine import engine_of
 from luzwidget.layers import LayerTracker, tracker
 from luzwidget.widgets import Dashboard
 from luzwidget.widgets.batch_panel import EpochConfusion, image_layout
+from luzwidget.widgets.commands import Ack
 from luzwidget.widgets.summaries import tensor_summary
 
 
@@ -408,6 +409,28 @@ def test_a_pause_reached_between_two_ticks_is_logged() -> None:
         assert log[-1]["kind"] == "pause"
         assert log[-1]["text"] == "paused: stepped to on_train_batch_end"
     assert second[-1]["where"] == "epoch 1 · batch 2"
+    dash.close()
+
+
+def test_a_resume_that_pauses_again_at_once_logs_its_ack_before_the_pause() -> None:
+    # The browser's Resume is applied off the tick's thread; a tick falling between the run
+    # pausing again and the ack being queued must not log the pause before "resumed".
+    run = _digits_run()
+    dash, _ = _shown(run)
+    run.step("batch")
+    dash.tick()
+    collector = dash._collector
+    collector.commanding += 1  # as Dashboard._on_msg does around handle_command
+    run.step("batch")  # the command's effect: ran and paused again
+    early = dash.tick()
+    assert not any(e["kind"] == "pause" for e in (early or {}).get("log", []))
+    collector.add_ack(Ack(3, True, "resumed"))
+    collector.commanding -= 1
+    log = dash.tick()["log"]
+    kinds = [e["kind"] for e in log]
+    assert kinds[0] == "ok"
+    assert log[0]["text"] == "resumed"
+    assert kinds[-1] == "pause"
     dash.close()
 
 

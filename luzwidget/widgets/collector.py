@@ -80,6 +80,7 @@ class Collector:
         self.records_reset = False
         self.points: dict[tuple[str, str, int], float | None] = {}
         self.acks: deque[Ack] = deque()
+        self.commanding = 0  # commands being applied now (Dashboard._on_msg, any thread)
         self.marks: list[list[Any]] = []  # [batch, label]: where lr was edited (loss plot)
         self._new_marks: list[list[Any]] = []
         self.sent: dict[str, Any] = {}
@@ -136,7 +137,10 @@ class Collector:
         inspector = self.inspector.part(run, state, full)
         panels = {name: panel.part(state, full) for name, panel in self.panels.items()}
         acks = self._drain_acks()
-        self.log.follow(run, state)
+        if not self.commanding:
+            # A command still being applied logs its ack first: a run that it resumed and
+            # that paused again at once is followed at the next tick, after that ack.
+            self.log.follow(run, state)
         log = self.log.drain()
         if full:
             return self._snapshot({**parts, **panels}, acks)

@@ -204,10 +204,13 @@ class Dashboard(anywidget.AnyWidget):
         if content.get("cmd") == "hello":
             self._ready = self._want_snapshot = True
         else:
-            ack = travel_command(self, content)  # time travel (widgets/travel.py), or:
-            self._collector.add_ack(
-                ack or handle_command(self._run, content, self._collector.panels)
-            )
+            collector = self._collector
+            collector.commanding += 1  # the event log waits for this command's ack
+            try:
+                ack = travel_command(self, content)  # time travel (widgets/travel.py), or:
+                collector.add_ack(ack or handle_command(self._run, content, collector.panels))
+            finally:
+                collector.commanding -= 1
         self._feed.sleeping = False
         self._publisher.wake(urgent=True)  # the ack goes out now
 
