@@ -208,7 +208,8 @@ class Dashboard(anywidget.AnyWidget):
             collector.commanding += 1  # the event log waits for this command's ack
             try:
                 ack = travel_command(self, content)  # time travel (widgets/travel.py), or:
-                collector.add_ack(ack or handle_command(self._run, content, collector.panels))
+                ack = ack or handle_command(self._run, content, collector.panels)
+                self._collector.add_ack(ack)  # a branch command switched to the branch's
             finally:
                 collector.commanding -= 1
         self._feed.sleeping = False
