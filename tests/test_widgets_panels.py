@@ -444,3 +444,93 @@ def test_batch_panel_shows_no_stale_prediction_and_says_nan() -> None:
     assert items[0]["wrong"]
     assert items[1]["p"] != "NaN"
     dash.close()
+
+
+def _layers_clock(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """The Layers panel's clock, ``[now]``: set it to move time."""
+    from luzwidget.widgets import layers_panel
+
+    now = [100.0]
+
+    class Clock:
+        @staticmethod
+        def monotonic() -> float:
+            return now[0]
+
+    monkeypatch.setattr(layers_panel, "time", Clock)
+    return now
+
+
+def _free_run_ticking(
+    run: lw.Run, dash: Dashboard, monkeypatch: pytest.MonkeyPatch, now: list[float], step: float
+) -> list[int]:
+    """``run.resume()`` with the dashboard ticking after each batch, its clock advancing
+    ``step`` seconds per batch; returns the batches the tracker copied the weights at."""
+    copied: list[int] = []
+    copy = LayerTracker._copy
+
+    def counting(self: LayerTracker, ctx: Any) -> None:
+        copied.append(ctx.iter)
+        copy(self, ctx)
+
+    monkeypatch.setattr(LayerTracker, "_copy", counting)
+
+    class Tick(lw.Callback):
+        def on_train_batch_end(self, ctx: Any) -> None:
+            now[0] += step
+            dash.tick()
+
+    run.add_callback(Tick())
+    run.resume()
+    return copied
+
+
+def test_a_free_run_copies_the_weights_only_for_the_layers_panels_readings(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from luzwidget.widgets.inspector import INSPECT_EVERY_S
+
+    run = _digits_run(epochs=10)
+    dash, _ = _shown(run)
+    now = _layers_clock(monkeypatch)
+    _open(dash, "layers")
+    dash.tick()
+    copied = _free_run_ticking(run, dash, monkeypatch, now, INSPECT_EVERY_S / 10)
+    n = 10 * 6  # 96 items, batches of 16
+    assert run.state == "done"
+    assert n // 10 <= len(copied) <= n // 4  # about two per reading (one every 10 batches)
+    dash.tick()
+    part = dash._collector.panels["layers"].sent  # what the panel shows after the run
+    assert part is not None
+    rows = {r[0]: dict(zip(part["fields"], r, strict=True)) for r in part["rows"]}
+    epoch, batch = part["update_of"]
+    assert 1 <= epoch <= 10
+    assert 1 <= batch <= 6
+    assert isinstance(rows["0.weight"]["update_norm"], float)  # known and finite
+    assert rows["0.weight"]["update_norm"] > 0
+    dash.close()
+
+
+def test_a_pause_before_a_step_after_a_free_run_still_shows_that_steps_update(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    run = _digits_run(epochs=10, lr=0.1)
+    dash, _ = _shown(run)
+    now = _layers_clock(monkeypatch)
+    _open(dash, "layers")
+    dash.tick()
+    run.breakpoints.add(
+        lambda ctx: ctx.epoch == 5 and ctx.iter == 3, at=lw.Event.on_train_batch_before_step
+    )
+    copied = _free_run_ticking(run, dash, monkeypatch, now, 0.001)  # no reading due since the first
+    assert run.state == "paused"
+    assert copied == [1]  # asked for when the panel opened
+    before = dash.tick()["layers"]
+    assert copied == [1, 3]  # copied at the pause: the free run had not asked for it
+    grad = next(r for r in before["rows"] if r[0] == "0.weight")[3]
+    run.step(lw.Event.on_train_batch_after_step)
+    after = dash.tick()["layers"]
+    assert after["update_of"] == [5, 3]
+    update = next(r for r in after["rows"] if r[0] == "0.weight")[4]
+    assert update == pytest.approx(0.1 * grad, rel=1e-4)  # plain SGD, this very step
+    dash.close()

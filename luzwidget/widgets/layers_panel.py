@@ -2,9 +2,13 @@
 
 While the panel is closed nothing is computed and the run's
 :class:`~luzwidget.layers.LayerTracker` is not subscribed (its callback is not in the run).
-Opening it subscribes the tracker (the weights before each optimizer step are copied, so
-the update columns are known) and reads the norms: at every pause or step, and while the
-run trains at most every :data:`~luzwidget.widgets.inspector.INSPECT_EVERY_S` seconds.
+Opening it subscribes the tracker as a sampled reader and reads the norms: at every pause
+or step (each step's update recorded, as ``run.layers()`` has it), and while the run trains
+at most every :data:`~luzwidget.widgets.inspector.INSPECT_EVERY_S` seconds. Then the
+weights are copied only for the steps the panel asks for (about two per reading, the
+last one half an interval before the reading is due), not before every step, and the
+update columns show the last recorded step's ‖Δw‖, which the part names (``update_of``,
+``[epoch, batch]``; the panel says "Δw of epoch E, batch B").
 """
 
 from __future__ import annotations
@@ -57,7 +61,7 @@ def nonfinite_origin(run: Run, state: str) -> dict[str, str] | None:
 
 
 class LayersPanel:
-    """Builds the ``layers`` part: ``{"open", "fields", "rows", "origin"}``.
+    """Builds the ``layers`` part: ``{"open", "fields", "rows", "origin", "update_of"}``.
 
     Parameters
     ----------
@@ -73,6 +77,7 @@ class LayersPanel:
         self.sent: dict[str, Any] | None = None
         self._n = -1
         self._t = -math.inf
+        self._asked = False
 
     def set_open(self, value: bool) -> None:
         """Open (subscribe the layer tracker) or close (unsubscribe) the panel."""
@@ -81,10 +86,11 @@ class LayersPanel:
         self.open = value
         layer_tracker = tracker(self.run, LayerTracker)
         if value:
-            layer_tracker.subscribe()
+            layer_tracker.subscribe(sampled=True)
+            layer_tracker.request()  # for the first reading while running
             self._n, self._t = -1, -math.inf  # read at the next tick
         else:
-            layer_tracker.unsubscribe()
+            layer_tracker.unsubscribe(sampled=True)
 
     def close(self) -> None:
         """The dashboard goes away: let go of the tracker."""
@@ -105,26 +111,36 @@ class LayersPanel:
             return {"open": False} if self.sent is None or self.sent.get("open") else None
         run = self.run
         now = time.monotonic()
+        layer_tracker = tracker(run, LayerTracker)
         if state == RunState.RUNNING:
             if now - self._t < INSPECT_EVERY_S:
+                if not self._asked and now - self._t >= INSPECT_EVERY_S / 2:
+                    layer_tracker.request()  # a step recorded shortly before the reading
+                    self._asked = True
                 return None
+            layer_tracker.request()  # in case no tick comes before the next reading
+            self._asked = False
         elif run.n_events == self._n and self.sent is not None and self.sent.get("open"):
             origin = nonfinite_origin(run, state)
             if origin == self.sent.get("origin"):
                 return None
+        else:
+            layer_tracker.record_pending()  # paused right before a step a free run skipped
         self._t, self._n = now, run.n_events
+        rows = self._rows()
         return {
             "open": True,
             "fields": list(LAYER_FIELDS),
-            "rows": self._rows(),
+            "rows": rows,
             "origin": nonfinite_origin(run, state),
+            "update_of": list(layer_tracker.recorded or ()) or None,
         }
 
     def _rows(self) -> list[list[Any]]:
         model = self.run.ctx.model
         if model is None:
             return []
-        table: list[dict[Any, Any]] = layers(self.run, arm=False).to_dict("records")
+        table: list[dict[Any, Any]] = layers(self.run, arm=False, latest=True).to_dict("records")
         return [
             [
                 row["name"],
