@@ -534,3 +534,30 @@ def test_a_pause_before_a_step_after_a_free_run_still_shows_that_steps_update(
     update = next(r for r in after["rows"] if r[0] == "0.weight")[4]
     assert update == pytest.approx(0.1 * grad, rel=1e-4)  # plain SGD, this very step
     dash.close()
+
+
+def test_confusion_counts_each_pass_in_one_buffer_on_the_device() -> None:
+    """One (k*k,) buffer per pass, added to in place: no new tensor (and, on CUDA, no
+    host sync as a ``bincount`` has) per batch; the counts are exact."""
+    run = _digits_run()
+    dash, _ = _shown(run)
+    dash.panel("batch")
+    confusion = tracker(run, EpochConfusion)
+    buffers: list[int] = []
+    pairs: list[torch.Tensor] = []
+
+    class Look(lw.Callback):
+        weight = 2_000  # after EpochConfusion
+
+        def on_train_batch_end(self, ctx: Any) -> None:
+            if ctx.training:
+                buffers.append(confusion._counts.data_ptr())
+                pairs.append(ctx.target * 10 + ctx.pred.argmax(1))
+
+    run.add_callback(Look())
+    run.step("epoch")
+    assert len(buffers) == 6
+    assert len(set(buffers)) == 1
+    expected = torch.bincount(torch.cat(pairs), minlength=100).reshape(10, 10)
+    assert torch.equal(confusion.done["train"][1], expected)
+    dash.close()
