@@ -4,7 +4,7 @@ a confusion matrix per epoch; only while the panel is open.
 While the panel is closed nothing is read and :class:`EpochConfusion` is not in the run.
 Opened, the batch is read at every pause or step and, while the run trains, at most every
 :data:`~luzwidget.widgets.inspector.INSPECT_EVERY_S` seconds; the confusion callback adds, for
-classification, a few small operations per batch on the device (an argmax and a
+classification, a few small operations per batch on the device (an argmax, a clamp and a
 ``scatter_add_`` into the pass's preallocated counts; no host sync: a CUDA ``bincount``
 would read the largest value back to the host at every batch).
 """
@@ -142,6 +142,7 @@ class EpochConfusion(Armed):
         super().__init__(run)
         self.done: dict[str, tuple[int, torch.Tensor]] = {}
         self._counts: torch.Tensor | None = None
+        self._ones: torch.Tensor | None = None  # one per item of the batch, kept
         self._bad = False
 
     def on_train_begin(self, ctx: Context) -> None:
@@ -158,14 +159,17 @@ class EpochConfusion(Armed):
         if pred.ndim != 2 or pred.shape[1] < 2 or target.shape[:1] != pred.shape[:1]:
             self._bad = True
             return
-        k = pred.shape[1]
-        with torch.no_grad():
-            true = target.argmax(1) if target.ndim == 2 else target.reshape(-1).long()
-            pairs = true.clamp(0, k - 1) * k + pred.detach().argmax(1)
-            counts = self._counts
-            if counts is None or counts.shape != (k * k,) or counts.device != pairs.device:
-                counts = self._counts = torch.zeros(k * k, dtype=torch.long, device=pairs.device)
-            counts.scatter_add_(0, pairs, torch.ones_like(pairs))
+        n, k = pred.shape
+        # Detached or integer tensors only (no graph, no no_grad() needed); in place where
+        # the tensor is ours: clamp, argmax and scatter_add_ are the per-batch work.
+        true = target.detach().argmax(1) if target.ndim == 2 else target.reshape(-1).long()
+        pairs = true.clamp(0, k - 1).mul_(k).add_(pred.detach().argmax(1))
+        counts, ones = self._counts, self._ones
+        if counts is None or counts.shape != (k * k,) or counts.device != pairs.device:
+            counts = self._counts = torch.zeros(k * k, dtype=torch.long, device=pairs.device)
+        if ones is None or ones.shape != (n,) or ones.device != pairs.device:
+            ones = self._ones = torch.ones(n, dtype=torch.long, device=pairs.device)
+        counts.scatter_add_(0, pairs, ones)
 
     on_valid_batch_end = on_train_batch_end
 
