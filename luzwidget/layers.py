@@ -14,8 +14,10 @@ recorded only while a :class:`LayerTracker` is armed:
 - ``tracker.subscribe()`` arms it until ``tracker.unsubscribe()``;
 - ``tracker.subscribe(sampled=True)`` (the dashboard's Layers panel, which reads at most
   twice a second while the run trains) records a free run's steps only when asked with
-  ``tracker.request()``, one step per request; while the run steps or pauses every step
-  is recorded as with a plain subscriber.
+  ``tracker.request()``, one step per request, and then computes the table on the driving
+  thread at that batch's end (``tracker.take()`` hands it over: another thread must not
+  read gradients while backward and ``zero_grad`` replace them); while the run steps or
+  pauses every step is recorded as with a plain subscriber.
 
 While it is disarmed its callback is not in the run (no per-batch work at all). The update
 columns are NaN before any step was recorded, for parameters whose last step was not
@@ -120,6 +122,8 @@ class LayerTracker(Armed):
         ``(epoch, batch)`` of the last step recorded.
     copies : int
         How many times the weights were copied (one per recorded step).
+    table : pandas.DataFrame, optional
+        ``layers(run, latest=True)`` computed at the end of the requested batch, until taken.
     """
 
     weight = 1_000  # after other callbacks: ‖Δw‖ includes what they change at after_step
@@ -131,6 +135,8 @@ class LayerTracker(Armed):
         self.copies = 0
         self.samplers = 0
         self._requested = False
+        self._table_due = False
+        self.table: pd.DataFrame | None = None
         self._before: list[tuple[torch.Tensor, torch.Tensor]] | None = None
 
     def subscribe(self, sampled: bool = False) -> None:
@@ -145,8 +151,13 @@ class LayerTracker(Armed):
         super().unsubscribe()
 
     def request(self) -> None:
-        """Record the next optimizer step, for a sampled subscriber's next reading."""
+        """Record the next optimizer step and compute :attr:`table` at its batch's end."""
         self._requested = True
+
+    def take(self) -> pd.DataFrame | None:
+        """The :attr:`table` computed since the last call, or None (no new one)."""
+        table, self.table = self.table, None
+        return table
 
     def joined(self) -> None:
         # Armed at a pause right before a step: the weights are still the ones before it.
@@ -154,6 +165,7 @@ class LayerTracker(Armed):
 
     def left(self) -> None:
         self._before = None
+        self._table_due = False
 
     def record_pending(self) -> None:
         """At a pause right before a step not recorded yet, copy the weights now."""
@@ -164,8 +176,14 @@ class LayerTracker(Armed):
     def on_train_batch_before_step(self, ctx: Context) -> None:
         """Copy the weights the current optimizer is about to change (if wanted)."""
         if self._requested or self._every_step():
-            self._requested = False
+            self._table_due, self._requested = self._table_due or self._requested, False
             self._copy(ctx)
+
+    def on_train_batch_end(self, ctx: Context) -> None:
+        """After a requested step: the table, computed here on the driving thread."""
+        if self._table_due:
+            self._table_due = False
+            self.table = layers(self.run, arm=False, latest=True)
 
     def _every_step(self) -> bool:
         """Whether each step is recorded: armed by more than sampled readers, or stepping."""
@@ -278,7 +296,9 @@ def layers(run: Any, arm: bool = True, latest: bool = False) -> pd.DataFrame:
     ]
     if arm and run.state != RunState.DONE:  # a done run drives no more (until extended)
         layer_tracker.arm_once()
-    return pd.DataFrame(rows, columns=LAYER_COLUMNS)
+    frame = pd.DataFrame(rows, columns=LAYER_COLUMNS)
+    frame.attrs["update_of"] = layer_tracker.recorded  # (epoch, batch) of the last step recorded
+    return frame
 
 
 def activations(run: Any, arm: bool = True) -> pd.DataFrame:
