@@ -12,8 +12,9 @@ time; still, measure on a quiet machine for final figures.
     python benchmarks/panels.py            # full
     python benchmarks/panels.py --quick    # fewer repetitions
 
-Printed: the median per-batch CPU µs of each configuration and the median, over
-repetitions, of its ratio to "none" (pairs measured back to back).
+Printed: the median per-batch CPU µs of each configuration and the medians, over
+repetitions, of its ratios to "none" and to "closed" (pairs measured back to back; the
+panels' own cost is the ratio to "closed", the publisher's is "closed" to "none").
 """
 
 from __future__ import annotations
@@ -89,10 +90,14 @@ def main() -> None:
         for name in names[rep % len(names) :] + names[: rep % len(names)]:
             times[name].append(timed(data, epochs, CONFIGS[name]) / n * 1e6)
     print(f"torch {torch.__version__}, threads=1, reps={reps}, {n} batches per run")
-    print(f"{'dashboard':10} {'µs/batch':>9} {'/none':>7}")
+    print(f"{'dashboard':10} {'µs/batch':>9} {'/none':>7} {'/closed':>8}")
     for name in names:
-        ratio = statistics.median(a / b for a, b in zip(times[name], times["none"], strict=True))
-        print(f"{name:10} {statistics.median(times[name]):9.1f} {ratio:7.3f}")
+        ratio = {
+            base: statistics.median(a / b for a, b in zip(times[name], times[base], strict=True))
+            for base in ("none", "closed")
+        }
+        us = statistics.median(times[name])
+        print(f"{name:10} {us:9.1f} {ratio['none']:7.3f} {ratio['closed']:8.3f}")
 
 
 if __name__ == "__main__":
