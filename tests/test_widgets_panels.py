@@ -145,13 +145,21 @@ def test_while_running_the_open_panels_publish_at_most_at_their_rate(
 
     monkeypatch.setattr(layers_panel, "time", Clock)
     monkeypatch.setattr(batch_panel, "time", Clock)
-    panels = dash._collector.panels.values()
-    assert all(p.part("running", False) is not None for p in panels)  # first look
-    run.step("batch")  # something changed, but the last look was just now
+    layers, batch = dash._collector.panels["layers"], dash._collector.panels["batch"]
+    assert batch.part("running", False) is not None  # first look
+    # Layers asks the driving thread, which computes the table at the batch's end...
+    assert layers.part("running", False) is None
+    run.step("batch")
     now[0] += INSPECT_EVERY_S / 2
-    assert all(p.part("running", False) is None for p in panels)
+    assert layers.part("running", False) is not None  # ...sent at the next tick
+    assert batch.part("running", False) is None  # something changed, but the last look was just now
+    run.step("batch")
+    assert layers.part("running", False) is None  # not asked again within the interval
     now[0] += INSPECT_EVERY_S
-    assert all(p.part("running", False) is not None for p in panels)
+    assert batch.part("running", False) is not None
+    assert layers.part("running", False) is None  # asks
+    run.step("batch")
+    assert layers.part("running", False) is not None
     dash.close()
 
 
@@ -466,4 +474,163 @@ def test_batch_panel_shows_no_stale_prediction_and_says_nan() -> None:
     assert items[0]["p"] == "NaN"
     assert items[0]["wrong"]
     assert items[1]["p"] != "NaN"
+    dash.close()
+
+
+def _layers_clock(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """The Layers panel's clock, ``[now]``: set it to move time."""
+    from luzwidget.widgets import layers_panel
+
+    now = [100.0]
+
+    class Clock:
+        @staticmethod
+        def monotonic() -> float:
+            return now[0]
+
+    monkeypatch.setattr(layers_panel, "time", Clock)
+    return now
+
+
+def _free_run_ticking(
+    run: lw.Run, dash: Dashboard, monkeypatch: pytest.MonkeyPatch, now: list[float], step: float
+) -> list[int]:
+    """``run.resume()`` with the dashboard ticking after each batch, its clock advancing
+    ``step`` seconds per batch; returns the batches the tracker copied the weights at."""
+    copied: list[int] = []
+    copy = LayerTracker._copy
+
+    def counting(self: LayerTracker, ctx: Any) -> None:
+        copied.append(ctx.iter)
+        copy(self, ctx)
+
+    monkeypatch.setattr(LayerTracker, "_copy", counting)
+
+    class Tick(lw.Callback):
+        def on_train_batch_end(self, ctx: Any) -> None:
+            now[0] += step
+            dash.tick()
+
+    run.add_callback(Tick())
+    run.resume()
+    return copied
+
+
+def test_a_free_run_copies_the_weights_only_for_the_layers_panels_readings(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from luzwidget.widgets.inspector import INSPECT_EVERY_S
+
+    run = _digits_run(epochs=10)
+    dash, _ = _shown(run)
+    now = _layers_clock(monkeypatch)
+    _open(dash, "layers")
+    dash.tick()
+    copied = _free_run_ticking(run, dash, monkeypatch, now, INSPECT_EVERY_S / 10)
+    n = 10 * 6  # 96 items, batches of 16
+    assert run.state == "done"
+    assert 3 <= len(copied) <= n // 4  # one per reading (one every 10 batches), not n
+    dash.tick()
+    part = dash._collector.panels["layers"].sent  # what the panel shows after the run
+    assert part is not None
+    rows = {r[0]: dict(zip(part["fields"], r, strict=True)) for r in part["rows"]}
+    epoch, batch = part["update_of"]
+    assert 1 <= epoch <= 10
+    assert 1 <= batch <= 6
+    assert isinstance(rows["0.weight"]["update_norm"], float)  # known and finite
+    assert rows["0.weight"]["update_norm"] > 0
+    dash.close()
+
+
+def test_a_pause_before_a_step_after_a_free_run_still_shows_that_steps_update(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    run = _digits_run(epochs=10, lr=0.1)
+    dash, _ = _shown(run)
+    now = _layers_clock(monkeypatch)
+    _open(dash, "layers")
+    dash.tick()
+    run.breakpoints.add(
+        lambda ctx: ctx.epoch == 5 and ctx.iter == 3, at=lw.Event.on_train_batch_before_step
+    )
+    copied = _free_run_ticking(run, dash, monkeypatch, now, 0.001)  # no reading due since the first
+    assert run.state == "paused"
+    assert copied == []  # no reading was due: nothing asked
+    before = dash.tick()["layers"]
+    assert copied == [3]  # copied at the pause: the free run had not asked for it
+    grad = next(r for r in before["rows"] if r[0] == "0.weight")[3]
+    run.step(lw.Event.on_train_batch_after_step)
+    after = dash.tick()["layers"]
+    assert after["update_of"] == [5, 3]
+    update = next(r for r in after["rows"] if r[0] == "0.weight")[4]
+    assert update == pytest.approx(0.1 * grad, rel=1e-4)  # plain SGD, this very step
+    dash.close()
+
+
+def test_confusion_counts_each_pass_in_one_buffer_on_the_device() -> None:
+    """One (k*k,) buffer per pass, added to in place: no new tensor (and, on CUDA, no
+    host sync as a ``bincount`` has) per batch; the counts are exact."""
+    run = _digits_run()
+    dash, _ = _shown(run)
+    dash.panel("batch")
+    confusion = tracker(run, EpochConfusion)
+    buffers: list[int] = []
+    pairs: list[torch.Tensor] = []
+
+    class Look(lw.Callback):
+        weight = 2_000  # after EpochConfusion
+
+        def on_train_batch_end(self, ctx: Any) -> None:
+            if ctx.training:
+                buffers.append(confusion._counts.data_ptr())
+                pairs.append(ctx.target * 10 + ctx.pred.argmax(1))
+
+    run.add_callback(Look())
+    run.step("epoch")
+    assert len(buffers) == 6
+    assert len(set(buffers)) == 1
+    expected = torch.bincount(torch.cat(pairs), minlength=100).reshape(10, 10)
+    assert torch.equal(confusion.done["train"][1], expected)
+    dash.close()
+
+
+def test_while_a_run_trains_in_its_thread_only_that_thread_reads_the_layers(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Reading gradients while backward and zero_grad replace them crashed the process
+    (a segfault in the benchmark): the driving thread computes the table for the panel."""
+    import threading
+    import time
+
+    from luzwidget import layers as layers_module
+    from luzwidget.widgets import layers_panel
+
+    run = _digits_run(epochs=30)
+    dash, _ = _shown(run)
+    now = _layers_clock(monkeypatch)
+    _open(dash, "layers")
+    readers: list[str] = []
+    real = layers_module.layers
+
+    def reading(*args: Any, **kwargs: Any) -> Any:
+        if run.state == "running":
+            readers.append(threading.current_thread().name)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(layers_module, "layers", reading)
+    monkeypatch.setattr(layers_panel, "layers", reading)
+    shown: list[Any] = []
+    panel = dash._collector.panels["layers"]
+    run.start()
+    while run.state in ("ready", "running"):
+        now[0] += 1.0  # a reading due at every tick
+        part = panel.part(run.state, False)
+        time.sleep(0.001)
+        if part and part.get("open"):
+            shown.append(part["update_of"])
+    run.wait()
+    assert run.state == "done"
+    assert readers
+    assert set(readers) == {"luzwidget-run"}
+    assert any(shown)
     dash.close()

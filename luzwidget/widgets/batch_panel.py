@@ -3,8 +3,10 @@ a confusion matrix per epoch; only while the panel is open.
 
 While the panel is closed nothing is read and :class:`EpochConfusion` is not in the run.
 Opened, the batch is read at every pause or step and, while the run trains, at most every
-:data:`~luzwidget.widgets.inspector.INSPECT_EVERY_S` seconds; the confusion callback adds one
-``bincount`` per batch (kept on the device, no host sync) for classification.
+:data:`~luzwidget.widgets.inspector.INSPECT_EVERY_S` seconds; the confusion callback adds, for
+classification, a few small operations per batch on the device (an argmax, a clamp and a
+``scatter_add_`` into the pass's preallocated counts; no host sync: a CUDA ``bincount``
+would read the largest value back to the host at every batch).
 """
 
 from __future__ import annotations
@@ -140,6 +142,7 @@ class EpochConfusion(Armed):
         super().__init__(run)
         self.done: dict[str, tuple[int, torch.Tensor]] = {}
         self._counts: torch.Tensor | None = None
+        self._ones: torch.Tensor | None = None  # one per item of the batch, kept
         self._bad = False
 
     def on_train_begin(self, ctx: Context) -> None:
@@ -149,29 +152,32 @@ class EpochConfusion(Armed):
     on_valid_begin = on_train_begin
 
     def on_train_batch_end(self, ctx: Context) -> None:
-        """Add this batch's pairs (no host sync)."""
+        """Add this batch's pairs into the pass's counts, in place (no host sync)."""
         pred, target = first_tensor(ctx.pred), ctx.target
         if self._bad or pred is None or not isinstance(target, torch.Tensor):
             return
         if pred.ndim != 2 or pred.shape[1] < 2 or target.shape[:1] != pred.shape[:1]:
             self._bad = True
             return
-        k = pred.shape[1]
-        with torch.no_grad():
-            true = target.argmax(1) if target.ndim == 2 else target.reshape(-1).long()
-            pairs = true.clamp(0, k - 1) * k + pred.detach().argmax(1)
-            counts = torch.bincount(pairs, minlength=k * k)[: k * k].reshape(k, k)
-        if self._counts is None or self._counts.shape != counts.shape:
-            self._counts = counts
-        else:
-            self._counts = self._counts + counts
+        n, k = pred.shape
+        # Detached or integer tensors only (no graph, no no_grad() needed); in place where
+        # the tensor is ours: clamp, argmax and scatter_add_ are the per-batch work.
+        true = target.detach().argmax(1) if target.ndim == 2 else target.reshape(-1).long()
+        pairs = true.clamp(0, k - 1).mul_(k).add_(pred.detach().argmax(1))
+        counts, ones = self._counts, self._ones
+        if counts is None or counts.shape != (k * k,) or counts.device != pairs.device:
+            counts = self._counts = torch.zeros(k * k, dtype=torch.long, device=pairs.device)
+        if ones is None or ones.shape != (n,) or ones.device != pairs.device:
+            ones = self._ones = torch.ones(n, dtype=torch.long, device=pairs.device)
+        counts.scatter_add_(0, pairs, ones)
 
     on_valid_batch_end = on_train_batch_end
 
     def on_train_end(self, ctx: Context) -> None:
         """A pass ended: its matrix is the epoch's."""
         if self._counts is not None and not self._bad:
-            self.done["train" if ctx.training else "valid"] = (ctx.epoch, self._counts)
+            k = math.isqrt(self._counts.numel())
+            self.done["train" if ctx.training else "valid"] = (ctx.epoch, self._counts.view(k, k))
         self._counts = None
 
     on_valid_end = on_train_end

@@ -2,9 +2,16 @@
 
 While the panel is closed nothing is computed and the run's
 :class:`~luzwidget.layers.LayerTracker` is not subscribed (its callback is not in the run).
-Opening it subscribes the tracker (the weights before each optimizer step are copied, so
-the update columns are known) and reads the norms: at every pause or step, and while the
-run trains at most every :data:`~luzwidget.widgets.inspector.INSPECT_EVERY_S` seconds.
+Opening it subscribes the tracker as a sampled reader and reads the norms: at every pause
+or step (each step's update recorded, as ``run.layers()`` has it), and while the run trains
+at most every :data:`~luzwidget.widgets.inspector.INSPECT_EVERY_S` seconds. Then the
+panel asks the tracker for one step per reading (:meth:`LayerTracker.request`): the
+weights are copied before that step only, not before every step, and the table is
+computed on the driving thread at that batch's end (this thread must not read gradients
+that backward and ``zero_grad`` replace meanwhile: that crashed the process), then sent
+at the next tick. The part names the step whose update it shows (``update_of``,
+``[epoch, batch]``; the panel says "Δw of epoch E, batch B"): at a pause after a free run,
+the last step recorded.
 """
 
 from __future__ import annotations
@@ -18,6 +25,8 @@ from luzwidget.states import RunState
 from luzwidget.widgets.inspector import INSPECT_EVERY_S
 
 if TYPE_CHECKING:
+    import pandas as pd
+
     from luzwidget.run import Run
 
 __all__ = ["LAYER_FIELDS", "LayersPanel", "nonfinite_origin"]
@@ -56,8 +65,14 @@ def nonfinite_origin(run: Run, state: str) -> dict[str, str] | None:
     return {"kind": origin[0], "name": origin[1]}
 
 
+def _update_of(table: pd.DataFrame) -> list[int] | None:
+    """``[epoch, batch]`` of the step whose update ``table`` shows, if any."""
+    recorded = table.attrs.get("update_of")
+    return None if recorded is None else list(recorded)
+
+
 class LayersPanel:
-    """Builds the ``layers`` part: ``{"open", "fields", "rows", "origin"}``.
+    """Builds the ``layers`` part: ``{"open", "fields", "rows", "origin", "update_of"}``.
 
     Parameters
     ----------
@@ -81,10 +96,11 @@ class LayersPanel:
         self.open = value
         layer_tracker = tracker(self.run, LayerTracker)
         if value:
-            layer_tracker.subscribe()
+            layer_tracker.subscribe(sampled=True)
+            layer_tracker.take()  # a table computed while the panel was closed is stale
             self._n, self._t = -1, -math.inf  # read at the next tick
         else:
-            layer_tracker.unsubscribe()
+            layer_tracker.unsubscribe(sampled=True)
 
     def close(self) -> None:
         """The dashboard goes away: let go of the tracker."""
@@ -105,26 +121,39 @@ class LayersPanel:
             return {"open": False} if self.sent is None or self.sent.get("open") else None
         run = self.run
         now = time.monotonic()
+        layer_tracker = tracker(run, LayerTracker)
         if state == RunState.RUNNING:
-            if now - self._t < INSPECT_EVERY_S:
+            if now - self._t >= INSPECT_EVERY_S:  # a reading is due: ask the driving thread
+                layer_tracker.request()
+                self._t = now
+            table = layer_tracker.take()
+            if table is None:
                 return None
         elif run.n_events == self._n and self.sent is not None and self.sent.get("open"):
             origin = nonfinite_origin(run, state)
             if origin == self.sent.get("origin"):
                 return None
-        self._t, self._n = now, run.n_events
+            table = self._read()
+        else:
+            layer_tracker.record_pending()  # paused right before a step a free run skipped
+            self._t, self._n = now, run.n_events
+            table = self._read()
         return {
             "open": True,
             "fields": list(LAYER_FIELDS),
-            "rows": self._rows(),
+            "rows": self._rows(table),
             "origin": nonfinite_origin(run, state),
+            "update_of": None if table is None else _update_of(table),
         }
 
-    def _rows(self) -> list[list[Any]]:
-        model = self.run.ctx.model
-        if model is None:
+    def _read(self) -> pd.DataFrame | None:
+        """The table now (the run is not training meanwhile), or None without a model."""
+        return None if self.run.ctx.model is None else layers(self.run, arm=False, latest=True)
+
+    def _rows(self, frame: pd.DataFrame | None) -> list[list[Any]]:
+        if frame is None:
             return []
-        table: list[dict[Any, Any]] = layers(self.run, arm=False).to_dict("records")
+        table: list[dict[Any, Any]] = frame.to_dict("records")
         return [
             [
                 row["name"],

@@ -2,7 +2,9 @@
 // small inline bars, sortable by any column. The kernel computes it only while the panel is
 // open: opening or closing it sends {cmd: "panel", name: "layers", open} (a closed panel
 // costs the run nothing). Rows with NaN/inf values are lit; the row that a
-// breakpoints.nonfinite pause named is marked.
+// breakpoints.nonfinite pause named is marked. The title names the step whose update the
+// ‖Δw‖ columns show (part.update_of, [epoch, batch]): while the run trains freely, the last
+// step the kernel recorded for a reading.
 import { h, setText } from "../dom.js";
 
 const LABELS = {
@@ -128,7 +130,9 @@ export function mountLayers(root, store) {
     if (origin) text = origin.kind === "loss" ? "the loss went non-finite" : `non-finite ${origin.kind} of ${origin.name}`;
     setText(note, text);
     note.hidden = !text;
-    setText(hint, bad ? `${bad} with NaN/inf` : `${rows.length} parameters`);
+    // While the run trains, ‖Δw‖ is that of the last step recorded, not every step's.
+    const when = Array.isArray(part.update_of) ? ` · Δw of epoch ${part.update_of[0]}, batch ${part.update_of[1]}` : "";
+    setText(hint, (bad ? `${bad} with NaN/inf` : `${rows.length} parameters`) + when);
   }
 
   return {
