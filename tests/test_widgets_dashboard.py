@@ -253,3 +253,12 @@ def test_pause_on_nonfinite_loss_starts_ticked_in_a_dashboard_only() -> None:
     assert run.breakpoints.nonfinite_loss is True
     assert not run.breakpoints  # no per-batch check: the loop still runs free
     dash.close()
+
+
+def test_an_estimate_from_a_rate_near_zero_reads_unknown() -> None:
+    from luzwidget.widgets.progress import clock
+
+    assert clock(float("inf")) == "?"
+    assert clock(float("nan")) == "?"
+    assert clock(3723.4) == "1:02:03"
+    assert clock(-5) == "0:00"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
@@ -20,7 +21,10 @@ __all__ = ["Progress", "clock"]
 
 
 def clock(seconds: float) -> str:
-    """``"1:02:03"`` or ``"2:03"``: a duration as a clock shows it."""
+    """``"1:02:03"`` or ``"2:03"``: a duration as a clock shows it (``"?"`` if not finite:
+    an estimate from a rate still near zero)."""
+    if not math.isfinite(seconds):
+        return "?"
     seconds = int(max(seconds, 0))
     h, rest = divmod(seconds, 3600)
     m, s = divmod(rest, 60)
