@@ -119,7 +119,7 @@ export function mountLayers(root, store) {
         const td = h("td", { class: `lw-col-${f}`, "data-col": f, title: v === null ? "not known yet" : String(v) });
         if (BARS.has(f)) {
           const frac = typeof v === "number" && max[f] > 0 ? Math.abs(v) / max[f] : typeof v === "string" ? 1 : 0;
-          td.append(h("span", { class: "lw-bar", style: `width:${(frac * 100).toFixed(1)}%` }),
+          td.append(h("span", { class: "lw-cell-bar", style: `width:${(frac * 100).toFixed(1)}%` }),
             h("span", { class: "lw-num", text: fmt(v) }));
         } else td.textContent = f === "nonfinite" ? String(v) : String(v ?? "");
         tr.append(td);
