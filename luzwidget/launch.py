@@ -32,10 +32,11 @@ import weakref
 from pathlib import Path
 from typing import Any
 
-from luzwidget.exceptions import ConfigError, LuzwidgetError
+from luzwidget.exceptions import ConfigError, LuzwidgetError, RunStateError
 from luzwidget.remote.client import Connection
 from luzwidget.remote.protocol import AttachError
 from luzwidget.remote.proxy import Attached
+from luzwidget.states import RunState
 
 __all__ = ["LaunchError", "Launched", "launch"]
 
@@ -90,7 +91,7 @@ def launch(spec: Any, data: Any, epochs: Any, kwargs: dict[str, Any], processes:
     except BaseException:
         _end(procs, str(folder))
         raise
-    return Launched(conn, procs, str(folder))
+    return Launched(conn, procs, str(folder), list(context.error_files))
 
 
 def dumps(job: dict[str, Any]) -> bytes:
@@ -168,8 +169,9 @@ def _wait_for_address(context: Any, folder: Path) -> str:
     return target.read_text().strip()
 
 
-def _end(procs: list[Any], folder: str) -> None:
-    """End every worker still alive (SIGTERM, then SIGKILL), remove the folder."""
+def _end(procs: list[Any], folder: str, error_files: list[str] | None = None) -> None:
+    """End every worker still alive (SIGTERM, then SIGKILL), remove the folder and the
+    error files."""
     for proc in procs:
         if proc.is_alive():
             proc.terminate()
@@ -180,6 +182,9 @@ def _end(procs: list[Any], folder: str) -> None:
             proc.kill()
             proc.join(5.0)
     shutil.rmtree(folder, ignore_errors=True)
+    for path in error_files or ():
+        with contextlib.suppress(OSError):
+            os.unlink(path)
 
 
 class Launched(Attached):
@@ -190,10 +195,14 @@ class Launched(Attached):
     ``state``, ``status()`` and ``records`` keep what was last read.
     """
 
-    def __init__(self, conn: Connection, procs: list[Any], folder: str) -> None:
+    def __init__(
+        self, conn: Connection, procs: list[Any], folder: str, error_files: list[str]
+    ) -> None:
         super().__init__(conn)
         self._procs = procs
-        self._finalizer = weakref.finalize(self, _end, procs, folder)  # also at exit
+        self._error_files = error_files
+        self._errors: dict[int, str] = {}
+        self._finalizer = weakref.finalize(self, _end, procs, folder, error_files)  # at exit too
         self._last: dict[str, Any] = {}
 
     @property
@@ -205,6 +214,29 @@ class Launched(Attached):
     def alive(self) -> bool:
         """True while any worker process runs."""
         return any(p.is_alive() for p in self._procs)
+
+    def worker_errors(self) -> dict[int, str]:
+        """The traceback of each worker that raised, by rank (torch's error files)."""
+        if not self._finalizer.alive:
+            return dict(self._errors)  # read before the files went with the workers
+        for rank, path in enumerate(self._error_files):
+            with (
+                contextlib.suppress(OSError, EOFError, pickle.UnpicklingError),
+                open(path, "rb") as fh,
+            ):
+                self._errors[rank] = str(pickle.load(fh))  # written by torch's _wrap, here
+        return dict(self._errors)
+
+    @property
+    def error(self) -> str | None:
+        """Rank 0's error; with the error of the worker that failed first, when another did."""
+        error = super().error
+        others = {r: e for r, e in self.worker_errors().items() if r != 0}
+        if error is None or not others:
+            return error
+        rank, trace = min(others.items())
+        last = trace.strip().splitlines()[-1] if trace.strip() else "?"
+        return f"rank {rank} failed: {last} (rank 0 then stopped: {error})"
 
     def call(self, method: str, **args: Any) -> Any:
         if not self._finalizer.alive and method in self._last:
@@ -223,15 +255,19 @@ class Launched(Attached):
 
     def stop(self) -> None:
         """End the run gracefully (``on_fit_end`` on every rank), then the workers."""
-        with contextlib.suppress(AttachError):
-            super().stop()
-            self.wait(timeout=60.0)
-            self.records  # noqa: B018  (kept for after the workers ended)
-        self.close()
+        try:
+            if self._finalizer.alive and self.state in (RunState.RUNNING, RunState.PAUSED):
+                super().stop()
+                self.wait(timeout=60.0)
+        except (AttachError, RunStateError):
+            pass  # ended meanwhile, or unreachable: the workers end below all the same
+        finally:
+            self.close()
 
     def close(self) -> None:
         """End the workers now (the run ends with them)."""
         if self._finalizer.alive:
+            self.worker_errors()
             with contextlib.suppress(AttachError):
                 self.status()
                 self.records  # noqa: B018
@@ -263,7 +299,6 @@ def _worker(index: int, payload: bytes, size: int, port: int, folder: str, paren
     torch.set_num_threads(max(1, (os.cpu_count() or 1) // size))
     from luzwidget.accelerator import Accelerator
     from luzwidget.callbacks.serve import Serve
-    from luzwidget.states import RunState
 
     job = pickle.loads(payload)
     kwargs = dict(job["kwargs"], accelerator=Accelerator(**job["accelerator"]))

@@ -105,7 +105,7 @@ def test_start_pause_set_lr_resume_to_the_end(launched: Any, tmp_path: Path) -> 
     assert zero["lrs"][0] == 0.1
     assert zero["lrs"][-1] == 0.05
     pids = run.pids
-    run.close()
+    run.stop()  # done already: the workers end
     assert gone(pids)
     assert run.state == "done"  # kept from the last read
 
@@ -125,10 +125,14 @@ def test_an_error_in_a_worker_is_reported_and_leaves_nothing(launched: Any) -> N
     run = launched(m.Boom())
     run.start()
     assert run.wait(BOUND_S) == "error"
-    assert run.error  # rank 0 stopped: rank 1 failed
+    assert "planted on rank 1" in (run.error or "")  # rank 0 stopped: rank 1 failed
     pids = run.pids
-    run.close()
+    assert "ValueError: planted on rank 1" in run.worker_errors()[1]
+    run.stop()  # in error: nothing to stop there, the workers end all the same
     assert gone(pids)
+    assert run.error is not None  # kept from the last read
+    assert run.error.startswith("rank 1 failed: ")
+    assert "planted on rank 1" in run.error
 
 
 def test_dropping_the_proxy_ends_the_workers() -> None:
