@@ -47,6 +47,17 @@ def _check_processes(processes: Any, strategy: str | None) -> None:
         )
 
 
+def _check_devices(processes: Any, device: torch.device) -> None:
+    """On CUDA each launched worker takes its own device (``LOCAL_RANK``)."""
+    if device.type != "cuda" or processes <= torch.cuda.device_count():
+        return
+    raise ConfigError(
+        f"processes={processes}: each worker trains on its own CUDA device, but only "
+        f"{torch.cuda.device_count()} is visible. Pass processes={torch.cuda.device_count()} "
+        "or fewer, or cpu=True to train on the CPU."
+    )
+
+
 class _DeviceLoader:
     """Wraps a loader so each batch arrives on the device; len() and attributes pass through."""
 
@@ -146,6 +157,7 @@ class Accelerator:
         self.world: distributed.World | None = None
         if self.launches:
             self.device = self._choose()  # this process launches the workers; it trains nothing
+            _check_devices(self.processes, self.device)
         elif distributed.wanted(strategy):
             self.world = distributed.init_from_env(timeout_s=timeout_s, cpu=cpu)
             self.device = self.world.device

@@ -240,3 +240,13 @@ def test_processes_launches_only_outside_a_worker(monkeypatch: pytest.MonkeyPatc
     assert acc.options["strategy"] == "ddp"
     assert acc.options["cpu"] is True
     assert not Accelerator().launches
+
+
+def test_processes_beyond_the_cuda_devices_are_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("WORLD_SIZE", raising=False)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "current_device", lambda: 0)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    with pytest.raises(ConfigError, match=r"only 1 is visible.*cpu=True"):
+        Accelerator(processes=2)
+    assert Accelerator(processes=2, cpu=True).launches
