@@ -253,6 +253,18 @@ class Launched(Attached):
             self._last[method] = value
         return value
 
+    def wait(self, timeout: float | None = None) -> RunState:
+        """Wait until the run is no longer training (or ``timeout`` s); once it is done or
+        failed, also until the other ranks ended their fit (their processes exit then)."""
+        start = time.monotonic()
+        state = super().wait(timeout)
+        if state in (RunState.DONE, RunState.ERROR):
+            left = 30.0 if timeout is None else timeout - (time.monotonic() - start)
+            deadline = time.monotonic() + max(0.0, left)
+            for proc in self._procs[1:]:
+                proc.join(max(0.0, deadline - time.monotonic()))
+        return state
+
     def stop(self) -> None:
         """End the run gracefully (``on_fit_end`` on every rank), then the workers."""
         try:
