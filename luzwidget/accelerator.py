@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
@@ -29,6 +30,32 @@ def to_device(value: Any, device: torch.device, non_blocking: bool = False) -> A
     if isinstance(value, tuple) and hasattr(value, "_fields"):  # namedtuple
         return kind(*(to_device(v, device, non_blocking) for v in value))
     return value
+
+
+def _check_processes(processes: Any, strategy: str | None) -> None:
+    if processes is None:
+        return
+    if isinstance(processes, bool) or not isinstance(processes, int) or processes < 2:
+        raise ConfigError(
+            f"processes must be an int >= 2 (how many worker processes to launch) or None, "
+            f"got {processes!r}. For one process leave it out."
+        )
+    if strategy is None:
+        raise ConfigError(
+            f"processes={processes} launches data-parallel workers, but strategy=None asks for "
+            "one process. Pass strategy='ddp' (or 'auto'), or leave processes out."
+        )
+
+
+def _check_devices(processes: Any, device: torch.device) -> None:
+    """On CUDA each launched worker takes its own device (``LOCAL_RANK``)."""
+    if device.type != "cuda" or processes <= torch.cuda.device_count():
+        return
+    raise ConfigError(
+        f"processes={processes}: each worker trains on its own CUDA device, but only "
+        f"{torch.cuda.device_count()} is visible. Pass processes={torch.cuda.device_count()} "
+        "or fewer, or cpu=True to train on the CPU."
+    )
 
 
 class _DeviceLoader:
@@ -76,6 +103,10 @@ class Accelerator:
         False: each rank iterates the loaders as given (shard them yourself).
     timeout_s
         How long a collective waits for a missing rank before it raises.
+    processes
+        None (the default), or how many worker processes (int >= 2) ``run()`` launches
+        on this machine for data-parallel training, without torchrun (see
+        :mod:`luzwidget.launch`). Inside those workers (or under torchrun) it is ignored.
 
     Under DDP, ``ctx.model`` is the ``DistributedDataParallel`` wrapper (its forward
     synchronises the gradients); the user's module is ``ctx.model.module`` and checkpoints
@@ -97,6 +128,7 @@ class Accelerator:
         find_unused_parameters: bool = False,
         shard_data: bool = True,
         timeout_s: float = distributed.DEFAULT_TIMEOUT_S,
+        processes: int | None = None,
     ) -> None:
         if cuda_index is not None and (not isinstance(cuda_index, int) or cuda_index < 0):
             raise ConfigError(f"cuda_index must be a non-negative int or None, got {cuda_index!r}.")
@@ -105,6 +137,17 @@ class Accelerator:
                 f"strategy must be 'auto', 'ddp' or None, got {strategy!r}. 'auto' uses DDP "
                 "when launched with several processes (torchrun)."
             )
+        _check_processes(processes, strategy)
+        self.processes = processes
+        self.options: dict[str, Any] = {
+            "device_placement": device_placement,
+            "cpu": cpu,
+            "cuda_index": cuda_index,
+            "strategy": "ddp",
+            "find_unused_parameters": find_unused_parameters,
+            "shard_data": shard_data,
+            "timeout_s": timeout_s,
+        }  # what each launched worker builds its own Accelerator from
         self.device_placement = bool(device_placement)
         self.cpu = bool(cpu)
         self.cuda_index = cuda_index
@@ -112,11 +155,19 @@ class Accelerator:
         self.find_unused_parameters = bool(find_unused_parameters)
         self.shard_data = bool(shard_data)
         self.world: distributed.World | None = None
-        if distributed.wanted(strategy):
+        if self.launches:
+            self.device = self._choose()  # this process launches the workers; it trains nothing
+            _check_devices(self.processes, self.device)
+        elif distributed.wanted(strategy):
             self.world = distributed.init_from_env(timeout_s=timeout_s, cpu=cpu)
             self.device = self.world.device
         else:
             self.device = self._choose()
+
+    @property
+    def launches(self) -> bool:
+        """True when ``processes`` asks this process (not itself a worker) to launch workers."""
+        return self.processes is not None and "WORLD_SIZE" not in os.environ
 
     @property
     def rank(self) -> int:

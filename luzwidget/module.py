@@ -134,6 +134,12 @@ class Setup:
         Ctrl-C ends training as luz does (``on_interrupt``, then ``on_fit_end``) and returns
         what was trained so far; ``fitted.run.resume()`` continues exactly from there.
         """
+        if _launches(kwargs):
+            raise ConfigError(
+                "fit(accelerator=Accelerator(processes=...)): launched workers are steered "
+                "from here, so use run() instead: run = spec.run(data, epochs, accelerator=...); "
+                "run.start(); run.wait()."
+            )
         finish = functools.partial(Fitted, self)
         run = build_run(self, data, epochs, kwargs, finish=finish)  # no snapshots: blocking
         fitted: Fitted = drive_to_end(run, finish)
@@ -144,7 +150,17 @@ class Setup:
 
         The run keeps automatic snapshots at epoch ends (``run.snapshots``, ``run.rewind``,
         ``run.branch``; ``run.snapshot_store.every = None`` turns them off).
+
+        With ``accelerator=Accelerator(processes=N)`` (outside a worker), N worker
+        processes are launched and a :class:`~luzwidget.launch.Launched` proxy, with the
+        same API and ``dashboard()``, is returned instead (see :mod:`luzwidget.launch`).
         """
+        if _launches(kwargs):
+            from luzwidget.launch import launch
+
+            return launch(  # type: ignore[return-value]  # a proxy with the Run API
+                self, data, epochs, kwargs, kwargs["accelerator"].processes
+            )
         finish = functools.partial(Fitted, self)
         return build_run(self, data, epochs, kwargs, finish=finish, snapshots=True)
 
@@ -205,6 +221,13 @@ def show_loop(x: Run | Setup, callbacks: Any = None) -> None:
             f"show_loop takes a Run or a Setup (lw.setup(...)), got {type(x).__name__}; "
             "for what fit() returned, pass fitted.run."
         )
+
+
+def _launches(kwargs: dict[str, Any]) -> bool:
+    from luzwidget.accelerator import Accelerator
+
+    accelerator = kwargs.get("accelerator")
+    return isinstance(accelerator, Accelerator) and accelerator.launches
 
 
 def _check_module(module: Any) -> Any:

@@ -218,3 +218,35 @@ def test_fit_predict_evaluate_on_cuda() -> None:
     more = fitted.fit((x, y), epochs=1, verbose=False)
     state = more.optimizers["opt"].state[next(iter(more.model.parameters()))]
     assert state["exp_avg"].is_cuda
+
+
+@pytest.mark.parametrize("processes", [1, 0, -2, 2.0, True, "2"])
+def test_processes_must_be_an_int_of_two_or_more(processes: Any) -> None:
+    with pytest.raises(ConfigError, match="processes must be an int >= 2"):
+        Accelerator(processes=processes)
+
+
+def test_processes_needs_a_ddp_strategy() -> None:
+    with pytest.raises(ConfigError, match="strategy='ddp'"):
+        Accelerator(processes=2, strategy=None)
+
+
+def test_processes_launches_only_outside_a_worker(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("WORLD_SIZE", raising=False)
+    acc = Accelerator(processes=2, strategy="ddp", cpu=True)  # no process group joined here
+    assert acc.launches
+    assert acc.world is None
+    assert acc.device == torch.device("cpu")
+    assert acc.options["strategy"] == "ddp"
+    assert acc.options["cpu"] is True
+    assert not Accelerator().launches
+
+
+def test_processes_beyond_the_cuda_devices_are_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("WORLD_SIZE", raising=False)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "current_device", lambda: 0)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    with pytest.raises(ConfigError, match=r"only 1 is visible.*cpu=True"):
+        Accelerator(processes=2)
+    assert Accelerator(processes=2, cpu=True).launches

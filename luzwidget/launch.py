@@ -1,0 +1,339 @@
+"""Data-parallel training launched from a notebook cell: ``Accelerator(processes=N)``.
+
+``setup(...).run(data, accelerator=Accelerator(processes=2))`` in a process that is not
+itself a worker (no ``WORLD_SIZE``) starts N workers on this machine with torch's own
+launcher (``torch.multiprocessing.start_processes``, the ``spawn`` method), each with the
+environment torchrun would give it (``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK``,
+``MASTER_ADDR=127.0.0.1``, a free ``MASTER_PORT``). Every worker builds the same run (see
+:mod:`luzwidget.lockstep`); rank 0 serves it (:class:`~luzwidget.callbacks.Serve`, a random
+token, a free port on 127.0.0.1) and writes its address to a private folder. The parent
+returns :class:`Launched`: the :class:`~luzwidget.remote.proxy.Attached` proxy of that run,
+which also owns the workers.
+
+What the workers need crosses pickled (with cloudpickle when it is installed, so classes
+defined in a notebook cell travel by value; without it such classes must live in a .py
+file). Workers never outlive their launcher: ``stop()``, ``close()``, garbage collection
+and the interpreter's exit end them, and each worker exits by itself once its parent died.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import pickle
+import secrets
+import shutil
+import socket
+import sys
+import tempfile
+import threading
+import time
+import weakref
+from pathlib import Path
+from typing import Any
+
+from luzwidget.exceptions import ConfigError, LuzwidgetError, RunStateError
+from luzwidget.remote.client import Connection
+from luzwidget.remote.protocol import AttachError
+from luzwidget.remote.proxy import Attached
+from luzwidget.states import RunState
+
+__all__ = ["LaunchError", "Launched", "launch"]
+
+START_TIMEOUT_S = 300.0
+"""How long the parent waits for rank 0 to serve (imports, the process group, the data)."""
+
+PARENT_POLL_S = 0.5
+"""How often a worker checks that its parent is alive."""
+
+
+class LaunchError(LuzwidgetError, RuntimeError):
+    """The workers could not be started, or one failed before the run was served."""
+
+
+def launch(spec: Any, data: Any, epochs: Any, kwargs: dict[str, Any], processes: int) -> Launched:
+    """Start ``processes`` workers training ``spec`` on ``data``; return the run's proxy.
+
+    Raises
+    ------
+    ConfigError
+        What the workers need cannot be pickled (e.g. a class defined in a notebook cell,
+        without cloudpickle installed).
+    LaunchError
+        A worker failed before rank 0 served the run, or it took over ``START_TIMEOUT_S``.
+    """
+    from torch.multiprocessing.spawn import start_processes
+
+    accelerator = kwargs["accelerator"]
+    token = secrets.token_urlsafe(24)
+    job = {
+        "spec": spec,
+        "data": data,
+        "epochs": epochs,
+        "kwargs": {k: v for k, v in kwargs.items() if k != "accelerator"},
+        "accelerator": accelerator.options,
+        "token": token,
+    }
+    payload = dumps(job)
+    folder = Path(tempfile.mkdtemp(prefix="luzwidget-launch-"))
+    context = start_processes(
+        _worker,
+        args=(payload, processes, _free_port(), str(folder), os.getpid()),
+        nprocs=processes,
+        join=False,
+        start_method="spawn",
+    )
+    procs = list(context.processes)
+    try:
+        address = _wait_for_address(context, folder)
+        conn = Connection(address, token, 10.0)
+        conn.hello()
+    except BaseException:
+        _end(procs, str(folder))
+        raise
+    return Launched(conn, procs, str(folder), list(context.error_files))
+
+
+def dumps(job: dict[str, Any]) -> bytes:
+    """``job`` pickled for spawned workers (cloudpickle when installed)."""
+    try:
+        import cloudpickle  # type: ignore[import-untyped,import-not-found,unused-ignore]
+    except ImportError:
+        return _plain_dumps(job)
+    try:
+        return bytes(cloudpickle.dumps(job))
+    except Exception as exc:
+        raise ConfigError(_unpicklable(exc)) from exc
+
+
+def _plain_dumps(job: dict[str, Any]) -> bytes:
+    import io
+
+    buffer = io.BytesIO()
+    try:
+        _MainChecker(buffer).dump(job)
+    except ConfigError:
+        raise
+    except Exception as exc:
+        raise ConfigError(_unpicklable(exc)) from exc
+    return buffer.getvalue()
+
+
+class _MainChecker(pickle.Pickler):
+    """Pickles as usual; refuses what lives in an interactive ``__main__`` (a notebook)."""
+
+    def reducer_override(self, obj: Any) -> Any:
+        main = sys.modules.get("__main__")
+        module = getattr(obj, "__module__", None)
+        interactive = module == "__main__" and not getattr(main, "__file__", None)
+        if interactive and (isinstance(obj, type) or callable(obj)):
+            raise ConfigError(
+                f"Accelerator(processes=...): {getattr(obj, '__qualname__', obj)!r} is "
+                "defined in the notebook (__main__), which the worker processes cannot "
+                "import. Define it in a .py file next to the notebook and import it from "
+                "there, or install cloudpickle (pip install cloudpickle)."
+            )
+        return NotImplemented
+
+
+def _unpicklable(exc: BaseException) -> str:
+    return (
+        f"Accelerator(processes=...): the setup, data or callbacks cannot be sent to the "
+        f"worker processes ({type(exc).__name__}: {exc}). Everything passed to run() must "
+        "pickle: define models, losses and callbacks in a .py file, and pass data as "
+        "tensors, datasets or DataLoaders (no open files or lambdas)."
+    )
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _wait_for_address(context: Any, folder: Path) -> str:
+    deadline = time.monotonic() + START_TIMEOUT_S
+    target = folder / "address"
+    while not target.exists():
+        try:
+            ended = context.join(timeout=0.2)
+        except Exception as exc:  # a worker raised or died: torch's message has its traceback
+            raise LaunchError(f"a worker failed before the run was served:\n{exc}") from exc
+        if ended:
+            raise LaunchError("the workers ended before the run was served.")
+        if time.monotonic() > deadline:
+            raise LaunchError(
+                f"rank 0 did not serve the run within {START_TIMEOUT_S:.0f} s; the workers "
+                "were ended."
+            )
+    return target.read_text().strip()
+
+
+def _end(procs: list[Any], folder: str, error_files: list[str] | None = None) -> None:
+    """End every worker still alive (SIGTERM, then SIGKILL), remove the folder and the
+    error files."""
+    for proc in procs:
+        if proc.is_alive():
+            proc.terminate()
+    deadline = time.monotonic() + 5.0
+    for proc in procs:
+        proc.join(max(0.0, deadline - time.monotonic()))
+        if proc.is_alive():
+            proc.kill()
+            proc.join(5.0)
+    shutil.rmtree(folder, ignore_errors=True)
+    for path in error_files or ():
+        with contextlib.suppress(OSError):
+            os.unlink(path)
+
+
+class Launched(Attached):
+    """The proxy of a run launched with ``Accelerator(processes=N)``; it owns the workers.
+
+    Everything :class:`~luzwidget.remote.proxy.Attached` does, plus: :meth:`stop` ends the
+    run and then the workers; :meth:`close` ends the workers at once. Afterwards
+    ``state``, ``status()`` and ``records`` keep what was last read.
+    """
+
+    def __init__(
+        self, conn: Connection, procs: list[Any], folder: str, error_files: list[str]
+    ) -> None:
+        super().__init__(conn)
+        self._procs = procs
+        self._error_files = error_files
+        self._errors: dict[int, str] = {}
+        self._finalizer = weakref.finalize(self, _end, procs, folder, error_files)  # at exit too
+        self._last: dict[str, Any] = {}
+
+    @property
+    def pids(self) -> list[int]:
+        """The workers' process ids, rank 0 first."""
+        return [int(p.pid) for p in self._procs]
+
+    @property
+    def alive(self) -> bool:
+        """True while any worker process runs."""
+        return any(p.is_alive() for p in self._procs)
+
+    def worker_errors(self) -> dict[int, str]:
+        """The traceback of each worker that raised, by rank (torch's error files)."""
+        if not self._finalizer.alive:
+            return dict(self._errors)  # read before the files went with the workers
+        for rank, path in enumerate(self._error_files):
+            with (
+                contextlib.suppress(OSError, EOFError, pickle.UnpicklingError),
+                open(path, "rb") as fh,
+            ):
+                self._errors[rank] = str(pickle.load(fh))  # written by torch's _wrap, here
+        return dict(self._errors)
+
+    @property
+    def error(self) -> str | None:
+        """Rank 0's error; with the error of the worker that failed first, when another did."""
+        error = super().error
+        others = {r: e for r, e in self.worker_errors().items() if r != 0}
+        if error is None or not others:
+            return error
+        rank, trace = min(others.items())
+        last = trace.strip().splitlines()[-1] if trace.strip() else "?"
+        return f"rank {rank} failed: {last} (rank 0 then stopped: {error})"
+
+    def call(self, method: str, **args: Any) -> Any:
+        if not self._finalizer.alive and method in self._last:
+            return self._last[method]
+        try:
+            value = super().call(method, **args)
+        except AttachError as exc:
+            dead = [p for p in self._procs if p.exitcode not in (None, 0)]
+            if not dead:
+                raise
+            codes = ", ".join(f"rank {self._procs.index(p)}: {p.exitcode}" for p in dead)
+            raise AttachError(f"{exc} (worker exit codes: {codes})") from exc
+        if method in ("status", "records"):
+            self._last[method] = value
+        return value
+
+    def wait(self, timeout: float | None = None) -> RunState:
+        """Wait until the run is no longer training (or ``timeout`` s); once it is done or
+        failed, also until the other ranks ended their fit (their processes exit then)."""
+        start = time.monotonic()
+        state = super().wait(timeout)
+        if state in (RunState.DONE, RunState.ERROR):
+            left = 30.0 if timeout is None else timeout - (time.monotonic() - start)
+            deadline = time.monotonic() + max(0.0, left)
+            for proc in self._procs[1:]:
+                proc.join(max(0.0, deadline - time.monotonic()))
+        return state
+
+    def stop(self) -> None:
+        """End the run gracefully (``on_fit_end`` on every rank), then the workers."""
+        try:
+            if self._finalizer.alive and self.state in (RunState.RUNNING, RunState.PAUSED):
+                super().stop()
+                self.wait(timeout=60.0)
+        except (AttachError, RunStateError):
+            pass  # ended meanwhile, or unreachable: the workers end below all the same
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        """End the workers now (the run ends with them)."""
+        if self._finalizer.alive:
+            self.worker_errors()
+            with contextlib.suppress(AttachError):
+                self.status()
+                self.records  # noqa: B018
+        super().close()
+        self._finalizer()
+
+    def __repr__(self) -> str:
+        if not self._finalizer.alive:
+            return "<Launched run: workers ended>"
+        return "<Launched" + super().__repr__()[len("<Attached") :]
+
+
+# -- the worker side -------------------------------------------------------------------
+
+
+def _worker(index: int, payload: bytes, size: int, port: int, folder: str, parent: int) -> None:
+    """One worker: torchrun's environment, the same run as the others; rank 0 serves it."""
+    threading.Thread(target=_watch_parent, args=(parent,), daemon=True).start()
+    os.environ.update(
+        RANK=str(index),
+        WORLD_SIZE=str(size),
+        LOCAL_RANK=str(index),
+        LOCAL_WORLD_SIZE=str(size),
+        MASTER_ADDR="127.0.0.1",
+        MASTER_PORT=str(port),
+    )
+    import torch
+
+    torch.set_num_threads(max(1, (os.cpu_count() or 1) // size))
+    from luzwidget.accelerator import Accelerator
+    from luzwidget.callbacks.serve import Serve
+
+    job = pickle.loads(payload)
+    kwargs = dict(job["kwargs"], accelerator=Accelerator(**job["accelerator"]))
+    serve = Serve(port=0, token=job["token"]) if index == 0 else None
+    if serve is not None:
+        kwargs["callbacks"] = [*(kwargs.get("callbacks") or []), serve]
+    run = job["spec"].run(job["data"], job["epochs"], **kwargs)
+    if serve is not None:
+        serve.on_fit_begin(run.ctx)  # serve now: the notebook starts the run
+        tmp = Path(folder) / "address.tmp"
+        tmp.write_text(serve.address)
+        tmp.replace(Path(folder) / "address")
+        while True:  # the server's thread drives the run; the parent ends this process
+            time.sleep(1.0)
+    run.resume()  # the other ranks follow rank 0, event by event where it pauses
+    while run.state == RunState.PAUSED:
+        run.resume()
+    if run.state == RunState.ERROR:
+        raise run.error
+
+
+def _watch_parent(parent: int) -> None:
+    """Exit this worker once the process that launched it is gone."""
+    while os.getppid() == parent:
+        time.sleep(PARENT_POLL_S)
+    os._exit(1)
