@@ -65,10 +65,12 @@ export function mountLog(root, store, say) {
       shown = 0;
       list.replaceChildren();
     }
-    const stick = list.scrollTop + list.clientHeight >= list.scrollHeight - 4;
     const fresh = state.log.slice(shown);
     shown = state.log.length;
     if (fresh.length) {
+      // Layout is read only when entries arrive: a read at every update forced a reflow of
+      // the page each frame (what the other parts had just written).
+      const stick = list.scrollTop + list.clientHeight >= list.scrollHeight - 4;
       list.append(...fresh.map(entry));
       if (stick) list.scrollTop = list.scrollHeight;
     }
