@@ -21,7 +21,7 @@ import torch
 from luzwidget.events import Event
 from luzwidget.layers import Armed, first_tensor, tracker
 from luzwidget.states import RunState
-from luzwidget.widgets.inspector import INSPECT_EVERY_S
+from luzwidget.widgets.inspector import INSPECT_EVERY_S, OnDemandPart
 from luzwidget.widgets.summaries import fmt_number
 
 if TYPE_CHECKING:
@@ -183,7 +183,7 @@ class EpochConfusion(Armed):
     on_valid_end = on_train_end
 
 
-class BatchPanel:
+class BatchPanel(OnDemandPart):
     """Builds the ``batch`` part: images, labels and predictions, confusion matrices.
 
     Parameters
@@ -223,23 +223,7 @@ class BatchPanel:
         else:
             confusion.unsubscribe()
 
-    def close(self) -> None:
-        """The dashboard goes away: let go of the callback."""
-        self.set_open(False)
-
-    def part(self, state: str, full: bool) -> dict[str, Any] | None:
-        """The part when it changed since the last call (everything when ``full``)."""
-        out = self._build(state)
-        if out is None:
-            return self.sent if full else None
-        if out == self.sent and not full:
-            return None
-        self.sent = out
-        return out
-
     def _build(self, state: str) -> dict[str, Any] | None:
-        if not self.open:
-            return {"open": False} if self.sent is None or self.sent.get("open") else None
         now = time.monotonic()
         if state == RunState.RUNNING:
             if now - self._t < INSPECT_EVERY_S:

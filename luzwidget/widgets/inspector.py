@@ -12,7 +12,7 @@ from luzwidget.widgets.summaries import FIELD_ORDER, WeightWatch, summarize
 if TYPE_CHECKING:
     from luzwidget.run import Run
 
-__all__ = ["INSPECT_EVERY_S", "Inspector"]
+__all__ = ["INSPECT_EVERY_S", "Inspector", "OnDemandPart"]
 
 INSPECT_EVERY_S = 0.5
 """While running, the inspector is refreshed at most this often (it reads tensors)."""
@@ -73,3 +73,37 @@ class Inspector:
         if not running:  # gradients and weight changes: only when the tensors hold still
             rows["model"] = rows.get("model", "None") + self.weights.look(ctx.model)
         return rows
+
+
+class OnDemandPart:
+    """A panel computed only while it is open (the Layers and Batch panels).
+
+    Subclasses set ``open``, implement ``set_open(value)`` and ``_build(state)``: the part
+    now, or None when nothing is new. A closed panel sends ``{"open": False}`` once.
+    """
+
+    open: bool
+    sent: dict[str, Any] | None
+
+    def set_open(self, value: bool) -> None:
+        raise NotImplementedError
+
+    def _build(self, state: str) -> dict[str, Any] | None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """The dashboard goes away: let go of what the panel subscribed to."""
+        self.set_open(False)
+
+    def part(self, state: str, full: bool) -> dict[str, Any] | None:
+        """The part when it changed since the last call (everything when ``full``)."""
+        out = self._closed() if not self.open else self._build(state)
+        if out is None:
+            return self.sent if full else None
+        if out == self.sent and not full:
+            return None
+        self.sent = out
+        return out
+
+    def _closed(self) -> dict[str, Any] | None:
+        return {"open": False} if self.sent is None or self.sent.get("open") else None

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from luzwidget.layers import LayerTracker, layers, tracker
 from luzwidget.states import RunState
-from luzwidget.widgets.inspector import INSPECT_EVERY_S
+from luzwidget.widgets.inspector import INSPECT_EVERY_S, OnDemandPart
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -71,7 +71,7 @@ def _update_of(table: pd.DataFrame) -> list[int] | None:
     return None if recorded is None else list(recorded)
 
 
-class LayersPanel:
+class LayersPanel(OnDemandPart):
     """Builds the ``layers`` part: ``{"open", "fields", "rows", "origin", "update_of"}``.
 
     Parameters
@@ -102,23 +102,7 @@ class LayersPanel:
         else:
             layer_tracker.unsubscribe(sampled=True)
 
-    def close(self) -> None:
-        """The dashboard goes away: let go of the tracker."""
-        self.set_open(False)
-
-    def part(self, state: str, full: bool) -> dict[str, Any] | None:
-        """The part when it changed since the last call (everything when ``full``)."""
-        out = self._build(state)
-        if out is None:
-            return self.sent if full else None
-        if out == self.sent and not full:
-            return None
-        self.sent = out
-        return out
-
     def _build(self, state: str) -> dict[str, Any] | None:
-        if not self.open:
-            return {"open": False} if self.sent is None or self.sent.get("open") else None
         run = self.run
         now = time.monotonic()
         layer_tracker = tracker(run, LayerTracker)
