@@ -17,6 +17,7 @@ Notebook 7 or marimo (headless Debian Chromium via Playwright, the browser-test 
     python benchmarks/browser.py --quick         # shorter windows, fewer clicks
     python benchmarks/browser.py --app notebook  # Notebook 7 (or: marimo; or: all)
     python benchmarks/browser.py --profile 4     # also a 4 s CPU profile: top self times
+    python benchmarks/browser.py --trace 4       # also a 4 s trace: main-thread time by kind
 
 Targets (issue 12): busy <= 10 %, no long task over 50 ms, click -> badge <= 100 ms median
 and <= 150 ms p95. The numbers depend on the machine: run before/after in the same conditions.
@@ -59,6 +60,7 @@ run = model.run((X, y), epochs=1000, valid_data=0.1, verbose=False,
                 dataloader_options={"batch_size": 16})
 """
 SHOW = "run.dashboard()"
+DONE_BATCHES = "run.ctx.iter + (run.ctx.epoch - 1) * len(run.ctx.train_data)"
 
 # Installed before the app's scripts: long tasks, and badge changes with their times.
 PAGE_PROBE = r"""
@@ -95,10 +97,12 @@ class Result:
     msgs: float = 0.0
     kbytes: float = 0.0
     batches: float = 0.0
+    rate: float = 0.0  # batches/s trained while measured
     click_badge: list[float] = field(default_factory=list)
     click_frame: list[float] = field(default_factory=list)
     click_kernel: list[float] = field(default_factory=list)  # ws sent -> ws received
     profile: list[tuple[float, str]] = field(default_factory=list)
+    trace: list[tuple[float, str]] = field(default_factory=list)
 
 
 def _metrics(cdp: Any) -> dict[str, float]:
@@ -161,6 +165,8 @@ def _profile(cdp: Any, seconds: float) -> list[tuple[float, str]]:
     cdp.send("Profiler.start")
     time.sleep(seconds)
     prof = cdp.send("Profiler.stop")["profile"]
+    if out := os.environ.get("LW_BENCH_PROFILE_OUT"):  # the raw profile, for DevTools
+        Path(out).write_text(__import__("json").dumps(prof))
     nodes = {n["id"]: n for n in prof["nodes"]}
     deltas = prof.get("timeDeltas", [])
     self_ms: Counter[str] = Counter()
@@ -171,6 +177,41 @@ def _profile(cdp: Any, seconds: float) -> list[tuple[float, str]]:
     return [(ms, name) for name, ms in self_ms.most_common(25)]
 
 
+def _trace(browser: Any, page: Any, seconds: float) -> list[tuple[float, str]]:
+    """Main-thread self time (ms) by trace event name over ``seconds`` (paint, style...)."""
+    import json
+
+    categories = os.environ.get("LW_BENCH_TRACE_CATS", "devtools.timeline,v8,blink,toplevel")
+    browser.start_tracing(page=page, categories=categories.split(","))
+    time.sleep(seconds)
+    raw = browser.stop_tracing()
+    if out := os.environ.get("LW_BENCH_TRACE_OUT"):  # the raw trace, for DevTools
+        Path(out).write_bytes(raw)
+    events = json.loads(raw)["traceEvents"]
+    names = {
+        (e["pid"], e["tid"]): e["args"]["name"]
+        for e in events
+        if e.get("ph") == "M" and e.get("name") == "thread_name"
+    }
+    main = [
+        e
+        for e in events
+        if e.get("ph") == "X" and "dur" in e and names.get((e["pid"], e["tid"])) == "CrRendererMain"
+    ]
+    main.sort(key=lambda e: (e["pid"], e["tid"], e["ts"], -e["dur"]))
+    self_us: Counter[str] = Counter()
+    stack: list[tuple[Any, float, str]] = []  # (thread, end, name)
+    for e in main:
+        thread, start, end = (e["pid"], e["tid"]), e["ts"], e["ts"] + e["dur"]
+        while stack and (stack[-1][0] != thread or stack[-1][1] <= start):
+            stack.pop()
+        if stack:  # a child's time is not its parent's own
+            self_us[stack[-1][2]] -= e["dur"]
+        self_us[e["name"]] += e["dur"]
+        stack.append((thread, end, e["name"]))
+    return [(us / 1e3, name) for name, us in self_us.most_common(20)]
+
+
 def measure(page: Any, dash: Any, kernel_eval: Any, args: argparse.Namespace, app: str) -> Result:
     """Start the run, measure the free-running window, then click Pause/Resume."""
     res = Result(app)
@@ -179,12 +220,16 @@ def measure(page: Any, dash: Any, kernel_eval: Any, args: argparse.Namespace, ap
     badge = dash.locator(".lw-state")
     badge.evaluate("(b) => window.__bench.watch(b)")
     frames: Frames = args.frames
+    errors: list[str] = []  # a page error makes every figure below meaningless
+    page.on("pageerror", lambda e: errors.append(str(e)))
     dash.locator(".lw-btn-start").click()
     _wait_state(dash, "running")
     time.sleep(args.warmup)  # first render of the plots is not what is measured
+    b0, w0 = float(kernel_eval(DONE_BATCHES)), time.monotonic()
     m0, t0 = _metrics(cdp), page.evaluate("performance.now()")
     page.wait_for_timeout(args.window * 1000)  # (Playwright dispatches events meanwhile)
     m1, t1 = _metrics(cdp), page.evaluate("performance.now()")
+    res.rate = (float(kernel_eval(DONE_BATCHES)) - b0) / (time.monotonic() - w0)
     span = m1["Timestamp"] - m0["Timestamp"]
     res.busy = (m1["TaskDuration"] - m0["TaskDuration"]) / span
     res.script = (m1["ScriptDuration"] - m0["ScriptDuration"]) / span
@@ -201,6 +246,8 @@ def measure(page: Any, dash: Any, kernel_eval: Any, args: argparse.Namespace, ap
     res.msgs, res.kbytes = n_frames / span, n_bytes / span / 1e3
     if args.profile:  # after the window: the profiler's own cost is not measured
         res.profile = _profile(cdp, args.profile)
+    if args.trace:
+        res.trace = _trace(args.browser, page, args.trace)
     for _ in range(args.clicks):
         frames.sent.clear()
         frames.received.clear()
@@ -214,7 +261,9 @@ def measure(page: Any, dash: Any, kernel_eval: Any, args: argparse.Namespace, ap
         time.sleep(args.gap)
     dash.locator(".lw-btn-stop").click()
     _wait_state(dash, "done")
-    res.batches = float(kernel_eval("run.ctx.iter + (run.ctx.epoch - 1) * len(run.ctx.train_data)"))
+    if errors:
+        raise SystemExit(f"the page raised {len(errors)} errors, first: {errors[0]}")
+    res.batches = float(kernel_eval(DONE_BATCHES))
     return res
 
 
@@ -311,7 +360,7 @@ def run_app(app: str, args: argparse.Namespace) -> Result:
             else jupyter_app(app, browser, Path(tmp))
         )
         with opener as (page, dash, kernel_eval, frames):
-            args.frames = frames
+            args.frames, args.browser = frames, browser
             return measure(page, dash, kernel_eval, args, app)
 
 
@@ -323,13 +372,13 @@ def _row(r: Result) -> str:
         f"| {r.app:8} | {r.busy * 100:5.1f} % | {r.script * 100:5.1f} % | {r.layout * 100:5.1f} % "
         f"| {r.long_n:3d} / {r.long_total:6.0f} / {r.long_max:4.0f} "
         f"| {r.msgs:5.1f} | {r.kbytes:6.1f} "
-        f"| {med:4.0f} / {p95:4.0f} | {fmed:4.0f} / {fp95:4.0f} | {kmed:4.0f} | {r.batches:7.0f} |"
+        f"| {med:4.0f} / {p95:4.0f} | {fmed:4.0f} / {fp95:4.0f} | {kmed:4.0f} | {r.rate:6.0f} |"
     )
 
 
 HEADER = (
     "| app      | busy    | script  | layout  | long tasks n / ms / max | msg/s | kB/s   "
-    "| click->badge med/p95 ms | ->frame med/p95 | ws round trip med | batches |\n"
+    "| click->badge med/p95 ms | ->frame med/p95 | ws round trip med | batches/s |\n"
     "|---|---|---|---|---|---|---|---|---|---|---|"
 )
 
@@ -341,6 +390,7 @@ def main() -> None:
     parser.add_argument("--window", type=float, default=10.0, help="seconds measured")
     parser.add_argument("--clicks", type=int, default=10)
     parser.add_argument("--profile", type=float, default=0.0, help="seconds of CPU profile")
+    parser.add_argument("--trace", type=float, default=0.0, help="seconds of timeline trace")
     args = parser.parse_args()
     args.warmup, args.gap = 2.0, 0.7
     if args.quick:
@@ -359,6 +409,10 @@ def main() -> None:
         if r.profile:
             print(f"\nCPU profile ({r.app}), self time ms:")
             for ms, name in r.profile:
+                print(f"  {ms:8.1f}  {name}")
+        if r.trace:
+            print(f"\nMain thread ({r.app}), self time ms by trace event:")
+            for ms, name in r.trace:
                 print(f"  {ms:8.1f}  {name}")
 
 
