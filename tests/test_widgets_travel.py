@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import json
+import shutil
+import subprocess
+from pathlib import Path
 from typing import Any
+
+import pytest
 
 from luzwidget.widgets.stream import DownsampledSeries
 from luzwidget.widgets.travel import TIMELINE_MAX, cut_series, timeline
@@ -137,3 +143,68 @@ def test_the_timeline_is_bounded() -> None:
     assert len(rows) == TIMELINE_MAX
     assert rows[0][0] == 0
     assert rows[-1][1] == 40
+
+
+OVERLAY = Path(__file__).resolve().parents[1] / "js" / "src" / "parts" / "overlay.js"
+
+# What overlay.js makes of a travel part (stdin, JSON) for the panels named in argv.
+_OVERLAY = """
+import { markerShape, markerXs, overlayTraces } from %s;
+const chunks = [];
+for await (const chunk of process.stdin) chunks.push(chunk);
+const travel = JSON.parse(chunks.join(""));
+const out = {};
+for (const key of ["__stream", "loss"]) {
+  const xs = markerXs(travel, key);
+  out[key] = { xs, shape: markerShape(xs, { muted: "#777" }),
+               traces: overlayTraces(travel, key, 1).map((t) => [t.name, t.mode, t.x, t.meta]) };
+}
+console.log(JSON.stringify(out));
+"""
+
+
+def _overlay(travel: dict[str, Any]) -> dict[str, Any]:
+    node = shutil.which("node")
+    if node is None:
+        pytest.skip("needs node")
+    done = subprocess.run(
+        [node, "--input-type=module", "-e", _OVERLAY % json.dumps(OVERLAY.as_uri())],
+        input=json.dumps(travel),
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
+    return json.loads(done.stdout)
+
+
+def test_the_overlay_draws_a_branchs_parent_and_the_snapshots_as_one_path() -> None:
+    run = _run(epochs=3)
+    dash, _ = _shown(run)
+    run.step("epoch", n=2)
+    drawn = _overlay(dash.tick()["travel"])
+    stream, loss = drawn["__stream"], drawn["loss"]
+    # batches 6 and 12 on the stream (not the start), epochs 1 and 2 on the metric panels
+    assert stream["xs"] == [6, 12]
+    assert stream["shape"]["path"] == "M6,0V1M12,0V1"  # every marker: one SVG element
+    assert (stream["shape"]["xref"], stream["shape"]["yref"]) == ("x", "paper")
+    assert loss["xs"] == [1, 2]
+    assert stream["traces"] == loss["traces"] == []  # one run: nothing overlaid
+    out = _cmd(dash, action="branch", lr="0.5")  # from the latest snapshot: end of epoch 2
+    assert out["ack"]["ok"], out["ack"]
+    loss = _overlay(out["msg"]["travel"])["loss"]
+    # the parent's train and valid losses, without markers past 1 point (markersMax here)
+    assert loss["traces"] == [
+        ["main · train", "lines", [1, 2], "lw-overlay"],
+        ["main · valid", "lines", [1, 2], "lw-overlay"],
+    ]
+    assert _overlay(out["msg"]["travel"])["__stream"]["traces"] == []  # never on the stream
+    dash.close()
+
+
+def test_a_panel_without_snapshots_gets_no_marker_shape() -> None:
+    assert _overlay({"snapshots": [], "family": []})["loss"] == {
+        "xs": [],
+        "shape": None,
+        "traces": [],
+    }

@@ -1,8 +1,8 @@
 // Time travel on the plots: the other runs of the family (parent, branches) overlaid on each
 // metric panel in their own colours, legend naming what differs ("lr 0.05 from epoch 1"),
 // and the snapshots as dotted markers on the x axes (batch on the loss stream, epoch on the
-// metric panels). plots.js calls syncOverlay once per frame, after it drew; whenever it has
-// redrawn a panel from scratch (Plotly.react drops what we added), the overlay is added again.
+// metric panels). Pure functions: plots.js puts what they return into the one figure it
+// draws for a panel, so the overlay costs no extra redraw.
 
 const PALETTE = ["#2e7d32", "#8e24aa", "#c62828", "#00838f", "#6d4c41", "#ad1457", "#5d4037", "#283593"];
 const MINE = "lw-overlay";
@@ -16,18 +16,25 @@ function legendName(member, set) {
   return member.name === "main" ? `main · ${set}` : `${member.label} · ${set}`;
 }
 
-function tracesFor(family, metric) {
+/**
+ * The other runs' curves of `metric` (none on the loss stream: `key` "__stream").
+ * @param {import("../protocol.js").State["travel"]} travel
+ * @param {string} key
+ * @param {number} markersMax  markers on a curve with at most this many points
+ */
+export function overlayTraces(travel, key, markersMax) {
   const out = [];
-  family.forEach((m, i) => {
+  if (!travel || key === "__stream") return out;
+  (travel.family || []).forEach((m, i) => {
     if (m.this) return;
-    const sets = (m.curves || {})[metric] || {};
+    const sets = (m.curves || {})[key] || {};
     for (const set of ["train", "valid"]) {
       const pts = sets[set];
       if (!pts || !pts.length) continue;
       const color = familyColor(i);
       out.push({
-        type: "scatter", mode: "lines+markers", meta: MINE, name: legendName(m, set),
-        x: pts.map((p) => p[0]), y: pts.map((p) => p[1]),
+        type: "scatter", mode: pts.length <= markersMax ? "lines+markers" : "lines", meta: MINE,
+        name: legendName(m, set), x: pts.map((p) => p[0]), y: pts.map((p) => p[1]),
         line: { color, width: 1.5, dash: set === "valid" ? "dot" : "solid" },
         marker: { size: 4, color }, opacity: 0.85, hovertemplate: "%{y:.4g}",
       });
@@ -36,52 +43,23 @@ function tracesFor(family, metric) {
   return out;
 }
 
-function marker(x, color) {
-  return { type: "line", name: MINE, xref: "x", yref: "paper", x0: x, x1: x, y0: 0, y1: 1, layer: "below", line: { color, width: 1, dash: "dot" } };
-}
-
-function shapesFor(snapshots, key, theme) {
-  const color = theme.muted || "#888";
-  if (key === "__stream") return snapshots.filter((s) => s[5] !== null && s[5] > 0).map((s) => marker(s[5], color));
-  const epochs = new Set(snapshots.filter((s) => s[3] === "e").map((s) => s[1]));
-  return [...epochs].map((e) => marker(e, color));
-}
-
-function ours(gd) {
-  const idx = [];
-  (gd.data || []).forEach((t, i) => { if (t.meta === MINE) idx.push(i); });
-  return idx;
+/** Where the snapshots sit on panel `key`'s x axis (batches on the stream, else epochs). */
+export function markerXs(travel, key) {
+  const snapshots = (travel && travel.snapshots) || [];
+  if (key === "__stream") return snapshots.filter((s) => s[5] !== null && s[5] > 0).map((s) => s[5]);
+  return [...new Set(snapshots.filter((s) => s[3] === "e").map((s) => s[1]))];
 }
 
 /**
- * Bring every plotted panel's overlay up to date (a no-op when nothing changed).
- * @param {*} Plotly
- * @param {Map<string, {gd: HTMLElement, plotted: boolean}>} panels  plots.js's panels.
- * @param {import("../protocol.js").State} state
+ * All snapshot markers of a panel as one dotted path (one SVG element, however many).
+ * @param {number[]} xs
  * @param {{muted: string}} theme
- * @returns {string[]} the panels whose overlay changed (their legends need filling again)
  */
-export function syncOverlay(Plotly, panels, state, theme) {
-  const travel = state.travel;
-  const redrawn = [];
-  if (!Plotly || !travel) return redrawn;
-  for (const [key, p] of panels) {
-    const gd = p.gd;
-    if (!p.plotted || !gd._fullLayout) continue;
-    const traces = key === "__stream" ? [] : tracesFor(travel.family || [], key);
-    const shapes = shapesFor(travel.snapshots || [], key, theme);
-    const want = JSON.stringify([traces, shapes]);
-    const have = ours(gd);
-    // plots.js draws its own shapes (lr-edit marks) on the same layout: keep theirs.
-    const others = (gd.layout.shapes || []).filter((s) => s.name !== MINE);
-    const mine = (gd.layout.shapes || []).length - others.length;
-    const intact = have.length === traces.length && mine === shapes.length;
-    if (gd.__lwOverlay === want && intact) continue;
-    gd.__lwOverlay = want;
-    if (have.length) Plotly.deleteTraces(gd, have);
-    if (traces.length) Plotly.addTraces(gd, traces);
-    Plotly.relayout(gd, { shapes: [...others, ...shapes] });
-    redrawn.push(key);
-  }
-  return redrawn;
+export function markerShape(xs, theme) {
+  if (!xs.length) return null;
+  return {
+    type: "path", name: MINE, xref: "x", yref: "paper", layer: "below",
+    path: xs.map((x) => `M${x},0V1`).join(""),
+    line: { color: theme.muted || "#888", width: 1, dash: "dot" },
+  };
 }

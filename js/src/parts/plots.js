@@ -1,17 +1,19 @@
 // Live plots with plotly.js: one panel per metric (train and valid per epoch) and the
-// per-batch loss stream (raw + EMA). Points come from the store; each view remembers how
-// many it drew and appends the rest with Plotly.extendTraces.
+// per-batch loss stream (raw + EMA). Points come from the store; a panel is redrawn, when
+// its figure changed, with one Plotly.react holding everything (its traces, the time-travel
+// overlay's, every shape): one plotly redraw per panel, never two.
 //
 // Cheap at any batch rate: plots are redrawn on their own clock (the `Redraws` scheduler
 // below), not at the 10 Hz of the kernel's messages: at most every PERIOD_MIN ms, slower
 // when a redraw costs more (a redraw costs at most ~1/COST_FACTOR of the time), one panel
 // per animation frame (no long task), and not at all while the tab is hidden or the plots
 // are scrolled away. Plotly never measures the page: widths come from a ResizeObserver
-// (autosize off), margins are fixed (no automargin), legends are HTML in the caption, and
-// hover is off while the run trains.
+// (autosize off), margins are fixed (no automargin, tick labels never measured), legends are
+// HTML in the caption, and hover is off while the run trains. A curve of many epochs drops
+// its markers (each is an SVG node plotly updates at every redraw).
 import { h, uid } from "../dom.js";
 import { getPlotly } from "../plotly_slot.js";
-import { syncOverlay } from "./overlay.js"; // time travel: branches' curves, snapshot markers
+import { markerShape, markerXs, overlayTraces } from "./overlay.js"; // time travel
 
 // plotly parses only plain colours: let a canvas normalise whatever CSS gives us.
 function plainColor(css, fallback) {
@@ -84,6 +86,7 @@ const HEIGHT = 190;
 const PERIOD_MIN = 300; // ms between two redraw rounds, at least (~3 Hz)
 const PERIOD_MAX = 3000;
 const COST_FACTOR = 15; // a round may cost at most 1/COST_FACTOR of the time
+const MARKERS_MAX = 60; // a curve with more points is drawn without markers (one SVG node each)
 
 /** Hover only while nothing streams in (hover machinery on a plot that redraws is wasted). */
 function hoverFor(status) {
@@ -91,7 +94,9 @@ function hoverFor(status) {
 }
 
 function baseLayout(t, xTitle, logY, width, hover) {
-  const axis = { gridcolor: t.grid, linecolor: t.grid, zerolinecolor: t.grid, automargin: false, tickfont: { size: 10 } };
+  // ticklabeloverflow "allow": plotly would measure every tick label (getBoundingClientRect)
+  // at each redraw to hide those past the plot; with fixed margins none is.
+  const axis = { gridcolor: t.grid, linecolor: t.grid, zerolinecolor: t.grid, automargin: false, tickfont: { size: 10 }, ticklabeloverflow: "allow" };
   return {
     width,
     height: HEIGHT,
@@ -103,7 +108,7 @@ function baseLayout(t, xTitle, logY, width, hover) {
     showlegend: false, // an HTML legend in the caption: plotly would measure its text each redraw
     hovermode: hover,
     hoverlabel: { font: { size: 11 } },
-    xaxis: { ...axis, tickformat: "d", title: { text: xTitle, font: { size: 10, color: t.muted }, standoff: 2 } },
+    xaxis: { ...axis, type: "linear", tickformat: "d", title: { text: xTitle, font: { size: 10, color: t.muted }, standoff: 2 } },
     yaxis: { ...axis, type: logY ? "log" : "linear", exponentformat: "power" },
     uirevision: "lw",
   };
@@ -114,10 +119,6 @@ const CONFIG = { displayModeBar: false, responsive: false, scrollZoom: false, di
 /** Batches and epochs are integers: one tick per unit while there are few, then plotly's. */
 export function integerDtick(lastX) {
   return lastX <= 10 ? 1 : null;
-}
-
-function dtickLayout(dtick) {
-  return dtick ? { "xaxis.tick0": 0, "xaxis.dtick": dtick } : { "xaxis.dtick": null, "xaxis.tick0": null };
 }
 
 function lastOf(...arrays) {
@@ -236,7 +237,7 @@ export function mountPlots(root, model, host, redraw) {
     if (key === "__stream") grid.prepend(box);
     else grid.append(box);
     // One layout read per panel, when it is made; later widths come from the ResizeObserver.
-    p = { gd, box, legend, drawn: [], gen: -1, plotted: false, width: gd.clientWidth || 400, hover: null, marks: 0, dtick: undefined };
+    p = { gd, box, legend, plotted: false, version: "", legendKey: "", width: gd.clientWidth || 400 };
     panels.set(key, p);
     resize.observe(gd);
     return p;
@@ -259,103 +260,80 @@ export function mountPlots(root, model, host, redraw) {
 
   function metricTraces(rec) {
     const mk = (set, color, dash) => ({
-      type: "scatter", mode: "lines+markers", name: set, x: rec[set].x.slice(), y: rec[set].y.slice(),
+      type: "scatter", mode: rec[set].x.length <= MARKERS_MAX ? "lines+markers" : "lines", name: set,
+      x: rec[set].x.slice(), y: rec[set].y.slice(),
       line: { color, width: 2, dash }, marker: { size: 5, color }, hovertemplate: "%{y:.4g}",
     });
     return [mk("train", theme.train, "solid"), mk("valid", theme.valid, "dot")];
   }
 
-  /** Whether the stream panel has something new to draw. */
-  function streamDirty(state) {
+  /** The panels to draw and, for each, a key that changes whenever its figure would. */
+  function wanted(state) {
+    const out = [];
+    const hover = hoverFor(state.status);
+    const travel = state.travel;
     const series = state.stream.series;
     const names = Object.keys(series);
-    if (!names.length || !names.some((n) => series[n].x.length)) return false;
-    const p = panels.get("__stream");
-    if (!p || !p.plotted || p.hover !== hoverFor(state.status) || p.marks !== (state.marks || []).length) return true;
-    const gen = names.map((n) => series[n].gen).join(",") + "|" + names.join(",");
-    return p.gen !== gen || names.some((n, i) => series[n].x.length !== p.drawn[i]);
+    if (names.some((n) => series[n].x.length)) {
+      const lens = names.map((n) => `${n}:${series[n].gen}:${series[n].x.length}`).join(",");
+      out.push(["__stream", `${lens}|${hover}|${(state.marks || []).length}|${logY}|${markerXs(travel, "__stream")}`]);
+    }
+    for (const metric of state.metricOrder) {
+      const rec = state.records[metric];
+      const overlay = travel ? JSON.stringify([markerXs(travel, metric), overlayTraces(travel, metric, MARKERS_MAX).map((t) => [t.name, t.x.length, t.y[t.y.length - 1]])]) : "";
+      out.push([metric, `${rec.gen}:${rec.train.x.length}:${rec.valid.x.length}|${hover}|${overlay}`]);
+    }
+    return out;
   }
 
-  function drawStream(state) {
-    const series = state.stream.series;
-    const names = Object.keys(series);
-    const p = panels.get("__stream") || panel("__stream", "loss per batch", h(
+  /** The whole figure of panel `key`: traces, the overlay's, and every shape. */
+  function figure(state, key) {
+    const travel = state.travel;
+    let data, layout;
+    if (key === "__stream") {
+      const series = state.stream.series;
+      const names = Object.keys(series);
+      data = streamTraces(series);
+      layout = baseLayout(theme, "batch", logY, panels.get(key).width, hoverFor(state.status));
+      Object.assign(layout, markShapes(state.marks || [], theme));
+      const dtick = integerDtick(lastOf(...names.map((n) => series[n].x)));
+      if (dtick) Object.assign(layout.xaxis, { tick0: 0, dtick });
+    } else {
+      const rec = state.records[key];
+      data = [...metricTraces(rec), ...overlayTraces(travel, key, MARKERS_MAX)];
+      layout = baseLayout(theme, "epoch", false, panels.get(key).width, hoverFor(state.status));
+      layout.shapes = [];
+      const dtick = integerDtick(lastOf(rec.train.x, rec.valid.x));
+      if (dtick) Object.assign(layout.xaxis, { tick0: 0, dtick });
+    }
+    const markers = markerShape(markerXs(travel, key), theme);
+    if (markers) layout.shapes.push(markers);
+    return { data, layout };
+  }
+
+  /** Draw panel `key` now: one Plotly.react (data, overlay, shapes: one redraw). */
+  function drawPanel(state, key, version) {
+    const p = key === "__stream" ? panels.get(key) || streamPanel() : panel(key, key);
+    const { data, layout } = figure(state, key);
+    Plotly.react(p.gd, data, layout, CONFIG);
+    p.plotted = true;
+    p.version = version;
+    const legendKey = data.map((t) => `${t.name}:${t.line && t.line.color}`).join(",");
+    if (legendKey !== p.legendKey) { p.legendKey = legendKey; fillLegend(p.legend, data); }
+  }
+
+  function streamPanel() {
+    return panel("__stream", "loss per batch", h(
       "span", { class: "lw-logy" },
       h("input", { type: "checkbox", id: logToggleId, class: "lw-logy-check", onChange: (e) => {
         logY = e.target.checked;
-        Plotly.relayout(panels.get("__stream").gd, { "yaxis.type": logY ? "log" : "linear" });
+        if (latest) { // at once: the person is looking at it
+          const item = wanted(latest).find(([k]) => k === "__stream");
+          if (item) drawPanel(latest, ...item);
+        }
       } }),
       h("label", { for: logToggleId, text: "log y" }),
     ));
-    const gen = names.map((n) => series[n].gen).join(",") + "|" + names.join(",");
-    const hover = hoverFor(state.status);
-    const marks = state.marks || [];
-    const dtick = integerDtick(lastOf(...names.map((n) => series[n].x)));
-    if (!p.plotted || p.gen !== gen) {
-      const layout = baseLayout(theme, "batch", logY, p.width, hover);
-      Object.assign(layout, markShapes(marks, theme));
-      if (dtick) Object.assign(layout.xaxis, { tick0: 0, dtick });
-      Plotly.react(p.gd, streamTraces(series), layout, CONFIG);
-      fillLegend(p.legend, p.gd.data);
-      Object.assign(p, { plotted: true, gen, hover, dtick, marks: marks.length });
-      p.drawn = names.map((n) => series[n].x.length);
-      return;
-    }
-    const relayout = {};
-    if (p.hover !== hover) relayout.hovermode = p.hover = hover;
-    if (p.marks !== marks.length) { Object.assign(relayout, markShapes(marks, theme)); p.marks = marks.length; }
-    if (p.dtick !== dtick) { Object.assign(relayout, dtickLayout(dtick)); p.dtick = dtick; }
-    const x = [], y = [], idx = [];
-    names.forEach((n, i) => {
-      const s = series[n];
-      const from = p.drawn[i];
-      if (s.x.length > from) {
-        const nx = s.x.slice(from);
-        x.push(nx, nx);
-        y.push(s.y.slice(from), s.ema.slice(from));
-        idx.push(2 * i, 2 * i + 1);
-        p.drawn[i] = s.x.length;
-      }
-    });
-    if (idx.length) Plotly.extendTraces(p.gd, { x, y }, idx);
-    if (Object.keys(relayout).length) Plotly.relayout(p.gd, relayout);
-  }
-
-  function metricDirty(state, metric) {
-    const rec = state.records[metric];
-    const p = panels.get(metric);
-    return !p || !p.plotted || p.gen !== rec.gen || p.hover !== hoverFor(state.status) ||
-      rec.train.x.length !== p.drawn[0] || rec.valid.x.length !== p.drawn[1];
-  }
-
-  function drawMetric(state, metric) {
-    const rec = state.records[metric];
-    const p = panel(metric, metric);
-    const lens = [rec.train.x.length, rec.valid.x.length];
-    const hover = hoverFor(state.status);
-    const dtick = integerDtick(lastOf(rec.train.x, rec.valid.x));
-    if (!p.plotted || p.gen !== rec.gen) {
-      const layout = baseLayout(theme, "epoch", false, p.width, hover);
-      if (dtick) Object.assign(layout.xaxis, { tick0: 0, dtick });
-      Plotly.react(p.gd, metricTraces(rec), layout, CONFIG);
-      fillLegend(p.legend, p.gd.data);
-      Object.assign(p, { plotted: true, gen: rec.gen, drawn: lens, hover, dtick });
-      return;
-    }
-    const relayout = {};
-    if (dtick !== p.dtick) { Object.assign(relayout, dtickLayout(dtick)); p.dtick = dtick; }
-    if (p.hover !== hover) relayout.hovermode = p.hover = hover;
-    const x = [], y = [], idx = [];
-    ["train", "valid"].forEach((set, i) => {
-      if (lens[i] > p.drawn[i]) {
-        x.push(rec[set].x.slice(p.drawn[i]));
-        y.push(rec[set].y.slice(p.drawn[i]));
-        idx.push(i);
-      }
-    });
-    p.drawn = lens;
-    if (idx.length) Plotly.extendTraces(p.gd, { x, y }, idx);
-    if (Object.keys(relayout).length) Plotly.relayout(p.gd, relayout);
   }
 
   /** One step of a redraw round: the first panel with something new; true if more wait. */
@@ -364,16 +342,11 @@ export function mountPlots(root, model, host, redraw) {
     const state = latest;
     if (!theme) theme = readTheme(root);
     if (needReset) { needReset = false; reset(); }
-    const dirty = [];
-    if (streamDirty(state)) dirty.push(() => drawStream(state));
-    for (const metric of state.metricOrder) {
-      if (metricDirty(state, metric)) dirty.push(() => drawMetric(state, metric));
-    }
-    if (dirty.length) dirty[0]();
-    for (const key of syncOverlay(Plotly, panels, state, theme)) { // time travel (overlay.js)
+    const dirty = wanted(state).filter(([key, version]) => {
       const p = panels.get(key);
-      fillLegend(p.legend, p.gd.data);
-    }
+      return !p || !p.plotted || p.version !== version;
+    });
+    if (dirty.length) drawPanel(state, ...dirty[0]);
     placeholder.hidden = panels.size > 0;
     return dirty.length > 1;
   }
