@@ -29,6 +29,19 @@ export function setText(el, text) {
   if (el.textContent !== value) el.textContent = value;
 }
 
+/**
+ * Set a property (disabled, hidden, value, checked, title...) only when it differs: a write,
+ * even of the same value, invalidates style, and the parts update ten times a second.
+ */
+export function setProp(el, key, value) {
+  if (el[key] !== value) el[key] = value;
+}
+
+/** Set `data-<key>` only when it differs (attribute selectors restyle on every write). */
+export function setData(el, key, value) {
+  if (el.dataset[key] !== value) el.dataset[key] = value;
+}
+
 let counter = 0;
 /** A page-unique id for label/for pairs. */
 export function uid(prefix) {

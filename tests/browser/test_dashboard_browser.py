@@ -103,8 +103,13 @@ def _train_points(counts: dict[str, list[int]], panel: str) -> int:
 
 
 def _epoch_fill(dash: Any) -> float:
-    """How full the epoch bar is drawn, in percent."""
-    return float(dash.locator(".lw-bar-epoch .lw-bar-fill").evaluate("(el) => el.style.width")[:-1])
+    """How full the epoch bar is drawn, in percent (of the track's width, as seen)."""
+    return float(
+        dash.locator(".lw-bar-epoch").evaluate(
+            "(t) => 100 * t.firstChild.getBoundingClientRect().width"
+            " / t.getBoundingClientRect().width"
+        )
+    )
 
 
 def _wait_plotted(nb: NotebookPage, dash: Any, pred: Any, timeout: float = 60) -> dict:

@@ -1,6 +1,6 @@
 // Control bar: Start/Resume/Continue, Pause, Step batch, Step epoch, Step to <event> + Go,
 // Skip batch (only at a pause inside a batch), Stop, state badge.
-import { h, setText, uid } from "../dom.js";
+import { h, setData, setProp, setText, uid } from "../dom.js";
 
 const BUTTONS = [
   ["start", "Start", "lw-btn-start", { cmd: "start" }, "▶"],
@@ -92,13 +92,13 @@ export function mountControls(root, store, say) {
     fillEvents(state.events);
     const { status } = state;
     const enabled = status.buttons || {};
-    for (const [name, el] of Object.entries(buttons)) el.disabled = !enabled[name];
-    select.disabled = !enabled.step_to; // the event picker goes with its Go button
-    skipBatch.hidden = !(enabled.skip && status.state === "paused");
+    for (const [name, el] of Object.entries(buttons)) setProp(el, "disabled", !enabled[name]);
+    setProp(select, "disabled", !enabled.step_to); // the event picker goes with its Go button
+    setProp(skipBatch, "hidden", !(enabled.skip && status.state === "paused"));
     setText(startLabel, status.start_label || "Start");
     setText(badge, status.state || "");
     setText(hint, status.hint || "");
-    badge.dataset.state = status.state || "";
+    setData(badge, "state", status.state || "");
   }
 
   return { update };

@@ -3,7 +3,7 @@
 // Values go to the kernel as typed text; the kernel parses them strictly (nothing is ever
 // evaluated) and answers with an ack: on a refusal the message shows next to the field and
 // the value snaps back to what the run really uses.
-import { h, setText, uid } from "../dom.js";
+import { h, setProp, setText, uid } from "../dom.js";
 
 function textField(store, label, cls, makeCmd) {
   const id = uid(cls);
@@ -52,7 +52,7 @@ function textField(store, label, cls, makeCmd) {
   field.set = (value) => {
     if (value === undefined || value === null) return;
     field.shown = String(value);
-    if (!field.pending && document.activeElement !== input) input.value = field.shown;
+    if (!field.pending && document.activeElement !== input) setProp(input, "value", field.shown);
   };
   field.cleanup = () => clearTimeout(field.timer);
   return field;
@@ -69,7 +69,7 @@ function checkField(store, label, cls, makeCmd, say) {
       say(ack);
     });
   });
-  return { row, input, set: (v) => { if (document.activeElement !== input) input.checked = !!v; } };
+  return { row, input, set: (v) => { if (document.activeElement !== input) setProp(input, "checked", !!v); } };
 }
 
 /**

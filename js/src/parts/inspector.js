@@ -35,7 +35,7 @@ export function mountInspector(root) {
         ...state.order.map((name) => {
           const value = h("td", { class: "lw-row-value" });
           const tr = h("tr", { class: "lw-row", "data-field": name }, h("th", { scope: "row", class: "lw-row-name", text: name }), value);
-          rows.set(name, { tr, value });
+          rows.set(name, { tr, value, text: null, changed: false });
           return tr;
         }),
       );
@@ -43,9 +43,11 @@ export function mountInspector(root) {
     const hl = new Set(state.hl);
     for (const [name, row] of rows) {
       const text = state.rows[name] ?? "";
-      setText(row.value, text);
-      row.value.title = text;
-      row.tr.classList.toggle("lw-changed", hl.has(name));
+      if (row.text !== text) { // the full value on hover: long ones are cut by the cell
+        row.text = row.value.textContent = row.value.title = text;
+      }
+      const changed = hl.has(name);
+      if (row.changed !== changed) row.tr.classList.toggle("lw-changed", (row.changed = changed));
     }
     setText(hint, hl.size ? `${hl.size} changed at the last event` : "");
   }

@@ -1,6 +1,6 @@
 // Event log: events as they fire while stepping, command results, and errors with their
 // traceback and Retry / Skip buttons.
-import { h, setText } from "../dom.js";
+import { h, setProp, setText } from "../dom.js";
 
 /**
  * @param {HTMLElement} root
@@ -52,14 +52,14 @@ export function mountLog(root, store, say) {
 
   function update(state) {
     const err = state.error;
-    errBox.hidden = !err;
+    setProp(errBox, "hidden", !err);
     if (err) {
       setText(errTitle, `${err.type}: ${err.message}`);
       setText(errTrace, err.traceback || "");
     }
     const buttons = state.status.buttons || {};
-    retry.disabled = !buttons.retry;
-    skip.disabled = !buttons.skip;
+    setProp(retry, "disabled", !buttons.retry);
+    setProp(skip, "disabled", !buttons.skip);
     if (gen !== state.logGen) {
       gen = state.logGen;
       shown = 0;

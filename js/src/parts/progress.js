@@ -21,8 +21,9 @@ function setAttr(el, name, value) {
 function setBar(b, value, max, text, fraction) {
   const raw = fraction ?? (max > 0 ? value / max : 0);
   const frac = Math.min(1, Math.max(0, raw));
-  const width = `${(frac * 100).toFixed(2)}%`;
-  if (b.fill.style.width !== width) b.fill.style.width = width;
+  // a transform, not a width: the bar moves without a layout of the page
+  const scale = `scaleX(${frac.toFixed(4)})`;
+  if (b.fill.style.transform !== scale) b.fill.style.transform = scale;
   setAttr(b.track, "aria-valuenow", String(value || 0));
   setAttr(b.track, "aria-valuemax", String(max || 0));
   setText(b.text, text);

@@ -2,7 +2,7 @@
 // (click one to pick it) and the family strip (the run, its branches: click one to drive it).
 // The kernel side is luzwidget/widgets/travel.py; the curves of the other runs and the
 // snapshot markers on the plots are drawn by overlay.js.
-import { h, setText, uid } from "../dom.js";
+import { h, setProp, setText, uid } from "../dom.js";
 import { familyColor } from "./overlay.js";
 
 const KIND_TEXT = { s: "start", e: "end of epoch", i: "inside epoch" };
@@ -55,23 +55,49 @@ export function mountTravel(root, store, say) {
 
   let timelineKey = "";
   let familyKey = "";
+  let shown = []; // the snapshots the timeline shows
+  const chips = new Map(); // snapshot number -> { el, key }: kept across updates
+  const timelineLabel = h("span", { class: "lw-travel-label", style: "opacity:.7" });
+  timeline.append(timelineLabel);
 
+  function chip(s) {
+    return h("button", {
+      class: "lw-btn lw-travel-snap", type: "button", role: "option", text: chipText(s),
+      "data-index": s[0], title: `${KIND_TEXT[s[3]] || ""} ${s[1]}${s[4] ? ` (${s[4]})` : ""}`,
+      style: "padding:1px 6px;font-size:11px",
+      onClick: () => { picked = s[0] === latest ? null : s[0]; drawTimeline(shown); },
+    });
+  }
+
+  /** Chips updated in place: an epoch's new snapshot adds one and drops the oldest. */
   function drawTimeline(snaps) {
     const key = JSON.stringify([snaps, picked]);
     if (key === timelineKey) return;
     timelineKey = key;
-    const last = snaps.length ? snaps[snaps.length - 1][0] : null;
-    const chosen = picked === null ? last : picked;
-    timeline.replaceChildren(
-      h("span", { class: "lw-travel-label", text: snaps.length ? "Snapshots:" : "No snapshots yet", style: "opacity:.7" }),
-      ...snaps.map((s) => h("button", {
-        class: "lw-btn lw-travel-snap", type: "button", role: "option", text: chipText(s),
-        "data-index": s[0], "aria-selected": String(s[0] === chosen),
-        title: `${KIND_TEXT[s[3]] || ""} ${s[1]}${s[4] ? ` (${s[4]})` : ""}`,
-        style: `padding:1px 6px;font-size:11px;${s[0] === chosen ? "border-color:var(--lw-accent);font-weight:600" : ""}`,
-        onClick: () => { picked = s[0] === last ? null : s[0]; timelineKey = ""; drawTimeline(snaps); },
-      })),
-    );
+    shown = snaps;
+    setText(timelineLabel, snaps.length ? "Snapshots:" : "No snapshots yet");
+    const numbers = new Set(snaps.map((s) => s[0]));
+    for (const [n, c] of chips) if (!numbers.has(n)) { c.el.remove(); chips.delete(n); }
+    const chosen = picked === null ? latest : picked;
+    let before = timelineLabel;
+    for (const s of snaps) {
+      const sKey = JSON.stringify(s);
+      let c = chips.get(s[0]);
+      if (!c || c.key !== sKey) {
+        const el = chip(s);
+        if (c) c.el.replaceWith(el);
+        chips.set(s[0], (c = { el, key: sKey, on: null }));
+      }
+      if (before.nextSibling !== c.el) before.after(c.el);
+      before = c.el;
+      const on = s[0] === chosen;
+      if (c.on !== on) {
+        c.on = on;
+        c.el.setAttribute("aria-selected", String(on));
+        c.el.style.borderColor = on ? "var(--lw-accent)" : "";
+        c.el.style.fontWeight = on ? "600" : "";
+      }
+    }
   }
 
   function drawFamily(members) {
@@ -97,7 +123,12 @@ export function mountTravel(root, store, say) {
 
   /** @param {import("../protocol.js").State} state */
   function update(state, changed) {
-    if (changed.has("snapshot")) { picked = null; timelineKey = ""; }
+    if (changed.has("snapshot")) {
+      picked = null;
+      timelineKey = "";
+      for (const c of chips.values()) c.el.remove();
+      chips.clear();
+    }
     const travel = state.travel || { snapshots: [], family: [] };
     const snaps = travel.snapshots || [];
     if (picked !== null && !snaps.some((s) => s[0] === picked)) picked = null;
@@ -105,9 +136,9 @@ export function mountTravel(root, store, say) {
     drawTimeline(snaps);
     drawFamily(travel.family || []);
     const running = (state.status || {}).state === "running";
-    snapBtn.disabled = !state.ready;
-    rewindBtn.disabled = running || !snaps.length;
-    branchBtn.disabled = !snaps.length; // also while training: from the chosen snapshot
+    setProp(snapBtn, "disabled", !state.ready);
+    setProp(rewindBtn, "disabled", running || !snaps.length);
+    setProp(branchBtn, "disabled", !snaps.length); // also while training: from the chosen snapshot
   }
 
   return { update };
