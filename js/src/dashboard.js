@@ -1,8 +1,8 @@
 // The luzwidget dashboard: controls, progress, context inspector, edits, live plots and an
 // event log for one training run. Long-lived state lives in `initialize` (a store fed by the
-// kernel's snapshot + deltas); `render` builds the DOM of one view and redraws at most once
-// per animation frame, however fast the kernel sends.
-import { h, setText } from "./dom.js";
+// kernel's snapshot + deltas); `render` builds the DOM of one view and redraws it: the answer
+// to a click at once, the rest at most five times a second, however fast the kernel sends.
+import { h, setData, setText } from "./dom.js";
 import { createStore } from "./store.js";
 import { mountControls } from "./parts/controls.js";
 import { mountProgress } from "./parts/progress.js";
@@ -17,6 +17,12 @@ import { mountTravel } from "./parts/travel.js";
 // One store per model, keyed by the model's `_uid` trait (the `model` objects handed to
 // initialize and render are different proxies of the same model).
 const STORES = (globalThis[Symbol.for("luzwidget.stores")] ??= new Map());
+
+// How soon a view draws what changed (store.js names the changes): the answer to a click at
+// once, structure at the next frame, the rest of a training run at most every CALM_MS.
+const AT_ONCE = new Set(["status", "acks", "error"]);
+const NEXT_FRAME = new Set(["snapshot", "theme", "config", "layers", "batch", "marks"]);
+const CALM_MS = 200;
 
 function themeWatcher(onChange) {
   const observer = new MutationObserver(onChange);
@@ -76,22 +82,46 @@ export default {
     el.append(root);
 
     let frame = 0;
+    let timer = 0;
+    let lastFlush = -Infinity;
     let disposed = false;
     let pending = new Set();
     function flush() {
       frame = 0;
+      clearTimeout(timer);
+      timer = 0;
+      lastFlush = performance.now();
       const changed = pending;
       pending = new Set();
       const state = store.state;
       if (!state.ready) return;
-      root.dataset.state = state.status.state || "";
+      setData(root, "state", state.status.state || "");
       for (const part of mounted) part.update(state, changed);
     }
-    /** @param {Iterable<string>} changed */
+    /**
+     * What a person does gets its answer at once: a state change, an ack or an error is
+     * drawn in the same task it arrived in. What only moves on while training (progress,
+     * values, points) is drawn at most every CALM_MS: every frame that changes the page costs
+     * its layout, paint and compositing, however little changed.
+     * @param {Iterable<string>} changed
+     */
     function schedule(changed) {
       if (disposed) return; // e.g. plotly.js arrived after the view went away
-      for (const c of changed) pending.add(c);
-      if (!frame) frame = requestAnimationFrame(flush);
+      let now = false, soon = false;
+      for (const c of changed) {
+        pending.add(c);
+        now ||= AT_ONCE.has(c);
+        soon ||= NEXT_FRAME.has(c);
+      }
+      if (now) {
+        if (frame) cancelAnimationFrame(frame);
+        flush();
+      } else if (soon || lastFlush + CALM_MS <= performance.now()) {
+        if (!frame) frame = requestAnimationFrame(flush);
+      } else if (!frame && !timer) {
+        timer = setTimeout(() => { timer = 0; if (!frame) frame = requestAnimationFrame(flush); },
+          lastFlush + CALM_MS - performance.now());
+      }
     }
     const unsubscribe = store.subscribe(schedule);
     const unwatch = themeWatcher(() => schedule(new Set(["theme"])));
@@ -102,6 +132,7 @@ export default {
       unsubscribe();
       unwatch();
       if (frame) cancelAnimationFrame(frame);
+      clearTimeout(timer);
       clearTimeout(messageTimer);
       for (const part of mounted) part.cleanup?.();
       root.remove();
