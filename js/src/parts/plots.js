@@ -85,7 +85,7 @@ function readTheme(el) {
 const HEIGHT = 190;
 const PERIOD_MIN = 300; // ms between two redraw rounds, at least (~3 Hz)
 const PERIOD_MAX = 3000;
-const COST_FACTOR = 15; // a round may cost at most 1/COST_FACTOR of the time
+const COST_FACTOR = 25; // a round may cost at most 1/COST_FACTOR of the time (4 %)
 const MARKERS_MAX = 60; // a curve with more points is drawn without markers (one SVG node each)
 
 /** Hover only while nothing streams in (hover machinery on a plot that redraws is wasted). */
@@ -108,7 +108,7 @@ function baseLayout(t, xTitle, logY, width, hover) {
     showlegend: false, // an HTML legend in the caption: plotly would measure its text each redraw
     hovermode: hover,
     hoverlabel: { font: { size: 11 } },
-    xaxis: { ...axis, type: "linear", tickformat: "d", title: { text: xTitle, font: { size: 10, color: t.muted }, standoff: 2 } },
+    xaxis: { ...axis, type: "linear", tickformat: "d", tickangle: 0, title: { text: xTitle, font: { size: 10, color: t.muted }, standoff: 2 } },
     yaxis: { ...axis, type: logY ? "log" : "linear", exponentformat: "power" },
     uirevision: "lw",
   };
