@@ -101,14 +101,14 @@ function baseLayout(t, xTitle, logY, width, hover) {
     width,
     height: HEIGHT,
     autosize: false,
-    margin: { l: 52, r: 10, t: 8, b: 34 },
+    margin: { l: 52, r: 10, t: 8, b: 38 },
     paper_bgcolor: "rgba(0,0,0,0)",
     plot_bgcolor: "rgba(0,0,0,0)",
     font: { family: t.font, size: 11, color: t.fg },
     showlegend: false, // an HTML legend in the caption: plotly would measure its text each redraw
     hovermode: hover,
     hoverlabel: { font: { size: 11 } },
-    xaxis: { ...axis, type: "linear", tickformat: "d", tickangle: 0, title: { text: xTitle, font: { size: 10, color: t.muted }, standoff: 2 } },
+    xaxis: { ...axis, type: "linear", tickformat: "d", tickangle: 0, title: { text: xTitle, font: { size: 10, color: t.muted } } },
     yaxis: { ...axis, type: logY ? "log" : "linear", exponentformat: "power" },
     uirevision: "lw",
   };
