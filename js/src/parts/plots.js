@@ -6,7 +6,7 @@
 // Cheap at any batch rate: plots are redrawn on their own clock (the `Redraws` scheduler
 // below), not at the 10 Hz of the kernel's messages: at most every PERIOD_MIN ms, slower
 // when a redraw costs more (a redraw costs at most ~1/COST_FACTOR of the time), one panel
-// per animation frame (no long task), and not at all while the tab is hidden or the plots
+// per animation frame, each in its own task (no long task), and not at all while the tab is hidden or the plots
 // are scrolled away. Plotly never measures the page: widths come from a ResizeObserver
 // (autosize off), margins are fixed (no automargin, tick labels never measured), legends are
 // HTML in the caption, and hover is off while the run trains. A curve of many epochs drops
@@ -14,6 +14,7 @@
 import { h, uid } from "../dom.js";
 import { getPlotly } from "../plotly_slot.js";
 import { markerShape, markerXs, overlayTraces } from "./overlay.js"; // time travel
+import { bucketEnds, minMax } from "./thin.js";
 
 // plotly parses only plain colours: let a canvas normalise whatever CSS gives us.
 function plainColor(css, fallback) {
@@ -152,25 +153,28 @@ function fillLegend(legend, data) {
 
 /**
  * When plots redraw: `request()` asks for a round; rounds are at least `period` ms apart,
- * where period adapts to what a round costs; each step of a round is one animation frame;
- * nothing runs while `paused()` (tab hidden, plots off screen) until `request()` again.
+ * where period adapts to what a round costs; each step of a round runs in a task of its own
+ * right after an animation frame (not inside the frame's task: the page's layout and paint of
+ * that frame would add to it and make a long task); nothing runs while `paused()` (tab
+ * hidden, plots off screen) until `request()` again.
  */
 function redraws(step, paused) {
-  let timer = 0, frame = 0, lastEnd = -Infinity, period = PERIOD_MIN, cost = 0, wanted = false;
+  let timer = 0, frame = 0, task = 0, lastEnd = -Infinity, period = PERIOD_MIN, cost = 0, wanted = false;
+  const afterFrame = () => { frame = requestAnimationFrame(() => { frame = 0; task = setTimeout(run, 0); }); };
   function request() {
     wanted = true;
-    if (timer || frame || paused()) return;
+    if (timer || frame || task || paused()) return;
     const delay = Math.max(0, lastEnd + period - performance.now());
-    timer = setTimeout(() => { timer = 0; frame = requestAnimationFrame(run); }, delay);
+    timer = setTimeout(() => { timer = 0; afterFrame(); }, delay);
   }
   function run() {
-    frame = 0;
+    task = 0;
     if (paused()) return; // `wanted` stays: the next request() (visible again) draws
     wanted = false;
     const t0 = performance.now();
     const more = step();
     cost += performance.now() - t0;
-    if (more) { frame = requestAnimationFrame(run); return; }
+    if (more) { afterFrame(); return; }
     lastEnd = performance.now();
     period = Math.min(PERIOD_MAX, Math.max(PERIOD_MIN, COST_FACTOR * cost));
     cost = 0;
@@ -179,7 +183,7 @@ function redraws(step, paused) {
   return {
     request,
     resume() { if (wanted) request(); },
-    cancel() { clearTimeout(timer); cancelAnimationFrame(frame); timer = frame = 0; },
+    cancel() { clearTimeout(timer); cancelAnimationFrame(frame); clearTimeout(task); timer = frame = task = 0; },
     get period() { return period; },
   };
 }
@@ -243,16 +247,18 @@ export function mountPlots(root, model, host, redraw) {
     return p;
   }
 
-  function streamTraces(series) {
+  /** The stream's traces, thinned to about a point per pixel (thin.js). */
+  function streamTraces(series, width) {
     const traces = [];
     const names = Object.keys(series);
     names.forEach((name, i) => {
       const s = series[name];
       const color = i === 0 ? theme.train : theme.valid;
       const label = names.length > 1 ? name : "loss";
+      const raw = minMax(s.x, s.y, width), ema = bucketEnds(s.x, s.ema, width / 2);
       traces.push(
-        { type: "scatter", mode: "lines", name: `${label} (batch)`, x: s.x.slice(), y: s.y.slice(), line: { color, width: 1 }, opacity: lineAlpha(color, theme.bg), hovertemplate: "%{y:.4g}" },
-        { type: "scatter", mode: "lines", name: `${label} (EMA)`, x: s.x.slice(), y: s.ema.slice(), line: { color, width: 2 }, hovertemplate: "%{y:.4g}" },
+        { type: "scatter", mode: "lines", name: `${label} (batch)`, x: raw.x, y: raw.y, line: { color, width: 1 }, opacity: lineAlpha(color, theme.bg), hovertemplate: "%{y:.4g}" },
+        { type: "scatter", mode: "lines", name: `${label} (EMA)`, x: ema.x, y: ema.y, line: { color, width: 2 }, hovertemplate: "%{y:.4g}" },
       );
     });
     return traces;
@@ -293,8 +299,9 @@ export function mountPlots(root, model, host, redraw) {
     if (key === "__stream") {
       const series = state.stream.series;
       const names = Object.keys(series);
-      data = streamTraces(series);
-      layout = baseLayout(theme, "batch", logY, panels.get(key).width, hoverFor(state.status));
+      const width = panels.get(key).width;
+      data = streamTraces(series, width);
+      layout = baseLayout(theme, "batch", logY, width, hoverFor(state.status));
       Object.assign(layout, markShapes(state.marks || [], theme));
       const dtick = integerDtick(lastOf(...names.map((n) => series[n].x)));
       if (dtick) Object.assign(layout.xaxis, { tick0: 0, dtick });
