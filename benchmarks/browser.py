@@ -11,7 +11,10 @@ Notebook 7 or marimo (headless Debian Chromium via Playwright, the browser-test 
 * **msgs/s, kB/s**: websocket frames the page received in that window, and their bytes;
 * **click**: Pause clicked (a real mouse click through CDP), time from the click event's
   timestamp to the badge showing ``paused`` and to the next frame after it (median, p95 over
-  ``--clicks`` clicks, resuming between them).
+  ``--clicks`` clicks, resuming between them), and where that time goes (medians): in the page
+  until the command leaves on the websocket, server and kernel until the answer comes back,
+  in the page again until the badge shows it (marimo's own socket is not followed);
+* **batches/s**: what the run trained while measured (read from the kernel; not in marimo).
 
     python benchmarks/browser.py                 # JupyterLab, full
     python benchmarks/browser.py --quick         # shorter windows, fewer clicks
@@ -80,6 +83,26 @@ PAGE_PROBE = r"""
   };
   P.clicks = [];
   document.addEventListener("click", (e) => P.clicks.push(e.timeStamp), true);
+  // Websocket frames with the pause command and its answer, on the page's clock: the click's
+  // way splits into page (click -> sent), server and kernel (sent -> received), page again.
+  P.sent = []; P.received = [];
+  const dec = new TextDecoder();
+  const bytes = (d) => d instanceof ArrayBuffer || ArrayBuffer.isView(d);
+  const text = (d) => (typeof d === "string" ? d : bytes(d) ? dec.decode(d) : "");
+  const send = WebSocket.prototype.send;
+  WebSocket.prototype.send = function (d) {
+    if (text(d).includes('"pause"')) P.sent.push(performance.now());
+    return send.call(this, d);
+  };
+  const Native = window.WebSocket;
+  window.WebSocket = class extends Native {
+    constructor(...args) {
+      super(...args);
+      this.addEventListener("message", (e) => {
+        if (text(e.data).includes('"paused"')) P.received.push(performance.now());
+      });
+    }
+  };
   window.__bench = P;
 })();
 """
@@ -101,6 +124,8 @@ class Result:
     click_badge: list[float] = field(default_factory=list)
     click_frame: list[float] = field(default_factory=list)
     click_kernel: list[float] = field(default_factory=list)  # ws sent -> ws received
+    click_out: list[float] = field(default_factory=list)  # click -> ws sent (page)
+    click_in: list[float] = field(default_factory=list)  # ws received -> badge (page)
     profile: list[tuple[float, str]] = field(default_factory=list)
     trace: list[tuple[float, str]] = field(default_factory=list)
 
@@ -275,6 +300,9 @@ def _wait_state(dash: Any, state: str) -> None:
 def _click_until(page: Any, dash: Any, selector: str, state: str, res: Result) -> None:
     n_marks = page.evaluate("window.__bench.marks.length")
     n_clicks = page.evaluate("window.__bench.clicks.length")
+    n_sent, n_received = page.evaluate(
+        "[window.__bench.sent.length, window.__bench.received.length]"
+    )
     dash.locator(selector).click()
     page.wait_for_function(
         "([n, s]) => window.__bench.marks.slice(n).some((m) => m[0] === s)", arg=[n_marks, state]
@@ -284,6 +312,13 @@ def _click_until(page: Any, dash: Any, selector: str, state: str, res: Result) -
     _, t_mut, t_frame = next(m for m in marks if m[0] == state)
     res.click_badge.append(t_mut - clicked)
     res.click_frame.append(t_frame - clicked)
+    sent, received = page.evaluate(
+        "([s, r]) => [window.__bench.sent.slice(s), window.__bench.received.slice(r)]",
+        [n_sent, n_received],
+    )
+    if sent and received:  # (marimo's own socket: none)
+        res.click_out.append(sent[0] - clicked)
+        res.click_in.append(t_mut - max(t for t in received if t <= t_mut))
 
 
 @contextlib.contextmanager
@@ -368,17 +403,22 @@ def _row(r: Result) -> str:
     med, p95 = statistics.median(r.click_badge or [float("nan")]), _pct(r.click_badge, 0.95)
     fmed, fp95 = statistics.median(r.click_frame or [float("nan")]), _pct(r.click_frame, 0.95)
     kmed = statistics.median(r.click_kernel or [float("nan")])
+    omed = statistics.median(r.click_out or [float("nan")])
+    imed = statistics.median(r.click_in or [float("nan")])
     return (
         f"| {r.app:8} | {r.busy * 100:5.1f} % | {r.script * 100:5.1f} % | {r.layout * 100:5.1f} % "
         f"| {r.long_n:3d} / {r.long_total:6.0f} / {r.long_max:4.0f} "
         f"| {r.msgs:5.1f} | {r.kbytes:6.1f} "
-        f"| {med:4.0f} / {p95:4.0f} | {fmed:4.0f} / {fp95:4.0f} | {kmed:4.0f} | {r.rate:6.0f} |"
+        f"| {med:4.0f} / {p95:4.0f} | {fmed:4.0f} / {fp95:4.0f} "
+        f"| {omed:3.0f} / {kmed:3.0f} / {imed:3.0f} "
+        f"| {r.rate:6.0f} |"
     )
 
 
 HEADER = (
     "| app      | busy    | script  | layout  | long tasks n / ms / max | msg/s | kB/s   "
-    "| click->badge med/p95 ms | ->frame med/p95 | ws round trip med | batches/s |\n"
+    "| click->badge med/p95 ms | ->frame med/p95 | page / ws round trip / page med "
+    "| batches/s |\n"
     "|---|---|---|---|---|---|---|---|---|---|---|"
 )
 
