@@ -49,6 +49,12 @@ export default {
     }
     const parts = new Set(model.get("parts"));
     const root = h("div", { class: "lw-dashboard", "data-state": "ready" });
+    // A click on a button does not move the focus (toolbar buttons, as in an editor): in
+    // JupyterLab each focus change restyles the whole cell (its :focus-within rules), which
+    // took 30-60 ms of a click while training. Tab still reaches every button.
+    root.addEventListener("mousedown", (event) => {
+      if (event.button === 0 && event.target.closest("button")) event.preventDefault();
+    });
     const message = h("div", { class: "lw-message", role: "status", "aria-live": "polite" });
     let messageTimer = 0;
     const say = (ack) => {

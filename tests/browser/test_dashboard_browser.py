@@ -68,6 +68,13 @@ STREAM_LAST = """(root) => {
   return x.length ? x[x.length - 1] : 0;
 }"""
 
+# First and last batch of the drawn loss stream (how many points it draws follows the width).
+STREAM_SPAN = """(root) => {
+  const gd = root.querySelector('.lw-plot[data-metric="__stream"] .js-plotly-plot');
+  const x = gd && gd.data && gd.data.length ? gd.data[0].x : [];
+  return x.length ? [x[0], x[x.length - 1]] : [];
+}"""
+
 # Long enough that a slow machine cannot finish before Pause is clicked (~0.13 s an epoch
 # here; 80 was once not enough on a loaded machine); the test then lowers max_epochs.
 EPOCHS = 400
@@ -270,6 +277,7 @@ def test_reload_renders_the_history_again(open_notebook) -> None:
     dash = _dashboard(nb)
     expect(dash.get_by_role("status", name="Run state")).to_have_text("done")
     before = _wait_plotted(nb, dash, lambda c: c.get("acc") == [4, 4])
+    span_before = dash.evaluate(STREAM_SPAN)
     log_before = dash.locator(".lw-log-entry").all_text_contents()
     nb.command("docmanager:save")  # the widget's output must be in the file to come back
 
@@ -278,7 +286,10 @@ def test_reload_renders_the_history_again(open_notebook) -> None:
     dash = _dashboard(nb)
     expect(dash.get_by_role("status", name="Run state")).to_have_text("done")
     after = _wait_plotted(nb, dash, lambda c: c.get("acc") == [4, 4])
-    assert after == before
+    assert after.pop("__stream")  # drawn (its point count follows the panel's width)
+    assert before.pop("__stream")
+    assert after == before  # every epoch of every metric
+    assert dash.evaluate(STREAM_SPAN) == span_before  # the loss stream from its first batch
     assert dash.locator(".lw-log-entry").all_text_contents() == log_before
     expect(dash.get_by_label("lr", exact=True)).to_have_value("0.001")
     nb.screenshot(dash, "dashboard-after-reload")

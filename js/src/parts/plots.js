@@ -215,7 +215,8 @@ export function mountPlots(root, model, host, redraw) {
       const width = Math.round(entry.contentRect.width);
       if (!p || width <= 0 || width === p.width) continue;
       p.width = width;
-      if (Plotly && p.plotted) Plotly.relayout(p.gd, { width });
+      if (Plotly && p.plotted) Plotly.relayout(p.gd, { width }); // at once; the stream's points follow
+      sched.request();
     }
   });
   const onScreen = new IntersectionObserver((entries) => {
@@ -282,7 +283,8 @@ export function mountPlots(root, model, host, redraw) {
     const names = Object.keys(series);
     if (names.some((n) => series[n].x.length)) {
       const lens = names.map((n) => `${n}:${series[n].gen}:${series[n].x.length}`).join(",");
-      out.push(["__stream", `${lens}|${hover}|${(state.marks || []).length}|${logY}|${markerXs(travel, "__stream")}`]);
+      const width = (panels.get("__stream") || {}).width; // the points drawn follow it (thin.js)
+      out.push(["__stream", `${lens}|${hover}|${(state.marks || []).length}|${logY}|${width}|${markerXs(travel, "__stream")}`]);
     }
     for (const metric of state.metricOrder) {
       const rec = state.records[metric];
