@@ -9,7 +9,6 @@ dashboard's Continue on a finished run; Δw kept; highlights against the last pa
 from __future__ import annotations
 
 import base64
-import json
 from typing import Any
 
 import pytest
@@ -23,6 +22,7 @@ from luzwidget.widgets import Dashboard
 from luzwidget.widgets.batch_panel import EpochConfusion, image_layout
 from luzwidget.widgets.commands import Ack
 from luzwidget.widgets.summaries import tensor_summary
+from tests.test_widgets_dashboard import _shown
 
 
 def _digits_run(epochs: int = 2, lr: float = 0.1, model: nn.Module | None = None) -> lw.Run:
@@ -38,14 +38,6 @@ def _digits_run(epochs: int = 2, lr: float = 0.1, model: nn.Module | None = None
         verbose=False,
         dataloader_options={"batch_size": 16},
     )
-
-
-def _shown(run: lw.Run, **kwargs: Any) -> tuple[Dashboard, list[dict[str, Any]]]:
-    dash = Dashboard(run, **kwargs)
-    sent: list[dict[str, Any]] = []
-    dash.send = lambda msg, buffers=None: sent.append(json.loads(json.dumps(msg, allow_nan=False)))  # type: ignore[method-assign]
-    dash._handle_custom_msg({"cmd": "hello"}, [])
-    return dash, sent
 
 
 def _open(dash: Dashboard, name: str, value: bool = True) -> None:

@@ -204,24 +204,14 @@ class BatchPanel(OnDemandPart):
             raise ValueError(
                 f"image_shape: expected (H, W) or (C, H, W) of positive ints, got {image_shape!r}."
             )
-        self.run = run
+        super().__init__(run)
         self.image_shape = image_shape
-        self.open = False
-        self.sent: dict[str, Any] | None = None
-        self._n = -1
-        self._t = -math.inf
 
-    def set_open(self, value: bool) -> None:
-        """Open (count the confusion matrices from now on) or close the panel."""
-        if value == self.open:
-            return
-        self.open = value
-        confusion = tracker(self.run, EpochConfusion)
-        if value:
-            confusion.subscribe()
-            self._n, self._t = -1, -math.inf
-        else:
-            confusion.unsubscribe()
+    def _subscribe(self) -> None:  # the confusion matrices are counted from now on
+        tracker(self.run, EpochConfusion).subscribe()
+
+    def _unsubscribe(self) -> None:
+        tracker(self.run, EpochConfusion).unsubscribe()
 
     def _build(self, state: str) -> dict[str, Any] | None:
         now = time.monotonic()

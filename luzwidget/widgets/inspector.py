@@ -78,14 +78,34 @@ class Inspector:
 class OnDemandPart:
     """A panel computed only while it is open (the Layers and Batch panels).
 
-    Subclasses set ``open``, implement ``set_open(value)`` and ``_build(state)``: the part
-    now, or None when nothing is new. A closed panel sends ``{"open": False}`` once.
+    Subclasses implement ``_subscribe()`` and ``_unsubscribe()`` (what the run does for the
+    panel only while it is open) and ``_build(state)``: the part now, or None when nothing is
+    new. ``_n`` and ``_t`` are the run's event count and the time of the last reading; opening
+    resets them, so the next tick reads. A closed panel sends ``{"open": False}`` once.
     """
 
-    open: bool
-    sent: dict[str, Any] | None
+    def __init__(self, run: Run) -> None:
+        self.run = run
+        self.open = False
+        self.sent: dict[str, Any] | None = None
+        self._n = -1
+        self._t = -math.inf
 
     def set_open(self, value: bool) -> None:
+        """Open (subscribe what the panel needs, read at the next tick) or close it."""
+        if value == self.open:
+            return
+        self.open = value
+        if value:
+            self._subscribe()
+            self._n, self._t = -1, -math.inf
+        else:
+            self._unsubscribe()
+
+    def _subscribe(self) -> None:
+        raise NotImplementedError
+
+    def _unsubscribe(self) -> None:
         raise NotImplementedError
 
     def _build(self, state: str) -> dict[str, Any] | None:

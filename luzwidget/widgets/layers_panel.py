@@ -82,25 +82,13 @@ class LayersPanel(OnDemandPart):
 
     name = "layers"
 
-    def __init__(self, run: Run) -> None:
-        self.run = run
-        self.open = False
-        self.sent: dict[str, Any] | None = None
-        self._n = -1
-        self._t = -math.inf
-
-    def set_open(self, value: bool) -> None:
-        """Open (subscribe the layer tracker) or close (unsubscribe) the panel."""
-        if value == self.open:
-            return
-        self.open = value
+    def _subscribe(self) -> None:
         layer_tracker = tracker(self.run, LayerTracker)
-        if value:
-            layer_tracker.subscribe(sampled=True)
-            layer_tracker.take()  # a table computed while the panel was closed is stale
-            self._n, self._t = -1, -math.inf  # read at the next tick
-        else:
-            layer_tracker.unsubscribe(sampled=True)
+        layer_tracker.subscribe(sampled=True)
+        layer_tracker.take()  # a table computed while the panel was closed is stale
+
+    def _unsubscribe(self) -> None:
+        tracker(self.run, LayerTracker).unsubscribe(sampled=True)
 
     def _build(self, state: str) -> dict[str, Any] | None:
         run = self.run

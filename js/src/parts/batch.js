@@ -3,6 +3,7 @@
 // confusion matrix of the last epoch's training and validation passes. Computed by the
 // kernel only while the panel is open ({cmd: "panel", name: "batch", open}).
 import { h, setText } from "../dom.js";
+import { onDemandPanel } from "./on_demand.js";
 
 const CELL = 56; // CSS pixels per image side, at most
 
@@ -63,17 +64,10 @@ export function mountBatch(root, store) {
   const grid = h("div", { class: "lw-batch-grid" });
   const note = h("div", { class: "lw-batch-note" });
   const matrices = h("div", { class: "lw-cm-box" });
-  const hint = h("span", { class: "lw-hint" });
-  const el = h("details", { class: "lw-batch lw-panel" },
-    h("summary", { class: "lw-panel-title" }, "Batch", hint),
+  const panel = onDemandPanel(root, store, "batch", "Batch", "lw-batch",
     h("div", { class: "lw-batch-body" }, note, grid, matrices));
-  root.append(el);
-  let fromKernel = false;
+  const hint = panel.hint;
   let drawn = null;
-  el.addEventListener("toggle", () => {
-    if (fromKernel) { fromKernel = false; return; }
-    store.command({ cmd: "panel", name: "batch", open: el.open });
-  });
 
   function draw(part) {
     const img = part.image;
@@ -99,14 +93,8 @@ export function mountBatch(root, store) {
 
   return {
     update(state, changed) {
-      const part = state.batch;
-      if (!part || !(changed.has("batch") || changed.has("snapshot"))) return;
-      if (changed.has("snapshot") && el.open !== !!part.open) { // a new view: as the kernel has it
-        fromKernel = true;
-        el.open = !!part.open;
-      }
-      if (!part.open) { setText(hint, el.open ? "" : "closed: nothing computed"); return; }
-      if (part === drawn) return;
+      const part = panel.part(state, changed);
+      if (!part || part === drawn) return;
       drawn = part;
       draw(part);
     },

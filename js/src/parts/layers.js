@@ -6,6 +6,7 @@
 // ‖Δw‖ columns show (part.update_of, [epoch, batch]): while the run trains freely, the last
 // step the kernel recorded for a reading.
 import { h, setText } from "../dom.js";
+import { onDemandPanel } from "./on_demand.js";
 
 const LABELS = {
   name: "parameter", shape: "shape", norm: "‖w‖", grad_norm: "‖grad‖",
@@ -52,22 +53,14 @@ export function mountLayers(root, store) {
   const table = h("table", { class: "lw-layers-table" },
     h("caption", { class: "lw-sr-only", text: "Parameters: norms, gradient norms and the last update" }),
     h("thead", {}, head), body);
-  const hint = h("span", { class: "lw-hint" });
   const note = h("div", { class: "lw-layers-note" });
-  const el = h("details", { class: "lw-layers lw-panel" },
-    h("summary", { class: "lw-panel-title" }, "Layers", hint),
+  const panel = onDemandPanel(root, store, "layers", "Layers", "lw-layers",
     h("div", { class: "lw-layers-scroll" }, note, table));
-  root.append(el);
+  const hint = panel.hint;
   let sortKey = null;
   let sortDir = 1;
   let fieldsKey = "";
   let last = null;
-  let fromKernel = false; // toggles made by update() are not the user's
-
-  el.addEventListener("toggle", () => {
-    if (fromKernel) { fromKernel = false; return; }
-    store.command({ cmd: "panel", name: "layers", open: el.open });
-  });
 
   function header(fields) {
     const key = fields.join(",");
@@ -137,13 +130,8 @@ export function mountLayers(root, store) {
 
   return {
     update(state, changed) {
-      const part = state.layers;
-      if (!part || !(changed.has("layers") || changed.has("snapshot"))) return;
-      if (changed.has("snapshot") && el.open !== !!part.open) { // a new view: as the kernel has it
-        fromKernel = true;
-        el.open = !!part.open;
-      }
-      if (!part.open) { setText(hint, el.open ? "" : "closed: nothing computed"); return; }
+      const part = panel.part(state, changed);
+      if (!part) return;
       last = part;
       draw(part);
     },
