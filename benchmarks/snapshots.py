@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 import luzwidget as lw
-from luzwidget.snapshots import EPOCH_END, capture_snapshot
+from luzwidget.travel.snapshots import EPOCH_END, capture_snapshot
 
 
 def digits() -> tuple[torch.Tensor, torch.Tensor]:

@@ -13,11 +13,12 @@ The headless core imports no widget library; ``run.dashboard()`` loads the widge
 from __future__ import annotations
 
 from luzwidget import callbacks, metrics
-from luzwidget.accelerator import Accelerator
 from luzwidget.callbacks import Callback
-from luzwidget.context import Context
-from luzwidget.events import Event
-from luzwidget.exceptions import (
+from luzwidget.control.run import Run
+from luzwidget.core.accelerator import Accelerator
+from luzwidget.core.context import Context
+from luzwidget.core.events import Event
+from luzwidget.core.exceptions import (
     CallbackError,
     CheckpointError,
     ConfigError,
@@ -32,8 +33,8 @@ from luzwidget.exceptions import (
 from luzwidget.fitted import Evaluation, Fitted
 from luzwidget.module import Setup, setup, show_loop
 from luzwidget.remote import AttachError, attach
-from luzwidget.run import Run
 from luzwidget.saving import load, load_weights, save, save_weights
+from luzwidget.travel.snapstore import Snapshot, SnapshotStore
 
 __version__ = "0.1.0"
 
@@ -54,6 +55,8 @@ __all__ = [
     "Run",
     "RunStateError",
     "Setup",
+    "Snapshot",
+    "SnapshotStore",
     "StepError",
     "StopEpoch",
     "StopFit",

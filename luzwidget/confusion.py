@@ -8,13 +8,13 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from luzwidget.callbacks.base import Callback
-from luzwidget.exceptions import ConfigError, DataError
+from luzwidget.core.exceptions import ConfigError, DataError
 
 if TYPE_CHECKING:
     import pandas as pd
     import plotly.graph_objects as go
 
-    from luzwidget.context import Context
+    from luzwidget.core.context import Context
     from luzwidget.fitted import Fitted
 
 __all__ = ["confusion", "confusion_figure", "confusion_matrix"]

@@ -9,20 +9,20 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from luzwidget.callbacks import Interrupt, Metrics, Profile, Progress
-from luzwidget.data import as_loader
-from luzwidget.exceptions import RunStateError
-from luzwidget.loop import evaluate_loop, predict_loop
+from luzwidget.control.run import Run
+from luzwidget.core.data import as_loader
+from luzwidget.core.exceptions import RunStateError
+from luzwidget.core.loop import evaluate_loop, predict_loop
+from luzwidget.core.records import Records
+from luzwidget.core.states import RunState
 from luzwidget.metrics.base import metric_set
-from luzwidget.records import Records
-from luzwidget.run import Run
 from luzwidget.session import build_run, drive, drive_to_end, loop_of, side_context
-from luzwidget.states import RunState
 
 if TYPE_CHECKING:
     import pandas as pd
     import plotly.graph_objects as go
 
-    from luzwidget.context import Context
+    from luzwidget.core.context import Context
     from luzwidget.module import Setup
 
 __all__ = ["Evaluation", "Fitted", "metrics_frame"]
@@ -67,7 +67,7 @@ class Fitted:
 
     @property
     def history(self) -> Records:
-        """A :class:`~luzwidget.records.Records` view over ``records`` (``ctx.history``)."""
+        """A :class:`~luzwidget.core.records.Records` view over ``records`` (``ctx.history``)."""
         return self.ctx.history
 
     @property
@@ -215,7 +215,7 @@ class Evaluation:
 
     @property
     def history(self) -> Records:
-        """A :class:`~luzwidget.records.Records` view over ``records`` (validation, epoch 1)."""
+        """A :class:`~luzwidget.core.records.Records` view over ``records``."""
         return Records(self.records)
 
     def get_metrics(self) -> pd.DataFrame:

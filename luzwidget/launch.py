@@ -5,7 +5,7 @@ itself a worker (no ``WORLD_SIZE``) starts N workers on this machine with torch'
 launcher (``torch.multiprocessing.start_processes``, the ``spawn`` method), each with the
 environment torchrun would give it (``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK``,
 ``MASTER_ADDR=127.0.0.1``, a free ``MASTER_PORT``). Every worker builds the same run (see
-:mod:`luzwidget.lockstep`); rank 0 serves it (:class:`~luzwidget.callbacks.Serve`, a random
+:mod:`luzwidget.parallel.lockstep`); rank 0 serves it (:class:`~luzwidget.callbacks.Serve`, a random
 token, a free port on 127.0.0.1) and writes its address to a private folder. The parent
 returns :class:`Launched`: the :class:`~luzwidget.remote.proxy.Attached` proxy of that run,
 which also owns the workers.
@@ -32,11 +32,11 @@ import weakref
 from pathlib import Path
 from typing import Any
 
-from luzwidget.exceptions import ConfigError, LuzwidgetError, RunStateError
+from luzwidget.core.exceptions import ConfigError, LuzwidgetError, RunStateError
+from luzwidget.core.states import RunState
 from luzwidget.remote.client import Connection
 from luzwidget.remote.protocol import AttachError
 from luzwidget.remote.proxy import Attached
-from luzwidget.states import RunState
 
 __all__ = ["LaunchError", "Launched", "launch"]
 
@@ -309,8 +309,8 @@ def _worker(index: int, payload: bytes, size: int, port: int, folder: str, paren
     import torch
 
     torch.set_num_threads(max(1, (os.cpu_count() or 1) // size))
-    from luzwidget.accelerator import Accelerator
     from luzwidget.callbacks.serve import Serve
+    from luzwidget.core.accelerator import Accelerator
 
     job = pickle.loads(payload)
     kwargs = dict(job["kwargs"], accelerator=Accelerator(**job["accelerator"]))

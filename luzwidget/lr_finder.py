@@ -17,16 +17,16 @@ import numpy as np
 import torch
 
 from luzwidget.callbacks.base import Callback
-from luzwidget.checkpoint import get_rng_states, set_rng_states
-from luzwidget.context import optimizer_names
-from luzwidget.exceptions import ConfigError, StopFit
+from luzwidget.core.context import optimizer_names
+from luzwidget.core.exceptions import ConfigError, StopFit
 from luzwidget.session import build_run, drive_to_end
+from luzwidget.storage.checkpoint import get_rng_states, set_rng_states
 
 if TYPE_CHECKING:
     import pandas as pd
     import plotly.graph_objects as go
 
-    from luzwidget.context import Context
+    from luzwidget.core.context import Context
     from luzwidget.module import Setup
 
 __all__ = ["LRFinderResult", "lr_finder", "smooth"]

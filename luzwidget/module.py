@@ -9,12 +9,12 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import nn
 
-from luzwidget.checks import check_opt_hparams
-from luzwidget.exceptions import ConfigError
+from luzwidget.control.run import Run
+from luzwidget.core.checks import check_opt_hparams
+from luzwidget.core.exceptions import ConfigError
 from luzwidget.fitted import Fitted
 from luzwidget.lr_finder import lr_finder
 from luzwidget.metrics.base import MetricSet, metric_set
-from luzwidget.run import Run
 from luzwidget.session import build_run, drive_to_end, fit_callbacks, loop_text
 
 if TYPE_CHECKING:
@@ -224,7 +224,7 @@ def show_loop(x: Run | Setup, callbacks: Any = None) -> None:
 
 
 def _launches(kwargs: dict[str, Any]) -> bool:
-    from luzwidget.accelerator import Accelerator
+    from luzwidget.core.accelerator import Accelerator
 
     accelerator = kwargs.get("accelerator")
     return isinstance(accelerator, Accelerator) and accelerator.launches

@@ -15,13 +15,13 @@ import plotly.graph_objects as go
 from numpy.typing import ArrayLike
 from plotly.subplots import make_subplots
 
-from luzwidget.limits import SET_COLORS
-from luzwidget.records import Records
+from luzwidget.core.limits import SET_COLORS
+from luzwidget.core.records import Records
 
 __all__ = ["COLORS", "lr_finder_figure", "records_figure"]
 
 COLORS = SET_COLORS
-"""Line colours by set, the same as the dashboard's (:data:`luzwidget.limits.SET_COLORS`)."""
+"""Line colours by set, the same as the dashboard's (:data:`luzwidget.core.limits.SET_COLORS`)."""
 
 _Line = tuple[list[int], list[float | None]]  # (epochs, values; None where not finite)
 

@@ -25,16 +25,16 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import nn
 
-from luzwidget.checkpoint import check_model_state, check_optimizer_states
-from luzwidget.distributed import unwrap
-from luzwidget.exceptions import CheckpointError, ConfigError
-from luzwidget.files import VERSION, PathLike, plain, read, write_once
+from luzwidget.core.distributed import unwrap
+from luzwidget.core.exceptions import CheckpointError, ConfigError
 from luzwidget.fitted import Fitted
 from luzwidget.module import Setup
 from luzwidget.session import build_model, build_optimizers, finished_run
+from luzwidget.storage.checkpoint import check_model_state, check_optimizer_states
+from luzwidget.storage.files import VERSION, PathLike, plain, read, write_once
 
 if TYPE_CHECKING:
-    from luzwidget.accelerator import Accelerator
+    from luzwidget.core.accelerator import Accelerator
 
 __all__ = ["load", "load_weights", "save", "save_weights"]
 

@@ -17,23 +17,23 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import nn
 
-from luzwidget.accelerator import Accelerator
 from luzwidget.callbacks import Interrupt, Metrics, Profile, Progress, TrainValid
 from luzwidget.callbacks.progress import in_notebook
 from luzwidget.callbacks.serve import serve_from_env
-from luzwidget.checks import build_module, build_optimizer
-from luzwidget.context import Context, check_callbacks
-from luzwidget.data import as_loader, split_valid
-from luzwidget.distributed import unwrap
-from luzwidget.engine import Engine, engine_of
-from luzwidget.events import Event
-from luzwidget.exceptions import ConfigError
-from luzwidget.lockstep import install as install_lockstep
-from luzwidget.loop import Loop, fit_loop, interrupt_loop
-from luzwidget.report import report
-from luzwidget.run import Run
-from luzwidget.snapshots import install as install_snapshots
-from luzwidget.states import RunState
+from luzwidget.control.run import Run
+from luzwidget.core.accelerator import Accelerator
+from luzwidget.core.checks import build_module, build_optimizer
+from luzwidget.core.context import Context, check_callbacks
+from luzwidget.core.data import as_loader, split_valid
+from luzwidget.core.distributed import unwrap
+from luzwidget.core.engine import Engine, engine_of
+from luzwidget.core.events import Event
+from luzwidget.core.exceptions import ConfigError
+from luzwidget.core.loop import Loop, fit_loop, interrupt_loop
+from luzwidget.core.report import report
+from luzwidget.core.states import RunState
+from luzwidget.parallel.lockstep import install as install_lockstep
+from luzwidget.travel.snapshots import install as install_snapshots
 
 if TYPE_CHECKING:
     from luzwidget.module import Setup
@@ -67,7 +67,7 @@ def make_context(
     model: nn.Module, accelerator: Accelerator | None, callbacks: list[Any], **fields: Any
 ) -> Context:
     """Every Context is built here: its fields, the module's own ``step`` bound to it (if
-    it has one), and its :class:`~luzwidget.engine.Engine`."""
+    it has one), and its :class:`~luzwidget.core.engine.Engine`."""
     if accelerator is not None:
         fields.setdefault("device", accelerator.device)
         fields.setdefault("rank", accelerator.rank)
@@ -218,7 +218,7 @@ def drive_to_end(run: Run, interrupted: Callable[[Run], Any] | None = None) -> A
 
     In a notebook with verbose on, progress and plots are shown live. A pause asked for
     (a breakpoint, ``ctx.pause()``) is reported and driven past. After Ctrl-C the fit ends
-    as luz's does, through :func:`~luzwidget.loop.interrupt_loop` (``on_interrupt``, then
+    as luz's does, through :func:`~luzwidget.core.loop.interrupt_loop` (``on_interrupt``, then
     ``on_fit_end``), the run stays resumable, and ``interrupted(run)`` is returned.
 
     Raises

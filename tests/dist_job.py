@@ -33,7 +33,7 @@ from torch import nn
 
 import luzwidget as lw
 from luzwidget.callbacks import AutoResume
-from luzwidget.lockstep import Lockstep
+from luzwidget.parallel.lockstep import Lockstep
 
 
 def data(n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:

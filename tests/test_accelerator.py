@@ -15,7 +15,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 import luzwidget as lw
 from luzwidget import Accelerator, ConfigError
-from luzwidget.accelerator import to_device
+from luzwidget.core.accelerator import to_device
 from tests.helpers import MLP, E, Recorder, make_data, make_spec
 
 META = torch.device("meta")

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from luzwidget.attached import OnDemand
-from luzwidget.context import Context
+from luzwidget.core.context import Context
+from luzwidget.insight.attached import OnDemand
 
 
 class QueuedRun:

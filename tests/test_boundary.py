@@ -6,12 +6,12 @@ from collections.abc import Callable
 
 import pytest
 
-from luzwidget.boundary import STOP, Boundary, Control
-from luzwidget.breakpoints import Breakpoints
-from luzwidget.context import Context
-from luzwidget.engine import LoopFlags
-from luzwidget.events import Event
-from luzwidget.states import Outcome, RunState, stop_condition
+from luzwidget.control.boundary import STOP, Boundary, Control
+from luzwidget.control.breakpoints import Breakpoints
+from luzwidget.core.context import Context
+from luzwidget.core.engine import LoopFlags
+from luzwidget.core.events import Event
+from luzwidget.core.states import Outcome, RunState, stop_condition
 
 STOPPED = Outcome(RunState.DONE, "stopped")
 

@@ -1,4 +1,4 @@
-"""Branches and their family: edits, independence, compare() (luzwidget.branches)."""
+"""Branches and their family: edits, independence, compare() (luzwidget.travel.branches)."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ import math
 import pytest
 
 import luzwidget as lw
-from luzwidget.branches import describe, family
-from luzwidget.events import Event
-from luzwidget.exceptions import ConfigError, RunStateError
+from luzwidget.core.events import Event
+from luzwidget.core.exceptions import ConfigError, RunStateError
+from luzwidget.travel.branches import describe, family
 from tests.test_snapshots import make_run, metrics, trained
 from tests.training_helpers import same_weights
 

@@ -15,8 +15,8 @@ import torch
 from torch import nn
 
 import luzwidget as lw
-from luzwidget.checkpoint import capture, get_rng_states, set_rng_states
-from luzwidget.files import plain, read, write
+from luzwidget.storage.checkpoint import capture, get_rng_states, set_rng_states
+from luzwidget.storage.files import plain, read, write
 from tests.training_helpers import FIT, Net, TwoOpt, make_data, make_spec, same_weights
 
 

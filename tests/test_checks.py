@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch import nn
 
-from luzwidget.checks import check_target_shape
+from luzwidget.core.checks import check_target_shape
 
 
 @pytest.mark.parametrize(

@@ -11,7 +11,7 @@ from torch import nn
 
 import luzwidget as lw
 from luzwidget.confusion import confusion_matrix
-from luzwidget.exceptions import ConfigError, DataError
+from luzwidget.core.exceptions import ConfigError, DataError
 
 OPTS = {"batch_size": 32}
 

@@ -11,7 +11,7 @@ from traitlets import TraitError
 import luzwidget as lw
 from luzwidget import Context, Event
 from luzwidget.callbacks.base import Callback
-from luzwidget.context import Live, finite_positive
+from luzwidget.core.context import Live, finite_positive
 
 # The luz ctx fields (LUZ_REFERENCE.md), plus the ones luz also has.
 LUZ_FIELDS = [

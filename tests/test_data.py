@@ -18,7 +18,7 @@ from torch.utils.data import (
 )
 
 from luzwidget import ConfigError, DataError, StepError
-from luzwidget.data import as_dataset, as_loader, loader_len, split_batch, split_valid
+from luzwidget.core.data import as_dataset, as_loader, loader_len, split_batch, split_valid
 from tests.helpers import E, Recorder, batches, make_data, make_spec, snapshot, state_equal
 
 
@@ -427,7 +427,7 @@ def test_skip_drops_exactly_the_batch_that_failed() -> None:
 
 
 def test_a_loader_moved_to_a_device_survives_a_failed_batch() -> None:
-    from luzwidget.accelerator import _DeviceLoader
+    from luzwidget.core.accelerator import _DeviceLoader
 
     data = _Flaky()
     run, seen = _flaky_run(data)

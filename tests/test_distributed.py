@@ -213,7 +213,7 @@ def test_two_launchers_as_two_nodes_on_127_0_0_1(tmp_path: Path) -> None:
 
 
 def _world(rank: int = 1) -> Any:
-    from luzwidget.distributed import World
+    from luzwidget.core.distributed import World
 
     return World(rank, 2, rank, torch.device("cpu"), None, "test/")
 
@@ -221,7 +221,7 @@ def _world(rank: int = 1) -> Any:
 def test_a_dataloader_is_re_made_with_a_distributed_sampler_keeping_its_options() -> None:
     from torch.utils.data import DataLoader, DistributedSampler, TensorDataset
 
-    from luzwidget.distributed import shard_loader
+    from luzwidget.core.distributed import shard_loader
 
     def collate(batch: list[Any]) -> Any:
         return torch.stack([b[0] for b in batch])
@@ -250,8 +250,8 @@ def test_a_dataloader_is_re_made_with_a_distributed_sampler_keeping_its_options(
 def test_data_that_cannot_be_sharded_is_refused_naming_the_argument_and_the_fix(kind: str) -> None:
     from torch.utils.data import DataLoader, IterableDataset, SubsetRandomSampler, TensorDataset
 
-    from luzwidget.distributed import shard_loader
-    from luzwidget.exceptions import ConfigError
+    from luzwidget.core.distributed import shard_loader
+    from luzwidget.core.exceptions import ConfigError
 
     class Stream(IterableDataset[int]):
         def __iter__(self) -> Any:
@@ -269,7 +269,7 @@ def test_data_that_cannot_be_sharded_is_refused_naming_the_argument_and_the_fix(
 
 def test_one_process_runs_nothing_distributed(monkeypatch: pytest.MonkeyPatch) -> None:
     import luzwidget as lw
-    from luzwidget.exceptions import ConfigError
+    from luzwidget.core.exceptions import ConfigError
 
     monkeypatch.delenv("WORLD_SIZE", raising=False)
     acc = lw.Accelerator(cpu=True)

@@ -10,10 +10,10 @@ from typing import Any
 import pytest
 import torch
 
-from luzwidget.distributed_sums import pack as _pack
-from luzwidget.distributed_sums import unpack as _unpack
 from luzwidget.metrics import MAE, Accuracy, BinaryAUROC
 from luzwidget.metrics.base import LossAverage
+from luzwidget.parallel.distributed_sums import pack as _pack
+from luzwidget.parallel.distributed_sums import unpack as _unpack
 
 
 def _two_shards_summed(make: Any, feed: Any) -> tuple[Any, Any]:

@@ -9,8 +9,8 @@ import torch
 
 import luzwidget as lw
 from luzwidget import Callback
-from luzwidget.engine import Engine, Fault, LoopFlags, engine_of
-from luzwidget.loop import fire
+from luzwidget.core.engine import Engine, Fault, LoopFlags, engine_of
+from luzwidget.core.loop import fire
 from tests.helpers import E, make_data, make_spec
 
 PACKAGE = pathlib.Path(lw.__file__).parent
@@ -98,7 +98,7 @@ def test_a_bare_context_gets_its_engine_on_first_use() -> None:
 
 
 def test_fault_still_imports_from_the_context_module() -> None:
-    from luzwidget.context import Fault as Old
+    from luzwidget.core.context import Fault as Old
 
     assert Old is Fault
 
@@ -119,7 +119,8 @@ def test_only_the_engine_reads_trait_storage() -> None:
         for path in PACKAGE.rglob("*.py")
         if "_trait_values" in path.read_text()
     )
-    assert readers == ["context.py", "engine.py", "traits.py"]  # storage and its types
+    # the storage and its types
+    assert readers == ["core/context.py", "core/engine.py", "core/traits.py"]
 
 
 def test_only_loop_py_fires_events() -> None:
@@ -128,7 +129,7 @@ def test_only_loop_py_fires_events() -> None:
         for path in PACKAGE.rglob("*.py")
         if "call_callbacks(" in path.read_text() or ".dispatch(" in path.read_text()
     )
-    assert firing == ["context.py", "engine.py", "loop.py"]  # defined, served, used
+    assert firing == ["core/context.py", "core/engine.py", "core/loop.py"]  # defined, served, used
 
 
 # -- control flow where it means nothing (issue 9.10) -----------------------------------------

@@ -12,7 +12,7 @@ import torch
 import luzwidget as lw
 from luzwidget import Event
 from luzwidget.callbacks.base import Callback
-from luzwidget.dispatch import build_dispatch_table
+from luzwidget.core.dispatch import build_dispatch_table
 from tests.helpers import E, make_data, make_spec
 
 LUZ_EVENTS = [

@@ -22,7 +22,7 @@ import pytest
 
 import luzwidget as lw
 from luzwidget import launch as launch_module
-from luzwidget.exceptions import ConfigError
+from luzwidget.core.exceptions import ConfigError
 from tests import launch_model as m
 
 pytestmark = pytest.mark.distributed

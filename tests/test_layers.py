@@ -11,8 +11,8 @@ import torch
 from torch import nn
 
 import luzwidget as lw
-from luzwidget.engine import engine_of
-from luzwidget.layers import LAYER_COLUMNS, ActivationTracker, LayerTracker, tracker
+from luzwidget.core.engine import engine_of
+from luzwidget.insight.layers import LAYER_COLUMNS, ActivationTracker, LayerTracker, tracker
 from tests.helpers import E, make_data, make_spec
 
 OPTS = {"batch_size": 16}
@@ -216,7 +216,7 @@ def test_activations_match_the_module_outputs_by_hand() -> None:
 
 
 def test_norms_of_huge_finite_weights_do_not_overflow() -> None:
-    from luzwidget.layers import norm
+    from luzwidget.insight.layers import norm
 
     assert float(norm(torch.tensor([3e19, 4e19]))) == pytest.approx(5e19)  # float32 squares: inf
     assert float(norm(torch.tensor([3.0, 4.0]))) == pytest.approx(5.0)

@@ -9,7 +9,8 @@ import torch
 from torch import nn
 
 import luzwidget as lw
-from luzwidget import limits, plots
+from luzwidget import plots
+from luzwidget.core import limits
 from luzwidget.widgets import Dashboard, eventlog, stream
 
 JS = Path(__file__).resolve().parents[1] / "js" / "src"

@@ -12,7 +12,7 @@ import luzwidget as lw
 from luzwidget import Event
 from luzwidget.callbacks import Interrupt, Metrics, Profile, Progress, TrainValid
 from luzwidget.callbacks.base import Callback
-from luzwidget.snapshots import TakeSnapshots
+from luzwidget.travel.snapshots import TakeSnapshots
 from tests.helpers import (
     MLP,
     E,

@@ -20,7 +20,7 @@ from sklearn.metrics import (
     roc_auc_score,
 )
 
-from luzwidget.exceptions import ConfigError
+from luzwidget.core.exceptions import ConfigError
 from luzwidget.metrics import (
     MAE,
     MSE,

@@ -9,10 +9,10 @@ import torch
 from torch import nn
 
 import luzwidget as lw
-from luzwidget.breakpoints import Breakpoints
-from luzwidget.engine import engine_of
-from luzwidget.exceptions import ConfigError
-from luzwidget.nonfinite import NonfiniteWatch
+from luzwidget.control.breakpoints import Breakpoints
+from luzwidget.core.engine import engine_of
+from luzwidget.core.exceptions import ConfigError
+from luzwidget.insight.nonfinite import NonfiniteWatch
 from tests.helpers import E, make_data
 
 OPTS = {"batch_size": 16}

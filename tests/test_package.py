@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import ast
-import re
 import subprocess
 import sys
 from pathlib import Path
@@ -52,47 +50,3 @@ def test_the_package_ships_its_type_marker_and_built_front_end() -> None:
     assert (PACKAGE / "py.typed").is_file()
     for bundle in ("dashboard.js", "plotly.js"):
         assert (PACKAGE / "static" / bundle).stat().st_size > 1000, bundle
-
-
-def _map() -> dict[str, str]:
-    """README's "How it is built" map: each entry (``name.py`` or ``name/``) and its text."""
-    readme = (PACKAGE.parent / "README.md").read_text()
-    block = readme.split("## How it is built", 1)[1].split("```", 2)[1]
-    entries: dict[str, str] = {}
-    for name, text in re.findall(r"^  (\w+(?:\.py|/)) +(.*(?:\n {4,}.*)*)", block, re.M):
-        assert name not in entries, f"{name} is in README's map twice"
-        entries[name] = text
-    return entries
-
-
-def test_the_readme_map_names_every_module_once() -> None:
-    entries = _map()
-    for path in sorted(PACKAGE.rglob("*.py")):
-        rel = path.relative_to(PACKAGE)
-        if rel.name == "__init__.py":
-            continue
-        if len(rel.parts) == 1:
-            assert rel.name in entries, f"{rel} is not in README's map"
-            continue
-        text = entries.get(f"{rel.parts[0]}/", "")
-        found = re.findall(rf"(?<![\w.]){re.escape(rel.stem)}(?![\w])", text)
-        assert len(found) == 1, f"{rel} is not named once in README's map"
-
-
-def test_each_module_imports_only_modules_the_map_lists_above_it() -> None:
-    order = [name.removesuffix(".py").removesuffix("/") for name in _map()]
-    position = {name: i for i, name in enumerate(order)}
-    upward = []
-    for path in sorted(PACKAGE.rglob("*.py")):
-        rel = path.relative_to(PACKAGE)
-        here = rel.parts[0].removesuffix(".py")
-        if here == "__init__":
-            continue
-        for node in ast.parse(path.read_text()).body:  # what runs when it is imported
-            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("luzwidget"):
-                module = (node.module or "").removeprefix("luzwidget").removeprefix(".")
-                for name in [module] if module else [a.name for a in node.names]:
-                    there = name.split(".")[0]
-                    if there != here and position.get(there, len(order)) > position[here]:
-                        upward.append(f"{rel} imports {name}")
-    assert upward == []

@@ -21,7 +21,7 @@ from torch.optim.lr_scheduler import StepLR
 
 import luzwidget as lw
 from luzwidget.callbacks import LRScheduler, ModelCheckpoint, ResumeFromCheckpoint
-from luzwidget.exceptions import ConfigError
+from luzwidget.core.exceptions import ConfigError
 from luzwidget.lr_finder import lr_finder
 from luzwidget.widgets.commands import handle_command
 from luzwidget.widgets.summaries import optimizer_summary

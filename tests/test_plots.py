@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from luzwidget import limits
+from luzwidget.core import limits
 from luzwidget.plots import COLORS, lr_finder_figure, records_figure
 
 PACKAGE = Path(__file__).resolve().parents[1] / "luzwidget"
@@ -50,4 +50,4 @@ def test_the_core_reaches_the_widgets_only_through_run_dashboard() -> None:
     # remote/ serves a run to a notebook: its server reuses the headless builders of the
     # widgets package (collector, commands, feed: no widget library), and remote/dashboard.py
     # is itself a widget, reached only through the proxy's dashboard(), like run.dashboard().
-    assert [p for p in importers if not p.startswith("remote/")] == ["run.py"]
+    assert [p for p in importers if not p.startswith("remote/")] == ["control/run.py"]

@@ -7,9 +7,9 @@ from typing import Any
 import pytest
 import torch
 
-from luzwidget.context import Context
+from luzwidget.core.context import Context
+from luzwidget.core.records import MONITORED_SETS, Records
 from luzwidget.fitted import Evaluation
-from luzwidget.records import MONITORED_SETS, Records
 from tests.helpers import make_data, make_spec
 
 

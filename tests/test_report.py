@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 import luzwidget
-from luzwidget.report import report
+from luzwidget.core.report import report
 
 PACKAGE = Path(luzwidget.__file__).parent
 

@@ -18,11 +18,11 @@ from torch import nn
 
 import luzwidget as lw
 from luzwidget import ConfigError, Event, RunStateError
-from luzwidget import driver as driver_module
-from luzwidget import interrupts as interrupts_module
-from luzwidget.breakpoints import Breakpoints
 from luzwidget.callbacks.base import Callback
-from luzwidget.run import RunState
+from luzwidget.control import driver as driver_module
+from luzwidget.control import interrupts as interrupts_module
+from luzwidget.control.breakpoints import Breakpoints
+from luzwidget.control.run import RunState
 from tests.helpers import (
     MLP,
     E,

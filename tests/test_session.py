@@ -14,7 +14,7 @@ import torch
 
 import luzwidget as lw
 from luzwidget import Callback, CallbackError
-from luzwidget.engine import engine_of
+from luzwidget.core.engine import engine_of
 from luzwidget.session import make_context
 from tests.helpers import E, SilentStep, make_data, make_spec
 
@@ -174,7 +174,7 @@ def _module_level_graph() -> dict[str, set[str]]:
 
 def test_the_package_imports_no_module_in_a_circle() -> None:
     graph = _module_level_graph()
-    assert {"session", "module", "saving", "driver", "boundary"} <= set(graph)
+    assert {"session", "module", "saving", "control.driver", "control.boundary"} <= set(graph)
     done: set[str] = set()
 
     def visit(name: str, path: tuple[str, ...]) -> None:

@@ -1,4 +1,4 @@
-"""Snapshots, rewind and branch: exact replays and independent branches (luzwidget.snapshots)."""
+"""Snapshots, rewind and branch: exact replays and independent branches (luzwidget.travel)."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ from torch.optim.lr_scheduler import StepLR
 
 import luzwidget as lw
 from luzwidget.callbacks import EarlyStopping, LRScheduler
-from luzwidget.exceptions import ConfigError, RunStateError
-from luzwidget.snapshots import Snapshot, SnapshotStore
+from luzwidget.core.exceptions import ConfigError, RunStateError
+from luzwidget.travel.snapshots import Snapshot, SnapshotStore
 from tests.training_helpers import Net, NoisyData, TwoOpt, make_data, make_spec, same_weights
 
 OPTIONS = {"verbose": False, "dataloader_options": {"batch_size": 8}}

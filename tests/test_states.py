@@ -6,7 +6,7 @@ import ast
 from pathlib import Path
 
 import luzwidget as lw
-from luzwidget.states import RunState
+from luzwidget.core.states import RunState
 
 PACKAGE = Path(lw.__file__).parent
 STATES = {s.value for s in RunState}

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from luzwidget.limits import SET_COLORS
+from luzwidget.core.limits import SET_COLORS
 
 CSS = (Path(__file__).resolve().parents[1] / "js" / "src" / "dashboard.css").read_text()
 

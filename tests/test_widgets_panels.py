@@ -16,8 +16,8 @@ import torch
 from torch import nn
 
 import luzwidget as lw
-from luzwidget.engine import engine_of
-from luzwidget.layers import LayerTracker, tracker
+from luzwidget.core.engine import engine_of
+from luzwidget.insight.layers import LayerTracker, tracker
 from luzwidget.widgets import Dashboard
 from luzwidget.widgets.batch_panel import EpochConfusion, image_layout
 from luzwidget.widgets.commands import Ack
@@ -594,7 +594,7 @@ def test_while_a_run_trains_in_its_thread_only_that_thread_reads_the_layers(
     import threading
     import time
 
-    from luzwidget import layers as layers_module
+    from luzwidget.insight import layers as layers_module
     from luzwidget.widgets import layers_panel
 
     run = _digits_run(epochs=30)

@@ -17,9 +17,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from luzwidget.breakpoints import Breakpoints
-from luzwidget.context import Context
-from luzwidget.events import Event
+from luzwidget.control.breakpoints import Breakpoints
+from luzwidget.core.context import Context
+from luzwidget.core.events import Event
 from luzwidget.widgets import Dashboard
 
 

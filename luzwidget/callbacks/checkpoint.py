@@ -11,12 +11,12 @@ import torch
 
 from luzwidget.callbacks.base import Callback
 from luzwidget.callbacks.monitor import Monitor, available_monitors
-from luzwidget.checkpoint import save_checkpoint
-from luzwidget.exceptions import ConfigError
-from luzwidget.report import report
+from luzwidget.core.exceptions import ConfigError
+from luzwidget.core.report import report
+from luzwidget.storage.checkpoint import save_checkpoint
 
 if TYPE_CHECKING:
-    from luzwidget.context import Context
+    from luzwidget.core.context import Context
 
 __all__ = ["KeepBestModel", "ModelCheckpoint"]
 

@@ -9,14 +9,14 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from luzwidget.callbacks.base import Callback
-from luzwidget.engine import engine_of
+from luzwidget.core.engine import engine_of
+from luzwidget.core.report import report
 from luzwidget.metrics.base import LossAverage, MetricSet, abbrev_of, fresh
 from luzwidget.metrics.names import MetricError
 from luzwidget.metrics.values import as_scalar
-from luzwidget.report import report
 
 if TYPE_CHECKING:
-    from luzwidget.context import Context
+    from luzwidget.core.context import Context
 
 __all__ = ["Interrupt", "Metrics", "Profile", "TrainValid"]
 

@@ -6,11 +6,11 @@ from typing import TYPE_CHECKING, Any
 
 from luzwidget.callbacks.base import Callback
 from luzwidget.callbacks.monitor import Monitor
-from luzwidget.exceptions import ConfigError, EarlyStop
-from luzwidget.report import report
+from luzwidget.core.exceptions import ConfigError, EarlyStop
+from luzwidget.core.report import report
 
 if TYPE_CHECKING:
-    from luzwidget.context import Context
+    from luzwidget.core.context import Context
 
 __all__ = ["EarlyStopping"]
 

@@ -10,11 +10,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from luzwidget.callbacks.base import Callback
+from luzwidget.core.records import MONITORED_SETS as _SETS
 from luzwidget.metrics.values import as_scalar
-from luzwidget.records import MONITORED_SETS as _SETS
 
 if TYPE_CHECKING:
-    from luzwidget.context import Context
+    from luzwidget.core.context import Context
 
 __all__ = ["CSVLogger", "TensorBoard"]
 

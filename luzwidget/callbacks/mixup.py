@@ -8,10 +8,10 @@ import torch
 from torch import nn
 
 from luzwidget.callbacks.base import Callback
-from luzwidget.exceptions import ConfigError
+from luzwidget.core.exceptions import ConfigError
 
 if TYPE_CHECKING:
-    from luzwidget.context import Context
+    from luzwidget.core.context import Context
 
 __all__ = ["Mixup", "MixupLoss", "MixupTarget"]
 

@@ -5,12 +5,12 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING, Any
 
-from luzwidget.exceptions import ConfigError
+from luzwidget.core.exceptions import ConfigError
+from luzwidget.core.records import MONITORED_SETS as _SETS
 from luzwidget.metrics.values import as_scalar
-from luzwidget.records import MONITORED_SETS as _SETS
 
 if TYPE_CHECKING:
-    from luzwidget.context import Context
+    from luzwidget.core.context import Context
 
 __all__ = ["Monitor", "available_monitors"]
 

@@ -10,11 +10,11 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from luzwidget.callbacks.base import Callback
-from luzwidget.data import loader_len
+from luzwidget.core.data import loader_len
 from luzwidget.metrics.values import loss_text
 
 if TYPE_CHECKING:
-    from luzwidget.context import Context
+    from luzwidget.core.context import Context
 
 __all__ = ["Progress", "format_metrics", "in_notebook"]
 

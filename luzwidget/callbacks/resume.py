@@ -9,14 +9,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from luzwidget.callbacks.base import Callback
-from luzwidget.checkpoint import get_rng_states, restore, save_checkpoint, set_rng_states
-from luzwidget.data import loader_len
-from luzwidget.exceptions import ConfigError
-from luzwidget.files import read, remove_stale_tmp
-from luzwidget.report import report
+from luzwidget.core.data import loader_len
+from luzwidget.core.exceptions import ConfigError
+from luzwidget.core.report import report
+from luzwidget.storage.checkpoint import get_rng_states, restore, save_checkpoint, set_rng_states
+from luzwidget.storage.files import read, remove_stale_tmp
 
 if TYPE_CHECKING:
-    from luzwidget.context import Context
+    from luzwidget.core.context import Context
 
 __all__ = ["AutoResume", "ResumeFromCheckpoint"]
 

@@ -8,12 +8,12 @@ from typing import TYPE_CHECKING, Any
 
 from luzwidget.callbacks.base import Callback
 from luzwidget.callbacks.monitor import Monitor
-from luzwidget.context import optimizer_names
-from luzwidget.events import Event
-from luzwidget.exceptions import ConfigError
+from luzwidget.core.context import optimizer_names
+from luzwidget.core.events import Event
+from luzwidget.core.exceptions import ConfigError
 
 if TYPE_CHECKING:
-    from luzwidget.context import Context
+    from luzwidget.core.context import Context
 
 __all__ = ["LRScheduler"]
 

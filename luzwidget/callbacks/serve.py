@@ -7,11 +7,11 @@ import secrets
 from typing import TYPE_CHECKING, Any
 
 from luzwidget.callbacks.base import Callback
-from luzwidget.exceptions import ConfigError
-from luzwidget.report import report
+from luzwidget.core.exceptions import ConfigError
+from luzwidget.core.report import report
 
 if TYPE_CHECKING:
-    from luzwidget.context import Context
+    from luzwidget.core.context import Context
 
 __all__ = ["Serve", "serve_from_env"]
 

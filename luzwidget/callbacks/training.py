@@ -9,10 +9,10 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from luzwidget.callbacks.base import Callback
-from luzwidget.exceptions import ConfigError
+from luzwidget.core.exceptions import ConfigError
 
 if TYPE_CHECKING:
-    from luzwidget.context import Context
+    from luzwidget.core.context import Context
 
 __all__ = ["SCALER_BUFFER", "GradientClip", "MixedPrecision"]
 

@@ -20,7 +20,7 @@ from typing import Literal, TypeAlias
 
 import torch
 
-from luzwidget.exceptions import ConfigError
+from luzwidget.core.exceptions import ConfigError
 from luzwidget.metrics.base import Metric
 from luzwidget.metrics.classification import check_flag, check_same_size
 

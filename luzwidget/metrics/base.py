@@ -10,7 +10,7 @@ from typing import Any, ClassVar, Protocol, runtime_checkable
 
 import torch
 
-from luzwidget.exceptions import ConfigError
+from luzwidget.core.exceptions import ConfigError
 from luzwidget.metrics.names import check_name, unique_names
 from luzwidget.metrics.sums import FOLD_EVERY, DeviceSum, widen
 

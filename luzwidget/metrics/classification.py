@@ -10,7 +10,7 @@ from numbers import Real
 
 import torch
 
-from luzwidget.exceptions import ConfigError
+from luzwidget.core.exceptions import ConfigError
 from luzwidget.metrics.base import DeviceSum, Metric
 
 __all__ = ["Accuracy", "BinaryAccuracy", "BinaryAccuracyWithLogits"]

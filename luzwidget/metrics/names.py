@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from luzwidget.exceptions import ConfigError, LuzwidgetError
+from luzwidget.core.exceptions import ConfigError, LuzwidgetError
 
 __all__ = ["MetricError", "check_name", "unique_names"]
 

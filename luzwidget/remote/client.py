@@ -21,6 +21,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from luzwidget.core.report import report
 from luzwidget.remote.protocol import (
     HEARTBEAT_S,
     PROTOCOL,
@@ -28,7 +29,6 @@ from luzwidget.remote.protocol import (
     AttachError,
     parse_address,
 )
-from luzwidget.report import report
 
 __all__ = ["Connection"]
 

@@ -12,12 +12,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from luzwidget.events import Event
-from luzwidget.exceptions import ConfigError
+from luzwidget.core.events import Event
+from luzwidget.core.exceptions import ConfigError
 from luzwidget.remote.protocol import METHODS, jsonable
 
 if TYPE_CHECKING:
-    from luzwidget.run import Run
+    from luzwidget.control.run import Run
 
 __all__ = ["call", "status"]
 

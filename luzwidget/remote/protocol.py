@@ -34,7 +34,7 @@ import hmac
 import math
 from typing import Any
 
-from luzwidget.exceptions import ConfigError, LuzwidgetError, RunStateError
+from luzwidget.core.exceptions import ConfigError, LuzwidgetError, RunStateError
 
 __all__ = [
     "HEARTBEAT_S",

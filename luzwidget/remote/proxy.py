@@ -11,11 +11,11 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from luzwidget.events import Event
-from luzwidget.records import Records
+from luzwidget.core.events import Event
+from luzwidget.core.records import Records
+from luzwidget.core.states import RunState
 from luzwidget.remote.client import Connection
 from luzwidget.remote.protocol import AttachError, error_from_reply
-from luzwidget.states import RunState
 
 __all__ = ["Attached", "RemoteBreakpoints", "RemoteContext", "attach"]
 
@@ -130,7 +130,7 @@ class Attached:
 
     @property
     def history(self) -> Records:
-        """:class:`~luzwidget.records.Records` over :attr:`records` (read once)."""
+        """:class:`~luzwidget.core.records.Records` over :attr:`records` (read once)."""
         return Records(self.records)
 
     def get_metrics(self) -> Any:

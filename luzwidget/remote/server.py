@@ -20,11 +20,11 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any
 
-from luzwidget.exceptions import ConfigError
+from luzwidget.core.exceptions import ConfigError
+from luzwidget.core.report import report
+from luzwidget.core.states import RunState
 from luzwidget.remote import methods
 from luzwidget.remote.protocol import PROTOCOL, SILENCE_S, SUBSCRIBER_TTL_S, token_ok
-from luzwidget.report import report
-from luzwidget.states import RunState
 from luzwidget.widgets.collector import Collector
 from luzwidget.widgets.commands import handle_command
 from luzwidget.widgets.feed import DashboardFeed
@@ -32,8 +32,8 @@ from luzwidget.widgets.feed import DashboardFeed
 if TYPE_CHECKING:
     import zmq
 
-    from luzwidget.context import Context
-    from luzwidget.run import Run
+    from luzwidget.control.run import Run
+    from luzwidget.core.context import Context
 
 __all__ = ["ServeFeed", "Server", "run_of"]
 
@@ -301,7 +301,7 @@ def _call(run: Run, msg: dict[str, Any]) -> dict[str, Any]:
     """Apply one call; its refusal (the Run API's checks) or a bug, answered, never raised."""
     from traitlets import TraitError
 
-    from luzwidget.exceptions import LuzwidgetError
+    from luzwidget.core.exceptions import LuzwidgetError
 
     try:
         return {"ok": True, "value": methods.call(run, msg.get("method"), msg.get("args", {}))}
@@ -314,8 +314,8 @@ def _call(run: Run, msg: dict[str, Any]) -> dict[str, Any]:
 
 def run_of(ctx: Context) -> Run | None:
     """The run driving ``ctx`` (its engine's pause goes to the run's driver), if any."""
-    from luzwidget.engine import engine_of
-    from luzwidget.run import Run
+    from luzwidget.control.run import Run
+    from luzwidget.core.engine import engine_of
 
     owner = getattr(getattr(engine_of(ctx).on_pause, "__self__", None), "owner", None)
     return owner if isinstance(owner, Run) else None

@@ -18,15 +18,15 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from luzwidget.events import Event
-from luzwidget.layers import Armed, first_tensor, tracker
-from luzwidget.states import RunState
+from luzwidget.core.events import Event
+from luzwidget.core.states import RunState
+from luzwidget.insight.layers import Armed, first_tensor, tracker
 from luzwidget.widgets.inspector import INSPECT_EVERY_S, OnDemandPart
 from luzwidget.widgets.summaries import fmt_number
 
 if TYPE_CHECKING:
-    from luzwidget.context import Context
-    from luzwidget.run import Run
+    from luzwidget.control.run import Run
+    from luzwidget.core.context import Context
 
 __all__ = ["MAX_IMAGE_BYTES", "MAX_ITEMS", "BatchPanel", "EpochConfusion", "image_layout"]
 

@@ -24,9 +24,9 @@ from collections import deque
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from luzwidget.events import Event
-from luzwidget.limits import LOG_MAX, STREAM_BETA, STREAM_CAPACITY
-from luzwidget.states import RunState
+from luzwidget.core.events import Event
+from luzwidget.core.limits import LOG_MAX, STREAM_BETA, STREAM_CAPACITY
+from luzwidget.core.states import RunState
 from luzwidget.widgets.batch_panel import BatchPanel
 from luzwidget.widgets.commands import Ack, edit_values
 from luzwidget.widgets.controls import status_part
@@ -38,7 +38,7 @@ from luzwidget.widgets.stream import DownsampledSeries, losses_to_floats, number
 from luzwidget.widgets.travel import Travel
 
 if TYPE_CHECKING:
-    from luzwidget.run import Run
+    from luzwidget.control.run import Run
     from luzwidget.widgets.feed import DashboardFeed
 
 __all__ = ["MAX_MARKS", "Collector"]
@@ -57,9 +57,9 @@ class Collector:
     feed : DashboardFeed
         The callback that collects the per-batch loss.
     capacity : int, default 2000
-        Points kept per loss stream (:data:`~luzwidget.limits.STREAM_CAPACITY`).
+        Points kept per loss stream (:data:`~luzwidget.core.limits.STREAM_CAPACITY`).
     beta : float, default 0.98
-        EMA smoothing of the loss stream (:data:`~luzwidget.limits.STREAM_BETA`).
+        EMA smoothing of the loss stream (:data:`~luzwidget.core.limits.STREAM_BETA`).
     image_shape : tuple of int, optional
         How the Batch panel reshapes one input item to draw it (default: guessed).
     """

@@ -16,14 +16,14 @@ from typing import TYPE_CHECKING, Any
 from traitlets import TraitError
 
 from luzwidget.callbacks.base import Callback
-from luzwidget.engine import SkipBatch
-from luzwidget.events import Event
-from luzwidget.exceptions import EditError, LuzwidgetError
-from luzwidget.report import report
-from luzwidget.states import RunState
+from luzwidget.core.engine import SkipBatch
+from luzwidget.core.events import Event
+from luzwidget.core.exceptions import EditError, LuzwidgetError
+from luzwidget.core.report import report
+from luzwidget.core.states import RunState
 
 if TYPE_CHECKING:
-    from luzwidget.run import Run
+    from luzwidget.control.run import Run
 
 __all__ = [
     "BUTTONS",

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from luzwidget.states import RunState
+from luzwidget.core.states import RunState
 from luzwidget.widgets.commands import button_states, can_skip
 
 if TYPE_CHECKING:
-    from luzwidget.run import Run
+    from luzwidget.control.run import Run
 
 __all__ = ["BLOCKING_HINT", "status_part"]
 

@@ -11,8 +11,8 @@ import anywidget
 import traitlets
 from ipywidgets import widget_serialization
 
-from luzwidget.report import report
-from luzwidget.states import RunState
+from luzwidget.core.report import report
+from luzwidget.core.states import RunState
 from luzwidget.widgets._library import STATIC, PlotlyLibrary, plotly_library
 from luzwidget.widgets.collector import Collector
 from luzwidget.widgets.commands import handle_command
@@ -22,7 +22,7 @@ from luzwidget.widgets.static import static_html
 from luzwidget.widgets.travel import travel_command
 
 if TYPE_CHECKING:
-    from luzwidget.run import Run
+    from luzwidget.control.run import Run
 
 __all__ = ["PARTS", "Dashboard"]
 

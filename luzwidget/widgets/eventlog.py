@@ -11,11 +11,11 @@ from __future__ import annotations
 from collections import deque
 from typing import TYPE_CHECKING, Any
 
-from luzwidget.limits import LOG_MAX
-from luzwidget.states import RunState
+from luzwidget.core.limits import LOG_MAX
+from luzwidget.core.states import RunState
 
 if TYPE_CHECKING:
-    from luzwidget.run import Run
+    from luzwidget.control.run import Run
     from luzwidget.widgets.commands import Ack
 
 __all__ = ["EVENTS_LOGGED_PER_TICK", "EventLog", "error_part"]
@@ -31,7 +31,8 @@ _KIND: dict[str, str] = {RunState.PAUSED: "pause", RunState.ERROR: "error"}
 
 
 class EventLog:
-    """The last :data:`~luzwidget.limits.LOG_MAX` entries, and those added since the last drain.
+    """The last :data:`~luzwidget.core.limits.LOG_MAX` entries, and those added since the
+    last drain.
 
     Parameters
     ----------

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 from luzwidget.callbacks.base import Callback
 
 if TYPE_CHECKING:
-    from luzwidget.context import Context
+    from luzwidget.core.context import Context
 
 __all__ = ["DashboardFeed"]
 

@@ -6,11 +6,11 @@ import math
 import time
 from typing import TYPE_CHECKING, Any
 
-from luzwidget.states import RunState
+from luzwidget.core.states import RunState
 from luzwidget.widgets.summaries import FIELD_ORDER, WeightWatch, summarize
 
 if TYPE_CHECKING:
-    from luzwidget.run import Run
+    from luzwidget.control.run import Run
 
 __all__ = ["INSPECT_EVERY_S", "Inspector", "OnDemandPart"]
 

@@ -1,7 +1,7 @@
 """The Layers part (``parts/layers.js``): one row per parameter, only while the panel is open.
 
 While the panel is closed nothing is computed and the run's
-:class:`~luzwidget.layers.LayerTracker` is not subscribed (its callback is not in the run).
+:class:`~luzwidget.insight.layers.LayerTracker` is not subscribed (its callback is not in the run).
 Opening it subscribes the tracker as a sampled reader and reads the norms: at every pause
 or step (each step's update recorded, as ``run.layers()`` has it), and while the run trains
 at most every :data:`~luzwidget.widgets.inspector.INSPECT_EVERY_S` seconds. Then the
@@ -20,14 +20,14 @@ import math
 import time
 from typing import TYPE_CHECKING, Any
 
-from luzwidget.layers import LayerTracker, layers, tracker
-from luzwidget.states import RunState
+from luzwidget.core.states import RunState
+from luzwidget.insight.layers import LayerTracker, layers, tracker
 from luzwidget.widgets.inspector import INSPECT_EVERY_S, OnDemandPart
 
 if TYPE_CHECKING:
     import pandas as pd
 
-    from luzwidget.run import Run
+    from luzwidget.control.run import Run
 
 __all__ = ["LAYER_FIELDS", "LayersPanel", "nonfinite_origin"]
 

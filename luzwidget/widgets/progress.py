@@ -7,13 +7,13 @@ import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from luzwidget.data import loader_len
-from luzwidget.states import RunState
+from luzwidget.core.data import loader_len
+from luzwidget.core.states import RunState
 from luzwidget.widgets.summaries import fmt_number
 
 if TYPE_CHECKING:
-    from luzwidget.context import Context
-    from luzwidget.run import Run
+    from luzwidget.control.run import Run
+    from luzwidget.core.context import Context
     from luzwidget.widgets.feed import DashboardFeed
     from luzwidget.widgets.stream import DownsampledSeries
 

@@ -8,7 +8,7 @@ import threading
 import time
 from collections.abc import Callable
 
-from luzwidget.report import report
+from luzwidget.core.report import report
 
 __all__ = ["Publisher", "main_loop"]
 

@@ -14,11 +14,11 @@ import math
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from luzwidget.limits import SET_COLORS
-from luzwidget.records import Records
+from luzwidget.core.limits import SET_COLORS
+from luzwidget.core.records import Records
 
 if TYPE_CHECKING:
-    from luzwidget.run import Run
+    from luzwidget.control.run import Run
 
 __all__ = ["static_html", "svg_plot"]
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import torch
 
-from luzwidget.limits import STREAM_BETA, STREAM_CAPACITY
+from luzwidget.core.limits import STREAM_BETA, STREAM_CAPACITY
 from luzwidget.metrics.values import as_scalar
 
 __all__ = [

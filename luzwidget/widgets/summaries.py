@@ -8,8 +8,8 @@ from typing import Any
 
 import torch
 
+from luzwidget.core.records import MONITORED_SETS, Records
 from luzwidget.metrics.values import as_scalar
-from luzwidget.records import MONITORED_SETS, Records
 
 __all__ = ["FIELD_ORDER", "fmt_number", "summarize", "tensor_summary"]
 

@@ -2,7 +2,7 @@
 
 Headless like the collector. :class:`Travel` builds the ``travel`` part of a dashboard's
 messages: the run's snapshots (a timeline: epoch, batch, where on the loss stream's x axis)
-and its family (the run, its branches and theirs, see :func:`luzwidget.branches.family`),
+and its family (the run, its branches and theirs, see :func:`luzwidget.travel.branches.family`),
 each with its per-epoch metrics, so the browser overlays the other runs' curves. It also
 keeps the loss stream true to a rewind: the run's store tells it (``store.watchers``), it
 drops the feed's pending losses and sets its batch count back at once, and at the next tick
@@ -17,15 +17,15 @@ import math
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from luzwidget.branches import describe, family
-from luzwidget.exceptions import EditError, LuzwidgetError
-from luzwidget.report import report
-from luzwidget.snapshots import Snapshot, batches_of, store_of
+from luzwidget.core.exceptions import EditError, LuzwidgetError
+from luzwidget.core.report import report
+from luzwidget.travel.branches import describe, family
+from luzwidget.travel.snapshots import Snapshot, batches_of, store_of
 from luzwidget.widgets.commands import Ack, format_lr, parse_float, parse_int, parse_name, quote
 from luzwidget.widgets.stream import DownsampledSeries, number
 
 if TYPE_CHECKING:
-    from luzwidget.run import Run
+    from luzwidget.control.run import Run
     from luzwidget.widgets.collector import Collector
     from luzwidget.widgets.feed import DashboardFeed
 

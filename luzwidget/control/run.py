@@ -1,0 +1,425 @@
+"""A run: the loop generator plus the controls to step, pause, resume, edit and stop it.
+
+Every way of training drives the same generator (:mod:`luzwidget.core.loop`): ``fit()`` calls
+:meth:`Run.resume` until the end, ``step()`` until a condition, and :meth:`Run.start`
+does the same in a background thread so a notebook stays live. The driving itself is a
+:class:`~luzwidget.control.driver.Driver` the run holds (``run._driver``); commands from other
+threads (a widget, another cell) are queued there and applied in order by the driving
+thread at the next event boundary, never in the middle of a step. Edits are validated at
+once in the caller's thread (a refused edit raises and changes nothing).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections import deque
+from collections.abc import Callable
+from typing import Any, Generic, TypeVar
+
+import torch
+from traitlets import TraitError
+
+from luzwidget.control.breakpoints import Breakpoints
+from luzwidget.control.driver import Driver, Listener
+from luzwidget.core.context import Context, check_callbacks, finite_positive, optimizer_names
+from luzwidget.core.engine import engine_of
+from luzwidget.core.events import Event
+from luzwidget.core.exceptions import ConfigError, RunStateError
+from luzwidget.core.loop import Loop
+from luzwidget.core.states import RunState, stop_condition
+from luzwidget.insight.nonfinite import NonfiniteWatch
+from luzwidget.travel import snapshots  # time travel
+
+__all__ = ["Run", "RunState"]
+
+T = TypeVar("T")
+
+
+class _Driven(Generic[T]):
+    """A run attribute that lives on its driver (read, and for ``breakpoints`` replaced)."""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    def __get__(self, run: Run | None, owner: type | None = None) -> T:
+        return getattr(run._driver, self.name)  # type: ignore[union-attr, no-any-return]  # read on runs; a T
+
+    def __set__(self, run: Run, value: T) -> None:
+        setattr(run._driver, self.name, value)
+
+
+class Run:
+    """A training run that can be stepped, paused, resumed, edited and stopped.
+
+    Create one with ``setup(...).run(data, ...)`` (same arguments as ``fit``); nothing
+    runs until you ask.
+
+    Attributes
+    ----------
+    ctx : Context
+        Everything the loop knows, to inspect and (through the methods here) to edit.
+    state : RunState
+        ``"ready"``, ``"running"``, ``"paused"``, ``"error"`` or ``"done"`` (a
+        :class:`~luzwidget.control.driver.RunState`, equal to those strings).
+    error : Exception or None
+        In state ``"error"``: what failed, naming the callback or stage, event, epoch, batch.
+    event : Event or None
+        The last event that fired; ``events`` holds the last 100, ``n_events`` counts all.
+    breakpoints : Breakpoints
+        Events and conditions at which the run pauses by itself.
+    result : object
+        What the run produced once done (a ``Fitted`` for a fit).
+    reason : str
+        Why the run paused or stopped (a breakpoint, a step target, Ctrl-C, ...).
+    interrupted : bool
+        True when Ctrl-C caused the last pause.
+    notice : str
+        The last queued command that could not be applied at the boundary.
+    """
+
+    state: _Driven[RunState] = _Driven()
+    error: _Driven[BaseException | None] = _Driven()
+    error_traceback: _Driven[str] = _Driven()
+    reason: _Driven[str] = _Driven()
+    interrupted: _Driven[bool] = _Driven()
+    notice: _Driven[str] = _Driven()
+    event: _Driven[Event | None] = _Driven()
+    events: _Driven[deque[Event]] = _Driven()
+    n_events: _Driven[int] = _Driven()
+    breakpoints: _Driven[Breakpoints] = _Driven()
+    result: _Driven[Any] = _Driven()
+
+    def __init__(
+        self,
+        ctx: Context,
+        make_loop: Callable[[Context], Loop],
+        finish: Callable[[Run], Any] | None = None,
+    ) -> None:
+        self.ctx = ctx
+        self._driver = Driver(self, ctx, make_loop, finish)
+        self._driver.breakpoints.watch = NonfiniteWatch(self)  # breakpoints.nonfinite
+        self._dashboards: dict[Any, Any] = {}
+
+    @classmethod
+    def finished(cls, ctx: Context, finish: Callable[[Run], Any] | None = None) -> Run:
+        """A run that is done already (a model loaded from a file): nothing to step, and
+        ``result`` is ``finish(run)``."""
+        run = cls(ctx, _no_loop, finish)
+        run._driver.finished()
+        return run
+
+    # -- driving -----------------------------------------------------------------------
+    def resume(self) -> None:
+        """Run here (blocking) until done, paused or failed. Ctrl-C pauses cleanly.
+
+        Like the other commands it returns None, so that a cell ending with it does not
+        display the run (and its dashboard) again.
+        """
+        self._driver.drive_here(None)
+
+    def step(self, what: Event | str | None = None, n: int | None = None) -> Event | None:
+        """Run here until the next event, ``n`` batches or epochs, or a given event.
+
+        Parameters
+        ----------
+        what
+            ``"event"``: the next event (the default, unless only ``n`` is given).
+            ``"batch"``: to the end of the next batch (training or validation).
+            ``"epoch"``: to the end of the next epoch. An :class:`Event` (or its name): to
+            the next time it fires.
+        n
+            How many of them (default 1). ``step(n=10)`` alone steps ten batches.
+
+        Returns
+        -------
+        Event or None
+            The event the run stopped after (None if it had nothing left to do).
+
+        Examples
+        --------
+        >>> run.step()                                # one event
+        >>> run.step(n=10)                            # ten batches
+        >>> run.step("epoch")                         # to the end of the epoch
+        >>> run.step(Event.on_train_batch_after_loss) # to the next loss
+        """
+        if what is None:
+            what = "event" if n is None else "batch"
+        self._driver.drive_here(stop_condition(what, 1 if n is None else n))
+        return self.event
+
+    def start(self, until: Event | str | None = None, n: int = 1) -> None:
+        """Train in a background thread and return at once (a notebook stays live).
+
+        ``start()`` runs to the end; ``start(until="batch")`` (or ``"epoch"``, an event)
+        stops there, as :meth:`step` does. Use :meth:`pause`, :meth:`stop` or the
+        dashboard to control it; the kernel's Interrupt button does not reach it. Called
+        while the run trains, the start is queued behind what was asked before: after a
+        :meth:`pause` it resumes, after a ``start(until=...)`` it steps again.
+        """
+        self._driver.start(None if until is None else stop_condition(until, n))
+
+    def wait(self, timeout: float | None = None) -> RunState:
+        """Wait for the background thread to pause or finish; return the state."""
+        return self._driver.wait(timeout)
+
+    def pause(self, reason: str = "paused") -> None:
+        """Pause at the next event boundary (from any thread, a callback or a widget).
+
+        A run that is not training has nothing to pause: the call does nothing.
+        """
+        self._driver.pause(reason)
+
+    def stop(self) -> None:
+        """End the run gracefully: ``on_fit_end`` runs and the result is kept."""
+        self._driver.stop()
+
+    def retry(self, background: bool | None = None) -> None:
+        """After an error: redo what failed (once you fixed the cause) and go on.
+
+        The run goes on the way it was driven when it failed (in the background after
+        :meth:`start`, here after :meth:`resume`); ``background`` chooses explicitly.
+        """
+        self._resolve("retry", background)
+
+    def skip(self, background: bool | None = None) -> None:
+        """After an error: abandon the current batch (gradients discarded) and go on."""
+        self._resolve("skip", background)
+
+    def extend(self, epochs: int) -> None:
+        """Continue a finished run for ``epochs`` more epochs (optimizer state kept)."""
+        if not isinstance(epochs, int) or isinstance(epochs, bool) or epochs < 1:
+            raise ConfigError(f"epochs must be a positive int, got {epochs!r}.")
+        if self.state != RunState.DONE:
+            raise RunStateError(
+                f"extend() continues a finished run; this one is {self.state}. "
+                "Raise the limit with run.edit('max_epochs', n) instead."
+            )
+        self.ctx.max_epochs = self.ctx.epoch + epochs
+        self._driver.extend()
+
+    def add_listener(self, listener: Listener) -> None:
+        """Call ``listener(run)`` after every state change (from whichever thread drives)."""
+        self._driver.listeners.append(listener)
+
+    def remove_listener(self, listener: Listener) -> None:
+        """Stop calling ``listener``."""
+        with contextlib.suppress(ValueError):
+            self._driver.listeners.remove(listener)
+
+    # -- edits: checked now, applied at the next event boundary ---------------------------
+    def set_lr(self, lr: Any, opt_name: str | None = None, keep_ratios: bool = False) -> None:
+        """Set the learning rate of one optimizer (or all), at the next event boundary.
+
+        Parameters
+        ----------
+        lr
+            The new learning rate, a finite number > 0.
+        opt_name
+            The optimizer to change, by name; None changes every optimizer.
+        keep_ratios
+            What happens to an optimizer with several parameter groups. False (the
+            default, as torch users and luz expect of "set the lr"): every group gets
+            ``lr``. True: every group is scaled by the same factor, so that the first
+            group gets ``lr`` and the ratios between groups stay (e.g. a backbone at a
+            tenth of the head's lr stays at a tenth). With one group both are the same.
+
+        Raises
+        ------
+        ConfigError
+            If ``lr`` is not a finite positive number, ``opt_name`` is unknown or
+            ``keep_ratios`` is not a bool (or True while a first group's lr is 0).
+        """
+        value = finite_positive(lr, "lr")
+        if not isinstance(keep_ratios, bool):
+            raise ConfigError(
+                f"set_lr: keep_ratios must be True or False, got {keep_ratios!r}; True keeps "
+                "the ratios between parameter groups, False sets every group to lr."
+            )
+        ctx = self.ctx
+        chosen = optimizer_names(ctx, None if opt_name is None else [opt_name], "set_lr")
+        if keep_ratios:
+            for name in chosen:
+                groups = ctx.optimizers[name].param_groups
+                if groups and not float(groups[0]["lr"]) > 0:
+                    raise ConfigError(
+                        f"set_lr: the first parameter group of {name!r} has lr="
+                        f"{float(groups[0]['lr'])}, so no ratio to it can be kept; call "
+                        "set_lr(lr) without keep_ratios to set every group to lr."
+                    )
+
+        def apply() -> None:
+            for name in chosen:
+                _set_group_lrs(ctx.optimizers[name].param_groups, value, keep_ratios)
+            if len(chosen) == len(ctx.optimizers):
+                ctx.opt_hparams = {**ctx.opt_hparams, "lr": value}
+
+        self._driver.submit(apply)
+
+    def edit(self, field: str, value: Any) -> None:
+        """Change a context field (``max_epochs``, ``min_epochs``, ``verbose``, ``loss_fn``).
+
+        The value is checked now and applied at the next event boundary.
+
+        Raises
+        ------
+        ConfigError
+            If the field cannot be edited or the value is refused (nothing changes).
+        """
+        editable = ("max_epochs", "min_epochs", "verbose", "loss_fn")
+        if field not in editable:
+            raise ConfigError(
+                f"{field!r} cannot be edited; editable fields: {', '.join(editable)}."
+            )
+        if field.endswith("_epochs") and (isinstance(value, bool) or not isinstance(value, int)):
+            raise ConfigError(f"{field} must be an int, got {type(value).__name__} {value!r}.")
+        try:
+            checked = self.ctx.check_edit(field, value)
+        except TraitError as exc:
+            raise ConfigError(str(exc)) from None
+        self._driver.submit(lambda: setattr(self.ctx, field, checked))
+
+    def add_callback(self, callback: Any) -> None:
+        """Add a callback (checked now, active from the next event boundary).
+
+        Raises
+        ------
+        ConfigError
+            If ``callback`` is a class, has no ``on_<event>`` methods or a bad one.
+        """
+        check_callbacks([callback])
+        self._driver.submit(lambda: setattr(self.ctx, "callbacks", [*self.ctx.callbacks, callback]))
+
+    def remove_callback(self, callback: Any) -> None:
+        """Remove a callback instance, or every callback of a class."""
+
+        def match(cb: Any) -> bool:
+            return cb is callback or (isinstance(callback, type) and isinstance(cb, callback))
+
+        ctx = self.ctx
+        if not any(match(cb) for cb in ctx.callbacks):
+            names = ", ".join(type(cb).__name__ for cb in ctx.callbacks)
+            raise ConfigError(f"{callback!r} is not a callback of this run; it has: {names}.")
+        self._driver.submit(
+            lambda: setattr(ctx, "callbacks", [cb for cb in ctx.callbacks if not match(cb)])
+        )
+
+    # -- going back in time (luzwidget.travel.snapshots) ---------------------------------------
+    @property
+    def snapshot_store(self) -> Any:
+        """The run's :class:`~luzwidget.travel.snapshots.SnapshotStore` (``budget``, ``every``)."""
+        return snapshots.store_of(self)
+
+    @snapshot_store.setter
+    def snapshot_store(self, store: Any) -> None:
+        snapshots.set_store(self, store)
+
+    @property
+    def snapshots(self) -> list[Any]:
+        """The snapshots kept, oldest first (automatic ones at epoch ends, and yours)."""
+        return snapshots.store_of(self).list()
+
+    def snapshot(self, label: str | None = None) -> Any:
+        """Take a snapshot now (None if queued for the next boundary of a training run)."""
+        return snapshots.take(self, label)
+
+    def rewind(
+        self, snapshot: Any = None, *, epoch: int | None = None, batches: int | None = None
+    ) -> Any:
+        """Go back to a snapshot (default the latest), the end of ``epoch``, or ``batches``
+        training batches back (replayed from the last snapshot at or before); now paused."""
+        return snapshots.rewind(self, snapshot, epoch=epoch, batches=batches)
+
+    def branch(self, snapshot: Any = None, **edits: Any) -> Run:
+        """A new paused Run from a snapshot with edits (``lr``, ``max_epochs``,
+        ``breakpoints``, any optimizer hyperparameter); this run is not changed."""
+        return snapshots.branch(self, snapshot, **edits)
+
+    def compare(self) -> Any:
+        """A DataFrame: this run and its branches (and theirs), what differs, final metrics."""
+        from luzwidget.travel.branches import compare
+
+        return compare(self)
+
+    # -- seeing inside the model (luzwidget.insight.layers) ------------------------------------
+    def layers(self) -> Any:
+        """A DataFrame, one row per parameter: norms, gradient norms, the last update.
+
+        Columns ``name, module, optimizer, shape, numel, norm, grad_norm, update_norm,
+        update_ratio, nonfinite``: ‖w‖, ‖grad‖ (NaN without a gradient), ‖Δw‖ of the last
+        optimizer step and ‖Δw‖/‖w‖, and the count of NaN or infinite values in the weight
+        and its gradient. Norms are computed now; the update is known only for a step
+        taken after a ``layers()`` call (which arms the recording until the run pauses or
+        ends again) or while a view subscribes: the first call shows NaN updates, and so
+        does a call after a free run nobody armed (the weights changed since the last
+        recorded step). See :mod:`luzwidget.insight.layers`.
+        """
+        from luzwidget.insight.layers import layers
+
+        return layers(self)
+
+    def activations(self) -> Any:
+        """A DataFrame, one row per module: shape, mean, std and non-finite count of its
+        last output (finite values only in mean and std), recorded by forward hooks while
+        armed as :meth:`layers` is; empty until a forward pass ran after the first call."""
+        from luzwidget.insight.layers import activations
+
+        return activations(self)
+
+    # -- display -----------------------------------------------------------------------
+    def show_loop(self) -> None:
+        """Print each event in loop order, indented by nesting, with the callbacks that run
+        there, in the order they run (as fastai's ``show_training_loop``)."""
+        print(engine_of(self.ctx).loop_text())
+
+    def dashboard(self, parts: Any = None, image_shape: tuple[int, ...] | None = None) -> Any:
+        """The notebook dashboard of this run: controls, progress, inspector, plots, log.
+
+        The same widget is returned each time (display it again for another view);
+        ``parts`` picks a subset, e.g. ``("progress", "plots")``; ``image_shape``
+        (``(H, W)`` or ``(C, H, W)``) says how its Batch panel draws one input item.
+        Loads the widget libraries on first use: the rest of luzwidget runs without them.
+        """
+        key = None if parts is None else tuple(parts)
+        widget = self._dashboards.get(key)
+        if widget is None:
+            from luzwidget.widgets import Dashboard
+
+            widget = Dashboard(self, parts=parts, image_shape=image_shape)
+            self._dashboards[key] = widget
+        elif image_shape is not None:
+            widget._collector.panels["batch"].image_shape = tuple(image_shape)
+        return widget
+
+    def _repr_mimebundle_(self, **kwargs: Any) -> Any:
+        return self.dashboard()._repr_mimebundle_(**kwargs)
+
+    def __repr__(self) -> str:
+        ctx = self.ctx
+        where = f"epoch {ctx.epoch}/{ctx.max_epochs}, batch {ctx.iter}"
+        last = f", after {self.event.value}" if self.event is not None else ""
+        return f"<Run {self.state}: {where}{last}>"
+
+    # -- internals -----------------------------------------------------------------------
+    def _resolve(self, action: str, background: bool | None) -> None:
+        self._driver.resolve(action)
+        if background is None:
+            background = self._driver.background
+        if background:
+            self.start()
+        else:
+            self.resume()
+
+
+def _set_group_lrs(groups: list[dict[str, Any]], value: float, keep_ratios: bool) -> None:
+    """Every group's lr to ``value``, or (``keep_ratios``) scaled so the first gets ``value``."""
+    first = float(groups[0]["lr"]) if groups else 0.0
+    for group in groups:
+        new = value * (float(group["lr"]) / first) if keep_ratios and first else value
+        if isinstance(group["lr"], torch.Tensor):  # a tensor lr stays a tensor
+            group["lr"].fill_(new)
+        else:
+            group["lr"] = new
+
+
+def _no_loop(ctx: Context) -> Loop:
+    yield from ()  # a generator, as the driver expects (it may throw() into it)

@@ -1,0 +1,1 @@
+"""Seeing inside the model: per-layer norms and updates, activations, the first NaN/inf."""

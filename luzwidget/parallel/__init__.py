@@ -1,0 +1,1 @@
+"""Several processes, one run: records reduced across ranks, commands applied in step."""

@@ -1,0 +1,1 @@
+"""Time travel: snapshots kept in a bounded store, rewinds replayed exactly, branches."""
