@@ -23,7 +23,7 @@ import pytest
 import luzwidget as lw
 from luzwidget import launch as launch_module
 from luzwidget.core.exceptions import ConfigError
-from tests import launch_model as m
+from tests.jobs import launch_model as m
 
 pytestmark = pytest.mark.distributed
 
@@ -154,7 +154,7 @@ PARENT = """
 import sys, time
 sys.path.insert(0, {root!r})
 import luzwidget as lw
-from tests import launch_model as m
+from tests.jobs import launch_model as m
 if __name__ == "__main__":
     run = m.spec().run(m.data(64, 0), epochs=5, verbose=False,
                        accelerator=lw.Accelerator(processes=2, cpu=True))

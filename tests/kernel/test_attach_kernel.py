@@ -1,4 +1,4 @@
-"""lw.attach from a real kernel: a served script (tests/serve_job.py) steered from cells and
+"""lw.attach from a real kernel: a served script (tests/jobs/serve_job.py) steered from cells and
 from the dashboard's comm as a browser drives it; the kernel killed and a new one attached
 while training goes on; the script killed and the dashboard shows it disconnected."""
 
@@ -13,7 +13,7 @@ import pytest
 from kernel_harness import Kernel
 from test_dashboard_kernel import Browser
 
-from tests.serve_job import Job, wait_until
+from tests.jobs.serve_job import Job, wait_until
 
 pytestmark = pytest.mark.kernel
 

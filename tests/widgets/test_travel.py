@@ -12,7 +12,7 @@ import pytest
 
 from luzwidget.widgets.stream import DownsampledSeries
 from luzwidget.widgets.travel import TIMELINE_MAX, cut_series, timeline
-from tests.test_widgets_dashboard import _run, _shown
+from tests.widgets.test_dashboard import _run, _shown
 
 # 96 samples, batches of 16: 6 training batches an epoch
 
@@ -145,7 +145,7 @@ def test_the_timeline_is_bounded() -> None:
     assert rows[-1][1] == 40
 
 
-OVERLAY = Path(__file__).resolve().parents[1] / "js" / "src" / "parts" / "overlay.js"
+OVERLAY = Path(__file__).resolve().parents[2] / "js" / "src" / "parts" / "overlay.js"
 
 # What overlay.js makes of a travel part (stdin, JSON) for the panels named in argv.
 _OVERLAY = """

@@ -1,6 +1,6 @@
 """distributed_sums.py: how a metric's sums and counts travel in the all_reduce.
 
-The launches with several processes are in tests/test_distributed.py.
+The launches with several processes are in tests/parallel/test_distributed.py.
 """
 
 from __future__ import annotations

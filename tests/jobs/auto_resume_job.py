@@ -1,4 +1,4 @@
-"""A training script for tests/test_auto_resume.py, run as a real process.
+"""A training script for tests/callbacks/test_auto_resume.py, run as a real process.
 
 usage: python auto_resume_job.py STATE OUT MARKER EVERY
 

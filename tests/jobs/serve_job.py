@@ -85,7 +85,7 @@ def main(out: Path, token: str, fail: bool) -> None:
 
 # -- for the tests: the script as a process ------------------------------------------------
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def wait_until(pred: Callable[[], Any], what: str, timeout: float = 60) -> Any:
@@ -101,7 +101,7 @@ def wait_until(pred: Callable[[], Any], what: str, timeout: float = 60) -> Any:
 
 
 class Job:
-    """tests/serve_job.py as a process: its address, token, output dir; killed in the end."""
+    """tests/jobs/serve_job.py as a process: its address, token, output dir; killed in the end."""
 
     def __init__(self, out: Path, fail: bool = False) -> None:
         self.out, self.token = out, secrets.token_hex(12)

@@ -13,7 +13,7 @@ from luzwidget import plots
 from luzwidget.core import limits
 from luzwidget.widgets import Dashboard, eventlog, stream
 
-JS = Path(__file__).resolve().parents[1] / "js" / "src"
+JS = Path(__file__).resolve().parents[2] / "js" / "src"
 
 
 def test_python_uses_one_source() -> None:

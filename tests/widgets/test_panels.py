@@ -22,7 +22,7 @@ from luzwidget.widgets import Dashboard
 from luzwidget.widgets.batch_panel import EpochConfusion, image_layout
 from luzwidget.widgets.commands import Ack
 from luzwidget.widgets.summaries import tensor_summary
-from tests.test_widgets_dashboard import _shown
+from tests.widgets.test_dashboard import _shown
 
 
 def _digits_run(epochs: int = 2, lr: float = 0.1, model: nn.Module | None = None) -> lw.Run:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from luzwidget.widgets import Dashboard
-from tests.test_widgets_traffic import FastRun, _capture
+from tests.widgets.test_traffic import FastRun, _capture
 
 
 def test_an_accepted_lr_edit_marks_the_batch_a_refused_one_does_not() -> None:

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-THIN = Path(__file__).resolve().parents[1] / "js" / "src" / "parts" / "thin.js"
+THIN = Path(__file__).resolve().parents[2] / "js" / "src" / "parts" / "thin.js"
 
 _CALL = """
 import * as thin from %s;

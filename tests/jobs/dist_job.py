@@ -1,6 +1,6 @@
-"""A luzwidget training script for tests/test_distributed.py, run under torchrun (or alone).
+"""A luzwidget training script for tests/parallel/test_distributed.py, under torchrun (or alone).
 
-usage: python -m torch.distributed.run ... tests/dist_job.py MODE OUT [STATE]
+usage: python -m torch.distributed.run ... tests/jobs/dist_job.py MODE OUT [STATE]
 
 MODE is one of:
 

@@ -1,4 +1,4 @@
-"""luzwidget.remote: a served training script (tests/serve_job.py, a real process) steered
+"""luzwidget.remote: a served training script (tests/jobs/serve_job.py, a real process) steered
 through lw.attach: pause, step, lr edit, resume, stop, retry after an error, a wrong token,
 nothing listening, a protocol mismatch, the server killed, a second attach, the updates."""
 
@@ -19,7 +19,7 @@ import luzwidget as lw
 from luzwidget.remote import client as client_module
 from luzwidget.remote.client import Connection
 from luzwidget.remote.protocol import AttachError
-from tests.serve_job import Job, wait_until
+from tests.jobs.serve_job import Job, wait_until
 
 
 @pytest.fixture

@@ -1,6 +1,6 @@
 """luzwidget under torch.distributed: real torchrun launches, 2 processes, gloo on 127.0.0.1.
 
-Each test starts ``python -m torch.distributed.run`` on tests/dist_job.py in its own process
+Each test starts ``python -m torch.distributed.run`` on tests/jobs/dist_job.py in its own process
 group, bounded by a timeout, and kills that group in a ``finally``: no process outlives it.
 """
 
@@ -21,8 +21,8 @@ import torch
 
 pytestmark = pytest.mark.distributed
 
-ROOT = Path(__file__).resolve().parent.parent
-JOB = str(ROOT / "tests" / "dist_job.py")
+ROOT = Path(__file__).resolve().parents[2]
+JOB = str(ROOT / "tests" / "jobs" / "dist_job.py")
 LIMIT_S = 150
 
 

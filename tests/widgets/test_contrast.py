@@ -15,7 +15,7 @@ import pytest
 
 from luzwidget.core.limits import SET_COLORS
 
-CSS = (Path(__file__).resolve().parents[1] / "js" / "src" / "dashboard.css").read_text()
+CSS = (Path(__file__).resolve().parents[2] / "js" / "src" / "dashboard.css").read_text()
 
 # --jp-layout-color0..2 (the dashboard's --lw-bg, --lw-bg2, --lw-bg3) and the state colours.
 LIGHT = {
@@ -104,4 +104,4 @@ def test_the_raw_loss_line_at_the_old_fixed_opacity_was_invisible_in_dark() -> N
 
 
 def _plots_js() -> str:
-    return (Path(__file__).resolve().parents[1] / "js" / "src" / "parts" / "plots.js").read_text()
+    return (Path(__file__).resolve().parents[2] / "js" / "src" / "parts" / "plots.js").read_text()

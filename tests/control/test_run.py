@@ -995,7 +995,7 @@ def test_refused_edits_change_nothing(field: str, value: Any, match: str) -> Non
 
 
 def test_set_lr_per_optimizer_and_unknown_name() -> None:
-    from tests.test_loop import _two_part_spec
+    from tests.core.test_loop import _two_part_spec
 
     torch.manual_seed(0)
     run = _two_part_spec().run((X, Y), epochs=1, verbose=False)

@@ -10,8 +10,8 @@ import luzwidget as lw
 from luzwidget.core.events import Event
 from luzwidget.core.exceptions import ConfigError, RunStateError
 from luzwidget.travel.branches import describe, family
-from tests.test_snapshots import make_run, metrics, trained
 from tests.training_helpers import same_weights
+from tests.travel.test_snapshots import make_run, metrics, trained
 
 
 def edited_at_epoch_1(lr, epochs=3):

@@ -387,7 +387,7 @@ def test_a_full_resume_under_a_scheduler_matches_the_uninterrupted_run(tmp_path:
 def test_tensorboard_logs_every_groups_lr(tmp_path: Path) -> None:
     pytest.importorskip("tensorboard")
     from luzwidget.callbacks import TensorBoard
-    from tests.test_callbacks_loggers import read_events
+    from tests.callbacks.test_loggers import read_events
 
     sched = LRScheduler(StepLR, step_size=1, gamma=0.5)  # weight 0: steps before TensorBoard
     torch.manual_seed(0)

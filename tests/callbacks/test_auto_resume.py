@@ -26,8 +26,8 @@ from tests.training_helpers import (
     same_weights,
 )
 
-ROOT = Path(__file__).resolve().parents[1]
-JOB = Path(__file__).with_name("auto_resume_job.py")
+ROOT = Path(__file__).resolve().parents[2]
+JOB = ROOT / "tests" / "jobs" / "auto_resume_job.py"
 OPTIONS = {"verbose": False, "dataloader_options": {"batch_size": 8}}
 
 

@@ -16,9 +16,9 @@ from typing import Any
 import pytest
 
 from luzwidget.widgets import Dashboard
-from tests.test_widgets_traffic import FastRun, _capture
+from tests.widgets.test_traffic import FastRun, _capture
 
-STORE = Path(__file__).resolve().parents[1] / "js" / "src" / "store.js"
+STORE = Path(__file__).resolve().parents[2] / "js" / "src" / "store.js"
 
 # Feed the messages (stdin, JSON list) to a store, print its state.
 _FEED = """

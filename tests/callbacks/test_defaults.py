@@ -327,7 +327,7 @@ def test_progress_bar_shows_the_loss_and_rate(
 
 
 def test_progress_with_several_optimizers(capsys: pytest.CaptureFixture[str]) -> None:
-    from tests.test_loop import _two_part_spec
+    from tests.core.test_loop import _two_part_spec
 
     _fit(epochs=1, verbose=True, spec=_two_part_spec())
     err = capsys.readouterr().err
