@@ -23,7 +23,7 @@ from luzwidget.callbacks.serve import serve_from_env
 from luzwidget.control.run import Run
 from luzwidget.core.accelerator import Accelerator
 from luzwidget.core.checks import build_module, build_optimizer
-from luzwidget.core.context import Context, check_callbacks
+from luzwidget.core.context import Context, check_callbacks, check_epochs, shown
 from luzwidget.core.data import as_loader, split_valid
 from luzwidget.core.distributed import unwrap
 from luzwidget.core.engine import Engine, engine_of
@@ -300,8 +300,8 @@ def _check_epochs(epochs: Any) -> tuple[int, int]:
 
     if is_int(epochs):
         if epochs < 0:
-            raise ConfigError(f"epochs={epochs}: the number of epochs must be >= 0.")
-        return 0, epochs
+            raise ConfigError(f"epochs={shown(epochs)}: the number of epochs must be >= 0.")
+        return 0, check_epochs(epochs, "epochs")
     if isinstance(epochs, tuple | list) and len(epochs) == 2 and all(map(is_int, epochs)):
         low, high = epochs
         if not 0 <= low <= high:
@@ -309,9 +309,10 @@ def _check_epochs(epochs: Any) -> tuple[int, int]:
                 f"epochs={tuple(epochs)}: expected (min_epochs, max_epochs) with "
                 "0 <= min_epochs <= max_epochs, e.g. epochs=(5, 20)."
             )
-        return low, high
+        return low, check_epochs(high, "epochs: max_epochs")
     raise ConfigError(
-        f"epochs must be an int (max epochs) or a pair (min_epochs, max_epochs); got {epochs!r}."
+        "epochs must be an int (max epochs) or a pair (min_epochs, max_epochs); got "
+        f"{shown(epochs)}."
     )
 
 

@@ -21,7 +21,15 @@ from traitlets import TraitError
 
 from luzwidget.control.breakpoints import Breakpoints
 from luzwidget.control.driver import Driver, Listener
-from luzwidget.core.context import Context, check_callbacks, finite_positive, optimizer_names
+from luzwidget.core.context import (
+    MAX_EPOCHS,
+    Context,
+    check_callbacks,
+    check_epochs,
+    finite_positive,
+    optimizer_names,
+    shown,
+)
 from luzwidget.core.engine import engine_of
 from luzwidget.core.events import Event
 from luzwidget.core.exceptions import ConfigError, RunStateError
@@ -187,8 +195,12 @@ class Run:
 
     def extend(self, epochs: int) -> None:
         """Continue a finished run for ``epochs`` more epochs (optimizer state kept)."""
-        if not isinstance(epochs, int) or isinstance(epochs, bool) or epochs < 1:
-            raise ConfigError(f"epochs must be a positive int, got {epochs!r}.")
+        check_epochs(epochs, "extend: epochs", floor=1)
+        if self.ctx.epoch + epochs > MAX_EPOCHS:
+            raise ConfigError(
+                f"extend: epochs={shown(epochs)} would take max_epochs past {MAX_EPOCHS}; "
+                "give fewer epochs."
+            )
         if self.state != RunState.DONE:
             raise RunStateError(
                 f"extend() continues a finished run; this one is {self.state}. "

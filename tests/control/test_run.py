@@ -1050,7 +1050,7 @@ def test_extend_continues_with_optimizer_state_and_epochs_numbered_on() -> None:
     run = _run(_adam(), epochs=2, callbacks=[rec])
     run.resume()
     assert _adam_steps(run) == [8]
-    with pytest.raises(ConfigError, match=r"epochs must be a positive int, got 0"):
+    with pytest.raises(ConfigError, match=r"extend: epochs must be an int from 1 to \d+, got 0"):
         run.extend(0)
     run.extend(epochs=3)
     assert run.state == "ready"

@@ -9,6 +9,7 @@ from torch import nn
 import luzwidget as lw
 from luzwidget.remote.methods import call
 from luzwidget.remote.protocol import error_from_reply, jsonable, parse_address
+from tests.helpers import observable
 
 
 @pytest.fixture
@@ -49,6 +50,9 @@ def test_calls_go_through_the_run_api(run: lw.Run) -> None:
         ("edit", {"field": "model", "value": 1}, "cannot be edited"),
         ("breakpoint_add", {"event": "nowhere"}, "nowhere"),
         ("breakpoint_flag", {"name": "nonfinite", "value": "yes"}, "True or False"),
+        ("breakpoint_flag", {"name": "watch", "value": True}, "nonfinite_loss or nonfinite"),
+        ("edit", {"field": "max_epochs", "value": 10**400}, "max_epochs"),
+        ("set_lr", {"lr": 10**400}, "finite positive"),
         ("field", {"name": "_trait_values"}, "no field"),
         ("start", {"n": 0}, "positive int"),
     ],
@@ -56,10 +60,10 @@ def test_calls_go_through_the_run_api(run: lw.Run) -> None:
 def test_a_bad_call_is_refused_and_changes_nothing(
     run: lw.Run, method: str, args: object, match: str
 ) -> None:
+    before = observable(run)  # everything a call could touch, breakpoints.watch included
     with pytest.raises(lw.ConfigError, match=match):
         call(run, method, args)
-    assert run.state == "ready"
-    assert run.ctx.optimizers["opt"].param_groups[0]["lr"] == 0.1
+    assert observable(run) == before
 
 
 def test_the_wire_helpers() -> None:
