@@ -96,7 +96,8 @@ class Serve(Callback):
         )
         self.port = self.server.port
         report(
-            f"serving the run at {self.address} (protocol 1); attach from a notebook with\n"
+            f"serving the run at {self.address} (protocol {self.server.protocol}); attach from "
+            "a notebook with\n"
             f"    lw.attach({self.address!r}, token={self.token!r})"
         )
 

@@ -103,6 +103,9 @@ class Server:
         Whether a blocking ``fit()`` that fails waits for a notebook (:meth:`hold`).
     """
 
+    protocol = PROTOCOL
+    """The attach protocol it speaks."""
+
     def __init__(
         self,
         run: Run,

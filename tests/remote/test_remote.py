@@ -4,10 +4,12 @@ nothing listening, a protocol mismatch, the server killed, a second attach, the 
 
 from __future__ import annotations
 
+import gc
 import json
 import signal
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -146,6 +148,18 @@ def test_a_wrong_or_missing_token_is_refused_and_gets_no_state(job: Job) -> None
         sock.send_json({"op": "call", "method": "status", "args": {}, "id": 1})
         assert not sock.poll(3000)  # the handshake refused it: nothing comes back, ever
     job.attach().close()  # the server is none the worse
+
+
+def test_dropping_an_attached_proxy_releases_its_connection(job: Job) -> None:
+    def attach_threads() -> int:
+        return sum(t.name == "luzwidget-attach" for t in threading.enumerate())
+
+    before = attach_threads()
+    run = job.attach()
+    assert attach_threads() == before + 1
+    del run
+    gc.collect()
+    wait_until(lambda: attach_threads() == before, "the connection's thread to end", 10)
 
 
 def test_a_protocol_mismatch_is_refused(job: Job, monkeypatch: pytest.MonkeyPatch) -> None:
