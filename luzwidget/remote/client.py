@@ -39,8 +39,8 @@ from luzwidget.remote.protocol import (
 
 __all__ = ["Connection"]
 
-_AUTH_FAILED = 0x4000  # ZMQ_EVENT_HANDSHAKE_FAILED_AUTH
-_HANDSHAKE_FAILED = 0x0800 | 0x2000 | _AUTH_FAILED  # no detail, protocol, auth
+_AUTH_FAILED = 0x4000  # ZMQ_EVENT_HANDSHAKE_FAILED_AUTH: the token was refused
+_HANDSHAKE_FAILED = 0x2000 | _AUTH_FAILED  # | ..._PROTOCOL: no PLAIN there (protocol 1)
 
 
 class _Pending:
@@ -128,7 +128,12 @@ class Connection:
         ident = next(self._ids)
         pending = _Pending()
         with self._lock:
-            self._pending[ident] = pending
+            refused = self.refused if hello else None  # the handshake may have failed already
+            if refused is None:
+                self._pending[ident] = pending
+        if refused is not None:
+            self.close()
+            raise AttachError(refused)
         self._push({**msg, "id": ident})
         if not pending.done.wait(timeout):
             with self._lock:

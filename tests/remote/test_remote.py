@@ -175,6 +175,14 @@ def test_nothing_listening_is_an_error_within_the_timeout() -> None:
         lw.attach(f"127.0.0.1:{port}", token="whatever-token", timeout=1)
 
 
+def test_a_server_of_protocol_1_is_told_apart_from_silence() -> None:
+    with zmq.Context() as ctx, ctx.socket(zmq.ROUTER) as sock:  # no PLAIN: as protocol 1 was
+        port = sock.bind_to_random_port("tcp://127.0.0.1")
+        with pytest.raises(AttachError, match="does not speak attach protocol 2"):
+            lw.attach(f"127.0.0.1:{port}", token="whatever-token", timeout=20)
+        assert not sock.poll(0)  # and it never got the hello
+
+
 def test_a_killed_server_shows_as_disconnected(job: Job) -> None:
     run = job.attach()
     try:
