@@ -7,8 +7,6 @@ run to its end: from a Setup and fit()'s arguments, for predict/evaluate, for a 
 from __future__ import annotations
 
 import difflib
-import functools
-import inspect
 import operator
 import sys
 from collections.abc import Callable, Mapping
@@ -22,6 +20,7 @@ from luzwidget.callbacks.progress import in_notebook
 from luzwidget.callbacks.serve import serve_from_env
 from luzwidget.control.run import Run
 from luzwidget.core.accelerator import Accelerator
+from luzwidget.core.build import custom_step, make_context
 from luzwidget.core.checks import build_module, build_optimizer
 from luzwidget.core.context import Context, check_callbacks
 from luzwidget.core.data import as_loader, split_valid
@@ -45,7 +44,6 @@ __all__ = [
     "drive_to_end",
     "finished_run",
     "loop_of",
-    "make_context",
     "side_context",
 ]
 
@@ -61,23 +59,6 @@ FIT_ARGS = (
 
 
 # -- contexts --------------------------------------------------------------------------
-
-
-def make_context(
-    model: nn.Module, accelerator: Accelerator | None, callbacks: list[Any], **fields: Any
-) -> Context:
-    """Every Context is built here: its fields, the module's own ``step`` bound to it (if
-    it has one), and its :class:`~luzwidget.core.engine.Engine`."""
-    if accelerator is not None:
-        fields.setdefault("device", accelerator.device)
-        fields.setdefault("rank", accelerator.rank)
-        fields.setdefault("world_size", accelerator.world_size)
-    ctx = Context(accelerator=accelerator, model=model, callbacks=callbacks, **fields)
-    Engine(ctx)
-    step = custom_step(unwrap(model))  # under DDP, the user's module inside the wrapper
-    if step is not None:
-        ctx.step = functools.partial(step, ctx)
-    return ctx
 
 
 def side_context(
@@ -387,19 +368,6 @@ def loss_fn_of(spec: Setup, model: nn.Module) -> Any:
             "loss(self, pred, target) or step(self, ctx) on the module."
         )
     return None
-
-
-def custom_step(model: nn.Module) -> Any:
-    step = getattr(model, "step", None)
-    if not callable(step):
-        return None
-    try:
-        inspect.signature(step).bind(None)
-    except TypeError:
-        raise ConfigError(
-            f"{type(model).__name__}.step must take the context: def step(self, ctx): ..."
-        ) from None
-    return step
 
 
 # The defaults, as callables that add no Python frame per batch: Tensor.backward(loss) is

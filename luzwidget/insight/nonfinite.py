@@ -32,9 +32,9 @@ from torch import nn
 
 from luzwidget.core.events import Event
 from luzwidget.core.states import RunState
+from luzwidget.core.values import loss_text
 from luzwidget.insight.attached import OnDemand
 from luzwidget.insight.layers import ROOT
-from luzwidget.metrics.values import loss_text
 
 if TYPE_CHECKING:
     from luzwidget.core.context import Context

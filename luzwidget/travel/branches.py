@@ -133,7 +133,7 @@ def _copied_now(run: Run) -> Run:
 def _copy_run(run: Run) -> Run:
     """A Run like ``run``: copies of model, optimizers and callbacks, the same data."""
     from luzwidget.control.run import Run
-    from luzwidget.session import make_context
+    from luzwidget.core.build import make_context
 
     old = run.ctx
     memo: dict[int, Any] = {id(getattr(old, name)): getattr(old, name) for name in _SHARED}

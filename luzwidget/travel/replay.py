@@ -25,8 +25,8 @@ from luzwidget.core.loop import Loop, fit_loop
 from luzwidget.core.report import report
 from luzwidget.core.states import RunState
 from luzwidget.storage.checkpoint import restore
+from luzwidget.storage.snapstore import START, Position, Snapshot
 from luzwidget.travel.snapshots import _to_cpu, batches_of, phase_of, store_of, train_length
-from luzwidget.travel.snapstore import START, Position, Snapshot
 
 if TYPE_CHECKING:
     from luzwidget.control.run import Run

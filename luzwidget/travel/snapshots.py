@@ -33,7 +33,7 @@ from luzwidget.core.exceptions import ConfigError
 from luzwidget.core.report import report
 from luzwidget.core.states import RunState
 from luzwidget.storage.checkpoint import capture, get_rng_states, set_rng_states
-from luzwidget.travel.snapstore import (
+from luzwidget.storage.snapstore import (
     DEFAULT_BUDGET,
     EPOCH_END,
     INSIDE,

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from luzwidget.metrics.values import as_scalar, loss_text
+from luzwidget.core.values import as_scalar, loss_text
 
 
 @pytest.mark.parametrize(
