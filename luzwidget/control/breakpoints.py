@@ -11,12 +11,9 @@ from luzwidget.core.exceptions import ConfigError
 if TYPE_CHECKING:
     from luzwidget.core.context import Context
 
-__all__ = ["AFTER_LOSS", "Breakpoints"]
+__all__ = ["Breakpoints"]
 
 Predicate = Callable[["Context"], Any]
-
-AFTER_LOSS = frozenset({Event.on_train_batch_after_loss, Event.on_valid_batch_after_loss})
-"""Where conditions are checked unless ``at=`` says otherwise: right after each loss."""
 
 
 class Breakpoints:
@@ -156,7 +153,7 @@ class Breakpoints:
             if found is not None:
                 return found
         for predicate, at in self._conditions:
-            if (at is None and event in AFTER_LOSS) or (at is not None and event in at):
+            if event.is_after_loss if at is None else event in at:
                 try:
                     if predicate(ctx):
                         return f"condition {_name(predicate)} is true at {event.value}"

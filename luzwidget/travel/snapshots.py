@@ -145,8 +145,8 @@ def batches_of(run: Run, kind: str | None = None) -> int | None:
     if (kind or _kind(run)) != INSIDE:
         return int(ctx.epoch) * length
     done = int(ctx.iter) if phase_of(ctx) == "train" else length
-    event = run.event.value if run.event is not None else ""
-    if event.startswith("on_train_batch_") and event != "on_train_batch_end":
+    event = run.event
+    if event is not None and event.in_train_batch and not event.is_batch_end:
         done -= 1  # inside a batch: not done yet
     return (int(ctx.epoch) - 1) * length + done
 
