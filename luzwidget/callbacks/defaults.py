@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from luzwidget.callbacks.base import Callback
+from luzwidget.core.callback import Callback
 from luzwidget.core.engine import engine_of
 from luzwidget.core.report import report
 from luzwidget.core.values import as_scalar

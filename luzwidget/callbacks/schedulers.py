@@ -6,8 +6,8 @@ import inspect
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from luzwidget.callbacks.base import Callback
 from luzwidget.callbacks.monitor import Monitor
+from luzwidget.core.callback import Callback
 from luzwidget.core.context import optimizer_names
 from luzwidget.core.events import Event
 from luzwidget.core.exceptions import ConfigError

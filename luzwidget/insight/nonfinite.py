@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import nn
 
+from luzwidget.core.callback import run_bound
 from luzwidget.core.events import Event
 from luzwidget.core.states import RunState
 from luzwidget.core.values import loss_text
@@ -102,6 +103,7 @@ class NonfiniteWatch(OnDemand):
     def _hook(self, name: str) -> Any:
         flags = self._flags
 
+        @run_bound
         def hook(module: nn.Module, args: Any, output: Any) -> None:
             for tensor in _tensors(output):
                 if tensor.is_floating_point() or tensor.is_complex():

@@ -11,7 +11,7 @@ import torch
 
 import luzwidget as lw
 from luzwidget import Event
-from luzwidget.callbacks.base import Callback
+from luzwidget.core.callback import Callback
 from luzwidget.core.dispatch import build_dispatch_table
 from tests.helpers import E, make_data, make_spec
 
