@@ -42,7 +42,7 @@ class Serve(Callback):
         The port to listen on; 0 picks a free one (read :attr:`address` after the start).
     host : str, default "127.0.0.1"
         The interface; the default keeps the run to this machine (use SSH forwarding to
-        reach it from another: see README).
+        reach it from another: see the user guide's "Steering a run in another process").
     token : str, optional
         What a notebook must give; without one a random token is generated.
     wait_on_error : bool, default True
