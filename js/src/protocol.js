@@ -102,8 +102,7 @@
  * @property {*} id  The Cmd's id.
  * @property {boolean} ok
  * @property {string} message  A refusal says what was expected and quotes what was sent.
- * @property {string} [field]  For an edit: the field...
- * @property {*} [value]  ...and the value the run now uses (a refused edit snaps back to it).
+ *   Values the run uses are never in an ack: they come in the config and status parts.
  */
 
 /**

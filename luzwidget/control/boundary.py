@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from luzwidget.control.breakpoints import Breakpoints
 from luzwidget.control.features import Features
 from luzwidget.core.context import Context
-from luzwidget.core.engine import LoopFlags
 from luzwidget.core.events import Event
+from luzwidget.core.flags import LoopFlags
 from luzwidget.core.report import report
 from luzwidget.core.states import Outcome, RunState, Until
 

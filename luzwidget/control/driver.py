@@ -30,9 +30,10 @@ from luzwidget.control.features import Features
 from luzwidget.control.interrupts import CtrlC
 from luzwidget.control.shown import Shown
 from luzwidget.core.context import Context
-from luzwidget.core.engine import Fault, LoopFlags, engine_of
+from luzwidget.core.engine import Fault, engine_of
 from luzwidget.core.events import Event
 from luzwidget.core.exceptions import RunStateError, StopFit
+from luzwidget.core.flags import LoopFlags
 from luzwidget.core.loop import Loop
 from luzwidget.core.report import report
 from luzwidget.core.states import Outcome, RunState, Until, stop_condition
@@ -230,7 +231,11 @@ class Driver(Shown):
                 "run.retry() to redo what failed, or run.skip() to drop the batch."
             )
         if self.state == RunState.DONE:
-            raise RunStateError("the run is done; run.extend(epochs=n) continues it.")
+            raise RunStateError(
+                f"the run is done at epoch {self.ctx.epoch} of max_epochs "
+                f"{self.ctx.max_epochs}; raise max_epochs first (run.edit('max_epochs', n), or "
+                "the dashboard's box), then go on; or run.extend(epochs=n)."
+            )
         if self.state == RunState.RUNNING:
             raise RunStateError(
                 "the run is already training in the background; run.pause() or run.wait() first."

@@ -308,11 +308,3 @@ _FIELDS = frozenset(_TRAITS) | {"opt_name"}
 # traitlets itself shadows notify_change while it holds notifications in __init__.
 _SETTABLE = _FIELDS | {"notify_change"}
 _LIVE = {n: t.default_value for n, t in Context.class_traits().items() if isinstance(t, Live)}
-
-
-def __getattr__(name: str) -> Any:
-    if name == "Fault":  # it moved to luzwidget.core.engine; old imports keep working
-        from luzwidget.core.engine import Fault
-
-        return Fault
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -23,6 +23,7 @@ from luzwidget.core.dispatch import build_dispatch_table
 from luzwidget.core.events import Event
 from luzwidget.core.exceptions import CallbackError, RunStateError, StepError, StopEpoch, StopFit
 from luzwidget.core.faults import WHAT, Control, describe_io, misplaced, no_graph_hint, nth_batch
+from luzwidget.core.flags import LoopFlags
 from luzwidget.core.report import report
 from luzwidget.core.traits import Live
 
@@ -37,7 +38,6 @@ __all__ = [
     "PASS_THROUGH",
     "Engine",
     "Fault",
-    "LoopFlags",
     "SkipBatch",
     "engine_of",
     "rng_state",
@@ -119,38 +119,6 @@ class Fault:
 
     def __repr__(self) -> str:
         return f"<Fault {self.stage} at {self.event}: {type(self.cause).__name__}>"
-
-
-class LoopFlags:
-    """What the loop and the thread driving it tell each other, per run.
-
-    Attributes
-    ----------
-    listening : bool
-        The loop yields each event only while its driver listens (stepping, breakpoints,
-        a pending command or pause); free-running it skips the yields.
-    in_user_code : bool
-        True while user code runs (callbacks, forward, loss, backward): a second Ctrl-C
-        may interrupt there at once; anywhere else it waits for the next event.
-    stage : str
-        The part of the step running now (``"forward"``, ``"loss"``, ...), named in a fault.
-    check_target : bool
-        True until the first training loss of a fit has checked the target's shape.
-    """
-
-    __slots__ = ("check_target", "in_user_code", "listening", "stage")
-
-    def __init__(self) -> None:
-        self.listening = True
-        self.in_user_code = False
-        self.stage = "forward"
-        self.check_target = False
-
-    def __repr__(self) -> str:
-        return (
-            f"<LoopFlags listening={self.listening} in_user_code={self.in_user_code} "
-            f"stage={self.stage!r}>"
-        )
 
 
 class Engine:

@@ -46,7 +46,7 @@ def fire(engine: Engine, event: Event) -> Iterable[Item]:
     """Call the callbacks of ``event``, then yield it; on a fault, yield it and obey.
 
     The one fast-path rule: an event nobody listens to (no callback, and the driver not
-    listening, see :class:`~luzwidget.core.engine.LoopFlags`) costs a lookup and nothing else.
+    listening, see :class:`~luzwidget.core.flags.LoopFlags`) costs a lookup and nothing else.
     A free-running loop skips the yields too, which saves a resume of every enclosing
     generator per event.
     """

@@ -12,7 +12,8 @@ on every message; a wrong or missing one gets ``{"op": "refused"}`` and no state
     answered ``{"op": "welcome", "protocol": 1, "id": n, "status": {...}}``, or
     ``{"op": "refused", "reason": "protocol", "protocol": 1}`` for another version.
 ``{"op": "call", "method": m, "args": {...}, "token": t, "id": n}``
-    a Run API call from :data:`METHODS`; answered ``{"op": "reply", "id": n, "ok": true,
+    a call of the command table (:data:`luzwidget.control.commands.TABLE`), named in
+    :data:`METHODS`; answered ``{"op": "reply", "id": n, "ok": true,
     "value": ...}`` or ``{"op": "reply", "id": n, "ok": false, "error": "ConfigError",
     "message": ...}`` (the Run API's own checks: the same refusals as a local call).
 ``{"op": "subscribe", "token": t, "id": n}``
@@ -34,6 +35,7 @@ import hmac
 import math
 from typing import Any
 
+from luzwidget.control.commands import TABLE
 from luzwidget.core.exceptions import ConfigError, LuzwidgetError, RunStateError
 
 __all__ = [
@@ -62,28 +64,7 @@ starve a server thread of the GIL for seconds; a dead one is told apart soon eno
 SUBSCRIBER_TTL_S = 10.0
 """The server stops sending updates to a subscriber silent for this long."""
 
-METHODS = frozenset(
-    {
-        "status",
-        "start",
-        "pause",
-        "stop",
-        "retry",
-        "skip",
-        "set_lr",
-        "edit",
-        "breakpoints",
-        "breakpoint_add",
-        "breakpoint_remove",
-        "breakpoint_clear",
-        "breakpoint_flag",
-        "field",
-        "summaries",
-        "records",
-        "layers",
-        "activations",
-    }
-)
+METHODS = frozenset(name for name, command in TABLE.items() if command.remote)
 """Every Run API call a client may make (anything else is refused by name)."""
 
 

@@ -20,11 +20,11 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any
 
+from luzwidget.control import commands
 from luzwidget.core.exceptions import ConfigError
 from luzwidget.core.report import report
 from luzwidget.core.states import RunState
-from luzwidget.remote import methods
-from luzwidget.remote.protocol import PROTOCOL, SILENCE_S, SUBSCRIBER_TTL_S, token_ok
+from luzwidget.remote.protocol import PROTOCOL, SILENCE_S, SUBSCRIBER_TTL_S, jsonable, token_ok
 from luzwidget.widgets.collector import Collector
 from luzwidget.widgets.commands import handle_command
 from luzwidget.widgets.feed import DashboardFeed
@@ -220,7 +220,7 @@ class Server:
                 ident, {"op": "refused", "reason": "protocol", "protocol": PROTOCOL, "id": _id(msg)}
             )
             return
-        status = methods.status(self.run)
+        status = commands.status(self.run)
         self._send(ident, {"op": "welcome", "protocol": PROTOCOL, "id": _id(msg), "status": status})
 
     def _dash(self, content: Any) -> None:
@@ -308,7 +308,8 @@ def _call(run: Run, msg: dict[str, Any]) -> dict[str, Any]:
     from luzwidget.core.exceptions import LuzwidgetError
 
     try:
-        return {"ok": True, "value": methods.call(run, msg.get("method"), msg.get("args", {}))}
+        answer = commands.call(run, msg.get("method"), msg.get("args", {}), remote=True)
+        return {"ok": True, "value": jsonable(answer.value)}
     except (LuzwidgetError, TraitError) as exc:
         return {"ok": False, "error": type(exc).__name__, "message": str(exc)}
     except Exception as exc:

@@ -95,7 +95,7 @@ def test_the_docs_picture_shows_time_travel_and_both_panels(open_notebook) -> No
     timeline.get_by_role("option", name="e2", exact=True).click()
     travel.get_by_label("Learning rate of the branch").fill("0.5")
     travel.get_by_role("button", name="Branch", exact=True).click()
-    nb.wait_value("len(run.snapshot_store.family['children'])", 1)
+    nb.wait_value("len(run.features.travel.family.children)", 1)
     branch = "dash.run"
     runs = dash.get_by_role("group", name="Runs of this family")
     expect(runs.get_by_role("button")).to_have_count(2)

@@ -9,8 +9,8 @@ import pytest
 from luzwidget.control.boundary import STOP, Boundary, Control
 from luzwidget.control.breakpoints import Breakpoints
 from luzwidget.core.context import Context
-from luzwidget.core.engine import LoopFlags
 from luzwidget.core.events import Event
+from luzwidget.core.flags import LoopFlags
 from luzwidget.core.states import Outcome, RunState, stop_condition
 
 STOPPED = Outcome(RunState.DONE, "stopped")

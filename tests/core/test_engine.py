@@ -9,7 +9,8 @@ import torch
 
 import luzwidget as lw
 from luzwidget import Callback
-from luzwidget.core.engine import Engine, Fault, LoopFlags, engine_of
+from luzwidget.core.engine import Engine, engine_of
+from luzwidget.core.flags import LoopFlags
 from luzwidget.core.loop import fire
 from tests.helpers import E, make_data, make_spec
 
@@ -95,12 +96,6 @@ def test_a_bare_context_gets_its_engine_on_first_use() -> None:
     ctx.call_callbacks("epoch_end")
     assert calls == [0]
     assert engine.table[E.on_epoch_end] == ()
-
-
-def test_fault_still_imports_from_the_context_module() -> None:
-    from luzwidget.core.context import Fault as Old
-
-    assert Old is Fault
 
 
 def test_an_event_nobody_listens_to_costs_nothing_but_a_lookup() -> None:
