@@ -265,6 +265,17 @@ def test_save_writes_the_plain_modules_names_and_load_keeps_the_model_compiled(
     assert torch.equal(plain.predict(x), fitted.predict(x))
 
 
+def test_keep_best_model_keeps_and_restores_the_modules_own_keys() -> None:
+    keep = lw.callbacks.KeepBestModel(monitor="train_loss", mode="max")  # the worst: epoch 1
+    run = _run(_model(Counting()), epochs=2, callbacks=[keep])
+    run.step("epoch")
+    after_epoch_1 = snapshot(original(run.ctx.model))
+    run.resume()
+    assert keep.best_epoch == 1
+    assert list(keep.state_dict()["weights"]) == list(MLP().state_dict())
+    assert state_equal(snapshot(original(run.ctx.model)), after_epoch_1)
+
+
 def test_weights_load_between_compiled_and_plain_modules(tmp_path: Path) -> None:
     compiled = _model(Counting())
     torch.manual_seed(1)
