@@ -11,6 +11,7 @@ from torch import nn
 
 from luzwidget.control.run import Run
 from luzwidget.core.checks import check_opt_hparams
+from luzwidget.core.compiled import original
 from luzwidget.core.exceptions import ConfigError
 from luzwidget.fitted import Fitted
 from luzwidget.lr_finder import lr_finder
@@ -78,10 +79,10 @@ class Setup:
     def set_hparams(self, **hparams: Any) -> Setup:
         """Arguments the module class is built with; returns a new Setup."""
         if isinstance(self.module, nn.Module):
+            name = type(original(self.module)).__name__  # not torch.compile's wrapper
             raise ConfigError(
                 "set_hparams() passes arguments to the module's constructor, but setup() got "
-                f"a built {type(self.module).__name__} instance. Pass the class instead: "
-                f"setup({type(self.module).__name__}, ...)."
+                f"a built {name} instance. Pass the class instead: setup({name}, ...)."
             )
         new = copy.copy(self)
         new.hparams = {**self.hparams, **hparams}
@@ -185,7 +186,7 @@ class Setup:
         return lr_finder(self, data, steps, start_lr, end_lr, log_spaced, **kwargs)
 
     def __repr__(self) -> str:
-        name = getattr(self.module, "__name__", type(self.module).__name__)
+        name = getattr(self.module, "__name__", type(original(self.module)).__name__)
         return f"<Setup {name} hparams={self.hparams} opt_hparams={self.opt_hparams}>"
 
 

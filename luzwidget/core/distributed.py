@@ -159,7 +159,11 @@ def connect(timeout_s: float, host: bool = False) -> Any:
 
 
 def unwrap(model: Any) -> Any:
-    """The user's module inside a DistributedDataParallel wrapper (else ``model`` itself)."""
+    """The user's module inside a DistributedDataParallel wrapper (else ``model`` itself).
+
+    A ``torch.compile`` wrapper is kept (predict, evaluate and a module's own ``step`` run
+    compiled); :func:`luzwidget.core.compiled.original` goes through both.
+    """
     inner = getattr(model, "module", None)
     if isinstance(model, torch.nn.parallel.DistributedDataParallel) and inner is not None:
         return inner

@@ -25,6 +25,11 @@ recorded (the weight changed since, which ``Tensor._version`` tells at no cost: 
 step, a rewind, a loaded checkpoint), and with a module's own ``step()`` (no
 ``on_train_batch_before_step`` event to record at). ``run.activations()`` does the same for
 the output of every module (forward hooks, installed only while armed).
+
+A compiled model (``torch.compile(model)``, ``model.compile()``) is shown as the module
+itself: names without ``_orig_mod``, hooks on the original modules, and while hooks are
+installed its batches run eagerly (:func:`luzwidget.core.compiled.run_eagerly`: a graph
+compiled before would not call them).
 """
 
 from __future__ import annotations
@@ -36,6 +41,7 @@ import torch
 from torch import nn
 
 from luzwidget.core.callback import run_bound
+from luzwidget.core.compiled import named_modules, named_parameters, run_eagerly
 from luzwidget.core.events import Event
 from luzwidget.core.states import RunState
 from luzwidget.insight.attached import OnDemand, insight_of
@@ -233,15 +239,21 @@ class ActivationTracker(Armed):
         super().__init__(run)
         self.stats: dict[str, tuple[str, tuple[int, ...], Any, Any, Any]] = {}
         self.handles: list[Any] = []
+        self._release: Any = None
 
     def joined(self) -> None:
-        for name, module in self.run.ctx.model.named_modules():
+        model = self.run.ctx.model
+        for name, module in named_modules(model):  # the user's modules, as they name them
             self.handles.append(module.register_forward_hook(self._hook(name or ROOT)))
+        self._release = run_eagerly(model)  # a compiled graph would not run the hooks
 
     def left(self) -> None:
         for handle in self.handles:
             handle.remove()
         self.handles.clear()
+        if self._release is not None:
+            self._release, release = None, self._release
+            release()
 
     def _hook(self, name: str) -> Any:
         @run_bound
@@ -277,7 +289,7 @@ def layers(run: Any, arm: bool = True, latest: bool = False) -> pd.DataFrame:
     layer_tracker = tracker(run, LayerTracker)
     owner = _owners(ctx.optimizers or {})
     types = _module_types(ctx.model)
-    named = list(ctx.model.named_parameters())
+    named = list(named_parameters(ctx.model))  # the user's names: no DDP or compile prefix
     norms = _numbers([norm(p.detach()) for _, p in named])
     grads = _numbers([_grad_norm(p) for _, p in named])
     updates = _numbers([layer_tracker.update_of(p, latest) for _, p in named])
@@ -338,7 +350,7 @@ def _module_types(model: nn.Module) -> dict[str, str]:
     """``parameter name -> class name of the module that holds it`` (e.g. ``"Linear"``)."""
     return {
         f"{prefix}.{pname}" if prefix else pname: type(module).__name__
-        for prefix, module in model.named_modules()
+        for prefix, module in named_modules(model)
         for pname, _ in module.named_parameters(recurse=False)
     }
 

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
+from luzwidget.core.compiled import original
 from luzwidget.core.engine import Engine, engine_of
 from luzwidget.core.events import Event
 from luzwidget.core.exceptions import ConfigError, RunStateError
@@ -199,7 +200,7 @@ def check_replayed(run: Run, snap: Snapshot) -> None:
     its epoch began: the replay used the epoch start's). Loading them over instead would
     break a batch in progress (its autograd graph holds the weights)."""
     saved = snap.load().get("model", {})
-    now = run.ctx.model.state_dict()
+    now = original(run.ctx.model).state_dict()  # keys as captured: no DDP/compile prefix
     same = saved.keys() == now.keys() and all(
         torch.equal(saved[k], now[k].detach().cpu()) for k in saved
     )

@@ -273,6 +273,23 @@ def test_layers_panel_marks_the_origin_of_a_nan() -> None:
     dash.close()
 
 
+def test_layers_panel_of_a_compiled_model_shows_and_marks_the_modules_own_names() -> None:
+    torch._dynamo.reset()
+    net = nn.Sequential(nn.Linear(64, 16), nn.ReLU(), nn.Linear(16, 10))
+    run = _digits_run(model=torch.compile(net, backend="aot_eager"))
+    dash, _ = _shown(run)
+    dash.panel("layers")
+    run.step("batch")  # compiled, no hook in its graph
+    assert [r[0] for r in dash.tick()["layers"]["rows"]] == [n for n, _ in net.named_parameters()]
+    run.breakpoints.nonfinite = True
+    with torch.no_grad():
+        net[2].bias[3] = torch.nan
+    run.resume()
+    assert "output of 2 (Linear)" in run.reason
+    assert dash.tick()["layers"]["origin"] == {"kind": "output", "name": "2"}
+    dash.close()
+
+
 def test_a_finished_run_continues_from_the_dashboard_when_max_epochs_is_raised() -> None:
     run = _digits_run(epochs=1)
     dash, _ = _shown(run)
