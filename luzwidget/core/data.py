@@ -83,7 +83,10 @@ def as_loader(
     data
         A DataLoader (used as is), a Dataset (map-style or IterableDataset),
         tensors/arrays (see :func:`as_dataset`), or any re-iterable of ready batches
-        (e.g. a list of ``(input, target)`` tuples).
+        (e.g. a list of ``(input, target)`` tuples). Tensors, a TensorDataset and a
+        Dataset with ``__getitems__`` get an
+        :class:`~luzwidget.core.index_loader.IndexLoader` (the DataLoader's batches,
+        taken by index) unless ``options`` ask for what only a DataLoader does.
     training
         Training loaders shuffle and drop the last partial batch (an IterableDataset
         does neither); validation ones never do.
@@ -306,6 +309,8 @@ def epoch_batches(loader: Iterable[Any]) -> tuple[Iterator[Any], Replay | None, 
     ``replay.again`` makes the next call load the same batch again; ``replay`` is None
     where that cannot be done, and ``limit`` says why (for the fault's message):
 
+    - an :class:`~luzwidget.core.index_loader.IndexLoader`: exact (the same positions
+      are taken again);
     - a map-style Dataset in a DataLoader with ``num_workers=0``: exact (the indices of
       the failed batch are fetched again, by the loader itself);
     - ``num_workers > 0``: the workers have already been sent the next indices and the

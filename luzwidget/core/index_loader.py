@@ -189,6 +189,15 @@ class IndexLoader:
         self.pin_memory = pin_memory
         self._source = _Source(dataset, collate, device, pin_memory is not False)
 
+    def __getstate__(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if k != "_source"}  # closures: rebuilt
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._source = _Source(
+            self.dataset, self.collate_fn, self.device, self.pin_memory is not False
+        )
+
     def __len__(self) -> int:
         n, size = len(self.sampler), self.batch_size
         return n // size if self.drop_last else math.ceil(n / size)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import pickle
 from typing import Any
 
 import pytest
@@ -225,6 +226,12 @@ def test_a_ready_index_loader_is_used_as_is_and_refuses_options() -> None:
     assert as_loader(loader, training=False) is loader
     with pytest.raises(lw.ConfigError, match="already a DataLoader"):
         as_loader(loader, training=False, options={"batch_size": 4})
+
+
+def test_it_pickles_as_a_dataloader_does() -> None:
+    loader = as_loader(make_data(10), training=False, options={"batch_size": 4})
+    again = pickle.loads(pickle.dumps(loader))
+    _assert_same(list(again), list(loader))
 
 
 def test_length_and_repr_say_what_it_is() -> None:
