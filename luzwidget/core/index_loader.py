@@ -107,7 +107,7 @@ class _Source:
         if _tensor_backed(dataset):
             tree, self.rows = _rows(dataset)
             self.build = flatten(tree, self.leaves)
-            if type(tree) is list and len(tree) == len(self.leaves):
+            if type(tree) is list and all(type(t) is torch.Tensor for t in tree):
                 self.build = list  # a TensorDataset's: a flat list
         self.takes = [_taker(t.device, device, pin) for t in self.leaves]
 

@@ -303,6 +303,14 @@ def test_a_tensor_tree_keeps_its_structure_in_every_batch() -> None:
     assert torch.equal(take(tree.tree, 7)[0]["a"], x[7])
 
 
+def test_a_list_holding_a_tuple_keeps_it() -> None:
+    x, ids = make_data(N)[0], torch.arange(N)
+    (batch,) = IndexLoader(TensorTree([x, (ids,)]), N)
+    assert type(batch) is list
+    assert type(batch[1]) is tuple
+    assert torch.equal(batch[1][0], ids)
+
+
 def test_a_tensor_tree_refuses_tensors_of_different_lengths() -> None:
     with pytest.raises(DataError, match=r"first dimensions \[5, 4\]"):
         TensorTree((torch.zeros(5, 2), torch.zeros(4)))
