@@ -126,6 +126,9 @@ class Setup:
         dataloader_options
             ``DataLoader`` keyword arguments (default batch_size=32; training batches are
             shuffled and the last partial one dropped; validation is never shuffled).
+            In-memory data is batched by index, with the DataLoader's very batches; an
+            option only a DataLoader has (``num_workers``, ``collate_fn``, ``sampler``)
+            builds a DataLoader instead.
 
         Raises
         ------

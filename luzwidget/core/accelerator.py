@@ -10,6 +10,7 @@ import torch
 
 from luzwidget.core import distributed
 from luzwidget.core.exceptions import ConfigError
+from luzwidget.core.index_loader import IndexLoader
 
 __all__ = ["Accelerator", "to_device"]
 
@@ -225,8 +226,9 @@ class Accelerator:
     def prepare_loader(
         self, loader: Iterable[Any] | None, argument: str = "data", shard: bool = True
     ) -> Iterable[Any] | None:
-        """Wrap ``loader`` so batches arrive on the device (a no-op on the CPU); under DDP
-        (and ``shard``), first re-make it with a DistributedSampler (see
+        """Wrap ``loader`` so batches arrive on the device (a no-op on the CPU; an
+        :class:`~luzwidget.core.index_loader.IndexLoader` moves its own); under DDP (and
+        ``shard``), first re-make it with a DistributedSampler (see
         :func:`~luzwidget.core.distributed.shard_loader`)."""
         world = self.world
         if (
@@ -238,6 +240,8 @@ class Accelerator:
             loader = distributed.shard_loader(loader, world, argument)
         if loader is None or not self.device_placement or self.device.type == "cpu":
             return loader
+        if isinstance(loader, IndexLoader):  # slices on the data's device, then moved
+            return loader if loader.device == self.device else loader.to(self.device)
         if isinstance(loader, _DeviceLoader):
             return (
                 loader

@@ -13,6 +13,7 @@ from torch.utils.data import DataLoader, Dataset, IterableDataset, TensorDataset
 
 from luzwidget.core.accelerator import _DeviceLoader, to_device
 from luzwidget.core.exceptions import ConfigError, DataError
+from luzwidget.core.index_loader import IndexLoader, index_loader_of
 
 __all__ = ["Replay", "as_loader", "epoch_batches", "loader_len", "split_batch", "split_valid"]
 
@@ -82,7 +83,10 @@ def as_loader(
     data
         A DataLoader (used as is), a Dataset (map-style or IterableDataset),
         tensors/arrays (see :func:`as_dataset`), or any re-iterable of ready batches
-        (e.g. a list of ``(input, target)`` tuples).
+        (e.g. a list of ``(input, target)`` tuples). Tensors, a TensorDataset and a
+        Dataset with ``__getitems__`` get an
+        :class:`~luzwidget.core.index_loader.IndexLoader` (the DataLoader's batches,
+        taken by index) unless ``options`` ask for what only a DataLoader does.
     training
         Training loaders shuffle and drop the last partial batch (an IterableDataset
         does neither); validation ones never do.
@@ -102,7 +106,7 @@ def as_loader(
     DataError
         If ``data`` is none of the accepted kinds, empty, or a one-shot iterator.
     """
-    if isinstance(data, DataLoader):
+    if isinstance(data, DataLoader | IndexLoader):
         if options:
             raise ConfigError(
                 f"dataloader_options={dict(options)!r} cannot be applied to {argument}, which is "
@@ -134,8 +138,10 @@ def _loader(
     options: Mapping[str, Any] | None,
     argument: str,
     ordered: str | None,
-) -> DataLoader[Any]:
-    """A DataLoader over ``dataset`` with the defaults, ``options`` over them, checked."""
+) -> DataLoader[Any] | IndexLoader:
+    """A DataLoader over ``dataset`` with the defaults, ``options`` over them, checked;
+    as an :class:`~luzwidget.core.index_loader.IndexLoader` (the same batches, taken by
+    index) where nothing in it needs a DataLoader."""
     iterable = isinstance(dataset, IterableDataset)
     if not iterable and loader_len(dataset) == 0:
         raise DataError(
@@ -162,7 +168,7 @@ def _loader(
         )
     _check_batch_size(kwargs.get("batch_size"), given)
     try:
-        return DataLoader(dataset, **kwargs)
+        loader = DataLoader(dataset, **kwargs)
     except (TypeError, ValueError) as exc:
         raise ConfigError(
             f"dataloader_options={given!r} for {argument}: DataLoader refused them: "
@@ -170,6 +176,7 @@ def _loader(
             "Pass only DataLoader keyword arguments with valid values, e.g. "
             "dataloader_options={'batch_size': 64, 'num_workers': 2}."
         ) from exc
+    return index_loader_of(loader, given.get("pin_memory"))
 
 
 def _check_batch_size(batch_size: Any, given: Mapping[str, Any]) -> None:
@@ -215,7 +222,7 @@ def split_valid(data: Any, fraction: Any) -> tuple[Dataset[Any], Dataset[Any]]:
             f"valid_data={fraction!r}: a number is the fraction of data held out for "
             "validation and must be strictly between 0 and 1, e.g. valid_data=0.2."
         )
-    dataset = None if isinstance(data, DataLoader) else as_dataset(data)
+    dataset = None if isinstance(data, DataLoader | IndexLoader) else as_dataset(data)
     if isinstance(dataset, IterableDataset):
         raise ConfigError(
             f"valid_data={fraction} splits data at random, but data is an IterableDataset "
@@ -302,6 +309,8 @@ def epoch_batches(loader: Iterable[Any]) -> tuple[Iterator[Any], Replay | None, 
     ``replay.again`` makes the next call load the same batch again; ``replay`` is None
     where that cannot be done, and ``limit`` says why (for the fault's message):
 
+    - an :class:`~luzwidget.core.index_loader.IndexLoader`: exact (the same positions
+      are taken again);
     - a map-style Dataset in a DataLoader with ``num_workers=0``: exact (the indices of
       the failed batch are fetched again, by the loader itself);
     - ``num_workers > 0``: the workers have already been sent the next indices and the
@@ -311,6 +320,9 @@ def epoch_batches(loader: Iterable[Any]) -> tuple[Iterator[Any], Replay | None, 
     A loader the accelerator moves to a device is iterated through ``map``, which,
     unlike a generator, stays usable after the inner loader raised.
     """
+    if isinstance(loader, IndexLoader):
+        epoch = iter(loader)
+        return epoch, epoch, ""  # type: ignore[return-value]  # has Replay's `again`
     device = None
     if isinstance(loader, _DeviceLoader):
         device, non_blocking, loader = loader.device, loader.non_blocking, loader.loader

@@ -34,9 +34,9 @@ OPTIONS = {"verbose": False, "dataloader_options": {"batch_size": 8}}
 # -- a real process, killed with SIGKILL -------------------------------------------------
 
 
-def start_job(state, out, marker, every):
+def start_job(state, out, marker, every, data="noisy"):
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
-    args = [sys.executable, str(JOB), str(state), str(out), str(marker), every]
+    args = [sys.executable, str(JOB), str(state), str(out), str(marker), every, data]
     return subprocess.Popen(
         args, env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
@@ -90,11 +90,30 @@ def test_killed_process_resumes_to_bit_identical_weights(tmp_path):
         assert not paths[m][0].exists()
 
 
+def test_killed_process_on_in_memory_tensors_resumes_to_bit_identical_weights(tmp_path):
+    """Tensors are batched by index: the order and position ride the same RNG states and
+    batch count, so a kill mid-epoch resumes exactly as on a DataLoader."""
+    reference = start_job(tmp_path / "ref-state.pt", tmp_path / "ref.pt", "-", "-", "tensors")
+    state, out, mark = tmp_path / "state.pt", tmp_path / "out.pt", tmp_path / "mark"
+    victim = start_job(state, out, mark, "2", "tensors")
+    wait_for(mark, victim, time.monotonic() + 90)
+    os.kill(victim.pid, signal.SIGKILL)  # hanging at epoch 2, batch 5
+    victim.communicate()
+    assert torch.load(state, weights_only=True)["position"]["batch"] == 4
+    again = start_job(state, out, mark, "2", "tensors")
+    for proc in (again, reference):
+        finish(proc)
+    got, expected = (torch.load(p, weights_only=True) for p in (out, tmp_path / "ref.pt"))
+    assert same_weights(got["model"], expected["model"])
+    assert got["records"]["valid"] == expected["records"]["valid"]
+
+
 # -- the same in one process: a run abandoned mid-epoch ----------------------------------
 
 
-def fit_job(path, every=None, crash_at=None, epochs=4, extra=()):
-    """Train like the script; with ``crash_at=n`` stop after n batches and drop the run.
+def fit_job(path, every=None, crash_at=None, epochs=4, extra=(), tensors=False):
+    """Train like the script; with ``crash_at=n`` stop after n batches and drop the run;
+    ``tensors``: on the tensors themselves (batched by index), not a Dataset with noise.
 
     An epoch is 8 training and 2 validation batches.
     """
@@ -105,7 +124,7 @@ def fit_job(path, every=None, crash_at=None, epochs=4, extra=()):
     cb = AutoResume(path, every_n_batches=every)
     callbacks = [cb, LRScheduler(StepLR, step_size=1, gamma=0.5), *extra]
     run = make_spec(Net).run(
-        NoisyData(x, y),
+        (x, y) if tensors else NoisyData(x, y),
         epochs=epochs,
         valid_data=make_data(16, seed=1),
         callbacks=callbacks,
@@ -138,6 +157,17 @@ def test_abandoned_run_resumes_exactly(tmp_path, every, resumed_from):
     assert lrs[0] == lrs[1] == 0.5**4 * 1e-2
     assert not path.exists()
     assert not (tmp_path / "ref.pt").exists()
+
+
+def test_abandoned_run_on_in_memory_tensors_resumes_exactly(tmp_path):
+    reference, _ = fit_job(tmp_path / "ref.pt", 3, tensors=True)
+    assert type(reference.ctx.train_data).__name__ == "IndexLoader"
+    crashed, _ = fit_job(tmp_path / "state.pt", 3, crash_at=10 + 5, tensors=True)
+    assert (crashed.ctx.epoch, crashed.ctx.iter) == (2, 5)
+    resumed, cb = fit_job(tmp_path / "state.pt", 3, tensors=True)
+    assert (cb.resumed_from["epoch"], cb.resumed_from["batch"]) == (1, 3)
+    assert same_weights(resumed.ctx.model, reference.ctx.model)
+    assert resumed.ctx.records["metrics"]["valid"] == reference.ctx.records["metrics"]["valid"]
 
 
 def test_checkpoint_at_each_epoch_end_holds_the_whole_run(tmp_path):

@@ -19,6 +19,7 @@ from torch.utils.data import (
 
 from luzwidget import ConfigError, DataError, StepError
 from luzwidget.core.data import as_dataset, as_loader, loader_len, split_batch, split_valid
+from luzwidget.core.index_loader import IndexLoader
 from tests.helpers import E, Recorder, batches, make_data, make_spec, snapshot, state_equal
 
 
@@ -157,8 +158,8 @@ def test_default_loader_options() -> None:
     x, y = make_data(100)
     run = make_spec().run((x, y), valid_data=(x, y), verbose=False)
     train, valid = run.ctx.train_data, run.ctx.valid_data
-    assert isinstance(train, DataLoader)
-    assert isinstance(valid, DataLoader)
+    assert isinstance(train, IndexLoader)  # tensors: a DataLoader's batches, taken by index
+    assert isinstance(valid, IndexLoader)
     assert (train.batch_size, train.drop_last) == (32, True)
     assert isinstance(train.sampler, RandomSampler)
     assert (valid.batch_size, valid.drop_last) == (32, False)
