@@ -26,14 +26,13 @@ from typing import Any
 
 import torch
 
-from luzwidget.core.report import report
-
 __all__ = [
     "LABEL_KEYS",
     "call",
     "call_error",
     "count",
     "is_model_output",
+    "left_out",
     "output_loss",
     "prediction",
     "split_batch",
@@ -168,7 +167,8 @@ def output_loss(pred: Any, target: Any) -> Any:
 
 # -- call --------------------------------------------------------------------------------
 
-_PLANS: dict[tuple[Any, frozenset[str]], tuple[tuple[str, str], ...] | None] = {}
+Plan = tuple[tuple[str, str], ...] | None
+_PLANS: dict[tuple[Any, frozenset[str]], tuple[Plan, list[str]]] = {}
 
 
 def call(fn: Callable[..., Any], x: Any) -> Any:
@@ -187,15 +187,34 @@ def call(fn: Callable[..., Any], x: Any) -> Any:
     return fn(x)
 
 
-def _plan(fn: Any, x: Mapping[str, Any]) -> tuple[tuple[str, str], ...] | None:
+def _plan(fn: Any, x: Mapping[str, Any]) -> Plan:
     """``(key, parameter)`` pairs to pass for a dict input, or None to pass every key;
-    made once per function and set of keys (the keys left out are said once)."""
-    target = _signature_owner(fn)
-    cache_key = (target, frozenset(x))
-    if cache_key in _PLANS:
-        return _PLANS[cache_key]
+    made once per function and set of keys."""
+    return _planned(fn, x)[0]
+
+
+def left_out(fn: Any, x: Mapping[str, Any]) -> str:
+    """What to say about the keys of dict input ``x`` that ``fn`` does not take ("" if
+    it takes them all); the loop says it on a loader's first batch."""
+    left = _planned(fn, x)[1]
+    if not left:
+        return ""
     sig = _signature(fn)
-    plan: tuple[tuple[str, str], ...] | None = None
+    shown = "" if sig is None else _shown(sig)
+    return (
+        f"the batch's keys {left} are not parameters of {_name(fn)}{shown}, so they are "
+        "not passed to it (ctx.batch keeps them)."
+    )
+
+
+def _planned(fn: Any, x: Mapping[str, Any]) -> tuple[Plan, list[str]]:
+    cache_key = (_signature_owner(fn), frozenset(x))
+    found = _PLANS.get(cache_key)
+    if found is not None:
+        return found
+    sig = _signature(fn)
+    plan: Plan = None
+    left: list[str] = []
     if sig is not None:
         params = sig.parameters
         named = [
@@ -209,13 +228,8 @@ def _plan(fn: Any, x: Mapping[str, Any]) -> tuple[tuple[str, str], ...] | None:
                 pairs.append(("label", "labels"))  # as Hugging Face's collators rename it
             plan = tuple(pairs)
             left = [k for k in x if k not in {key for key, _ in pairs}]
-            if left:
-                report(
-                    f"the batch's keys {left} are not parameters of {_name(fn)}"
-                    f"{_shown(sig)}, so they are not passed to it (ctx.batch keeps them)."
-                )
-    _PLANS[cache_key] = plan
-    return plan
+    _PLANS[cache_key] = (plan, left)
+    return plan, left
 
 
 def _unwrapped(fn: Any) -> Any:
@@ -255,8 +269,20 @@ def _name(fn: Any) -> str:
 
 
 def _shown(sig: inspect.Signature) -> str:
-    text = str(sig.replace(return_annotation=inspect.Signature.empty))
-    return text if len(text) <= 120 else text[:117] + "...)"
+    """``(input_ids, attention_mask, *, labels=None, **kwargs)``: names, no annotations."""
+    parts, star = [], False
+    for name, p in sig.parameters.items():
+        if p.kind == p.VAR_POSITIONAL:
+            parts.append(f"*{name}")
+            star = True
+        elif p.kind == p.VAR_KEYWORD:
+            parts.append(f"**{name}")
+        else:
+            if p.kind == p.KEYWORD_ONLY and not star:
+                parts.append("*")
+                star = True
+            parts.append(name if p.default is p.empty else f"{name}=...")
+    return f"({', '.join(parts)})"
 
 
 def describe(x: Any) -> str:

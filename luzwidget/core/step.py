@@ -12,18 +12,19 @@ goes through :func:`~luzwidget.core.batches.call` (the call rule).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, NoReturn
 
 import torch
 
-from luzwidget.core.batches import call, call_error, output_loss, prediction
+from luzwidget.core.batches import call, call_error, left_out, output_loss, prediction
 from luzwidget.core.checks import checked_loss
 from luzwidget.core.context import Context
 from luzwidget.core.engine import Engine, rng_state
 from luzwidget.core.events import Event
 from luzwidget.core.firing import Loop, fire, guarded
 from luzwidget.core.pieces import step_call
+from luzwidget.core.report import report
 
 __all__ = ["predict_batch", "train_batch", "valid_batch", "zero_grads"]
 
@@ -71,7 +72,7 @@ def _train_step(ctx: Context, engine: Engine, name: str | None, opt: torch.optim
         if type(x) is Tensor and tv["autocast"] is None:
             pred = tv["model"](x)
         else:
-            pred = _forward(tv, tv["model"], x)
+            pred = _forward(tv, tv["model"], x, flags.check_target)
     except TypeError as exc:
         _explain(tv["model"], x, exc)
     flags.in_user_code = False
@@ -133,7 +134,7 @@ def _valid_step(ctx: Context, engine: Engine, name: str | None) -> Loop:
     x = tv["input"]
     with torch.no_grad():
         try:
-            pred = _forward(tv, tv["model"], x)
+            pred = _forward(tv, tv["model"], x, flags.check_target)
         except TypeError as exc:
             _explain(tv["model"], x, exc)
     flags.in_user_code = False
@@ -183,6 +184,9 @@ def _predict_step(ctx: Context, engine: Engine, predict: Callable[..., Any], out
     flags.stage = "predict"
     flags.in_user_code = True
     x = ctx.input
+    if flags.check_target:
+        flags.check_target = False
+        _say_left_out(predict, x)
     with torch.no_grad():
         try:
             pred = call(predict, x)
@@ -197,7 +201,12 @@ def _predict_step(ctx: Context, engine: Engine, predict: Callable[..., Any], out
 # -- helpers ---------------------------------------------------------------------------
 
 
-def _forward(tv: dict[str, Any], model: Any, x: Any) -> Any:
+def _forward(tv: dict[str, Any], model: Any, x: Any, first: bool = False) -> Any:
+    """``model`` called with ``x`` by the call rule, under the run's autocast; on a
+    loader's ``first`` batch, the keys of a dict input that ``forward`` does not take
+    are named (once)."""
+    if first:
+        _say_left_out(model, x)
     autocast = tv["autocast"]
     if autocast is None:
         return call(model, x)
@@ -232,6 +241,13 @@ def _loss(tv: dict[str, Any], pred: Any, check: bool) -> torch.Tensor:
             "(e.g. reduction='mean', or .mean()) so that backward() has one number to follow."
         )
     return loss
+
+
+def _say_left_out(fn: Any, x: Any) -> None:
+    if isinstance(x, Mapping):
+        text = left_out(fn, x)
+        if text:
+            report(text)
 
 
 def _explain(fn: Any, x: Any, exc: TypeError) -> NoReturn:
