@@ -419,4 +419,3 @@ def custom_step(model: nn.Module) -> Any:
             f"{type(model).__name__}.step must take the context: def step(self, ctx): ..."
         ) from None
     return step
-

@@ -348,6 +348,4 @@ def takes_labels(module: Any) -> bool:
     sig = _signature(module)
     if sig is None:
         return False
-    return any(
-        name == "labels" or p.kind == p.VAR_KEYWORD for name, p in sig.parameters.items()
-    )
+    return any(name == "labels" or p.kind == p.VAR_KEYWORD for name, p in sig.parameters.items())

@@ -26,6 +26,7 @@ __all__ = [
     "checked_loss",
 ]
 
+
 def check_opt_hparams(opt_hparams: Mapping[str, Any]) -> None:
     """Refuse an ``lr`` that is not a finite number, as ``run.set_lr`` does.
 

@@ -124,7 +124,7 @@ def collate(samples: Sequence[Any]) -> Any:
     """
     if samples and isinstance(samples[0], Mapping):
         return {key: _column(key, [s[key] for s in samples]) for key in samples[0]}
-    return default_collate(samples)
+    return default_collate(list(samples))
 
 
 def _column(key: str, values: list[Any]) -> Any:

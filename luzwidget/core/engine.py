@@ -27,8 +27,8 @@ from luzwidget.core.report import report
 from luzwidget.core.traits import Live
 
 if TYPE_CHECKING:
-    from luzwidget.core.context import Context
     from luzwidget.core.accumulate import Accumulation
+    from luzwidget.core.context import Context
     from luzwidget.core.pieces import Pieces
 
 __all__ = [

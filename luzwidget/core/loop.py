@@ -201,6 +201,10 @@ def predict_loop(
     ctx.training = False
     yield from fire(engine, E.on_predict_begin)
     yield from _batches(
-        ctx, engine, ctx.data, E.on_predict_batch_begin, lambda c, e: predict_batch(c, e, predict, out)
+        ctx,
+        engine,
+        ctx.data,
+        E.on_predict_batch_begin,
+        lambda c, e: predict_batch(c, e, predict, out),
     )
     yield from fire(engine, E.on_predict_end)

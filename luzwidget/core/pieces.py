@@ -46,7 +46,11 @@ default_backward = torch.Tensor.backward
 default_step_opt = operator.methodcaller("step")
 
 E = Event
-_INNER = (E.on_train_batch_before_backward, E.on_train_batch_before_step, E.on_train_batch_after_step)
+_INNER = (
+    E.on_train_batch_before_backward,
+    E.on_train_batch_before_step,
+    E.on_train_batch_after_step,
+)
 
 
 class PiecesError(RuntimeError):
@@ -135,8 +139,8 @@ class Pieces:
         return (
             engine.accum is not None
             or bool(self._acting())
-            or backward is not default_backward
-            or step_opt is not default_step_opt
+            or not _is_default(backward, default_backward)
+            or not _is_default(step_opt, default_step_opt)
             or autocast is not None
         )
 
@@ -179,9 +183,17 @@ class Pieces:
         names = self._acting()
         if engine.accum is not None:
             names.append(f"accumulate={engine.accum.k}")
-        if self.real[1] is not default_step_opt or self.real[0] is not default_backward:
+        backward, step_opt = self.real[0], self.real[1]
+        if not _is_default(step_opt, default_step_opt) or not _is_default(
+            backward, default_backward
+        ):
             names.append("the run's own backward/step_opt (e.g. MixedPrecision)")
         return ", ".join(dict.fromkeys(names)) or "the built-ins"
+
+
+def _is_default(fn: Any, default: Any) -> bool:
+    """``fn`` is ``default``, or a copy of it (a branch deep-copies the context's fields)."""
+    return fn is default or (type(fn) is type(default) and repr(fn) == repr(default))
 
 
 def step_call(engine: Engine, training: bool, step: Callable[[], Any]) -> None:

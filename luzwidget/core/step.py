@@ -179,7 +179,9 @@ def predict_batch(
     yield from fire(engine, E.on_predict_batch_end)
 
 
-def _predict_step(ctx: Context, engine: Engine, predict: Callable[..., Any], out: list[Any]) -> Loop:
+def _predict_step(
+    ctx: Context, engine: Engine, predict: Callable[..., Any], out: list[Any]
+) -> Loop:
     flags = engine.flags
     flags.stage = "predict"
     flags.in_user_code = True

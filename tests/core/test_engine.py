@@ -129,7 +129,11 @@ def test_only_the_loops_fire_events() -> None:
         for path in PACKAGE.rglob("*.py")
         if "call_callbacks(" in path.read_text() or ".dispatch(" in path.read_text()
     )
-    assert firing == ["core/context.py", "core/engine.py", "core/firing.py"]  # defined, served, used
+    assert firing == [
+        "core/context.py",
+        "core/engine.py",
+        "core/firing.py",
+    ]  # defined, served, used
 
 
 # -- control flow where it means nothing (issue 9.10) -----------------------------------------

@@ -113,7 +113,8 @@ def check_dashboard(w: Workload, fields: tuple[str, ...] = ("input", "target", "
     after = dash.tick()
     rows = {**first["inspector"]["rows"], **after["inspector"].get("rows", {})}
     for name in fields:
-        assert rows[name] and rows[name] != "None", (name, rows[name])
+        assert rows[name], name
+        assert rows[name] != "None", (name, rows[name])
     assert after["progress"]["iter"] == 1
     dash.close()
     return after

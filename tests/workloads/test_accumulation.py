@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import torch
 from torch import nn
-from torch.nn import functional as F
+from torch.nn import functional as nnf
 from torch.optim.lr_scheduler import OneCycleLR
 from torch.utils.data import DataLoader, TensorDataset
 
@@ -39,7 +39,7 @@ class OwnStep(MLP):
 
     def step(self, ctx: lw.Context) -> None:
         ctx.pred = self(ctx.input)
-        loss = F.mse_loss(ctx.pred, ctx.target)
+        loss = nnf.mse_loss(ctx.pred, ctx.target)
         if ctx.training:
             opt = ctx.optimizers["opt"]
             opt.zero_grad()
@@ -80,7 +80,7 @@ def hand_loop() -> tuple[nn.Module, torch.optim.Optimizer]:
             end = min(start + K - 1, n)
             if i == start:
                 opt.zero_grad()
-            loss = F.mse_loss(model(x), y)
+            loss = nnf.mse_loss(model(x), y)
             (loss / (end - start + 1)).backward()
             if i == end:
                 opt.step()
@@ -118,7 +118,9 @@ def test_a_custom_step_accumulates_the_same(reference: Any) -> None:
     check(workload(OwnStep).trained(), reference)
 
 
-@pytest.mark.parametrize(("batch", "event"), [(3, "on_train_batch_before_backward"), (4, "on_train_batch_before_step")])
+@pytest.mark.parametrize(
+    ("batch", "event"), [(3, "on_train_batch_before_backward"), (4, "on_train_batch_before_step")]
+)
 def test_a_retried_batch_inside_a_group_is_exact(reference: Any, batch: int, event: str) -> None:
     class FailOnce(lw.Callback):
         failed = False

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from torch.nn import functional as F
+from torch.nn import functional as nnf
 
 import luzwidget as lw
 from tests.workloads.battery import (
@@ -77,12 +77,14 @@ def test_fit_with_a_datasets_dataset_and_no_loss(tmp_path: Path) -> None:
     # evaluate, by hand: the mean cross-entropy and accuracy over the 12 samples
     labels = torch.tensor(valid["label"])
     evaluation = fitted.evaluate(valid, dataloader_options={"batch_size": 5})  # 5, 5, 2
-    assert close(evaluation["loss"], F.cross_entropy(logits, labels).item())
+    assert close(evaluation["loss"], nnf.cross_entropy(logits, labels).item())
     assert close(evaluation["acc"], (logits.argmax(1) == labels).float().mean().item())
     check_save_load(fitted, tmp_path, valid)
 
 
-def test_a_batch_is_its_own_input_and_its_labels_the_target(capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_batch_is_its_own_input_and_its_labels_the_target(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     w = workload()
     run = check_step_and_layers(w)
     batch = run.ctx.batch
@@ -119,20 +121,30 @@ def test_a_dict_of_tensors_is_data_too() -> None:
 
 def test_the_users_padding_collator(tmp_path: Path) -> None:
     vocab = tmp_path / "vocab.txt"
-    vocab.write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + [f"w{i}" for i in range(35)]))
+    vocab.write_text(
+        "\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + [f"w{i}" for i in range(35)])
+    )
     tokenizer = transformers.BertTokenizerFast(vocab_file=str(vocab))
     g = torch.Generator().manual_seed(0)
-    texts = [" ".join(f"w{int(i)}" for i in torch.randint(0, 35, (int(n),), generator=g)) for n in torch.randint(1, 6, (N,), generator=g)]
+    texts = [
+        " ".join(f"w{int(i)}" for i in torch.randint(0, 35, (int(n),), generator=g))
+        for n in torch.randint(1, 6, (N,), generator=g)
+    ]
     ds = datasets.Dataset.from_dict({"text": texts, "label": [i % 3 for i in range(N)]})
     # The one line of glue left: a padding collator cannot pad strings (HF's Trainer
     # drops the columns forward does not take before collating; luzwidget's loader is
     # built before the model, so the user does it, as the HF course does without Trainer).
     ds = ds.map(lambda b: tokenizer(b["text"]), batched=True).remove_columns("text")
     spec = lw.setup(make_bert, optimizer=torch.optim.AdamW).set_opt_hparams(lr=1e-3)
-    with pytest.raises(lw.StepError, match=r"'input_ids' are sequences of different lengths.*DataCollatorWithPadding"):
+    with pytest.raises(
+        lw.StepError,
+        match=r"'input_ids' are sequences of different lengths.*DataCollatorWithPadding",
+    ):
         spec.fit(ds, epochs=1, verbose=False)
     collator = transformers.DataCollatorWithPadding(tokenizer)
     torch.manual_seed(0)
-    fitted = spec.fit(ds, epochs=1, verbose=False, dataloader_options={"batch_size": 8, "collate_fn": collator})
+    fitted = spec.fit(
+        ds, epochs=1, verbose=False, dataloader_options={"batch_size": 8, "collate_fn": collator}
+    )
     assert fitted.ctx.batch["input_ids"].shape[0] == 8
     assert "labels" in fitted.ctx.batch  # the collator renamed it

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import torch
 from torch import nn
-from torch.nn import functional as F
+from torch.nn import functional as nnf
 
 import luzwidget as lw
 from tests.workloads.battery import (
@@ -50,7 +50,10 @@ def images(n: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
 
 def workload() -> Workload:
     spec = lw.setup(
-        make_cnn, loss=nn.CrossEntropyLoss(), optimizer=torch.optim.SGD, metrics=lw.metrics.Accuracy()
+        make_cnn,
+        loss=nn.CrossEntropyLoss(),
+        optimizer=torch.optim.SGD,
+        metrics=lw.metrics.Accuracy(),
     )
     opts = {"valid_data": images(16, 1), "dataloader_options": {"batch_size": 8}}
     return Workload(spec.set_opt_hparams(lr=0.1, momentum=0.9), images(48), opts)
@@ -68,7 +71,7 @@ def test_frozen_weights_stay_and_batchnorm_statistics_move_in_training_only(tmp_
     x, y = images(19, seed=2)
     logits = fitted.predict(x)
     evaluation = fitted.evaluate((x, y), dataloader_options={"batch_size": 8})
-    assert close(evaluation["loss"], F.cross_entropy(logits, y).item())
+    assert close(evaluation["loss"], nnf.cross_entropy(logits, y).item())
     assert close(evaluation["acc"], (logits.argmax(1) == y).float().mean().item())
     assert int(fitted.model[1].num_batches_tracked) == w.epochs * 6  # eval: untouched
     check_save_load(fitted, tmp_path, x)

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 from torch import nn
-from torch.nn import functional as F
+from torch.nn import functional as nnf
 from torch.utils.data import DataLoader, TensorDataset
 
 import luzwidget as lw
@@ -52,8 +52,8 @@ class GAN(nn.Module):
         n = real.shape[0]
         fake = self.gen(torch.randn(n, LATENT))
         real_p, fake_p = self.disc(real), self.disc(fake.detach())
-        d_loss = F.binary_cross_entropy_with_logits(real_p, torch.ones(n, 1)) + (
-            F.binary_cross_entropy_with_logits(fake_p, torch.zeros(n, 1))
+        d_loss = nnf.binary_cross_entropy_with_logits(real_p, torch.ones(n, 1)) + (
+            nnf.binary_cross_entropy_with_logits(fake_p, torch.zeros(n, 1))
         )
         return d_loss, fake, torch.ones(n, 1)
 
@@ -64,7 +64,7 @@ class GAN(nn.Module):
             disc.zero_grad()
             ctx.backward(d_loss)
             ctx.step_opt(disc)
-        g_loss = F.binary_cross_entropy_with_logits(self.disc(fake), ones)
+        g_loss = nnf.binary_cross_entropy_with_logits(self.disc(fake), ones)
         if ctx.training:
             gen = ctx.optimizers["gen"]
             gen.zero_grad()
@@ -83,7 +83,7 @@ class LuzGAN(GAN):
             disc.zero_grad()
             d_loss.backward()
             disc.step()
-        g_loss = F.binary_cross_entropy_with_logits(self.disc(fake), ones)
+        g_loss = nnf.binary_cross_entropy_with_logits(self.disc(fake), ones)
         if ctx.training:
             gen.zero_grad()
             g_loss.backward()
@@ -117,7 +117,7 @@ def test_evaluate_with_set_optimizers_by_hand(tmp_path: Path) -> None:
     with torch.no_grad():
         for (batch,) in DataLoader(TensorDataset(x), batch_size=10):
             d_loss, fake, ones = model.losses(batch)
-            g_loss = F.binary_cross_entropy_with_logits(model.disc(fake), ones)
+            g_loss = nnf.binary_cross_entropy_with_logits(model.disc(fake), ones)
             sums["disc"] += d_loss.item() * len(batch)
             sums["gen"] += g_loss.item() * len(batch)
             n += len(batch)
@@ -144,7 +144,8 @@ def test_gradient_clip_acts_inside_the_step() -> None:
     before = weights(run.ctx.model)
     run.resume()
     assert run.state == "done", run.error
-    assert clip.last_norm is not None and clip.last_norm > 0
+    assert clip.last_norm is not None
+    assert clip.last_norm > 0
     assert same(weights(run.ctx.model), before)
 
 
@@ -175,5 +176,7 @@ def test_accumulation_inside_the_step() -> None:
 
 def test_a_metric_without_a_prediction_says_why() -> None:
     spec = lw.setup(GAN, metrics=[lw.metrics.MAE()]).set_opt_hparams(lr=1e-3)
-    with pytest.raises(lw.CallbackError, match=r"ctx\.pred is None: the module's step\(\) set only"):
+    with pytest.raises(
+        lw.CallbackError, match=r"ctx\.pred is None: the module's step\(\) set only"
+    ):
         spec.fit(real_data(), epochs=1, verbose=False)

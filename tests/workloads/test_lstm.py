@@ -11,7 +11,7 @@ from pathlib import Path
 
 import torch
 from torch import nn
-from torch.nn import functional as F
+from torch.nn import functional as nnf
 from torch.nn.utils.rnn import pack_padded_sequence, pad_sequence
 
 import luzwidget as lw
@@ -70,7 +70,7 @@ def test_fit_predict_evaluate_by_hand_and_save_load(tmp_path: Path) -> None:
     logits = fitted.predict(((x, lengths),))
     assert logits.shape == (19, 2)
     evaluation = fitted.evaluate(((x, lengths), y), dataloader_options={"batch_size": 8})
-    assert close(evaluation["loss"], F.cross_entropy(logits, y).item())
+    assert close(evaluation["loss"], nnf.cross_entropy(logits, y).item())
     check_save_load(fitted, tmp_path, ((x, lengths),))
 
 
@@ -102,6 +102,8 @@ def test_variable_length_sequences_with_the_users_collate_fn() -> None:
     spec = lw.setup(Tagger, loss=nn.CrossEntropyLoss(), optimizer=torch.optim.Adam)
     dataset = Sequences(48)
     torch.manual_seed(0)
-    fitted = spec.fit(dataset, epochs=1, verbose=False, dataloader_options={"batch_size": 8, "collate_fn": pad})
+    fitted = spec.fit(
+        dataset, epochs=1, verbose=False, dataloader_options={"batch_size": 8, "collate_fn": pad}
+    )
     assert fitted.ctx.iter == 6
     assert fitted.ctx.input[0].shape[0] == 8

@@ -13,11 +13,16 @@ from typing import Any
 import pytest
 import torch
 from torch import nn
-from torch.nn import functional as F
+from torch.nn import functional as nnf
 
 import luzwidget as lw
 
-LOSSES: list[Callable[..., Any]] = [nn.MSELoss(), F.mse_loss, F.l1_loss, lambda p, t: ((p - t) ** 2).mean()]
+LOSSES: list[Callable[..., Any]] = [
+    nn.MSELoss(),
+    nnf.mse_loss,
+    nnf.l1_loss,
+    lambda p, t: ((p - t) ** 2).mean(),
+]
 
 
 def data(n: int = 32, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
@@ -27,14 +32,18 @@ def data(n: int = 32, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def spec(loss: Callable[..., Any]) -> lw.Setup:
-    return lw.setup(nn.Linear, loss=loss, optimizer=torch.optim.SGD).set_hparams(
-        in_features=3, out_features=1
-    ).set_opt_hparams(lr=0.01)
+    return (
+        lw.setup(nn.Linear, loss=loss, optimizer=torch.optim.SGD)
+        .set_hparams(in_features=3, out_features=1)
+        .set_opt_hparams(lr=0.01)
+    )
 
 
 @pytest.mark.parametrize("loss", LOSSES)
 def test_training_refuses_the_broadcast(loss: Callable[..., Any]) -> None:
-    with pytest.raises(lw.StepError, match=r"shape \(16, 1\) and the target \(16,\).*\(16, 16\)") as err:
+    with pytest.raises(
+        lw.StepError, match=r"shape \(16, 1\) and the target \(16,\).*\(16, 16\)"
+    ) as err:
         spec(loss).fit(data(), epochs=1, verbose=False, dataloader_options={"batch_size": 16})
     assert "squeeze the prediction" in str(err.value.__cause__)
 
@@ -59,7 +68,7 @@ def test_checked_on_each_passs_first_batch_not_on_every_batch() -> None:
 
     def loss(p: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         calls.append(len(torch.overrides._get_current_function_mode_stack()))
-        return F.mse_loss(p, t)
+        return nnf.mse_loss(p, t)
 
     x, y = data(64)
     spec(loss).fit((x, y.unsqueeze(1)), epochs=2, valid_data=(x, y.unsqueeze(1)), verbose=False)

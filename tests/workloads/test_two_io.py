@@ -10,7 +10,7 @@ from pathlib import Path
 
 import torch
 from torch import nn
-from torch.nn import functional as F
+from torch.nn import functional as nnf
 
 import luzwidget as lw
 from tests.workloads.battery import (
@@ -38,7 +38,9 @@ class TwoInTwoOut(nn.Module):
 
 
 def two_losses(pred: dict[str, torch.Tensor], target: dict[str, torch.Tensor]) -> torch.Tensor:
-    return F.mse_loss(pred["value"], target["value"]) + F.cross_entropy(pred["kind"], target["kind"])
+    return nnf.mse_loss(pred["value"], target["value"]) + nnf.cross_entropy(
+        pred["kind"], target["kind"]
+    )
 
 
 def data(n: int, seed: int = 0) -> tuple:
@@ -58,12 +60,15 @@ def test_the_loss_average_weights_batches_by_samples_not_by_keys(tmp_path: Path)
     fitted = check_fit(workload())
     (a, b), target = data(21, seed=3)  # batches of 8, 8, 5: the last one weighs 5/21
     pred = fitted.predict(((a, b),))  # the input, as the first element of the data
-    assert pred["value"].shape == (21,) and pred["kind"].shape == (21, 4)
+    assert pred["value"].shape == (21,)
+    assert pred["kind"].shape == (21, 4)
     evaluation = fitted.evaluate(((a, b), target), dataloader_options={"batch_size": 8})
     per_sample = two_losses(pred, target).item()  # the mean over all 21 samples
     assert close(evaluation["loss"], per_sample)
     batches = [
-        two_losses({k: v[i : i + 8] for k, v in pred.items()}, {k: v[i : i + 8] for k, v in target.items()}).item()
+        two_losses(
+            {k: v[i : i + 8] for k, v in pred.items()}, {k: v[i : i + 8] for k, v in target.items()}
+        ).item()
         for i in (0, 8, 16)
     ]
     assert not close(evaluation["loss"], sum(batches) / 3)  # what weighting by len(dict) gave
@@ -74,7 +79,8 @@ def test_step_layers_rewind_and_dashboard() -> None:
     w = workload()
     run = check_step_and_layers(w)
     a, b = run.ctx.input
-    assert a.shape == (8, 3) and b.shape == (8, 5)  # forward got them as two arguments
+    assert a.shape == (8, 3)
+    assert b.shape == (8, 5)
     assert set(run.ctx.target) == {"value", "kind"}
     check_rewind(w, w.trained())
     check_dashboard(w)
@@ -94,7 +100,10 @@ def test_a_forward_that_does_not_fit_the_input_names_both_and_the_fix() -> None:
     run.resume()
     assert run.state == "error"
     text = str(run.error.__cause__)
-    assert "OneInput.forward(x) cannot be called with the batch's input, a list of 2 (Tensor, Tensor)" in text
+    assert (
+        "OneInput.forward(x) cannot be called with the batch's input, a list of 2 (Tensor, Tensor)"
+        in text
+    )
     assert "a tuple or list input is passed as positional arguments, model(*input)" in text
     assert "forward(self, x1, x2)" in text
     assert "((input,), target)" in text

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import torch
 from torch import nn
-from torch.nn import functional as F
+from torch.nn import functional as nnf
 
 import luzwidget as lw
 from tests.workloads.battery import (
@@ -38,7 +38,7 @@ class VAE(nn.Module):
 
 def vae_loss(pred: tuple[torch.Tensor, ...], target: torch.Tensor) -> torch.Tensor:
     recon, mu, logvar = pred
-    rec = F.mse_loss(recon, target, reduction="sum")
+    rec = nnf.mse_loss(recon, target, reduction="sum")
     kl = -0.5 * torch.sum(1 + logvar - mu.pow(2) - logvar.exp())
     return (rec + kl) / target.shape[0]
 
@@ -59,7 +59,8 @@ def test_fit_predict_evaluate_by_hand_and_save_load(tmp_path: Path) -> None:
     fitted = check_fit(workload())
     x = data(21, seed=2)  # batches of 8, 8, 5
     recon, mu, logvar = fitted.predict(x)  # a tuple of stacked tensors
-    assert recon.shape == (21, 6) and mu.shape == (21, 2)
+    assert recon.shape == (21, 6)
+    assert mu.shape == (21, 2)
     evaluation = fitted.evaluate((x, x), dataloader_options={"batch_size": 8})
     assert close(evaluation["loss"], vae_loss((recon, mu, logvar), x).item())  # per sample
     check_save_load(fitted, tmp_path, x)
@@ -68,6 +69,7 @@ def test_fit_predict_evaluate_by_hand_and_save_load(tmp_path: Path) -> None:
 def test_step_layers_rewind_and_dashboard() -> None:
     w = workload()
     run = check_step_and_layers(w)
-    assert isinstance(run.ctx.pred, tuple) and len(run.ctx.pred) == 3
+    assert isinstance(run.ctx.pred, tuple)
+    assert len(run.ctx.pred) == 3
     check_rewind(w, w.trained())  # the reparametrisation draws: replayed exactly
     check_dashboard(w)
