@@ -198,6 +198,7 @@ class Engine:
         "pieces",
         "skipped",
         "table",
+        "told",
         "told_nonfinite",
         "values",
     )
@@ -214,6 +215,7 @@ class Engine:
         self.on_nonfinite: Callable[[str], None] | None = None
         self.skipped: list[int] = []
         self.told_nonfinite = False
+        self.told: set[str] = set()  # notes said once per run (e.g. a dict batch's keys left out)
         self.accum: Accumulation | None = None
         self.pieces: Pieces | None = None  # a custom step's pieces (core.pieces), on first use
         ctx._engine = self

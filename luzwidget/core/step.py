@@ -72,7 +72,7 @@ def _train_step(ctx: Context, engine: Engine, name: str | None, opt: torch.optim
         if type(x) is Tensor and tv["autocast"] is None:
             pred = tv["model"](x)
         else:
-            pred = _forward(tv, tv["model"], x, flags.check_target)
+            pred = _forward(engine, tv["model"], x, flags.check_target)
     except TypeError as exc:
         _explain(tv["model"], x, exc)
     flags.in_user_code = False
@@ -134,7 +134,7 @@ def _valid_step(ctx: Context, engine: Engine, name: str | None) -> Loop:
     x = tv["input"]
     with torch.no_grad():
         try:
-            pred = _forward(tv, tv["model"], x, flags.check_target)
+            pred = _forward(engine, tv["model"], x, flags.check_target)
         except TypeError as exc:
             _explain(tv["model"], x, exc)
     flags.in_user_code = False
@@ -188,7 +188,7 @@ def _predict_step(
     x = ctx.input
     if flags.check_target:
         flags.check_target = False
-        _say_left_out(predict, x)
+        _say_left_out(engine, predict, x)
     with torch.no_grad():
         try:
             pred = call(predict, x)
@@ -203,13 +203,13 @@ def _predict_step(
 # -- helpers ---------------------------------------------------------------------------
 
 
-def _forward(tv: dict[str, Any], model: Any, x: Any, first: bool = False) -> Any:
+def _forward(engine: Engine, model: Any, x: Any, first: bool = False) -> Any:
     """``model`` called with ``x`` by the call rule, under the run's autocast; on a
     loader's ``first`` batch, the keys of a dict input that ``forward`` does not take
-    are named (once)."""
+    are named (once a run)."""
     if first:
-        _say_left_out(model, x)
-    autocast = tv["autocast"]
+        _say_left_out(engine, model, x)
+    autocast = engine.values["autocast"]
     if autocast is None:
         return call(model, x)
     with autocast():
@@ -245,10 +245,11 @@ def _loss(tv: dict[str, Any], pred: Any, check: bool) -> torch.Tensor:
     return loss
 
 
-def _say_left_out(fn: Any, x: Any) -> None:
+def _say_left_out(engine: Engine, fn: Any, x: Any) -> None:
     if isinstance(x, Mapping):
         text = left_out(fn, x)
-        if text:
+        if text and text not in engine.told:
+            engine.told.add(text)
             report(text)
 
 
