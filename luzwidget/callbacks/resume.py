@@ -86,8 +86,8 @@ class AutoResume(Callback):
             self._began = read(self.path, "checkpoint") if self.path.exists() else None
         if self._began is None:
             return
-        # The records are logged into after the restore: restore from a copy of them.
-        state = {**self._began, "records": copy.deepcopy(self._began.get("records", {}))}
+        # Training writes into what is restored (records, optimizer state): restore a copy.
+        state = copy.deepcopy(self._began)
         restore(ctx, state, repr(str(self.path)))
         position = state.get("position") or {}
         self.resumed_from = {"epoch": int(state["epoch"]), "batch": int(position.get("batch", 0))}

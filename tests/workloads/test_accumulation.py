@@ -138,12 +138,16 @@ def test_a_retried_batch_inside_a_group_is_exact(reference: Any, batch: int, eve
     check(run, reference)
 
 
-def test_rewind_inside_an_epoch_is_exact(reference: Any) -> None:
+def test_rewind_inside_an_epoch_and_a_branch_are_exact(reference: Any) -> None:
     run = workload().trained()
     run.rewind(batches=7)  # epoch 2, batch 3: inside its first group
     assert (run.ctx.epoch, run.ctx.iter) == (2, 3)
     run.resume()
     check(run, reference)
+    branch = run.branch(epoch=1)
+    assert branch.ctx.accumulate == K
+    branch.resume()
+    check(branch, reference)
 
 
 def test_resume_after_a_crash_is_exact(reference: Any, tmp_path: Path) -> None:
