@@ -117,6 +117,9 @@ class Setup:
             arguments, a dict input as keyword arguments (see the guide's "Batches").
         epochs
             Maximum number of epochs (int >= 0), or ``(min_epochs, max_epochs)``.
+
+        Other Parameters
+        ----------------
         valid_data
             Validation data (same kinds as ``data``), or a float in (0, 1): that fraction of
             ``data`` is held out at random.

@@ -1,14 +1,15 @@
-"""The one place that builds a Context (and its Engine) and a Run, and drives a blocking
-run to its end: from a Setup and fit()'s arguments, for predict/evaluate, for a loaded model.
+"""The composition root: the one place that builds a Run and installs its features, and
+drives a blocking run to its end: from a Setup and fit()'s arguments, for predict/evaluate,
+for a loaded model.
 
-``module``, ``fitted``, ``lr_finder`` and ``saving`` build through here.
+``module``, ``fitted``, ``lr_finder`` and ``saving`` build through here. Every run of a fit
+gets time travel (automatic snapshots for interactive runs) and insight; under several
+processes, lockstep; with a ``Serve`` callback, serving (see :mod:`luzwidget.control.features`).
 """
 
 from __future__ import annotations
 
 import difflib
-import functools
-import inspect
 import sys
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
@@ -18,11 +19,12 @@ from torch import nn
 
 from luzwidget.callbacks import Interrupt, Metrics, Profile, Progress, TrainValid
 from luzwidget.callbacks.progress import in_notebook
-from luzwidget.callbacks.serve import serve_from_env
+from luzwidget.callbacks.serve import Serve, serve_from_env
 from luzwidget.control.run import Run
 from luzwidget.core.accelerator import Accelerator
 from luzwidget.core.accumulate import check_accumulate
 from luzwidget.core.batches import output_loss, takes_labels
+from luzwidget.core.build import custom_step, make_context
 from luzwidget.core.checks import build_module, build_optimizer
 from luzwidget.core.context import Context, check_callbacks
 from luzwidget.core.data import as_loader, split_valid
@@ -34,8 +36,9 @@ from luzwidget.core.loop import Loop, fit_loop, interrupt_loop
 from luzwidget.core.pieces import default_backward, default_step_opt
 from luzwidget.core.report import report
 from luzwidget.core.states import RunState
+from luzwidget.insight import feature as insight
 from luzwidget.parallel.lockstep import install as install_lockstep
-from luzwidget.travel.snapshots import install as install_snapshots
+from luzwidget.travel import feature as travel
 
 if TYPE_CHECKING:
     from luzwidget.module import Setup
@@ -47,7 +50,6 @@ __all__ = [
     "drive_to_end",
     "finished_run",
     "loop_of",
-    "make_context",
     "side_context",
 ]
 
@@ -64,23 +66,6 @@ FIT_ARGS = (
 
 
 # -- contexts --------------------------------------------------------------------------
-
-
-def make_context(
-    model: nn.Module, accelerator: Accelerator | None, callbacks: list[Any], **fields: Any
-) -> Context:
-    """Every Context is built here: its fields, the module's own ``step`` bound to it (if
-    it has one), and its :class:`~luzwidget.core.engine.Engine`."""
-    if accelerator is not None:
-        fields.setdefault("device", accelerator.device)
-        fields.setdefault("rank", accelerator.rank)
-        fields.setdefault("world_size", accelerator.world_size)
-    ctx = Context(accelerator=accelerator, model=model, callbacks=callbacks, **fields)
-    Engine(ctx)
-    step = custom_step(unwrap(model))  # under DDP, the user's module inside the wrapper
-    if step is not None:
-        ctx.step = functools.partial(step, ctx)
-    return ctx
 
 
 def side_context(
@@ -164,11 +149,25 @@ def build_run(
     ctx.min_epochs = epoch + min_epochs
     ctx.accumulate = accumulate
     run = Run(ctx, loop_of(fit_loop), finish=finish)
-    if snapshots:
-        install_snapshots(run)  # time travel: automatic snapshots at epoch ends
+    equip(run, automatic=snapshots)
     if accelerator.world is not None:
         install_lockstep(run, accelerator.world)  # several processes: one run, in step
+    serves = [cb for cb in callbacks if isinstance(cb, Serve)]
+    if serves:
+        from luzwidget.remote.server import install as install_serving
+
+        for serve in serves:
+            install_serving(run, serve)  # rank 0 serves from on_fit_begin
     return run
+
+
+def equip(run: Run, automatic: bool = True) -> None:
+    """Install what every run of a fit has: time travel (``automatic``: its own snapshots
+    at epoch ends and pauses; a blocking fit keeps none) and insight. A branch of ``run``
+    is equipped the same way (``run.features.equip``)."""
+    travel.install(run, automatic=automatic)
+    insight.install(run)
+    run.features.equip = equip
 
 
 def _trained_so_far(
@@ -212,7 +211,9 @@ def finished_run(
         opt_hparams=dict(spec.opt_hparams),
     )
     ctx.max_epochs = ctx.epoch = epoch
-    return Run.finished(ctx, finish)
+    run = Run.finished(ctx, finish)
+    equip(run, automatic=False)
+    return run
 
 
 # -- driving ---------------------------------------------------------------------------
@@ -234,14 +235,14 @@ def drive_to_end(run: Run, interrupted: Callable[[Run], Any] | None = None) -> A
     _show_live(run)
     run.resume()
     while run.state in (RunState.PAUSED, RunState.ERROR) and not run.interrupted:
-        hold = getattr(run, "remote_hold", None)  # served (callbacks.Serve): a notebook steers
-        if hold is None or not hold():
+        serving = run.features.serving  # served (callbacks.Serve): a notebook steers
+        if serving is None or not serving.hold():
             break
     while run.state == RunState.PAUSED and not run.interrupted:
         report(f"{run.reason}; fit() goes on (use run() to stop at breakpoints).")
         run.resume()
     if run.state == RunState.PAUSED:  # interrupted: luz's interrupt callback ends training
-        run._driver.drive_first(interrupt_loop(run.ctx, engine_of(run.ctx)), Event.on_fit_end)
+        run.drive_first(interrupt_loop(run.ctx, engine_of(run.ctx)), Event.on_fit_end)
     if run.state == RunState.ERROR:
         raise run.error  # type: ignore[misc]
     if run.state == RunState.DONE:
@@ -408,14 +409,3 @@ def loss_fn_of(spec: Setup, model: nn.Module, strict: bool = True) -> Any:
     return None
 
 
-def custom_step(model: nn.Module) -> Any:
-    step = getattr(model, "step", None)
-    if not callable(step):
-        return None
-    try:
-        inspect.signature(step).bind(None)
-    except TypeError:
-        raise ConfigError(
-            f"{type(model).__name__}.step must take the context: def step(self, ctx): ..."
-        ) from None
-    return step

@@ -12,7 +12,7 @@ from torch import nn
 import luzwidget as lw
 import luzwidget.module
 from luzwidget import ConfigError, DataError, Event
-from luzwidget.callbacks.base import Callback
+from luzwidget.core.callback import Callback
 from tests.helpers import MLP, E, batches, make_data, make_spec, snapshot, state_equal
 
 OPTS = {"batch_size": 16}

@@ -9,8 +9,8 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from luzwidget.callbacks.base import Callback
 from luzwidget.callbacks.monitor import Monitor, available_monitors
+from luzwidget.core.callback import Callback
 from luzwidget.core.exceptions import ConfigError
 from luzwidget.core.report import report
 from luzwidget.storage.checkpoint import save_checkpoint

@@ -8,13 +8,13 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from luzwidget.callbacks.base import Callback
 from luzwidget.core.batches import count, prediction
+from luzwidget.core.callback import Callback
 from luzwidget.core.engine import engine_of
 from luzwidget.core.report import report
+from luzwidget.core.values import as_scalar
 from luzwidget.metrics.base import LossAverage, MetricSet, abbrev_of, fresh
 from luzwidget.metrics.names import MetricError
-from luzwidget.metrics.values import as_scalar
 
 if TYPE_CHECKING:
     from luzwidget.core.context import Context

@@ -9,9 +9,9 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from luzwidget.callbacks.base import Callback
+from luzwidget.core.callback import Callback
 from luzwidget.core.records import MONITORED_SETS as _SETS
-from luzwidget.metrics.values import as_scalar
+from luzwidget.core.values import as_scalar
 
 if TYPE_CHECKING:
     from luzwidget.core.context import Context

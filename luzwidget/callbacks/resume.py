@@ -9,8 +9,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from luzwidget.callbacks.base import Callback
 from luzwidget.core.accumulate import steps_now
+from luzwidget.core.callback import Callback
 from luzwidget.core.data import loader_len
 from luzwidget.core.exceptions import ConfigError
 from luzwidget.core.report import report

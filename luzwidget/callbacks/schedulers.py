@@ -6,9 +6,9 @@ import inspect
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from luzwidget.callbacks.base import Callback
 from luzwidget.callbacks.monitor import Monitor
 from luzwidget.core.accumulate import optimizer_steps, steps_now
+from luzwidget.core.callback import Callback
 from luzwidget.core.context import optimizer_names
 from luzwidget.core.events import Event
 from luzwidget.core.exceptions import ConfigError

@@ -8,8 +8,8 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from luzwidget.callbacks.base import Callback
 from luzwidget.core.accumulate import steps_now
+from luzwidget.core.callback import Callback
 from luzwidget.core.exceptions import ConfigError
 
 if TYPE_CHECKING:

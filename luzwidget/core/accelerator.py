@@ -114,6 +114,8 @@ class Accelerator:
         on this machine for data-parallel training, without torchrun (see
         :mod:`luzwidget.launch`). Inside those workers (or under torchrun) it is ignored.
 
+    Notes
+    -----
     Under DDP, ``ctx.model`` is the ``DistributedDataParallel`` wrapper (its forward
     synchronises the gradients); the user's module is ``ctx.model.module`` and checkpoints
     hold its ``state_dict``, so they load in one process. ``world`` is the

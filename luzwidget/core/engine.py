@@ -47,13 +47,11 @@ __all__ = [
 ]
 
 E = Event
-EPOCH_EVENTS = frozenset(
-    e for e in Event if e.value.startswith(("on_train", "on_valid", "on_epoch"))
-)
+EPOCH_EVENTS = frozenset(e for e in Event if e.in_epoch)
 """The events inside an epoch: where ``epoch_handlers`` apply."""
 
 _ENDING = (E.on_early_stopping, E.on_interrupt, E.on_fit_end)
-_PREDICT = tuple(e for e in Event if e.value.startswith("on_predict"))
+_PREDICT = tuple(e for e in Event if e.is_predict)
 LOOP_ORDER = (*(e for e in Event if e not in _ENDING and e not in _PREDICT), *_ENDING, *_PREDICT)
 """Every event in the order the loops fire them (fit, then predict)."""
 
@@ -340,7 +338,7 @@ class Engine:
         lines = []
         for event in LOOP_ORDER:
             names = [type(getattr(fn, "__self__", fn)).__name__ for fn in self.table[event]]
-            label = "  " * _depth(event) + event.value
+            label = "  " * event.depth + event.value
             lines.append(f"{label:<38} {', '.join(names) or '-'}".rstrip())
         return "\n".join(lines)
 
@@ -350,7 +348,7 @@ class Engine:
         ctx, exc = self.ctx, fault.cause
         if fault.interrupted or fault.stage == "control":  # a callback's bug, not the data's
             return
-        if fault.event in EPOCH_EVENTS:
+        if fault.event.in_epoch:
             for cls, handler in ctx.epoch_handlers.items():
                 if isinstance(exc, cls):
                     handler(ctx, exc)
@@ -392,17 +390,6 @@ def engine_of(ctx: Context) -> Engine:
     """The engine of ``ctx``, made on first use (every context has at most one)."""
     engine = ctx._engine
     return engine if engine is not None else Engine(ctx)
-
-
-def _depth(event: Event) -> int:
-    name = event.value
-    if name.startswith("on_predict"):
-        return 1 if "_batch_" in name else 0
-    if "_batch_" in name:
-        return 3 if name.endswith(("_batch_begin", "_batch_end")) else 4
-    if name.startswith(("on_train", "on_valid")):
-        return 2
-    return 1 if name.startswith("on_epoch") else 0
 
 
 _NEXT_EVENT = {

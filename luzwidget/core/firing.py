@@ -37,7 +37,7 @@ def _fire(engine: Engine, event: Event) -> Loop:
         engine.apply_handlers(fault)
         yield fault
         if fault.action == "skip":
-            if "_batch_" in event.value:
+            if event.in_batch:
                 raise SkipBatch
             break
         fault = engine.dispatch(event, fault.done)

@@ -30,14 +30,15 @@ the output of every module (forward hooks, installed only while armed).
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import torch
 from torch import nn
 
+from luzwidget.core.callback import run_bound
 from luzwidget.core.events import Event
 from luzwidget.core.states import RunState
-from luzwidget.insight.attached import OnDemand
+from luzwidget.insight.attached import OnDemand, insight_of
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -189,8 +190,7 @@ class LayerTracker(Armed):
         """Whether each step is recorded: armed by more than sampled readers, or stepping."""
         if self._once or self.subscribers > self.samplers:
             return True
-        driver = getattr(self.run, "_driver", None)  # a step target: the user steps
-        return getattr(getattr(driver, "_boundary", None), "target", None) is not None
+        return bool(self.run.stepping)  # a step target: the user steps
 
     def _copy(self, ctx: Context) -> None:
         opt = ctx.opt
@@ -244,6 +244,7 @@ class ActivationTracker(Armed):
         self.handles.clear()
 
     def _hook(self, name: str) -> Any:
+        @run_bound
         def hook(module: nn.Module, args: Any, output: Any) -> None:
             tensor = first_tensor(output)
             if tensor is not None:
@@ -252,14 +253,16 @@ class ActivationTracker(Armed):
         return hook
 
 
-def tracker(run: Any, kind: type[Armed] = LayerTracker) -> Any:
-    """The run's tracker of ``kind`` (made on first use, kept on the run)."""
-    key = f"_luzwidget_{kind.__name__}"
-    found = getattr(run, key, None)
+_A = TypeVar("_A", bound=Armed)
+
+
+def tracker(run: Any, kind: type[_A] = LayerTracker) -> _A:  # type: ignore[assignment]  # the default
+    """The run's view of ``kind`` (made on first use, kept by its insight feature)."""
+    views = insight_of(run).views
+    found = views.get(kind)
     if found is None:
-        found = kind(run)
-        setattr(run, key, found)
-    return found
+        found = views[kind] = kind(run)
+    return found  # type: ignore[return-value]  # views[kind] is a kind
 
 
 def layers(run: Any, arm: bool = True, latest: bool = False) -> pd.DataFrame:

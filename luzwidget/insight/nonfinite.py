@@ -30,11 +30,12 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import nn
 
+from luzwidget.core.callback import run_bound
 from luzwidget.core.events import Event
 from luzwidget.core.states import RunState
+from luzwidget.core.values import loss_text
 from luzwidget.insight.attached import OnDemand
 from luzwidget.insight.layers import ROOT
-from luzwidget.metrics.values import loss_text
 
 if TYPE_CHECKING:
     from luzwidget.core.context import Context
@@ -42,16 +43,6 @@ if TYPE_CHECKING:
 __all__ = ["NonfiniteWatch"]
 
 E = Event
-_BEGIN = frozenset({E.on_train_batch_begin, E.on_valid_batch_begin})
-_AFTER_FORWARD = frozenset(
-    {
-        E.on_train_batch_after_pred,
-        E.on_valid_batch_after_pred,
-        E.on_train_batch_end,
-        E.on_valid_batch_end,
-    }
-)
-_AFTER_LOSS = frozenset({E.on_train_batch_after_loss, E.on_valid_batch_after_loss})
 
 
 class NonfiniteWatch(OnDemand):
@@ -112,6 +103,7 @@ class NonfiniteWatch(OnDemand):
     def _hook(self, name: str) -> Any:
         flags = self._flags
 
+        @run_bound
         def hook(module: nn.Module, args: Any, output: Any) -> None:
             for tensor in _tensors(output):
                 if tensor.is_floating_point() or tensor.is_complex():
@@ -122,13 +114,13 @@ class NonfiniteWatch(OnDemand):
     # -- checking at event boundaries (called by Breakpoints.hit) --------------------------
     def hit(self, event: Event, ctx: Context) -> str | None:
         """Why to pause after ``event`` (the origin of a non-finite value), or None."""
-        if event in _BEGIN:
+        if event.is_batch_begin and not event.is_predict:
             self._flags.clear()
             return None
         found: tuple[str, str, str] | None = None
-        if event in _AFTER_FORWARD:
+        if event.is_after_pred or (event.is_batch_end and not event.is_predict):
             found = self._bad_output()
-        elif event in _AFTER_LOSS:
+        elif event.is_after_loss:
             found = None if _finite(ctx.loss) else ("loss", "", loss_text(ctx.loss, "", "g"))
         elif event is E.on_train_batch_before_step:
             found = _bad_gradient(ctx)

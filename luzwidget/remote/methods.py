@@ -183,13 +183,13 @@ def _field(run: Run, name: Any) -> Any:
     value = getattr(ctx, name)
     if isinstance(value, _SCALARS):
         return value
-    from luzwidget.widgets.summaries import summarize
+    from luzwidget.core.summaries import summarize
 
     return {"summary": summarize(name, value, stats=True)}
 
 
 def _summaries(run: Run) -> dict[str, str]:
-    from luzwidget.widgets.summaries import FIELD_ORDER, summarize
+    from luzwidget.core.summaries import FIELD_ORDER, summarize
 
     ctx = run.ctx
     names = [n for n in FIELD_ORDER if ctx.has_trait(n)]

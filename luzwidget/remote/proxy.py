@@ -135,9 +135,7 @@ class Attached:
 
     def get_metrics(self) -> Any:
         """A DataFrame with columns set, metric, epoch, value (as ``fitted.get_metrics()``)."""
-        from luzwidget.fitted import metrics_frame
-
-        return metrics_frame(self.records)
+        return self.history.frame()
 
     def layers(self) -> Any:
         """``run.layers()`` of the served run, as a DataFrame."""

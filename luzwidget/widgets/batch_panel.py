@@ -20,9 +20,9 @@ import torch
 
 from luzwidget.core.events import Event
 from luzwidget.core.states import RunState
+from luzwidget.core.summaries import fmt_number
 from luzwidget.insight.layers import Armed, first_tensor, tracker
 from luzwidget.widgets.inspector import INSPECT_EVERY_S, OnDemandPart
-from luzwidget.widgets.summaries import fmt_number
 
 if TYPE_CHECKING:
     from luzwidget.control.run import Run

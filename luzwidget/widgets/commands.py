@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from traitlets import TraitError
 
-from luzwidget.callbacks.base import Callback
+from luzwidget.core.callback import Callback
 from luzwidget.core.engine import SkipBatch
 from luzwidget.core.events import Event
 from luzwidget.core.exceptions import EditError, LuzwidgetError
@@ -268,6 +268,8 @@ class SkipRestOfBatch(Callback):
     ``SkipBatch``: the rest of the batch does not run, its metrics are not updated, and the
     batch is listed in ``ctx``'s skipped batches, as after ``run.skip()`` on an error.
     """
+
+    run_bound = True  # luzwidget's own, for this run only: a branch does not copy it
 
     weight = -1e9  # before every other callback of that event
 

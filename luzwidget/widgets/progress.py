@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from luzwidget.core.data import loader_len
 from luzwidget.core.states import RunState
-from luzwidget.widgets.summaries import fmt_number
+from luzwidget.core.summaries import fmt_number
 
 if TYPE_CHECKING:
     from luzwidget.control.run import Run

@@ -19,8 +19,10 @@ from typing import TYPE_CHECKING, Any
 
 from luzwidget.core.exceptions import EditError, LuzwidgetError
 from luzwidget.core.report import report
+from luzwidget.storage.snapstore import Snapshot
 from luzwidget.travel.branches import describe, family
-from luzwidget.travel.snapshots import Snapshot, batches_of, store_of
+from luzwidget.travel.snapshots import batches_of
+from luzwidget.travel.state import TravelState, travel_of
 from luzwidget.widgets.commands import Ack, format_lr, parse_float, parse_int, parse_name, quote
 from luzwidget.widgets.stream import DownsampledSeries, number
 
@@ -45,7 +47,9 @@ class Travel:
         self.cut: float | None = None
         self._seeded = False
         self._watched: dict[int, Run] = {}
-        store_of(run).watchers.append(self.rewound)
+        self.state = _state_of(run)  # None: a run without time travel (built by hand)
+        if self.state is not None:
+            self.state.watchers.append(self.rewound)
 
     # -- a rewind ------------------------------------------------------------------------
     def rewound(self, _: Snapshot) -> None:
@@ -75,6 +79,8 @@ class Travel:
         :data:`TIMELINE_MAX` snapshots (the first, the labelled, then the latest), each
         ``[number, epoch, batch, kind, label, stream x or None]``; every run of the family
         with its curves, but this run's own (the plots have them)."""
+        if self.state is None:
+            return {"snapshots": [], "family": [], "rewinds": 0}
         members = family(self.run)
         self._watch([m for _, m in members])
         return {
@@ -90,7 +96,7 @@ class Travel:
                 }
                 for name, member in members
             ],
-            "rewinds": store_of(self.run).rewinds,
+            "rewinds": self.state.rewinds,
         }
 
     def _watch(self, members: list[Run]) -> None:
@@ -107,7 +113,7 @@ class Travel:
 
     def close(self) -> None:
         """Stop watching the run's store and the family's other runs."""
-        watchers = store_of(self.run).watchers
+        watchers = self.state.watchers if self.state is not None else []
         if self.rewound in watchers:
             watchers.remove(self.rewound)
         for member in self._watched.values():
@@ -115,6 +121,11 @@ class Travel:
                 member.ctx.unobserve(self._changed, "records")
             member.remove_listener(self._changed)
         self._watched.clear()
+
+
+def _state_of(run: Run) -> TravelState | None:
+    travel = run.features.travel
+    return travel if isinstance(travel, TravelState) else None
 
 
 TIMELINE_MAX = 24
@@ -125,7 +136,7 @@ _KINDS = {"start": "s", "epoch_end": "e", "inside": "i"}
 
 def timeline(run: Run, offset: int) -> list[list[Any]]:
     """The snapshots the timeline shows: ``[number, epoch, batch, kind, label, x]``."""
-    snaps = list(enumerate(store_of(run).list()))
+    snaps = list(enumerate(travel_of(run).store.list()))
     if len(snaps) > TIMELINE_MAX:
         first = [snaps[0]]
         labelled = [p for p in snaps[1:] if p[1].label][-(TIMELINE_MAX // 2) :]
@@ -199,7 +210,7 @@ def _chosen(run: Run, msg: dict[str, Any]) -> Snapshot | None:
     index = msg.get("snapshot")
     if index is None:
         return None
-    snaps = store_of(run).list()
+    snaps = travel_of(run).store.list()
     i = parse_int(index, "snapshot")
     if not 0 <= i < len(snaps):
         raise EditError(f"snapshot: no snapshot number {i}; this run has {len(snaps)}.")
@@ -209,7 +220,7 @@ def _chosen(run: Run, msg: dict[str, Any]) -> Snapshot | None:
 def _before_now(run: Run) -> Snapshot | None:
     """The last snapshot taken before where the run is now (None: the latest)."""
     now = batches_of(run)
-    snaps = store_of(run).list()
+    snaps = travel_of(run).store.list()
     earlier = [s for s in snaps if s.batches is not None and now is not None and s.batches < now]
     return earlier[-1] if earlier else None
 

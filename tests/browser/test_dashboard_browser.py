@@ -3,19 +3,17 @@
 Controls are found as a user (or a screen reader) finds them: buttons by role and name,
 the learning-rate box by its label. Kernel-side values are read on the shell channel of the
 notebook's kernel; plot growth is read from plotly's own data (``gd.data``) in the page.
-Element screenshots of each stage go to ``artifacts/browser/``; with
-``LUZWIDGET_UPDATE_DOCS=1`` the mid-training one also replaces ``docs/dashboard.png``.
+Element screenshots of each stage go to ``artifacts/browser/``
+(``docs/dashboard.png`` is taken by ``test_docs_image_browser.py``).
 """
 
 from __future__ import annotations
 
-import os
-import shutil
 import time
 from typing import Any
 
 import pytest
-from harness import REPO_ROOT, NotebookPage, expect  # lazy: collecting must not need playwright
+from harness import NotebookPage, expect  # lazy: collecting must not need playwright
 
 pytestmark = pytest.mark.browser
 
@@ -80,9 +78,6 @@ STREAM_SPAN = """(root) => {
 EPOCHS = 400
 
 VIEWPORT = {"width": 1440, "height": 1600}
-
-# The screenshot for the README: the dashboard mid-training (copied only when asked).
-DOCS_IMAGE = REPO_ROOT / "docs" / "dashboard.png"
 
 
 @pytest.fixture(autouse=True)
@@ -186,10 +181,7 @@ def test_train_pause_step_edit_resume(open_notebook, ui: str) -> None:
     )
     assert dash.evaluate(STREAM_LAST) > first_batch
     assert 0 < _epoch_fill(dash) < 100  # the epoch bar is partly filled
-    shot = nb.screenshot(dash, "dashboard-2-training")
-    if ui == "lab" and os.environ.get("LUZWIDGET_UPDATE_DOCS"):
-        DOCS_IMAGE.parent.mkdir(exist_ok=True)
-        shutil.copyfile(shot, DOCS_IMAGE)
+    nb.screenshot(dash, "dashboard-2-training")
 
     # Pause: the kernel reports it, the badge says it, stepping buttons come on.
     t_first_leg = time.monotonic() - t_start_click

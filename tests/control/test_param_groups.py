@@ -22,9 +22,9 @@ from torch.optim.lr_scheduler import StepLR
 import luzwidget as lw
 from luzwidget.callbacks import LRScheduler, ModelCheckpoint, ResumeFromCheckpoint
 from luzwidget.core.exceptions import ConfigError
+from luzwidget.core.summaries import optimizer_summary
 from luzwidget.lr_finder import lr_finder
 from luzwidget.widgets.commands import handle_command
-from luzwidget.widgets.summaries import optimizer_summary
 from tests.helpers import MLP, E, Recorder, make_data, snapshot
 
 LR0 = 0.05

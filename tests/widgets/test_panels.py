@@ -17,11 +17,11 @@ from torch import nn
 
 import luzwidget as lw
 from luzwidget.core.engine import engine_of
+from luzwidget.core.summaries import tensor_summary
 from luzwidget.insight.layers import LayerTracker, tracker
 from luzwidget.widgets import Dashboard
 from luzwidget.widgets.batch_panel import EpochConfusion, image_layout
 from luzwidget.widgets.commands import Ack
-from luzwidget.widgets.summaries import tensor_summary
 from tests.widgets.test_dashboard import _shown
 
 

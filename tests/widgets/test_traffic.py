@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from luzwidget.control.breakpoints import Breakpoints
+from luzwidget.control.features import Features
 from luzwidget.core.context import Context
 from luzwidget.core.events import Event
 from luzwidget.widgets import Dashboard
@@ -44,7 +45,8 @@ class FastRun:
         self.n_events = 0
         self.error = None
         self.error_traceback = ""
-        self.breakpoints = Breakpoints()
+        self.features = Features()  # no time travel, no insight: what the dashboard copes with
+        self.breakpoints = Breakpoints(features=self.features)
         self.n_batches = n_batches
         self.batches = 0
         self._stop = False

@@ -1,14 +1,13 @@
 """A snapshot of a run and the bounded store that keeps a run's snapshots.
 
 :class:`Snapshot` is the state (CPU tensors, or a spill file) and where it was taken;
-:class:`SnapshotStore` bounds them by bytes, evicting (or spilling) the oldest others. Taking,
-rewinding and branching are in :mod:`luzwidget.travel.snapshots`, :mod:`luzwidget.travel.replay` and
-:mod:`luzwidget.travel.branches`.
+:class:`SnapshotStore` bounds them by bytes, evicting (or spilling) the oldest others. It
+keeps snapshots only; a run's time travel (taking them, rewinds, branches, its family) is
+:class:`luzwidget.travel.feature.Travel`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -136,13 +135,6 @@ class SnapshotStore:
         self.every = _check_every(every)
         self.spill_dir = None if spill_dir is None else Path(spill_dir)
         self.evicted = 0
-        self.rewound: tuple[int, str] | None = None
-        self.rewinds = 0  # how many rewinds (a dashboard redraws after each)
-        self.last_key: tuple[Any, ...] | None = None  # where the last snapshot was taken
-        self.quiet = False  # no pause snapshots (while a rewind replays)
-        self.rng: dict[str, Any] | None = None  # the run's RNG streams when it last let go
-        self.watchers: list[Callable[[Snapshot], None]] = []  # told after each rewind
-        self.family: dict[str, Any] = {"parent": None, "children": [], "origin": None}
         self._items: list[Snapshot] = []
 
     @property
@@ -168,7 +160,6 @@ class SnapshotStore:
                 f"of {self.budget}; raise it, e.g. run.snapshot_store.budget = {2 * snap.bytes}."
             )
         self._items.append(snap)
-        self.last_key = snap.key
         while self.bytes > self.budget:
             victim = self._victim()
             if victim is None:
