@@ -407,5 +407,3 @@ def loss_fn_of(spec: Setup, model: nn.Module, strict: bool = True) -> Any:
             "from forward(self, ..., labels) as output.loss (as Hugging Face models do)."
         )
     return None
-
-
