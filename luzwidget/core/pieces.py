@@ -98,7 +98,7 @@ class Pieces:
     def backward(self, loss: torch.Tensor) -> None:
         """``ctx.backward(loss)`` inside a custom step."""
         engine = self.engine
-        engine.values["loss_grad"] = loss
+        engine.putter()("loss_grad", loss)
         if engine.table[E.on_train_batch_before_backward]:
             engine.call(E.on_train_batch_before_backward)
         accum = engine.accum
@@ -110,7 +110,9 @@ class Pieces:
         engine, ctx = self.engine, self.engine.ctx
         self._check_went_through()
         name = next((n for n, o in ctx.optimizers.items() if o is opt), None)
-        engine.values["opt"], engine.values["opt_nm"] = opt, name
+        put = engine.putter()
+        put("opt", opt)
+        put("opt_nm", name)
         accum = engine.accum
         if accum is not None:
             if not accum.steps:
