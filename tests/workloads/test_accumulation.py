@@ -211,3 +211,27 @@ def test_the_dashboard_shows_optimizer_steps_and_batches() -> None:
 def test_accumulate_must_be_a_positive_int() -> None:
     with pytest.raises(lw.ConfigError, match=r"accumulate=0: expected an int >= 1"):
         workload(accumulate=0).run()
+
+
+def test_a_loader_without_length_steps_its_last_group_after_its_last_batch() -> None:
+    class Stream(torch.utils.data.IterableDataset):  # type: ignore[type-arg]
+        def __iter__(self):  # type: ignore[no-untyped-def]
+            x, y = data()
+            yield from zip(x, y, strict=True)
+
+    torch.manual_seed(0)
+    model = MLP()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    batches = list(DataLoader(Stream(), batch_size=BS))  # 10, in order: groups of 4, 4, 2
+    for start in (0, 4, 8):
+        group = batches[start : start + K]
+        opt.zero_grad()
+        for x, y in group:
+            (nnf.mse_loss(model(x), y) / len(group)).backward()
+        opt.step()
+    spec = lw.setup(MLP, loss=nn.MSELoss(), optimizer=torch.optim.SGD).set_opt_hparams(lr=0.1)
+    torch.manual_seed(0)
+    fitted = spec.fit(
+        Stream(), 1, verbose=False, accumulate=K, dataloader_options={"batch_size": BS}
+    )
+    assert same(weights(fitted.model), weights(model))
