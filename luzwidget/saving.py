@@ -20,6 +20,7 @@ import functools
 import sys
 from collections.abc import Mapping
 from pathlib import Path
+from types import FunctionType
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -75,7 +76,7 @@ def save(fitted: Fitted, path: PathLike) -> Path:
     return write_once(  # under torch.distributed: written by rank 0, read after by every rank
         lambda: {
             "luzwidget": {"kind": "fitted", "version": VERSION},
-            "module": _import_path(type(model)),
+            "module": _import_path(_module_maker(fitted.spec.module, model)),
             "hparams": hparams,
             "hparams_unsaved": why,
             "opt_hparams": plain(fitted.opt_hparams, "opt_hparams"),
@@ -164,8 +165,16 @@ def _module_of(obj: Any, fn: str) -> nn.Module:
     raise ConfigError(f"{fn}() takes an nn.Module or a Fitted, got {type(obj).__name__}.")
 
 
-def _import_path(cls: type) -> str:
+def _import_path(cls: Any) -> str:
     return f"{cls.__module__}:{cls.__qualname__}"
+
+
+def _module_maker(given: Any, model: nn.Module) -> Any:
+    """What builds the module again from the hparams: the factory function given to
+    ``setup()`` (e.g. ``resnet18``), else the module's class."""
+    if callable(given) and not isinstance(given, type | nn.Module):
+        return given
+    return type(model)
 
 
 def _resolve(path: Any, base: type, what: str, source: str) -> Any:
@@ -190,10 +199,12 @@ def _resolve(path: Any, base: type, what: str, source: str) -> Any:
     for part in qualname.split("."):
         namespace = getattr(found, "__dict__", None)
         found = namespace.get(part) if isinstance(namespace, Mapping) else None
+    if base is nn.Module and isinstance(found, FunctionType):
+        return found  # a factory function given to setup()
     if not (isinstance(found, type) and issubclass(found, base)):
         raise CheckpointError(
-            f"{source}: the {what} {path} is not found (a class defined inside a function "
-            f"cannot be looked up), or is not a {base.__name__}; {hint}."
+            f"{source}: the {what} {path} is not found (a class or function defined inside a "
+            f"function, or a lambda, cannot be looked up), or is not a {base.__name__}; {hint}."
         )
     return found
 

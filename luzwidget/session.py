@@ -10,7 +10,6 @@ processes, lockstep; with a ``Serve`` callback, serving (see :mod:`luzwidget.con
 from __future__ import annotations
 
 import difflib
-import operator
 import sys
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
@@ -23,6 +22,8 @@ from luzwidget.callbacks.progress import in_notebook
 from luzwidget.callbacks.serve import Serve, serve_from_env
 from luzwidget.control.run import Run
 from luzwidget.core.accelerator import Accelerator
+from luzwidget.core.accumulate import check_accumulate
+from luzwidget.core.batches import output_loss, takes_labels
 from luzwidget.core.build import custom_step, make_context
 from luzwidget.core.checks import build_module, build_optimizer
 from luzwidget.core.context import Context, check_callbacks
@@ -32,6 +33,7 @@ from luzwidget.core.engine import Engine, engine_of
 from luzwidget.core.events import Event
 from luzwidget.core.exceptions import ConfigError
 from luzwidget.core.loop import Loop, fit_loop, interrupt_loop
+from luzwidget.core.pieces import default_backward, default_step_opt
 from luzwidget.core.report import report
 from luzwidget.core.states import RunState
 from luzwidget.insight import feature as insight
@@ -59,6 +61,7 @@ FIT_ARGS = (
     "accelerator",
     "verbose",
     "dataloader_options",
+    "accumulate",
 )
 
 
@@ -81,6 +84,7 @@ def side_context(
         verbose=verbose_flag(verbose),
         device=parent.device,
         valid_data=placed,
+        optimizers=dict(parent.optimizers),  # their names name the losses (never stepped)
         hparams=dict(parent.hparams),
     )
 
@@ -118,7 +122,8 @@ def build_run(
     automatic snapshots at epoch ends (interactive runs: a blocking fit keeps none)."""
     options = _check_kwargs(kwargs)
     min_epochs, max_epochs = _check_epochs(epochs)
-    train, valid = _loaders(data, options)
+    accumulate = check_accumulate(options.get("accumulate", 1))
+    train, valid = _loaders(data, options, empty_ok=max_epochs == 0)
     accelerator = options.get("accelerator") or Accelerator()
     if not isinstance(accelerator, Accelerator):
         raise ConfigError(f"accelerator must be an Accelerator, got {accelerator!r}.")
@@ -142,6 +147,7 @@ def build_run(
     )
     ctx.max_epochs = epoch + max_epochs
     ctx.min_epochs = epoch + min_epochs
+    ctx.accumulate = accumulate
     run = Run(ctx, loop_of(fit_loop), finish=finish)
     equip(run, automatic=snapshots)
     if accelerator.world is not None:
@@ -192,14 +198,13 @@ def finished_run(
     accelerator = accelerator or Accelerator()
     model = accelerator.prepare_model(model)
     accelerator.prepare_optimizers(optimizers)
-    own_loss = getattr(model, "loss", None)
     ctx = make_context(
         model,
         accelerator,
         [],
         optimizers=optimizers,
         records=records,
-        loss_fn=spec.loss or (own_loss if callable(own_loss) else None),
+        loss_fn=loss_fn_of(spec, unwrap(model), strict=False),
         backward=spec.backward or default_backward,
         step_opt=default_step_opt,
         hparams=dict(spec.hparams),
@@ -271,15 +276,21 @@ def _show_live(run: Run) -> None:
 # -- checks and builders ---------------------------------------------------------------
 
 
-def _loaders(data: Any, options: Mapping[str, Any]) -> tuple[Any, Any]:
+def _loaders(data: Any, options: Mapping[str, Any], empty_ok: bool = False) -> tuple[Any, Any]:
     loader_options = options.get("dataloader_options")
     valid_data = options.get("valid_data")
     if isinstance(valid_data, float | int) and not isinstance(valid_data, bool):
         data, valid_data = split_valid(data, valid_data)
-    train = as_loader(data, training=True, options=loader_options)
+    train = as_loader(data, training=True, options=loader_options, empty_ok=empty_ok)
     valid = None
     if valid_data is not None:
-        valid = as_loader(valid_data, training=False, options=loader_options, argument="valid_data")
+        valid = as_loader(
+            valid_data,
+            training=False,
+            options=loader_options,
+            argument="valid_data",
+            empty_ok=empty_ok,
+        )
     return train, valid
 
 
@@ -336,7 +347,7 @@ def verbose_flag(verbose: Any) -> bool:
 def build_model(spec: Setup) -> nn.Module:
     if isinstance(spec.module, nn.Module):
         return spec.module
-    return build_module(spec.module, spec.hparams)  # its error names the hparams
+    return build_module(spec.module, spec.hparams)  # a class or a factory; errors name hparams
 
 
 def build_optimizers(spec: Setup, model: nn.Module) -> dict[str, torch.optim.Optimizer]:
@@ -376,21 +387,23 @@ def _check_owned(optimizer: torch.optim.Optimizer, model: nn.Module) -> None:
         )
 
 
-def loss_fn_of(spec: Setup, model: nn.Module) -> Any:
+def loss_fn_of(spec: Setup, model: nn.Module, strict: bool = True) -> Any:
+    """The loss function: ``loss=``, the module's ``loss`` method, or (a module whose
+    ``forward`` takes ``labels``, as Hugging Face's do) the loss its output holds; None
+    for a module with its own ``step``. ``strict``: refuse a module with none of these."""
     if spec.loss is not None:
         return spec.loss
     own = getattr(model, "loss", None)
-    if callable(own):
+    if callable(own) and not isinstance(own, torch.Tensor):
         return own
-    if custom_step(model) is None:
+    if custom_step(model) is not None:
+        return None
+    if takes_labels(model):
+        return output_loss
+    if strict:
         raise ConfigError(
-            "no loss: pass loss= to setup() (e.g. nn.CrossEntropyLoss()) or define "
-            "loss(self, pred, target) or step(self, ctx) on the module."
+            "no loss: pass loss= to setup() (e.g. nn.CrossEntropyLoss()), define "
+            "loss(self, pred, target) or step(self, ctx) on the module, or return the loss "
+            "from forward(self, ..., labels) as output.loss (as Hugging Face models do)."
         )
     return None
-
-
-# The defaults, as callables that add no Python frame per batch: Tensor.backward(loss) is
-# loss.backward(), and methodcaller("step")(opt) is opt.step().
-default_backward = torch.Tensor.backward
-default_step_opt = operator.methodcaller("step")

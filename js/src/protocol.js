@@ -23,6 +23,8 @@
  * @property {number} min_epochs
  * @property {number} iter  Batch within the epoch's current phase.
  * @property {number | null} n_batches  Batches in that phase (null: unknown length).
+ * @property {[number, number | null] | null} opt_steps  With gradient accumulation: optimizer
+ *   steps taken in the epoch and per epoch (null: a step per batch).
  * @property {"train" | "valid"} phase
  * @property {string} rate_text
  * @property {string} loss_text

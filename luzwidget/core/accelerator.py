@@ -30,6 +30,12 @@ def to_device(value: Any, device: torch.device, non_blocking: bool = False) -> A
             return moved
     if isinstance(value, tuple) and hasattr(value, "_fields"):  # namedtuple
         return kind(*(to_device(v, device, non_blocking) for v in value))
+    to = getattr(value, "to", None)  # an object that moves itself: a PyG Data, a BatchEncoding
+    if callable(to) and not isinstance(value, torch.nn.Module | type):
+        try:
+            return to(device, non_blocking=non_blocking)
+        except TypeError:  # a .to() without non_blocking
+            return to(device)
     return value
 
 

@@ -40,6 +40,11 @@ class Callback:
         Callbacks are called in increasing weight (stable); defaults come before yours.
     ctx : Context or None
         The context, once the callback is attached to a run.
+    acts_on_step : bool
+        True for a callback that changes the training step at its inner events (e.g.
+        :class:`GradientClip` at ``on_train_batch_before_step``). A module's own
+        ``step(ctx)`` reaches those events only through ``ctx.backward(loss)`` and
+        ``ctx.step_opt(opt)``; one that goes around them is refused, naming this callback.
 
     Examples
     --------
@@ -51,6 +56,7 @@ class Callback:
 
     weight: float = 0
     ctx: Context | None = None
+    acts_on_step: ClassVar[bool] = False
     run_bound: ClassVar[bool] = False
     """True for luzwidget's own callbacks that belong to one run and its views (automatic
     snapshots, a dashboard's feed, on-demand views): a branch does not copy them."""

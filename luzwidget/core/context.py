@@ -63,6 +63,11 @@ class Context(HasTraits):
     opt = Live(help="The optimizer of the current inner step.")
     opt_nm = Live(help="Name of the current optimizer (luz's code calls it opt_name).")
     step_opt = Any_(None, allow_none=True, help="callable(opt); default opt.step().")
+    accumulate = Int(
+        1,
+        help="Training batches per optimizer step (int >= 1, default 1): their gradients add "
+        "up, each loss divided by the group's size (fit(..., accumulate=k)).",
+    )
     autocast = Any_(
         None,
         allow_none=True,
@@ -134,6 +139,16 @@ class Context(HasTraits):
             raise TraitError(
                 f"max_epochs={value} is invalid: expected an integer >= {floor} "
                 f"(min_epochs={self.min_epochs}, current epoch={self.epoch})."
+            )
+        return value
+
+    @validate("accumulate")
+    def _check_accumulate(self, proposal: Bunch) -> int:
+        value = proposal["value"]
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise TraitError(
+                f"accumulate={value!r} is invalid: expected an int >= 1 (training batches per "
+                "optimizer step); it applies from the next epoch."
             )
         return value
 

@@ -28,7 +28,9 @@ from luzwidget.core.report import report
 from luzwidget.core.traits import Live
 
 if TYPE_CHECKING:
+    from luzwidget.core.accumulate import Accumulation
     from luzwidget.core.context import Context
+    from luzwidget.core.pieces import Pieces
 
 __all__ = [
     "EPOCH_EVENTS",
@@ -146,17 +148,23 @@ class Engine:
         The batches of the current pass over the data that were skipped (``run.skip()``).
     told_nonfinite : bool
         Whether this fit has reported a non-finite loss already (it is said once).
+    accum : Accumulation or None
+        The gradient accumulation of the training pass under way (None: a step per batch,
+        and outside training); see :mod:`luzwidget.core.accumulate`.
     """
 
     __slots__ = (
+        "accum",
         "control",
         "ctx",
         "flags",
         "live",
         "on_nonfinite",
         "on_pause",
+        "pieces",
         "skipped",
         "table",
+        "told",
         "told_nonfinite",
         "values",
     )
@@ -173,6 +181,9 @@ class Engine:
         self.on_nonfinite: Callable[[str], None] | None = None
         self.skipped: list[int] = []
         self.told_nonfinite = False
+        self.told: set[str] = set()  # notes said once per run (e.g. a dict batch's keys left out)
+        self.accum: Accumulation | None = None
+        self.pieces: Pieces | None = None  # a custom step's pieces (core.pieces), on first use
         ctx._engine = self
 
     def set_callbacks(self, callbacks: list[Any]) -> None:

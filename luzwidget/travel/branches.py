@@ -33,7 +33,7 @@ if TYPE_CHECKING:
 __all__ = ["branch", "compare", "describe", "family"]
 
 _SHARED = ("train_data", "valid_data", "accelerator", "device", "handlers", "epoch_handlers")
-_COPIED = ("loss_fn", "backward", "step_opt", "autocast", "buffers", "hparams")
+_COPIED = ("loss_fn", "backward", "step_opt", "autocast", "accumulate", "buffers", "hparams")
 _WAIT_S = 120.0
 
 

@@ -286,3 +286,15 @@ def test_reload_renders_the_history_again(open_notebook) -> None:
     expect(dash.get_by_label("lr", exact=True)).to_have_value("0.001")
     nb.screenshot(dash, "dashboard-after-reload")
     assert nb.errors() == []
+
+
+def test_with_gradient_accumulation_the_batch_bar_counts_optimizer_steps(open_notebook) -> None:
+    setup = SETUP.format(epochs=1).replace("verbose=False,", "verbose=False, accumulate=4,")
+    nb = open_notebook([setup, SHOW, 'run.step("batch", n=5)\nrun.ctx.iter'], ui="lab")
+    nb.run_all()
+    dash = _dashboard(nb)
+    n_train = nb.eval("len(run.ctx.train_data)")
+    steps = -(-n_train // 4)
+    batch_row = dash.locator(".lw-bar-row").nth(1)
+    expect(batch_row.locator(".lw-bar-text")).to_have_text(f"5 / {n_train} · 1 / {steps} steps")
+    assert nb.errors() == []

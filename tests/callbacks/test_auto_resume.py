@@ -253,3 +253,32 @@ def test_tmp_files_a_kill_left_are_removed_when_the_fit_ends(tmp_path):
     stale.write_bytes(b"half a checkpoint")
     fit_job(path, epochs=0)  # no epoch, so no write: only the end of the fit cleans up
     assert not stale.exists()
+
+
+@pytest.mark.parametrize("every", [None, 2])
+def test_a_rewind_inside_epoch_1_replays_from_the_start_not_from_the_file(tmp_path, every):
+    reference, _ = fit_job(tmp_path / "ref.pt", every, epochs=2)
+    run, cb = fit_job(tmp_path / "state.pt", every, crash_at=6, epochs=2)  # epoch 1, batch 6
+    if every:
+        assert (tmp_path / "state.pt").exists()  # written at batch 2 and 4 of this fit
+    run.rewind(batches=3)  # epoch 1, batch 3: replayed from the start, the file not read
+    assert (run.ctx.epoch, run.ctx.iter) == (1, 3)
+    assert cb.resumed_from is None
+    run.resume()
+    assert run.state == "done"
+    assert same_weights(run.ctx.model, reference.ctx.model)
+    assert run.ctx.records["metrics"] == reference.ctx.records["metrics"]
+
+
+def test_a_resumed_fit_rewound_to_its_start_resumes_from_the_same_file_again(tmp_path):
+    reference, _ = fit_job(tmp_path / "ref.pt", 2, epochs=2)
+    path = tmp_path / "state.pt"
+    fit_job(path, 2, crash_at=5, epochs=2)  # the file holds epoch 1, batch 4
+    run, cb = fit_job(path, 2, crash_at=10 + 3, epochs=2)  # resumed; it wrote the file since
+    assert cb.resumed_from == {"epoch": 0, "batch": 4}
+    run.rewind(run.snapshots[0])  # the run's start: it begins as it first began
+    run.step("batch")  # from the file as it was then (batch 4), not as it is now (epoch 2)
+    assert (run.ctx.epoch, run.ctx.iter) == (1, 5)
+    run.resume()
+    assert same_weights(run.ctx.model, reference.ctx.model)
+    assert run.ctx.records["metrics"]["valid"] == reference.ctx.records["metrics"]["valid"]
