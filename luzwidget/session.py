@@ -25,8 +25,8 @@ from luzwidget.core.accelerator import Accelerator
 from luzwidget.core.accumulate import check_accumulate
 from luzwidget.core.batches import output_loss, takes_labels
 from luzwidget.core.build import custom_step, make_context
-from luzwidget.core.checks import build_module, build_optimizer
-from luzwidget.core.context import Context, check_callbacks
+from luzwidget.core.checks import build_module, build_optimizer, check_callbacks_arg, check_epochs
+from luzwidget.core.context import Context
 from luzwidget.core.data import as_loader, split_valid
 from luzwidget.core.distributed import unwrap
 from luzwidget.core.engine import Engine, engine_of
@@ -121,7 +121,7 @@ def build_run(
     whose ``result`` is ``finish(run)`` once done; with ``snapshots``, one that keeps
     automatic snapshots at epoch ends (interactive runs: a blocking fit keeps none)."""
     options = _check_kwargs(kwargs)
-    min_epochs, max_epochs = _check_epochs(epochs)
+    min_epochs, max_epochs = check_epochs(epochs)
     accumulate = check_accumulate(options.get("accumulate", 1))
     train, valid = _loaders(data, options, empty_ok=max_epochs == 0)
     accelerator = options.get("accelerator") or Accelerator()
@@ -304,36 +304,6 @@ def _check_kwargs(kwargs: Mapping[str, Any]) -> dict[str, Any]:
             f"fit() got an unknown argument {name!r}.{hint} Valid arguments: {', '.join(FIT_ARGS)}."
         )
     return dict(kwargs)
-
-
-def _check_epochs(epochs: Any) -> tuple[int, int]:
-    def is_int(x: Any) -> bool:
-        return isinstance(x, int) and not isinstance(x, bool)
-
-    if is_int(epochs):
-        if epochs < 0:
-            raise ConfigError(f"epochs={epochs}: the number of epochs must be >= 0.")
-        return 0, epochs
-    if isinstance(epochs, tuple | list) and len(epochs) == 2 and all(map(is_int, epochs)):
-        low, high = epochs
-        if not 0 <= low <= high:
-            raise ConfigError(
-                f"epochs={tuple(epochs)}: expected (min_epochs, max_epochs) with "
-                "0 <= min_epochs <= max_epochs, e.g. epochs=(5, 20)."
-            )
-        return low, high
-    raise ConfigError(
-        f"epochs must be an int (max epochs) or a pair (min_epochs, max_epochs); got {epochs!r}."
-    )
-
-
-def check_callbacks_arg(callbacks: Any) -> list[Any]:
-    if callbacks is None:
-        return []
-    if not isinstance(callbacks, list | tuple):
-        callbacks = [callbacks]
-    check_callbacks(callbacks)  # misnamed methods, bad signatures: say so now (ConfigError)
-    return list(callbacks)
 
 
 def verbose_flag(verbose: Any) -> bool:

@@ -17,11 +17,11 @@ the next event boundary, after the answer. The value a setting has is in the das
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from luzwidget.control import wire
+from luzwidget.control.command import Answer, Command, Param, frame_of, status
 from luzwidget.core.events import Event
 from luzwidget.core.exceptions import ConfigError
 from luzwidget.core.states import RunState
@@ -30,60 +30,7 @@ from luzwidget.core.summaries import FIELD_ORDER, summarize
 if TYPE_CHECKING:
     from luzwidget.control.run import Run
 
-__all__ = ["TABLE", "Answer", "Command", "Param", "call", "status"]
-
-_REQUIRED: Any = object()
-
-
-@dataclass(frozen=True)
-class Param:
-    """One parameter of a command: its name, its parser, its default (none: required)."""
-
-    name: str
-    parse: Callable[[Any, str], Any]
-    default: Any = _REQUIRED
-
-    @property
-    def required(self) -> bool:
-        """Whether a call must give it."""
-        return self.default is _REQUIRED
-
-
-@dataclass(frozen=True)
-class Answer:
-    """What a command answers: ``message`` for a person, ``value`` (JSON) for a caller."""
-
-    message: str
-    value: Any = None
-
-
-@dataclass(frozen=True)
-class Command:
-    """A Run API call as the table holds it.
-
-    Attributes
-    ----------
-    name : str
-        The call's name (a Run API method's, mostly).
-    params : tuple of Param
-        What it takes, in order.
-    apply : callable
-        ``apply(run, **parsed) -> Answer``.
-    doc : str
-        One line: what it does (the attached proxy's method docstring).
-    remote : bool
-        Whether an attached notebook may call it (a branch, a new run in the training
-        process, is made from its dashboard only).
-    returns : bool
-        Whether the proxy's method returns the answer's value (queries) or None.
-    """
-
-    name: str
-    params: tuple[Param, ...]
-    apply: Callable[..., Answer]
-    doc: str
-    remote: bool = True
-    returns: bool = False
+__all__ = ["TABLE", "call"]
 
 
 def call(run: Run, name: Any, args: Any, remote: bool = False) -> Answer:
@@ -118,29 +65,6 @@ def call(run: Run, name: Any, args: Any, remote: bool = False) -> Answer:
         else:
             parsed[param.name] = param.default
     return command.apply(run, **parsed)
-
-
-def status(run: Run) -> dict[str, Any]:
-    """Where the run is: state, reason, event, epoch, batch, limits, error, learning rates."""
-    ctx, error = run.ctx, run.error
-    return {
-        "state": str(run.state),
-        "reason": run.reason,
-        "event": run.event.value if run.event is not None else None,
-        "n_events": run.n_events,
-        "epoch": ctx.epoch,
-        "iter": ctx.iter,
-        "max_epochs": ctx.max_epochs,
-        "min_epochs": ctx.min_epochs,
-        "interrupted": run.interrupted,
-        "notice": run.notice,
-        "error": None if error is None else f"{type(error).__name__}: {error}",
-        "error_traceback": run.error_traceback,
-        "lr": {
-            name: float(opt.param_groups[0]["lr"]) if opt.param_groups else None
-            for name, opt in (ctx.optimizers or {}).items()
-        },
-    }
 
 
 # -- driving ------------------------------------------------------------------------------
@@ -332,7 +256,7 @@ def _branch(run: Run, snapshot: int | None, lr: float | None, max_epochs: int | 
 
 
 def _compare(run: Run) -> Answer:
-    return Answer("the run and its branches", _frame(run.compare()))
+    return Answer("the run and its branches", frame_of(run.compare()))
 
 
 # -- what the run shows ---------------------------------------------------------------------
@@ -361,21 +285,16 @@ def _summaries(run: Run) -> Answer:
     return Answer("the fields", {n: summarize(n, getattr(ctx, n), stats=True) for n in names})
 
 
-def _frame(frame: Any) -> dict[str, Any]:
-    split = frame.to_dict(orient="split")
-    return {"columns": list(split["columns"]), "data": split["data"]}
-
-
 def _records(run: Run) -> Answer:
     return Answer("the records", run.ctx.records)
 
 
 def _layers(run: Run) -> Answer:
-    return Answer("the layers", _frame(run.layers()))
+    return Answer("the layers", frame_of(run.layers()))
 
 
 def _activations(run: Run) -> Answer:
-    return Answer("the activations", _frame(run.activations()))
+    return Answer("the activations", frame_of(run.activations()))
 
 
 # -- the table ------------------------------------------------------------------------------

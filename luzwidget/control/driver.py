@@ -16,7 +16,6 @@ waits for that target; a start queued while the run goes to its end is already d
 from __future__ import annotations
 
 import contextlib
-import inspect
 import threading
 import traceback
 from collections.abc import Callable
@@ -34,7 +33,7 @@ from luzwidget.core.engine import Fault, engine_of
 from luzwidget.core.events import Event
 from luzwidget.core.exceptions import RunStateError, StopFit
 from luzwidget.core.flags import LoopFlags
-from luzwidget.core.loop import Loop
+from luzwidget.core.loop import Loop, alive, chain
 from luzwidget.core.report import report
 from luzwidget.core.states import Outcome, RunState, Until, stop_condition
 
@@ -125,7 +124,7 @@ class Driver(Shown):
         ``interrupted`` are afterwards what they were.
         """
         reason, interrupted = self.reason, self.interrupted
-        self._gen = _chain(loop, self._gen)
+        self._gen = chain(loop, self._gen)
         self.drive_here(stop_condition(last, 1))
         if self.state == RunState.PAUSED:
             self._set_state(RunState.PAUSED, reason)
@@ -365,13 +364,13 @@ class Driver(Shown):
         return Outcome(RunState.DONE)
 
     def _died(self, exc: BaseException) -> Outcome:
-        self._gen = self._gen if _alive(self._gen) else None
+        self._gen = self._gen if alive(self._gen) else None
         self.error = exc
         self.error_traceback = "".join(traceback.format_exception(exc))
         return Outcome(RunState.ERROR, f"{type(exc).__name__}: {exc}")
 
     def _interrupted_outside(self) -> Outcome:
-        if _alive(self._gen):
+        if alive(self._gen):
             reason = "interrupted (Ctrl-C) between events; run.resume() goes on"
             return Outcome(RunState.PAUSED, reason, interrupted=True)
         if self._finished:
@@ -389,16 +388,3 @@ class Driver(Shown):
     def _nonfinite_loss(self, reason: str) -> None:
         if self.breakpoints.nonfinite_loss:
             self.pause(reason)
-
-
-def _chain(first: Loop, then: Loop | None) -> Loop:
-    yield from first
-    if then is not None:
-        yield from then
-
-
-def _alive(gen: Any) -> bool:
-    """A loop that can still be driven: not started yet, or suspended at an event."""
-    if gen is None:
-        return False
-    return inspect.getgeneratorstate(gen) in (inspect.GEN_CREATED, inspect.GEN_SUSPENDED)

@@ -15,12 +15,15 @@ import torch
 from torch import nn
 from torch.overrides import TorchFunctionMode
 
+from luzwidget.core.dispatch import check_callbacks
 from luzwidget.core.exceptions import ConfigError
 
 __all__ = [
     "BroadcastError",
     "build_module",
     "build_optimizer",
+    "check_callbacks_arg",
+    "check_epochs",
     "check_opt_hparams",
     "check_target_shape",
     "checked_loss",
@@ -217,3 +220,36 @@ def _broadcast_message(
 
 def _first_line(exc: BaseException) -> str:
     return (str(exc).strip().splitlines() or ["(no message)"])[0].rstrip(".")
+
+
+def check_epochs(epochs: Any) -> tuple[int, int]:
+    """``epochs`` of ``fit()``: an int (max) or a pair (min, max), as ``(min, max)``."""
+
+    def is_int(x: Any) -> bool:
+        return isinstance(x, int) and not isinstance(x, bool)
+
+    if is_int(epochs):
+        if epochs < 0:
+            raise ConfigError(f"epochs={epochs}: the number of epochs must be >= 0.")
+        return 0, epochs
+    if isinstance(epochs, tuple | list) and len(epochs) == 2 and all(map(is_int, epochs)):
+        low, high = epochs
+        if not 0 <= low <= high:
+            raise ConfigError(
+                f"epochs={tuple(epochs)}: expected (min_epochs, max_epochs) with "
+                "0 <= min_epochs <= max_epochs, e.g. epochs=(5, 20)."
+            )
+        return low, high
+    raise ConfigError(
+        f"epochs must be an int (max epochs) or a pair (min_epochs, max_epochs); got {epochs!r}."
+    )
+
+
+def check_callbacks_arg(callbacks: Any) -> list[Any]:
+    """``callbacks`` of ``fit()``: None, one callback or a list, each checked; as a list."""
+    if callbacks is None:
+        return []
+    if not isinstance(callbacks, list | tuple):
+        callbacks = [callbacks]
+    check_callbacks(callbacks)  # misnamed methods, bad signatures: say so now (ConfigError)
+    return list(callbacks)

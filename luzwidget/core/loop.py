@@ -12,6 +12,7 @@ generator leaves the caller's thread as it found it.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -27,6 +28,8 @@ from luzwidget.core.step import predict_batch, train_batch, valid_batch, zero_gr
 __all__ = [
     "Item",
     "Loop",
+    "alive",
+    "chain",
     "evaluate_loop",
     "fire",
     "fit_loop",
@@ -208,3 +211,17 @@ def predict_loop(
         lambda c, e: predict_batch(c, e, predict, out),
     )
     yield from fire(engine, E.on_predict_end)
+
+
+def chain(first: Loop, then: Loop | None) -> Loop:
+    """``first``, then ``then`` (a suspended loop goes on where it was)."""
+    yield from first
+    if then is not None:
+        yield from then
+
+
+def alive(gen: Any) -> bool:
+    """A loop that can still be driven: not started yet, or suspended at an event."""
+    if gen is None:
+        return False
+    return inspect.getgeneratorstate(gen) in (inspect.GEN_CREATED, inspect.GEN_SUSPENDED)

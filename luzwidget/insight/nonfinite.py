@@ -39,7 +39,7 @@ from luzwidget.core.events import Event
 from luzwidget.core.states import RunState
 from luzwidget.core.values import loss_text
 from luzwidget.insight.attached import OnDemand
-from luzwidget.insight.layers import ROOT
+from luzwidget.insight.stats import ROOT
 
 if TYPE_CHECKING:
     from luzwidget.core.context import Context

@@ -15,7 +15,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from luzwidget.control.commands import TABLE, Command
+from luzwidget.control.command import Command
+from luzwidget.control.commands import TABLE
 from luzwidget.core.events import Event
 from luzwidget.core.records import Records
 from luzwidget.core.states import RunState

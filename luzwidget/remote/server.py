@@ -20,7 +20,7 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any
 
-from luzwidget.control import commands
+from luzwidget.control import command, commands
 from luzwidget.core.exceptions import ConfigError
 from luzwidget.core.report import report
 from luzwidget.core.states import RunState
@@ -220,7 +220,7 @@ class Server:
                 ident, {"op": "refused", "reason": "protocol", "protocol": PROTOCOL, "id": _id(msg)}
             )
             return
-        status = commands.status(self.run)
+        status = command.status(self.run)
         self._send(ident, {"op": "welcome", "protocol": PROTOCOL, "id": _id(msg), "status": status})
 
     def _dash(self, content: Any) -> None:

@@ -21,7 +21,8 @@ import torch
 from luzwidget.core.events import Event
 from luzwidget.core.states import RunState
 from luzwidget.core.summaries import fmt_number
-from luzwidget.insight.layers import Armed, first_tensor, tracker
+from luzwidget.insight.stats import first_tensor
+from luzwidget.insight.trackers import Armed, tracker
 from luzwidget.widgets.inspector import INSPECT_EVERY_S, OnDemandPart
 
 if TYPE_CHECKING:

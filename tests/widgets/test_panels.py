@@ -18,7 +18,8 @@ from torch import nn
 import luzwidget as lw
 from luzwidget.core.engine import engine_of
 from luzwidget.core.summaries import tensor_summary
-from luzwidget.insight.layers import LayerTracker, tracker
+from luzwidget.insight.layers import LayerTracker
+from luzwidget.insight.trackers import tracker
 from luzwidget.widgets import Dashboard
 from luzwidget.widgets.batch_panel import EpochConfusion, image_layout
 from luzwidget.widgets.commands import Ack
