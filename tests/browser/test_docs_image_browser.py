@@ -81,7 +81,12 @@ def _settle(nb: NotebookPage, button: Any, driven: str = "run") -> None:
 def test_the_docs_picture_shows_time_travel_and_both_panels(open_notebook) -> None:
     nb = open_notebook([SETUP, SHOW, "run.step('epoch', n=5)"], ui="lab")
     nb.page.set_viewport_size(VIEWPORT)
-    assert nb.page.evaluate("document.body.dataset.jpThemeLight") == "true"
+    # The picture is of the light theme, whatever an earlier test left in Lab's settings.
+    nb.page.evaluate(
+        "() => window.jupyterapp.commands.execute('apputils:change-theme',"
+        " {theme: 'JupyterLab Light'})"
+    )
+    nb.page.wait_for_function("() => document.body.dataset.jpThemeLight === 'true'")
     nb.run_all()
     dash = nb.wait_for(nb.output(1).locator(".lw-dashboard"))
     nb.wait_value("[run.ctx.epoch, run.state]", [5, "paused"])
