@@ -9,11 +9,12 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset, default_collate
+from torch.utils.data import default_collate
 
 from luzwidget.core.exceptions import DataError
+from luzwidget.core.tensor_tree import TensorTree
 
-__all__ = ["StructuredDataset", "collate", "is_map_style", "is_structured"]
+__all__ = ["collate", "is_map_style", "is_structured", "structured"]
 
 Leaf = Callable[[Any, str], torch.Tensor]
 
@@ -68,9 +69,10 @@ def _leaves(x: Any) -> list[torch.Tensor]:
     return [leaf for v in values for leaf in _leaves(v)]
 
 
-class StructuredDataset(Dataset[Any]):
-    """Samples of tensors in a structure: item ``i`` is the structure with every tensor
-    indexed at ``i`` (``((a[i], b[i]), y[i])``, ``{"input_ids": ids[i], ...}``).
+def structured(data: Any, as_tensor: Leaf, argument: str = "data") -> TensorTree:
+    """Tensors in a structure as a Dataset: sample ``i`` is the structure with every tensor
+    indexed at ``i`` (``((a[i], b[i]), y[i])``, ``{"input_ids": ids[i], ...}``); an
+    :class:`~luzwidget.core.index_loader.IndexLoader` batches it by index.
 
     Parameters
     ----------
@@ -86,26 +88,15 @@ class StructuredDataset(Dataset[Any]):
     DataError
         If the tensors do not all have the same number of rows.
     """
-
-    def __init__(self, data: Any, as_tensor: Leaf, argument: str = "data") -> None:
-        self.data = _map(data, as_tensor, argument)
-        sizes = {len(t) for t in _leaves(self.data)}
-        if len(sizes) > 1:
-            raise DataError(
-                f"{argument}: its tensors have different lengths {sorted(sizes)}; every "
-                "tensor of the input and the target needs one row per sample, so their first "
-                "dimensions must be equal."
-            )
-        self.n = sizes.pop()
-
-    def __len__(self) -> int:
-        return self.n
-
-    def __getitem__(self, i: int) -> Any:
-        return _map(self.data, lambda t, _: t[i], "")
-
-    def __repr__(self) -> str:
-        return f"<StructuredDataset of {self.n} samples>"
+    tensors = _map(data, as_tensor, argument)
+    sizes = {len(t) for t in _leaves(tensors)}
+    if len(sizes) > 1:
+        raise DataError(
+            f"{argument}: its tensors have different lengths {sorted(sizes)}; every "
+            "tensor of the input and the target needs one row per sample, so their first "
+            "dimensions must be equal."
+        )
+    return TensorTree(tensors)
 
 
 def collate(samples: Sequence[Any]) -> Any:

@@ -20,7 +20,7 @@ from torch.utils.data import (
 
 from luzwidget.core.accelerator import _DeviceLoader, to_device
 from luzwidget.core.batches import split_batch
-from luzwidget.core.collate import StructuredDataset, collate, is_map_style, is_structured
+from luzwidget.core.collate import collate, is_map_style, is_structured, structured
 from luzwidget.core.exceptions import ConfigError, DataError
 from luzwidget.core.index_loader import IndexLoader, index_loader_of
 from luzwidget.core.report import report
@@ -58,7 +58,7 @@ def as_dataset(data: Any, argument: str = "data") -> Dataset[Any] | None:
     if isinstance(data, Dataset) or is_map_style(data):
         return data  # type: ignore[no-any-return]
     if is_structured(data):
-        return StructuredDataset(data, _as_tensor, argument)
+        return structured(data, _as_tensor, argument)
     if _is_array(data):
         return TensorDataset(_as_tensor(data, argument))
     if isinstance(data, tuple | list) and 1 <= len(data) <= 3 and all(map(_is_array, data)):

@@ -22,9 +22,10 @@ from luzwidget.core.batches import (
     split_batch,
     takes_labels,
 )
-from luzwidget.core.collate import StructuredDataset, collate, is_map_style, is_structured
+from luzwidget.core.collate import collate, is_map_style, is_structured, structured
 from luzwidget.core.data import as_loader
 from luzwidget.core.exceptions import DataError
+from luzwidget.core.index_loader import IndexLoader
 
 T = torch.zeros
 
@@ -226,15 +227,16 @@ def test_structured_tensor_data() -> None:
     assert is_structured({"a": a, "y": y})
     assert not is_structured((a, y))  # plain tensors: a TensorDataset, as before
     assert not is_structured([(a, b), y])  # a list: ready batches
-    ds = StructuredDataset(((a, b), {"y": y}), lambda t, _: t)
+    ds = structured(((a, b), {"y": y}), lambda t, _: t)
     assert len(ds) == 5
     (ai, bi), target = ds[2]
     assert torch.equal(ai, a[2])
     assert int(bi) == 2
     assert int(target["y"]) == 4
     with pytest.raises(DataError, match=r"different lengths \[4, 5\]"):
-        StructuredDataset(((a, b[:4]), y), lambda t, _: t)
+        structured(((a, b[:4]), y), lambda t, _: t)
     loader = as_loader(((a, b), y), training=False, options={"batch_size": 2})
+    assert isinstance(loader, IndexLoader)  # batched by index, the structure kept
     (xa, xb), yb = next(iter(loader))
     assert xa.shape == (2, 2)
     assert xb.shape == (2,)

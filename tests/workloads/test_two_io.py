@@ -101,7 +101,7 @@ def test_a_forward_that_does_not_fit_the_input_names_both_and_the_fix() -> None:
     assert run.state == "error"
     text = str(run.error.__cause__)
     assert (
-        "OneInput.forward(x) cannot be called with the batch's input, a list of 2 (Tensor, Tensor)"
+        "OneInput.forward(x) cannot be called with the batch's input, a tuple of 2 (Tensor, Tensor)"
         in text
     )
     assert "a tuple or list input is passed as positional arguments, model(*input)" in text
