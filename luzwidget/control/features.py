@@ -27,9 +27,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from luzwidget.core.events import Event
+from luzwidget.core.exceptions import ConfigError
 from luzwidget.core.states import Outcome
 from luzwidget.storage.snapstore import Snapshot, SnapshotStore
 
@@ -41,6 +42,7 @@ if TYPE_CHECKING:
     from luzwidget.core.context import Context
 
 __all__ = [
+    "NO_FEATURES",
     "Feature",
     "Features",
     "InStepFeature",
@@ -49,6 +51,15 @@ __all__ = [
     "TravelFeature",
     "Watch",
 ]
+
+
+NO_FEATURES = (
+    "runs made by setup(...).run(), fit() or fitted.continue_run() have them; a Run built "
+    "by hand has no features"
+)
+"""What a refusal says when a run lacks a feature."""
+
+_T = TypeVar("_T")
 
 
 class Feature(Protocol):
@@ -147,3 +158,17 @@ class Features:
         """The names of the features installed, in slot order."""
         slots = ("travel", "insight", "instep", "serving")
         return [name for name in slots if getattr(self, name) is not None]
+
+    def require(self, slot: str, kind: type[_T], what: str) -> _T:
+        """The feature in ``slot``, as the ``kind`` its installer made.
+
+        Raises
+        ------
+        ConfigError
+            If the slot holds no ``kind``: ``what`` (e.g. "this run keeps no snapshots")
+            and which runs have one.
+        """
+        found = getattr(self, slot)
+        if not isinstance(found, kind):
+            raise ConfigError(f"{what} ({NO_FEATURES}).")
+        return found

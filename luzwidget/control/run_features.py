@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from luzwidget.control.boundary import Boundary
 from luzwidget.control.driver import Driver
-from luzwidget.control.features import Features, InsightFeature, TravelFeature
+from luzwidget.control.features import NO_FEATURES, Features, InsightFeature, TravelFeature
 from luzwidget.core.context import Context
 from luzwidget.core.events import Event
 from luzwidget.core.exceptions import ConfigError
@@ -27,11 +27,6 @@ if TYPE_CHECKING:
     from luzwidget.control.run import Run
 
 __all__ = ["RunFeatures"]
-
-_NO_FEATURES = (
-    "runs made by setup(...).run(), fit() or fitted.continue_run() have them; a Run built "
-    "by hand has no features"
-)
 
 
 class RunFeatures:
@@ -104,13 +99,13 @@ class RunFeatures:
     def _travel(self, what: str) -> TravelFeature:
         travel = self.features.travel
         if travel is None:
-            raise ConfigError(f"{what}: this run keeps no snapshots ({_NO_FEATURES}).")
+            raise ConfigError(f"{what}: this run keeps no snapshots ({NO_FEATURES}).")
         return travel
 
     def _insight(self, what: str) -> InsightFeature:
         insight = self.features.insight
         if insight is None:
-            raise ConfigError(f"{what}: this run has no layer views ({_NO_FEATURES}).")
+            raise ConfigError(f"{what}: this run has no layer views ({NO_FEATURES}).")
         return insight
 
     # -- for features: what they may use of a run -----------------------------------------

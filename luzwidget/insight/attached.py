@@ -14,7 +14,6 @@ from __future__ import annotations
 from typing import Any
 
 from luzwidget.core.callback import Callback
-from luzwidget.core.exceptions import ConfigError
 
 __all__ = ["InsightState", "OnDemand", "insight_of"]
 
@@ -99,10 +98,7 @@ def insight_of(run: Any) -> InsightState:
     ConfigError
         If the run has no insight feature (a Run built by hand).
     """
-    insight = run.features.insight
-    if not isinstance(insight, InsightState):
-        raise ConfigError(
-            "this run has no layer views: runs made by setup(...).run(), fit() or "
-            "fitted.continue_run() have them; a Run built by hand has no features."
-        )
-    return insight
+    state: InsightState = run.features.require(
+        "insight", InsightState, "this run has no layer views"
+    )
+    return state

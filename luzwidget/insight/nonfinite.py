@@ -33,13 +33,12 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import nn
 
-from luzwidget.core.callback import run_bound
-from luzwidget.core.compiled import named_modules, named_parameters, run_eagerly
+from luzwidget.core.compiled import named_parameters
 from luzwidget.core.events import Event
 from luzwidget.core.states import RunState
 from luzwidget.core.values import loss_text
 from luzwidget.insight.attached import OnDemand
-from luzwidget.insight.stats import ROOT
+from luzwidget.insight.hooks import Hook, ModuleHooks
 
 if TYPE_CHECKING:
     from luzwidget.core.context import Context
@@ -64,9 +63,13 @@ class NonfiniteWatch(OnDemand):
     def __init__(self, run: Any) -> None:
         super().__init__(run)
         self.origin: tuple[str, str] | None = None
-        self.handles: list[Any] = []
+        self.hooks = ModuleHooks()
         self._flags: list[tuple[str, str, torch.Tensor]] = []
-        self._release: Any = None
+
+    @property
+    def handles(self) -> list[Any]:
+        """The forward hooks installed now (empty while off, and outside a fit)."""
+        return self.hooks.handles
 
     @property
     def enabled(self) -> bool:
@@ -94,26 +97,15 @@ class NonfiniteWatch(OnDemand):
         self._remove()
 
     def _install(self) -> None:
-        if self.handles:
-            return
-        model = self.run.ctx.model
-        for name, module in named_modules(model):  # the user's modules, as they name them
-            self.handles.append(module.register_forward_hook(self._hook(name or ROOT)))
-        self._release = run_eagerly(model)  # a compiled graph would not run the hooks
+        self.hooks.install(self.run.ctx.model, self._hook)
 
     def _remove(self) -> None:
-        for handle in self.handles:
-            handle.remove()
-        self.handles.clear()
+        self.hooks.remove()
         self._flags.clear()
-        if self._release is not None:
-            self._release, release = None, self._release
-            release()
 
-    def _hook(self, name: str) -> Any:
+    def _hook(self, name: str) -> Hook:
         flags = self._flags
 
-        @run_bound
         def hook(module: nn.Module, args: Any, output: Any) -> None:
             for tensor in _tensors(output):
                 if tensor.is_floating_point() or tensor.is_complex():

@@ -8,11 +8,10 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from torch import nn
 
-from luzwidget.core.callback import run_bound
-from luzwidget.core.compiled import named_modules, run_eagerly
 from luzwidget.core.states import RunState
 from luzwidget.insight.attached import OnDemand, insight_of
-from luzwidget.insight.stats import ROOT, first_tensor, stats
+from luzwidget.insight.hooks import Hook, ModuleHooks
+from luzwidget.insight.stats import first_tensor, stats
 
 if TYPE_CHECKING:
     pass
@@ -75,25 +74,15 @@ class ActivationTracker(Armed):
     def __init__(self, run: Any) -> None:
         super().__init__(run)
         self.stats: dict[str, tuple[str, tuple[int, ...], Any, Any, Any]] = {}
-        self.handles: list[Any] = []
-        self._release: Any = None
+        self.hooks = ModuleHooks()
 
     def joined(self) -> None:
-        model = self.run.ctx.model
-        for name, module in named_modules(model):  # the user's modules, as they name them
-            self.handles.append(module.register_forward_hook(self._hook(name or ROOT)))
-        self._release = run_eagerly(model)  # a compiled graph would not run the hooks
+        self.hooks.install(self.run.ctx.model, self._hook)
 
     def left(self) -> None:
-        for handle in self.handles:
-            handle.remove()
-        self.handles.clear()
-        if self._release is not None:
-            self._release, release = None, self._release
-            release()
+        self.hooks.remove()
 
-    def _hook(self, name: str) -> Any:
-        @run_bound
+    def _hook(self, name: str) -> Hook:
         def hook(module: nn.Module, args: Any, output: Any) -> None:
             tensor = first_tensor(output)
             if tensor is not None:

@@ -93,10 +93,4 @@ def travel_of(run: Run) -> TravelState:
     ConfigError
         If the run has no travel feature (a Run built by hand).
     """
-    travel = run.features.travel
-    if not isinstance(travel, TravelState):
-        raise ConfigError(
-            "this run keeps no snapshots: runs made by setup(...).run(), fit() or "
-            "fitted.continue_run() do; a Run built by hand has no features."
-        )
-    return travel
+    return run.features.require("travel", TravelState, "this run keeps no snapshots")
