@@ -34,7 +34,7 @@ from luzwidget.fitted import Evaluation, Fitted
 from luzwidget.module import Setup, setup, show_loop
 from luzwidget.remote import AttachError, attach
 from luzwidget.saving import load, load_weights, save, save_weights
-from luzwidget.travel.snapstore import Snapshot, SnapshotStore
+from luzwidget.storage.snapstore import Snapshot, SnapshotStore
 
 __version__ = "0.1.0"
 

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from luzwidget.callbacks.base import Callback
+from luzwidget.core.callback import Callback
 from luzwidget.core.exceptions import ConfigError, DataError
 
 if TYPE_CHECKING:
@@ -24,6 +24,8 @@ SETS = ("train", "valid")
 
 class _Collect(Callback):
     """Keeps each predicted batch's output and target, on the CPU."""
+
+    run_bound = True  # luzwidget's own, for this run only: a branch does not copy it
 
     def __init__(self) -> None:
         self.preds: list[torch.Tensor] = []

@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from luzwidget.core.context import Context
     from luzwidget.module import Setup
 
-__all__ = ["Evaluation", "Fitted", "metrics_frame"]
+__all__ = ["Evaluation", "Fitted"]
 
 
 class Fitted:
@@ -88,7 +88,7 @@ class Fitted:
 
     def get_metrics(self) -> pd.DataFrame:
         """A DataFrame with columns set, metric, epoch, value (luz's ``get_metrics``)."""
-        return metrics_frame(self.records)
+        return Records(self.records).frame()
 
     def fit(self, data: Any, epochs: Any = 10, **kwargs: Any) -> Fitted:
         """Train ``epochs`` more epochs, keeping optimizer state and records (blocking)."""
@@ -220,7 +220,7 @@ class Evaluation:
 
     def get_metrics(self) -> pd.DataFrame:
         """A DataFrame with columns set, metric, epoch, value."""
-        return metrics_frame(self.records)
+        return Records(self.records).frame()
 
     def __getitem__(self, name: str) -> Any:
         """A metric's value, e.g. ``evaluation["loss"]``."""
@@ -235,16 +235,6 @@ class Evaluation:
             f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in values.items()
         )
         return f"<Evaluation {shown}>"
-
-
-def metrics_frame(records: Mapping[str, Any]) -> pd.DataFrame:
-    """``records["metrics"]`` as a long table: set, metric, epoch, value."""
-    try:
-        import pandas as pd
-    except ImportError:  # pragma: no cover - pandas is a dependency
-        raise ImportError("get_metrics() needs pandas: pip install pandas") from None
-    columns = ["set", "metric", "epoch", "value"]
-    return pd.DataFrame(list(Records(records).rows()), columns=columns)
 
 
 def stack_outputs(outputs: list[Any]) -> Any:

@@ -328,7 +328,7 @@ class Launched(Attached):
         """End the run gracefully (``on_fit_end`` on every rank), then the workers."""
         try:
             if self._finalizer.alive and self.state in (RunState.RUNNING, RunState.PAUSED):
-                super().stop()
+                self.call("stop")
                 self.wait(timeout=60.0)
         except (AttachError, RunStateError):
             pass  # ended meanwhile, or unreachable: the workers end below all the same

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from luzwidget.callbacks.base import Callback
+from luzwidget.core.callback import Callback
 from luzwidget.core.context import optimizer_names
 from luzwidget.core.exceptions import ConfigError, StopFit
 from luzwidget.session import build_run, drive_to_end
@@ -136,6 +136,8 @@ def _fresh(spec: Setup) -> Setup:
 
 class _Sweep(Callback):
     """Set the learning rate before each batch; record it with the loss; stop at the end."""
+
+    run_bound = True  # luzwidget's own, for this run only: a branch does not copy it
 
     weight = 90
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import functools
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -11,6 +12,7 @@ from torch import nn
 
 from luzwidget.control.run import Run
 from luzwidget.core.checks import check_opt_hparams
+from luzwidget.core.compiled import original
 from luzwidget.core.exceptions import ConfigError
 from luzwidget.fitted import Fitted
 from luzwidget.lr_finder import lr_finder
@@ -24,7 +26,7 @@ __all__ = ["Setup", "setup", "show_loop"]
 
 
 def setup(
-    module: type[nn.Module] | nn.Module,
+    module: type[nn.Module] | nn.Module | Callable[..., nn.Module],
     loss: Any = None,
     optimizer: Any = None,
     metrics: Any = None,
@@ -35,11 +37,14 @@ def setup(
     Parameters
     ----------
     module
-        An ``nn.Module`` class (built at each fit with :meth:`Setup.set_hparams`) or a
-        built instance (trained in place).
+        An ``nn.Module`` class, or a function returning a module (e.g.
+        ``torchvision.models.resnet18``), built at each fit with the arguments of
+        :meth:`Setup.set_hparams`; or a built instance (trained in place).
     loss
         ``loss(pred, target)`` returning a scalar tensor, e.g. ``nn.CrossEntropyLoss()``.
-        None: the module's own ``loss(self, pred, target)`` or ``step(self, ctx)``.
+        None: the module's own ``loss(self, pred, target)`` or ``step(self, ctx)``, or,
+        for a module whose ``forward`` takes ``labels`` (Hugging Face models), the
+        ``loss`` its output holds.
     optimizer
         An optimizer class (``torch.optim.Adam``), a factory ``f(params, **opt_hparams)``,
         or a built optimizer over the module's parameters (with a module instance). None:
@@ -78,10 +83,10 @@ class Setup:
     def set_hparams(self, **hparams: Any) -> Setup:
         """Arguments the module class is built with; returns a new Setup."""
         if isinstance(self.module, nn.Module):
+            name = type(original(self.module)).__name__  # not torch.compile's wrapper
             raise ConfigError(
                 "set_hparams() passes arguments to the module's constructor, but setup() got "
-                f"a built {type(self.module).__name__} instance. Pass the class instead: "
-                f"setup({type(self.module).__name__}, ...)."
+                f"a built {name} instance. Pass the class instead: setup({name}, ...)."
             )
         new = copy.copy(self)
         new.hparams = {**self.hparams, **hparams}
@@ -105,10 +110,17 @@ class Setup:
         Parameters
         ----------
         data
-            A DataLoader, a Dataset, a tuple ``(input, target)`` of tensors or arrays, a
-            single tensor, or a list of ready batches.
+            A DataLoader, a Dataset (torch's, or a Hugging Face ``datasets.Dataset``), a
+            tuple ``(input, target)`` of tensors or arrays (each part may be a tuple or
+            dict of them: ``((a, b), y)``), a dict of tensors, a single tensor, or a list
+            of ready batches. A batch's parts may be tensors, tuples, dicts or objects
+            with ``.to()``; a tuple input is passed to ``forward`` as positional
+            arguments, a dict input as keyword arguments (see the guide's "Batches").
         epochs
             Maximum number of epochs (int >= 0), or ``(min_epochs, max_epochs)``.
+
+        Other Parameters
+        ----------------
         valid_data
             Validation data (same kinds as ``data``), or a float in (0, 1): that fraction of
             ``data`` is held out at random.
@@ -121,7 +133,14 @@ class Setup:
             Show progress; None means "in an interactive session".
         dataloader_options
             ``DataLoader`` keyword arguments (default batch_size=32; training batches are
-            shuffled and the last partial one dropped; validation is never shuffled).
+            shuffled and the last partial one dropped, unless it is the only one;
+            validation is never shuffled), e.g. ``{"collate_fn": ...}``. In-memory data
+            is batched by index, with the DataLoader's very batches; an option only a
+            DataLoader has (``num_workers``, ``collate_fn``, ``sampler``) builds a
+            DataLoader instead.
+        accumulate
+            Training batches per optimizer step (default 1): their gradients add up, each
+            loss divided by the group's size; the last group of an epoch may be shorter.
 
         Raises
         ------
@@ -182,7 +201,7 @@ class Setup:
         return lr_finder(self, data, steps, start_lr, end_lr, log_spaced, **kwargs)
 
     def __repr__(self) -> str:
-        name = getattr(self.module, "__name__", type(self.module).__name__)
+        name = getattr(self.module, "__name__", type(original(self.module)).__name__)
         return f"<Setup {name} hparams={self.hparams} opt_hparams={self.opt_hparams}>"
 
 
@@ -235,9 +254,12 @@ def _check_module(module: Any) -> Any:
         return module
     if isinstance(module, type) and issubclass(module, nn.Module):
         return module
+    if callable(module) and not isinstance(module, type):
+        return module  # a factory, e.g. torchvision.models.resnet18; checked when built
     raise ConfigError(
-        f"module must be an nn.Module subclass (e.g. setup(Net, ...)) or a built instance "
-        f"(setup(Net(), ...)); got {type(module).__name__}: {module!r:.60}."
+        f"module must be an nn.Module subclass (e.g. setup(Net, ...)), a function returning "
+        f"a module (setup(make_net, ...)) or a built instance (setup(Net(), ...)); got "
+        f"{type(module).__name__}: {module!r:.60}."
     )
 
 

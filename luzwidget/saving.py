@@ -20,12 +20,13 @@ import functools
 import sys
 from collections.abc import Mapping
 from pathlib import Path
+from types import FunctionType
 from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
 
-from luzwidget.core.distributed import unwrap
+from luzwidget.core.compiled import align_keys, original
 from luzwidget.core.exceptions import CheckpointError, ConfigError
 from luzwidget.fitted import Fitted
 from luzwidget.module import Setup
@@ -53,7 +54,7 @@ def save(fitted: Fitted, path: PathLike) -> Path:
             f"save() takes what fit() returned (a Fitted), got {type(fitted).__name__}. "
             "To save a module's weights alone use lw.save_weights(module, path)."
         )
-    model = unwrap(fitted.model)  # under DDP, the user's module: the file loads in one process
+    model = original(fitted.model)  # the user's module, not DDP's or torch.compile's wrapper
     names = {id(p): n for n, p in model.named_parameters()}
     optimizers = {}
     for key, opt in fitted.optimizers.items():
@@ -75,7 +76,7 @@ def save(fitted: Fitted, path: PathLike) -> Path:
     return write_once(  # under torch.distributed: written by rank 0, read after by every rank
         lambda: {
             "luzwidget": {"kind": "fitted", "version": VERSION},
-            "module": _import_path(type(model)),
+            "module": _import_path(_module_maker(fitted.spec.module, model)),
             "hparams": hparams,
             "hparams_unsaved": why,
             "opt_hparams": plain(fitted.opt_hparams, "opt_hparams"),
@@ -120,16 +121,18 @@ def load(
     if setup is not None and not isinstance(setup, Setup):
         raise ConfigError(f"setup must be what lw.setup() returns, got {type(setup).__name__}.")
     spec = _spec(state, setup, source)
-    model = _model(spec, state, source)
-    check_model_state(model, state["model"], source)
-    optimizers = _optimizers(spec, model, state, setup is not None, source)
-    model.load_state_dict(state["model"])
+    model = _model(spec, state, source)  # setup=lw.setup(torch.compile(net)): still compiled
+    own = original(model)  # its names and keys are the user's module's, as save() wrote them
+    weights = align_keys(state["model"], own)
+    check_model_state(own, weights, source)
+    optimizers = _optimizers(spec, own, state, setup is not None, source)
+    own.load_state_dict(weights)
     return _fitted(spec, model, optimizers, state, accelerator)
 
 
 def save_weights(obj: nn.Module | Fitted, path: PathLike) -> Path:
     """Save the model's ``state_dict`` alone (a plain file ``torch.load`` reads anywhere)."""
-    model = unwrap(_module_of(obj, "save_weights"))
+    model = original(_module_of(obj, "save_weights"))  # no DDP or torch.compile prefix
     return write_once(model.state_dict, path)
 
 
@@ -137,12 +140,15 @@ def load_weights(obj: nn.Module | Fitted, path: PathLike) -> nn.Module:
     """Load weights into ``obj``'s model (in place) and return the model.
 
     ``path`` may hold weights alone, a fitted model or a checkpoint. The keys and shapes
-    are checked first: on a mismatch nothing changes.
+    are checked first: on a mismatch nothing changes. Keys that differ from the model's
+    only by torch.compile's ``_orig_mod.`` (``torch.save(compiled.state_dict())``, or a
+    compiled ``obj``) are matched to the model's.
     """
-    model: nn.Module = unwrap(_module_of(obj, "load_weights"))
+    model: nn.Module = original(_module_of(obj, "load_weights"))
     state = read(path)
     if isinstance(state, dict) and "luzwidget" in state:
         state = state.get("model")
+    state = align_keys(state, model)
     check_model_state(model, state, repr(str(path)))
     model.load_state_dict(state)
     return model
@@ -159,8 +165,16 @@ def _module_of(obj: Any, fn: str) -> nn.Module:
     raise ConfigError(f"{fn}() takes an nn.Module or a Fitted, got {type(obj).__name__}.")
 
 
-def _import_path(cls: type) -> str:
+def _import_path(cls: Any) -> str:
     return f"{cls.__module__}:{cls.__qualname__}"
+
+
+def _module_maker(given: Any, model: nn.Module) -> Any:
+    """What builds the module again from the hparams: the factory function given to
+    ``setup()`` (e.g. ``resnet18``), else the module's class."""
+    if callable(given) and not isinstance(given, type | nn.Module):
+        return given
+    return type(model)
 
 
 def _resolve(path: Any, base: type, what: str, source: str) -> Any:
@@ -185,10 +199,12 @@ def _resolve(path: Any, base: type, what: str, source: str) -> Any:
     for part in qualname.split("."):
         namespace = getattr(found, "__dict__", None)
         found = namespace.get(part) if isinstance(namespace, Mapping) else None
+    if base is nn.Module and isinstance(found, FunctionType):
+        return found  # a factory function given to setup()
     if not (isinstance(found, type) and issubclass(found, base)):
         raise CheckpointError(
-            f"{source}: the {what} {path} is not found (a class defined inside a function "
-            f"cannot be looked up), or is not a {base.__name__}; {hint}."
+            f"{source}: the {what} {path} is not found (a class or function defined inside a "
+            f"function, or a lambda, cannot be looked up), or is not a {base.__name__}; {hint}."
         )
     return found
 
@@ -236,7 +252,7 @@ def _model(spec: Setup, state: dict[str, Any], source: str) -> nn.Module:
         except Exception:  # the real build below reports the error, or it needs real tensors
             shell = None
         if shell is not None:
-            check_model_state(shell, state.get("model"), source)
+            check_model_state(shell, align_keys(state.get("model"), shell), source)
     try:
         return build_model(spec)
     except ConfigError as exc:

@@ -1,15 +1,15 @@
-"""The one place that builds a Context (and its Engine) and a Run, and drives a blocking
-run to its end: from a Setup and fit()'s arguments, for predict/evaluate, for a loaded model.
+"""The composition root: the one place that builds a Run and installs its features, and
+drives a blocking run to its end: from a Setup and fit()'s arguments, for predict/evaluate,
+for a loaded model.
 
-``module``, ``fitted``, ``lr_finder`` and ``saving`` build through here.
+``module``, ``fitted``, ``lr_finder`` and ``saving`` build through here. Every run of a fit
+gets time travel (automatic snapshots for interactive runs) and insight; under several
+processes, lockstep; with a ``Serve`` callback, serving (see :mod:`luzwidget.control.features`).
 """
 
 from __future__ import annotations
 
 import difflib
-import functools
-import inspect
-import operator
 import sys
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
@@ -19,21 +19,26 @@ from torch import nn
 
 from luzwidget.callbacks import Interrupt, Metrics, Profile, Progress, TrainValid
 from luzwidget.callbacks.progress import in_notebook
-from luzwidget.callbacks.serve import serve_from_env
+from luzwidget.callbacks.serve import Serve, serve_from_env
 from luzwidget.control.run import Run
 from luzwidget.core.accelerator import Accelerator
-from luzwidget.core.checks import build_module, build_optimizer
-from luzwidget.core.context import Context, check_callbacks, check_epochs, shown
+from luzwidget.core.accumulate import check_accumulate
+from luzwidget.core.batches import output_loss, takes_labels
+from luzwidget.core.build import custom_step, make_context
+from luzwidget.core.checks import build_module, build_optimizer, check_callbacks_arg, check_epochs
+from luzwidget.core.context import Context
 from luzwidget.core.data import as_loader, split_valid
 from luzwidget.core.distributed import unwrap
 from luzwidget.core.engine import Engine, engine_of
 from luzwidget.core.events import Event
 from luzwidget.core.exceptions import ConfigError
 from luzwidget.core.loop import Loop, fit_loop, interrupt_loop
+from luzwidget.core.pieces import default_backward, default_step_opt
 from luzwidget.core.report import report
 from luzwidget.core.states import RunState
+from luzwidget.insight import feature as insight
 from luzwidget.parallel.lockstep import install as install_lockstep
-from luzwidget.travel.snapshots import install as install_snapshots
+from luzwidget.travel import feature as travel
 
 if TYPE_CHECKING:
     from luzwidget.module import Setup
@@ -45,7 +50,6 @@ __all__ = [
     "drive_to_end",
     "finished_run",
     "loop_of",
-    "make_context",
     "side_context",
 ]
 
@@ -57,27 +61,11 @@ FIT_ARGS = (
     "accelerator",
     "verbose",
     "dataloader_options",
+    "accumulate",
 )
 
 
 # -- contexts --------------------------------------------------------------------------
-
-
-def make_context(
-    model: nn.Module, accelerator: Accelerator | None, callbacks: list[Any], **fields: Any
-) -> Context:
-    """Every Context is built here: its fields, the module's own ``step`` bound to it (if
-    it has one), and its :class:`~luzwidget.core.engine.Engine`."""
-    if accelerator is not None:
-        fields.setdefault("device", accelerator.device)
-        fields.setdefault("rank", accelerator.rank)
-        fields.setdefault("world_size", accelerator.world_size)
-    ctx = Context(accelerator=accelerator, model=model, callbacks=callbacks, **fields)
-    Engine(ctx)
-    step = custom_step(unwrap(model))  # under DDP, the user's module inside the wrapper
-    if step is not None:
-        ctx.step = functools.partial(step, ctx)
-    return ctx
 
 
 def side_context(
@@ -96,6 +84,7 @@ def side_context(
         verbose=verbose_flag(verbose),
         device=parent.device,
         valid_data=placed,
+        optimizers=dict(parent.optimizers),  # their names name the losses (never stepped)
         hparams=dict(parent.hparams),
     )
 
@@ -132,8 +121,9 @@ def build_run(
     whose ``result`` is ``finish(run)`` once done; with ``snapshots``, one that keeps
     automatic snapshots at epoch ends (interactive runs: a blocking fit keeps none)."""
     options = _check_kwargs(kwargs)
-    min_epochs, max_epochs = _check_epochs(epochs)
-    train, valid = _loaders(data, options)
+    min_epochs, max_epochs = check_epochs(epochs)
+    accumulate = check_accumulate(options.get("accumulate", 1))
+    train, valid = _loaders(data, options, empty_ok=max_epochs == 0)
     accelerator = options.get("accelerator") or Accelerator()
     if not isinstance(accelerator, Accelerator):
         raise ConfigError(f"accelerator must be an Accelerator, got {accelerator!r}.")
@@ -157,12 +147,27 @@ def build_run(
     )
     ctx.max_epochs = epoch + max_epochs
     ctx.min_epochs = epoch + min_epochs
+    ctx.accumulate = accumulate
     run = Run(ctx, loop_of(fit_loop), finish=finish)
-    if snapshots:
-        install_snapshots(run)  # time travel: automatic snapshots at epoch ends
+    equip(run, automatic=snapshots)
     if accelerator.world is not None:
         install_lockstep(run, accelerator.world)  # several processes: one run, in step
+    serves = [cb for cb in callbacks if isinstance(cb, Serve)]
+    if serves:
+        from luzwidget.remote.server import install as install_serving
+
+        for serve in serves:
+            install_serving(run, serve)  # rank 0 serves from on_fit_begin
     return run
+
+
+def equip(run: Run, automatic: bool = True) -> None:
+    """Install what every run of a fit has: time travel (``automatic``: its own snapshots
+    at epoch ends and pauses; a blocking fit keeps none) and insight. A branch of ``run``
+    is equipped the same way (``run.features.equip``)."""
+    travel.install(run, automatic=automatic)
+    insight.install(run)
+    run.features.equip = equip
 
 
 def _trained_so_far(
@@ -193,21 +198,22 @@ def finished_run(
     accelerator = accelerator or Accelerator()
     model = accelerator.prepare_model(model)
     accelerator.prepare_optimizers(optimizers)
-    own_loss = getattr(model, "loss", None)
     ctx = make_context(
         model,
         accelerator,
         [],
         optimizers=optimizers,
         records=records,
-        loss_fn=spec.loss or (own_loss if callable(own_loss) else None),
+        loss_fn=loss_fn_of(spec, unwrap(model), strict=False),
         backward=spec.backward or default_backward,
         step_opt=default_step_opt,
         hparams=dict(spec.hparams),
         opt_hparams=dict(spec.opt_hparams),
     )
     ctx.max_epochs = ctx.epoch = epoch
-    return Run.finished(ctx, finish)
+    run = Run.finished(ctx, finish)
+    equip(run, automatic=False)
+    return run
 
 
 # -- driving ---------------------------------------------------------------------------
@@ -229,14 +235,14 @@ def drive_to_end(run: Run, interrupted: Callable[[Run], Any] | None = None) -> A
     _show_live(run)
     run.resume()
     while run.state in (RunState.PAUSED, RunState.ERROR) and not run.interrupted:
-        hold = getattr(run, "remote_hold", None)  # served (callbacks.Serve): a notebook steers
-        if hold is None or not hold():
+        serving = run.features.serving  # served (callbacks.Serve): a notebook steers
+        if serving is None or not serving.hold():
             break
     while run.state == RunState.PAUSED and not run.interrupted:
         report(f"{run.reason}; fit() goes on (use run() to stop at breakpoints).")
         run.resume()
     if run.state == RunState.PAUSED:  # interrupted: luz's interrupt callback ends training
-        run._driver.drive_first(interrupt_loop(run.ctx, engine_of(run.ctx)), Event.on_fit_end)
+        run.drive_first(interrupt_loop(run.ctx, engine_of(run.ctx)), Event.on_fit_end)
     if run.state == RunState.ERROR:
         raise run.error  # type: ignore[misc]
     if run.state == RunState.DONE:
@@ -270,15 +276,21 @@ def _show_live(run: Run) -> None:
 # -- checks and builders ---------------------------------------------------------------
 
 
-def _loaders(data: Any, options: Mapping[str, Any]) -> tuple[Any, Any]:
+def _loaders(data: Any, options: Mapping[str, Any], empty_ok: bool = False) -> tuple[Any, Any]:
     loader_options = options.get("dataloader_options")
     valid_data = options.get("valid_data")
     if isinstance(valid_data, float | int) and not isinstance(valid_data, bool):
         data, valid_data = split_valid(data, valid_data)
-    train = as_loader(data, training=True, options=loader_options)
+    train = as_loader(data, training=True, options=loader_options, empty_ok=empty_ok)
     valid = None
     if valid_data is not None:
-        valid = as_loader(valid_data, training=False, options=loader_options, argument="valid_data")
+        valid = as_loader(
+            valid_data,
+            training=False,
+            options=loader_options,
+            argument="valid_data",
+            empty_ok=empty_ok,
+        )
     return train, valid
 
 
@@ -294,37 +306,6 @@ def _check_kwargs(kwargs: Mapping[str, Any]) -> dict[str, Any]:
     return dict(kwargs)
 
 
-def _check_epochs(epochs: Any) -> tuple[int, int]:
-    def is_int(x: Any) -> bool:
-        return isinstance(x, int) and not isinstance(x, bool)
-
-    if is_int(epochs):
-        if epochs < 0:
-            raise ConfigError(f"epochs={shown(epochs)}: the number of epochs must be >= 0.")
-        return 0, check_epochs(epochs, "epochs")
-    if isinstance(epochs, tuple | list) and len(epochs) == 2 and all(map(is_int, epochs)):
-        low, high = epochs
-        if not 0 <= low <= high:
-            raise ConfigError(
-                f"epochs={tuple(epochs)}: expected (min_epochs, max_epochs) with "
-                "0 <= min_epochs <= max_epochs, e.g. epochs=(5, 20)."
-            )
-        return low, check_epochs(high, "epochs: max_epochs")
-    raise ConfigError(
-        "epochs must be an int (max epochs) or a pair (min_epochs, max_epochs); got "
-        f"{shown(epochs)}."
-    )
-
-
-def check_callbacks_arg(callbacks: Any) -> list[Any]:
-    if callbacks is None:
-        return []
-    if not isinstance(callbacks, list | tuple):
-        callbacks = [callbacks]
-    check_callbacks(callbacks)  # misnamed methods, bad signatures: say so now (ConfigError)
-    return list(callbacks)
-
-
 def verbose_flag(verbose: Any) -> bool:
     if verbose is None:
         return in_notebook() or sys.stderr.isatty()
@@ -336,7 +317,7 @@ def verbose_flag(verbose: Any) -> bool:
 def build_model(spec: Setup) -> nn.Module:
     if isinstance(spec.module, nn.Module):
         return spec.module
-    return build_module(spec.module, spec.hparams)  # its error names the hparams
+    return build_module(spec.module, spec.hparams)  # a class or a factory; errors name hparams
 
 
 def build_optimizers(spec: Setup, model: nn.Module) -> dict[str, torch.optim.Optimizer]:
@@ -376,34 +357,23 @@ def _check_owned(optimizer: torch.optim.Optimizer, model: nn.Module) -> None:
         )
 
 
-def loss_fn_of(spec: Setup, model: nn.Module) -> Any:
+def loss_fn_of(spec: Setup, model: nn.Module, strict: bool = True) -> Any:
+    """The loss function: ``loss=``, the module's ``loss`` method, or (a module whose
+    ``forward`` takes ``labels``, as Hugging Face's do) the loss its output holds; None
+    for a module with its own ``step``. ``strict``: refuse a module with none of these."""
     if spec.loss is not None:
         return spec.loss
     own = getattr(model, "loss", None)
-    if callable(own):
+    if callable(own) and not isinstance(own, torch.Tensor):
         return own
-    if custom_step(model) is None:
+    if custom_step(model) is not None:
+        return None
+    if takes_labels(model):
+        return output_loss
+    if strict:
         raise ConfigError(
-            "no loss: pass loss= to setup() (e.g. nn.CrossEntropyLoss()) or define "
-            "loss(self, pred, target) or step(self, ctx) on the module."
+            "no loss: pass loss= to setup() (e.g. nn.CrossEntropyLoss()), define "
+            "loss(self, pred, target) or step(self, ctx) on the module, or return the loss "
+            "from forward(self, ..., labels) as output.loss (as Hugging Face models do)."
         )
     return None
-
-
-def custom_step(model: nn.Module) -> Any:
-    step = getattr(model, "step", None)
-    if not callable(step):
-        return None
-    try:
-        inspect.signature(step).bind(None)
-    except TypeError:
-        raise ConfigError(
-            f"{type(model).__name__}.step must take the context: def step(self, ctx): ..."
-        ) from None
-    return step
-
-
-# The defaults, as callables that add no Python frame per batch: Tensor.backward(loss) is
-# loss.backward(), and methodcaller("step")(opt) is opt.step().
-default_backward = torch.Tensor.backward
-default_step_opt = operator.methodcaller("step")

@@ -269,9 +269,8 @@ def observable(run: lw.Run) -> dict[str, Any]:
     """Everything a call on ``run`` could touch, as comparable plain values: the run's state,
     every context field, the weights, every optimizer's state_dict, the breakpoints (all of
     their attributes, ``watch`` included, and what they answer), the commands queued, the
-    listeners and the snapshots. A refused call leaves ``observable(run)`` equal."""
+    listeners, the features and the snapshots. A refused call leaves ``observable(run)`` equal."""
     ctx, bps, driver = run.ctx, run.breakpoints, run._driver
-    store = run.__dict__.get("_snapshot_store")
     return _plain(
         {
             "run": {
@@ -288,9 +287,10 @@ def observable(run: lw.Run) -> dict[str, Any]:
                 "nonfinite_loss": bps.nonfinite_loss,
                 "nonfinite": bps.nonfinite,
             },
-            "queued": list(driver._boundary.inbox),
+            "queued": list(driver.boundary.inbox),
             "listeners": list(driver.listeners),
-            "snapshots": None if store is None else store.list(),
+            "features": dict(vars(run.features)),
+            "snapshots": list(run.snapshots),
         }
     )
 

@@ -36,8 +36,13 @@ def test_example_runs_top_to_bottom(path: Path, tmp_path: Path) -> None:
     assert Path(probe.outputs[0]["text"].strip()).resolve() == Path(sys.executable).resolve()
 
 
-def test_the_examples_are_the_three_notebooks() -> None:
-    assert [p.stem for p in EXAMPLES] == ["callbacks_and_resume", "quickstart", "step_through"]
+def test_the_examples_are_the_four_notebooks() -> None:
+    assert [p.stem for p in EXAMPLES] == [
+        "callbacks_and_resume",
+        "quickstart",
+        "step_through",
+        "transformer_classifier",
+    ]
 
 
 def test_the_documented_examples_exist() -> None:

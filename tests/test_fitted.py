@@ -11,7 +11,8 @@ import torch
 from torch import nn
 
 import luzwidget as lw
-from luzwidget.fitted import Evaluation, metrics_frame, stack_outputs
+from luzwidget.core.records import Records
+from luzwidget.fitted import Evaluation, stack_outputs
 from luzwidget.metrics import MAE, MSE
 from tests.helpers import MLP, SilentStep, make_data, make_spec, snapshot, state_equal
 
@@ -257,7 +258,7 @@ def test_get_metrics_is_a_long_table(fitted: lw.Fitted) -> None:
 
 
 def test_metrics_frame_of_nothing_has_the_columns() -> None:
-    frame = metrics_frame({})
+    frame = Records({}).frame()
     assert list(frame.columns) == ["set", "metric", "epoch", "value"]
     assert frame.empty
 

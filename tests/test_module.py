@@ -12,7 +12,7 @@ from torch import nn
 import luzwidget as lw
 import luzwidget.module
 from luzwidget import ConfigError, DataError, Event
-from luzwidget.callbacks.base import Callback
+from luzwidget.core.callback import Callback
 from tests.helpers import MLP, E, batches, make_data, make_spec, snapshot, state_equal
 
 OPTS = {"batch_size": 16}
@@ -141,14 +141,35 @@ def test_a_single_callback_need_not_be_in_a_list() -> None:
 # -- bad input: clear errors, naming the argument and the fix ------------------------------------
 
 
-@pytest.mark.parametrize("module", [5, "MLP", nn.functional.relu, object, [MLP]])
-def test_module_must_be_a_module_class_or_instance(module: Any) -> None:
+@pytest.mark.parametrize("module", [5, "MLP", object, [MLP]])
+def test_module_must_be_a_module_class_factory_or_instance(module: Any) -> None:
     with pytest.raises(
         ConfigError,
-        match=r"module must be an nn\.Module subclass \(e\.g\. "
-        r"setup\(Net, \.\.\.\)\) or a built instance",
+        match=r"module must be an nn\.Module subclass \(e\.g\. setup\(Net, \.\.\.\)\), a "
+        r"function returning a module \(setup\(make_net, \.\.\.\)\) or a built instance",
     ):
         lw.setup(module, loss=nn.MSELoss(), optimizer=torch.optim.SGD)
+
+
+def test_a_factory_function_is_a_module_built_with_the_hparams_at_each_fit() -> None:
+    def make_mlp(hidden: int = 8) -> nn.Module:
+        return MLP(hidden=hidden)
+
+    x, y = make_data(64)
+    spec = lw.setup(make_mlp, loss=nn.MSELoss(), optimizer=torch.optim.SGD).set_hparams(hidden=3)
+    fitted = spec.set_opt_hparams(lr=0.1).fit((x, y), epochs=1, verbose=False)
+    assert isinstance(fitted.model, MLP)
+    assert fitted.model.net[0].out_features == 3
+    again = spec.set_opt_hparams(lr=0.1).fit((x, y), epochs=1, verbose=False)
+    assert again.model is not fitted.model  # built anew, as a class is
+    with pytest.raises(ConfigError, match=r"relu\(\*\*\{\}\) failed: TypeError"):
+        lw.setup(nn.functional.relu, loss=nn.MSELoss(), optimizer=torch.optim.SGD).fit(
+            (x, y), verbose=False
+        )
+    with pytest.raises(ConfigError, match=r"returned Tensor, not an nn\.Module\. A factory"):
+        lw.setup(lambda: torch.zeros(1), loss=nn.MSELoss(), optimizer=torch.optim.SGD).fit(
+            (x, y), verbose=False
+        )
 
 
 @pytest.mark.parametrize("loss", [5, "mse", [nn.MSELoss()]])
@@ -311,7 +332,8 @@ def test_custom_step_with_the_wrong_signature() -> None:
 def test_data_must_be_iterable_data(data: Any) -> None:
     with pytest.raises(
         DataError,
-        match=r"data must be a DataLoader, a Dataset, a tuple "
+        match=r"data must be a DataLoader, a Dataset \(torch's, or any with __getitem__ and "
+        r"__len__, e\.g\. a Hugging Face datasets\.Dataset\), a tuple "
         r"\(input, target\) of tensors or numpy arrays.*; got",
     ):
         make_spec().fit(data, verbose=False)
@@ -366,7 +388,7 @@ def test_unknown_keyword_to_fit_lists_the_valid_ones() -> None:
         ConfigError,
         match=r"fit\(\) got an unknown argument 'epoch'\. Did you "
         r"mean 'epochs'\? Valid arguments: data, epochs, valid_data, callbacks, "
-        r"accelerator, verbose, dataloader_options\.",
+        r"accelerator, verbose, dataloader_options, accumulate\.",
     ):
         make_spec().fit((x, y), epoch=3)
     with pytest.raises(ConfigError, match=r"unknown argument 'lr'\. Valid arguments"):

@@ -43,7 +43,7 @@ def test_the_core_reaches_the_widgets_only_through_run_dashboard() -> None:
     importers = sorted(
         path.relative_to(PACKAGE).as_posix()
         for path in PACKAGE.rglob("*.py")
-        # remote/ sits above widgets/ (README's map): its server reuses the Collector
+        # remote/ sits above widgets/ (docs/architecture.md): its server reuses the Collector
         if not {"widgets", "remote"} & set(path.relative_to(PACKAGE).parts)
         and re.search(r"^\s*(from|import) luzwidget\.widgets", path.read_text(), re.M)
     )

@@ -14,8 +14,8 @@ import torch
 
 import luzwidget as lw
 from luzwidget import Callback, CallbackError
+from luzwidget.core.build import make_context
 from luzwidget.core.engine import engine_of
-from luzwidget.session import make_context
 from tests.helpers import E, SilentStep, make_data, make_spec
 
 PACKAGE = pathlib.Path(lw.__file__).parent

@@ -23,6 +23,8 @@
  * @property {number} min_epochs
  * @property {number} iter  Batch within the epoch's current phase.
  * @property {number | null} n_batches  Batches in that phase (null: unknown length).
+ * @property {[number, number | null] | null} opt_steps  With gradient accumulation: optimizer
+ *   steps taken in the epoch and per epoch (null: a step per batch).
  * @property {"train" | "valid"} phase
  * @property {string} rate_text
  * @property {string} loss_text
@@ -102,8 +104,7 @@
  * @property {*} id  The Cmd's id.
  * @property {boolean} ok
  * @property {string} message  A refusal says what was expected and quotes what was sent.
- * @property {string} [field]  For an edit: the field...
- * @property {*} [value]  ...and the value the run now uses (a refused edit snaps back to it).
+ *   Values the run uses are never in an ack: they come in the config and status parts.
  */
 
 /**

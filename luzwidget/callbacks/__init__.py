@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from luzwidget.callbacks.base import Callback
 from luzwidget.callbacks.checkpoint import KeepBestModel, ModelCheckpoint
 from luzwidget.callbacks.defaults import Interrupt, Metrics, Profile, TrainValid
 from luzwidget.callbacks.early_stopping import EarlyStopping
@@ -13,6 +12,7 @@ from luzwidget.callbacks.resume import AutoResume, ResumeFromCheckpoint
 from luzwidget.callbacks.schedulers import LRScheduler
 from luzwidget.callbacks.serve import Serve
 from luzwidget.callbacks.training import GradientClip, MixedPrecision
+from luzwidget.core.callback import Callback
 
 __all__ = [
     "AutoResume",

@@ -9,8 +9,9 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from luzwidget.callbacks.base import Callback
 from luzwidget.callbacks.monitor import Monitor, available_monitors
+from luzwidget.core.callback import Callback
+from luzwidget.core.compiled import original
 from luzwidget.core.exceptions import ConfigError
 from luzwidget.core.report import report
 from luzwidget.storage.checkpoint import save_checkpoint
@@ -140,11 +141,12 @@ class KeepBestModel(Callback):
         value = self.monitor.value(ctx)
         if self.monitor.improved(value, self.best):
             self.best, self.best_epoch = value, ctx.epoch
-            self.weights = {k: v.detach().clone() for k, v in ctx.model.state_dict().items()}
+            model = original(ctx.model)  # its own keys (no _orig_mod.): its state_dict() is saved
+            self.weights = {k: v.detach().clone() for k, v in model.state_dict().items()}
 
     def on_fit_end(self, ctx: Context) -> None:
         if self.weights is not None:
-            ctx.model.load_state_dict(self.weights)
+            original(ctx.model).load_state_dict(self.weights)
             if ctx.verbose:
                 report(
                     f"Restored the weights of epoch {self.best_epoch} "

@@ -8,12 +8,13 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from luzwidget.callbacks.base import Callback
+from luzwidget.core.batches import count, prediction
+from luzwidget.core.callback import Callback
 from luzwidget.core.engine import engine_of
 from luzwidget.core.report import report
+from luzwidget.core.values import as_scalar
 from luzwidget.metrics.base import LossAverage, MetricSet, abbrev_of, fresh
 from luzwidget.metrics.names import MetricError
-from luzwidget.metrics.values import as_scalar
 
 if TYPE_CHECKING:
     from luzwidget.core.context import Context
@@ -125,28 +126,52 @@ class Metrics(Callback):
     def _update(self, ctx: Context) -> None:
         values = self._values
         loss, pred, target = values["loss"], values["pred"], values["target"]
-        sized = pred if target is None else target
-        n = sized.shape[0] if type(sized) is torch.Tensor else len(sized)  # no Tensor.__len__
+        # The batch's samples: the target's leading dimension (the input's without one),
+        # never len() of a dict or tuple (see luzwidget.core.batches.count).
+        if type(target) is torch.Tensor and target.ndim:
+            n = target.shape[0]  # the common case, inlined
+        else:
+            n = count(target, values["input"])
+        losses = self._losses
         if type(loss) is dict:
             for nm, value in loss.items():
-                self._losses[nm].update_loss(value, n)
-        else:
-            self._losses[None].update_loss(loss, n)
+                (losses.get(nm) or self._meter(nm)).update_loss(value, n)
+        elif loss is not None:
+            (losses.get(None) or self._meter(None)).update_loss(loss, n)
+        if not self._others:
+            return
+        if type(pred) is not torch.Tensor:
+            pred = prediction(pred)  # a ModelOutput's logits
         try:
             for metric in self._others:
+                if pred is None:
+                    raise ValueError(
+                        "ctx.pred is None: the module's step() set only ctx.loss. A metric "
+                        "compares predictions with targets; set ctx.pred in step(), or "
+                        "pass no metrics."
+                    )
                 metric.update(pred, target)
         except Exception as exc:
             raise self._error(metric, "update", exc) from exc
 
+    def _meter(self, name: str | None) -> LossAverage:
+        """A loss average for a loss the step set under a name no optimizer has (a custom
+        step's ``ctx.loss = {"gen": ..., "disc": ...}``, or one loss for several)."""
+        meter = self._losses[name] = LossAverage()
+        return meter
+
     def _log(self, ctx: Context, mode: str) -> None:
-        if len(self._losses) > 1:
-            values = {f"loss_{nm}": m.compute() for nm, m in self._losses.items()}
+        # The losses the step set (a custom step may set other names than the optimizers').
+        meters = {nm: m for nm, m in self._losses.items() if m.count} or self._losses
+        self._losses = meters
+        if list(meters) == [None]:
+            values = {"loss": meters[None].compute()}
+            ctx.log_metric("loss", values["loss"])
+        else:
+            values = {f"loss_{nm}": m.compute() for nm, m in meters.items()}
             ctx.log_metric("loss", sum(values.values()))
             for name, value in values.items():
                 ctx.log_metric(name, value)
-        else:
-            values = {"loss": self._losses[None].compute()}
-            ctx.log_metric("loss", values["loss"])
         self._check_finite(ctx, mode, values)
         for name, metric in zip(self._names, self._others, strict=True):
             try:

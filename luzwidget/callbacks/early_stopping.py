@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from luzwidget.callbacks.base import Callback
 from luzwidget.callbacks.monitor import Monitor
+from luzwidget.core.callback import Callback
 from luzwidget.core.exceptions import ConfigError, EarlyStop
 from luzwidget.core.report import report
 

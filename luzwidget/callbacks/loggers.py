@@ -9,9 +9,10 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from luzwidget.callbacks.base import Callback
+from luzwidget.core.callback import Callback
+from luzwidget.core.compiled import named_parameters
 from luzwidget.core.records import MONITORED_SETS as _SETS
-from luzwidget.metrics.values import as_scalar
+from luzwidget.core.values import as_scalar
 
 if TYPE_CHECKING:
     from luzwidget.core.context import Context
@@ -131,7 +132,7 @@ class TensorBoard(Callback):
                 tag = f"lr/{name}" if i == 0 else f"lr/{name}/group{i}"
                 self.writer.add_scalar(tag, float(group["lr"]), epoch)
         if self.histograms:
-            for name, param in ctx.model.named_parameters():
+            for name, param in named_parameters(ctx.model):  # no DDP/compile prefix
                 self.writer.add_histogram(f"weights/{name}", param.detach().cpu(), epoch)
         self.writer.flush()
 

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from luzwidget.core.exceptions import ConfigError
 from luzwidget.core.records import MONITORED_SETS as _SETS
-from luzwidget.metrics.values import as_scalar
+from luzwidget.core.values import as_scalar
 
 if TYPE_CHECKING:
     from luzwidget.core.context import Context

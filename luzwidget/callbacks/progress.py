@@ -9,9 +9,9 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from luzwidget.callbacks.base import Callback
+from luzwidget.core.callback import Callback
 from luzwidget.core.data import loader_len
-from luzwidget.metrics.values import loss_text
+from luzwidget.core.values import loss_text
 
 if TYPE_CHECKING:
     from luzwidget.core.context import Context

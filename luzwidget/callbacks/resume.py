@@ -3,12 +3,14 @@
 
 from __future__ import annotations
 
+import copy
 import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from luzwidget.callbacks.base import Callback
+from luzwidget.core.accumulate import steps_now
+from luzwidget.core.callback import Callback
 from luzwidget.core.data import loader_len
 from luzwidget.core.exceptions import ConfigError
 from luzwidget.core.report import report
@@ -43,7 +45,11 @@ class AutoResume(Callback):
 
     Notes
     -----
-    The weights, optimizers, RNG and data order after a mid-epoch resume are exact. The
+    The weights, optimizers, RNG and data order after a mid-epoch resume are exact. With
+    ``fit(..., accumulate=k)`` a mid-epoch checkpoint is written at the end of the group
+    of batches it falls in. A rewind to the fit's start (``run.rewind()`` inside epoch 1)
+    begins the fit again as it first began: from the file it was resumed from, if any,
+    never from the file this fit wrote since (it keeps that first state in memory). The
     training metrics logged for the resumed epoch cover only the batches run after the
     resume. A callback that draws random numbers at ``on_fit_begin`` should have a weight
     below this one's (100), or the resumed run draws differently.
@@ -69,13 +75,19 @@ class AutoResume(Callback):
         self._epoch_rng: dict[str, Any] | None = None
         self._interrupted = False
         self._wrapped: _ResumedLoader | None = None
+        self._mine = False  # the file now is this fit's own (written since it began)
+        self._began: dict[str, Any] | None = None  # what this fit resumed from, if anything
+        self._due = False  # a mid-epoch checkpoint waits for the optimizers to step
 
     def on_fit_begin(self, ctx: Context) -> None:
         self._interrupted = False
         self.resumed_from = None
-        if not self.path.exists():
+        if not self._mine:  # else the fit begins again (a rewind to its start): as it began
+            self._began = read(self.path, "checkpoint") if self.path.exists() else None
+        if self._began is None:
             return
-        state = read(self.path, "checkpoint")
+        # Training writes into what is restored (records, optimizer state): restore a copy.
+        state = copy.deepcopy(self._began)
         restore(ctx, state, repr(str(self.path)))
         position = state.get("position") or {}
         self.resumed_from = {"epoch": int(state["epoch"]), "batch": int(position.get("batch", 0))}
@@ -99,22 +111,33 @@ class AutoResume(Callback):
 
     def on_train_batch_end(self, ctx: Context) -> None:
         every = self.every_n_batches
-        if not every or ctx.iter % every or ctx.iter == loader_len(ctx.train_data):
+        if not every:
             return
+        self._due = self._due or ctx.iter % every == 0
+        # With gradient accumulation, at the end of a group (no gradients half summed).
+        if not self._due or not steps_now(ctx) or ctx.iter == loader_len(ctx.train_data):
+            return
+        self._due = False
         position = {"epoch": ctx.epoch, "batch": ctx.iter, "epoch_rng": self._epoch_rng}
+        self._save(ctx, position)
+
+    def _save(self, ctx: Context, position: dict[str, Any] | None = None) -> None:
         save_checkpoint(ctx, self.path, position)
+        self._mine = True
 
     def on_train_end(self, ctx: Context) -> None:
+        self._due = False
         if self._wrapped is not None:
             ctx.train_data, self._wrapped = self._wrapped.loader, None
 
     def on_epoch_end(self, ctx: Context) -> None:
-        save_checkpoint(ctx, self.path)
+        self._save(ctx)
 
     def on_interrupt(self, ctx: Context) -> None:
         self._interrupted = True
 
     def on_fit_end(self, ctx: Context) -> None:
+        self._mine, self._began = False, None  # a later fit reads the file (if kept) anew
         if self._wrapped is not None:
             ctx.train_data, self._wrapped = self._wrapped.loader, None
         if ctx.rank != 0:  # under torch.distributed, rank 0 owns the file

@@ -6,8 +6,9 @@ import inspect
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from luzwidget.callbacks.base import Callback
 from luzwidget.callbacks.monitor import Monitor
+from luzwidget.core.accumulate import optimizer_steps, steps_now
+from luzwidget.core.callback import Callback
 from luzwidget.core.context import optimizer_names
 from luzwidget.core.events import Event
 from luzwidget.core.exceptions import ConfigError
@@ -37,7 +38,9 @@ class LRScheduler(Callback):
         ``torch.optim.lr_scheduler.StepLR``.
     call_on
         The event at which ``scheduler.step()`` is called (default: each epoch's end;
-        ``"on_train_batch_end"`` for per-batch schedules such as OneCycleLR).
+        ``"on_train_batch_end"`` for per-batch schedules such as OneCycleLR). At a batch
+        event it steps only when the optimizers did (``fit(..., accumulate=k)``: once per
+        ``k`` batches), so a per-step schedule counts optimizer steps.
     opt_name
         Which optimizer(s) to schedule, by name: a name, a list of names, or None for
         every optimizer (each gets its own scheduler).
@@ -48,7 +51,9 @@ class LRScheduler(Callback):
         optimizers, each optimizer's own loss (``loss_<name>``). At a batch event the
         metric is the current batch's loss.
     **kwargs
-        Passed to ``scheduler_factory``.
+        Passed to ``scheduler_factory``. A factory that takes ``total_steps`` (OneCycleLR)
+        and is given neither it nor ``epochs``/``steps_per_epoch`` gets ``total_steps``:
+        the fit's optimizer steps (``call_on`` a batch event) or epochs.
 
     Attributes
     ----------
@@ -96,11 +101,31 @@ class LRScheduler(Callback):
 
     def on_fit_begin(self, ctx: Context) -> None:
         names = optimizer_names(ctx, self.opt_names, "LRScheduler")
-        self.schedulers = {n: self.factory(ctx.optimizers[n], **self.kwargs) for n in names}
+        kwargs = {**self._total_steps(ctx), **self.kwargs}
+        self.schedulers = {n: self.factory(ctx.optimizers[n], **kwargs) for n in names}
         if self._pending is not None:
             self.load_state_dict(self._pending)
 
+    def _total_steps(self, ctx: Context) -> dict[str, int]:
+        """``{"total_steps": n}`` for a factory that needs it and was not told (OneCycleLR)."""
+        given = {"total_steps", "epochs", "steps_per_epoch"} & set(self.kwargs)
+        if given or "total_steps" not in _parameters(self.factory):
+            return {}
+        epochs = ctx.max_epochs - ctx.epoch
+        if self.call_on in _EPOCH_LEVEL:
+            return {"total_steps": max(epochs, 1)}
+        per_epoch = optimizer_steps(ctx)
+        if per_epoch is None:
+            raise ConfigError(
+                f"LRScheduler({getattr(self.factory, '__name__', self.factory)}): its "
+                "total_steps is the fit's optimizer steps, but the training data has no "
+                "length to count them from; pass total_steps=... to LRScheduler."
+            )
+        return {"total_steps": max(epochs * per_epoch, 1)}
+
     def _step(self, ctx: Context) -> None:
+        if self.call_on not in _EPOCH_LEVEL and not steps_now(ctx):
+            return  # accumulation: the optimizers did not step at this batch
         for name, scheduler in self.schedulers.items():
             if _takes_metric(scheduler):
                 scheduler.step(self._metric(ctx, name))
@@ -138,6 +163,13 @@ class LRScheduler(Callback):
     def __repr__(self) -> str:
         name = getattr(self.factory, "__name__", repr(self.factory))
         return f"LRScheduler({name}, call_on={self.call_on.value!r}, opt_name={self.opt_names})"
+
+
+def _parameters(factory: Any) -> set[str]:
+    try:
+        return set(inspect.signature(factory).parameters)
+    except (TypeError, ValueError):
+        return set()
 
 
 def _takes_metric(scheduler: Any) -> bool:

@@ -1,12 +1,19 @@
-"""``Serve``: let notebooks attach to this run from another process (``lw.attach``)."""
+"""``Serve``: let notebooks attach to this run from another process (``lw.attach``).
+
+The callback only declares what to serve (address, token, whether to wait on an error)
+and hands the loop's batch ends to a feed; the serving itself is :mod:`luzwidget.remote`,
+which the composition root connects to it (``remote.server.install``) for every run it
+builds.
+"""
 
 from __future__ import annotations
 
 import os
 import secrets
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from luzwidget.callbacks.base import Callback
+from luzwidget.core.callback import Callback
 from luzwidget.core.exceptions import ConfigError
 from luzwidget.core.report import report
 
@@ -35,8 +42,9 @@ class Serve(Callback):
         The port to listen on; 0 picks a free one (read :attr:`address` after the start).
     host : str, default "127.0.0.1"
         The interface; the default keeps the run to this machine (use SSH forwarding to
-        reach it from another). Any other (``"0.0.0.0"``, a LAN address) is warned about:
-        the traffic, token included, is plain text that anyone on the network can read.
+        reach it from another: see the user guide's "Steering a run in another process").
+        Any other (``"0.0.0.0"``, a LAN address) is warned about: the traffic, token
+        included, is plain text that anyone on the network can read.
     token : str, optional
         What a notebook must give; without one a random token is generated.
     wait_on_error : bool, default True
@@ -69,7 +77,8 @@ class Serve(Callback):
             )
         self.port, self.host, self.wait_on_error = port, host, wait_on_error
         self.token = token if token is not None else secrets.token_urlsafe(24)
-        self.server: Any = None
+        self.server: Any = None  # the remote Server, while serving
+        self.starter: Callable[[], None] | None = None  # set by luzwidget.remote's install
         self._feed: Any = None
 
     @property
@@ -78,23 +87,19 @@ class Serve(Callback):
         return f"{self.host}:{self.port}"
 
     def on_fit_begin(self, ctx: Context) -> None:
-        if _rank() != 0:
+        if ctx.rank != 0:
             return
-        from luzwidget.remote.server import ServeFeed, Server, run_of
+        if self.starter is None:
+            report(
+                "Serve: this callback is not connected to a run; pass it to fit() or run() "
+                "(callbacks=[Serve()]) rather than adding it to a run later."
+            )
+            return
+        self.starter()
 
-        run = run_of(ctx)
-        if run is None:
-            report("Serve: this context has no run to serve (use it in fit() or run()).")
-            return
-        if self.server is not None and self.server.run is run:
-            return
-        if self.server is not None:
-            self.server.close()  # a new fit of the same callback: serve that run
-        self._feed = ServeFeed()
-        self.server = Server(
-            run, self.host, self.port, self.token, self._feed, wait_on_error=self.wait_on_error
-        )
-        self.port = self.server.port
+    def started(self, port: int, feed: Any) -> None:
+        """Called by the server once it listens: the port chosen, the feed to fill."""
+        self.port, self._feed = port, feed
         report(
             f"serving the run at {self.address} (protocol {self.server.protocol}); attach from "
             "a notebook with\n"
@@ -138,11 +143,3 @@ def _good_token(token: object) -> bool:
         return len(token.encode()) <= 255
     except UnicodeEncodeError:
         return False
-
-
-def _rank() -> int:
-    """This process's rank under torchrun (0 without one)."""
-    try:
-        return int(os.environ.get("RANK", "0"))
-    except ValueError:
-        return 0

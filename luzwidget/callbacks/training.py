@@ -8,7 +8,8 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from luzwidget.callbacks.base import Callback
+from luzwidget.core.accumulate import steps_now
+from luzwidget.core.callback import Callback
 from luzwidget.core.exceptions import ConfigError
 
 if TYPE_CHECKING:
@@ -27,7 +28,9 @@ A callback that reads gradients before the optimizer step must unscale them firs
 class GradientClip(Callback):
     """Clip the gradients' norm before each optimizer step (``clip_grad_norm_``).
 
-    Each optimizer's parameters are clipped before its own step. With
+    Each optimizer's parameters are clipped before its own step (with gradient
+    accumulation, the group's summed gradients, once per step). A module's own
+    ``step(ctx)`` is clipped when it steps through ``ctx.step_opt(opt)``. With
     :class:`MixedPrecision` on CUDA the gradients are unscaled first, so ``max_norm`` is in
     the gradients' true units.
 
@@ -43,6 +46,8 @@ class GradientClip(Callback):
     last_norm : torch.Tensor or None
         The norm of the last step's gradients, before clipping.
     """
+
+    acts_on_step = True  # a custom step(ctx) must call ctx.step_opt(opt) for the clip
 
     def __init__(self, max_norm: float = 1, norm_type: float = 2) -> None:
         self.max_norm = _number(max_norm, "max_norm", zero_ok=True)
@@ -83,8 +88,10 @@ class MixedPrecision(Callback):
 
     On CUDA: forward and loss under ``torch.autocast(dtype=float16)``, and a
     ``torch.amp.GradScaler`` scales the loss before backward, steps the optimizers through
-    the scaler and updates the scale once per batch. On the CPU (and other devices):
-    ``bfloat16`` autocast, which needs no scaler. The scaler is in
+    the scaler and updates the scale once per optimizer step. On the CPU (and other
+    devices): ``bfloat16`` autocast, which needs no scaler. A module's own ``step(ctx)``
+    gets it through ``with ctx.autocast():``, ``ctx.backward(loss)`` and
+    ``ctx.step_opt(opt)`` (see the guide's "Batches" page). The scaler is in
     ``ctx.buffers["grad_scaler"]`` while training (see :data:`SCALER_BUFFER`); the context
     is restored at the end of the fit.
 
@@ -122,7 +129,7 @@ class MixedPrecision(Callback):
         self.scaler = scaler
 
     def on_train_batch_end(self, ctx: Context) -> None:
-        if self.scaler is not None:
+        if self.scaler is not None and steps_now(ctx):  # accumulation: after a step only
             self.scaler.update()
 
     def on_fit_end(self, ctx: Context) -> None:

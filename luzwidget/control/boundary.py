@@ -15,9 +15,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from luzwidget.control.breakpoints import Breakpoints
+from luzwidget.control.features import Features
 from luzwidget.core.context import Context
-from luzwidget.core.engine import LoopFlags
 from luzwidget.core.events import Event
+from luzwidget.core.flags import LoopFlags
 from luzwidget.core.report import report
 from luzwidget.core.states import Outcome, RunState, Until
 
@@ -38,8 +39,6 @@ Command = Callable[[], None] | Control
 STOP = Outcome(RunState.DONE, "stop")
 """What :meth:`Boundary.at` decides for a queued stop (then it ends the loop there)."""
 
-Follow = Callable[[Event, Outcome | None], Outcome | None]
-
 
 class Boundary:
     """The inbox, the step target and the Ctrl-C request; decides at each event boundary.
@@ -56,6 +55,9 @@ class Boundary:
         Applies a queued edit (the driver reports one that fails).
     stop_now
         Ends the loop as a stop does; its outcome ends the drive.
+    features
+        The run's features: with several processes (``features.instep``), a command is
+        relayed to a boundary agreed with the other ranks, and each decision is followed.
     """
 
     def __init__(
@@ -65,25 +67,37 @@ class Boundary:
         breakpoints: Breakpoints,
         apply: Callable[[Callable[[], None]], None],
         stop_now: Callable[[], Outcome],
+        features: Features | None = None,
     ) -> None:
         self.ctx, self.flags, self.breakpoints = ctx, flags, breakpoints
         self.inbox: deque[Command] = deque()
         self.target: Until | None = None  # the step target of the current drive
         self.interrupted = False  # Ctrl-C asked to pause at the next event
         self._apply, self._stop_now = apply, stop_now
-        # Several processes (luzwidget.parallel.lockstep): ``relay`` takes a command on rank 0 and
-        # returns True when it is to be applied at a boundary agreed with the other ranks;
-        # ``follow`` sees each decision (and may change it) to keep the ranks in step.
-        self.relay: Callable[[Command], bool] | None = None
-        self.follow: Follow | None = None
+        self.features = features if features is not None else Features()
 
     def queue(self, command: Command) -> None:
         """Queue a command for the next boundary and make the loop yield there."""
-        relay = self.relay
-        if relay is not None and relay(command):
+        instep = self.features.instep
+        if instep is not None and instep.leads and instep.relay(command):
             return
         self.inbox.append(command)
         self.flags.listening = True
+
+    def deliver(self, commands: list[Command]) -> None:
+        """Queue ``commands`` to apply at this very event (several processes: a command
+        held for a boundary agreed with the other ranks, now reached)."""
+        self.inbox.extend(commands)
+        self.flags.listening = True
+
+    def listen(self) -> None:
+        """Make the loop yield at its next event (in step with other ranks: each event)."""
+        self.flags.listening = True
+
+    def busy(self) -> bool:
+        """Whether the loop must stop at events: commands queued, breakpoints, a step
+        target, or Ctrl-C."""
+        return bool(self.inbox or self.breakpoints or self.target is not None or self.interrupted)
 
     def request_interrupt(self) -> bool:
         """Pause at the next event because of Ctrl-C; True if that was asked already."""
@@ -94,9 +108,9 @@ class Boundary:
     def at(self, event: Event) -> Outcome | None:
         """Apply queued commands in order and decide whether to stop here; None: go on."""
         outcome = self._decide(event)
-        follow = self.follow
-        if follow is not None:
-            outcome = follow(event, outcome)
+        instep = self.features.instep
+        if instep is not None:
+            outcome = instep.follow(event, outcome)
         return self._stop_now() if outcome is STOP else outcome
 
     def _decide(self, event: Event) -> Outcome | None:
@@ -131,7 +145,7 @@ class Boundary:
         # Clear first, then look again: a command or Ctrl-C arriving meanwhile (another
         # thread, a signal handler) sets the flag after this line and is not lost.
         self.flags.listening = False
-        if inbox or self.breakpoints or self.target is not None or self.interrupted:
+        if self.busy():
             self.flags.listening = True
         return None
 

@@ -9,14 +9,12 @@ from luzwidget.core.events import Event
 from luzwidget.core.exceptions import ConfigError
 
 if TYPE_CHECKING:
+    from luzwidget.control.features import Features, Watch
     from luzwidget.core.context import Context
 
-__all__ = ["AFTER_LOSS", "Breakpoints"]
+__all__ = ["Breakpoints"]
 
 Predicate = Callable[["Context"], Any]
-
-AFTER_LOSS = frozenset({Event.on_train_batch_after_loss, Event.on_valid_batch_after_loss})
-"""Where conditions are checked unless ``at=`` says otherwise: right after each loss."""
 
 
 class Breakpoints:
@@ -33,12 +31,20 @@ class Breakpoints:
     >>> run.breakpoints.nonfinite = True   # ... or any module output or gradient; names it
     """
 
-    def __init__(self, on_change: Callable[[], None] | None = None) -> None:
+    def __init__(
+        self, on_change: Callable[[], None] | None = None, features: Features | None = None
+    ) -> None:
         self._events: set[Event] = set()
         self._conditions: list[tuple[Predicate, frozenset[Event] | None]] = []
         self._nonfinite = False
         self._on_change = on_change
-        self.watch: Any = None  # a NonfiniteWatch, set by the Run (luzwidget.insight.nonfinite)
+        self.features = features  # a run's: its insight feature watches for NaN/inf
+
+    @property
+    def watch(self) -> Watch | None:
+        """The check behind :attr:`nonfinite`: the run's insight feature's (None without)."""
+        insight = self.features.insight if self.features is not None else None
+        return insight.watch if insight is not None else None
 
     # -- editing -----------------------------------------------------------------------
     def add(self, where: Event | str | Predicate, *, at: Any = None) -> None:
@@ -89,8 +95,9 @@ class Breakpoints:
         self._events.clear()
         self._conditions.clear()
         self._nonfinite = False
-        if self.watch is not None:  # luzwidget.insight.nonfinite
-            self.watch.enabled = False
+        watch = self.watch
+        if watch is not None:
+            watch.enabled = False
         self._changed()
 
     @property
@@ -112,7 +119,7 @@ class Breakpoints:
         self._nonfinite = value
         self._changed()
 
-    # -- luzwidget.insight.nonfinite: where a NaN came from ----------------------------------------
+    # -- where a NaN came from (the run's insight feature) ---------------------------------
     @property
     def nonfinite(self) -> bool:
         """Pause at the first non-finite module output, loss or gradient (bool, default False).
@@ -121,21 +128,24 @@ class Breakpoints:
         at on_train_batch_after_pred (epoch 1, batch 27)"``. Forward hooks are installed only
         while it is on; see :mod:`luzwidget.insight.nonfinite` for what it costs.
         """
-        return self.watch is not None and self.watch.enabled
+        return self._watching()
 
     @nonfinite.setter
     def nonfinite(self, value: bool) -> None:
         if not isinstance(value, bool):
             raise ConfigError(f"nonfinite must be True or False, got {value!r}.")
-        if self.watch is None:
-            raise ConfigError("nonfinite needs a run's breakpoints: use run.breakpoints.")
-        self.watch.enabled = value
+        watch = self.watch
+        if watch is None:
+            raise ConfigError(
+                "nonfinite needs a run's breakpoints (run.breakpoints of a run made by "
+                "setup(...).run() or fit(): its insight feature hooks the modules)."
+            )
+        watch.enabled = value
         self._changed()
 
     def _watching(self) -> bool:
-        return self.watch is not None and self.watch.enabled
-
-    # -- luzwidget.insight.nonfinite ends ----------------------------------------------------------
+        watch = self.watch
+        return watch is not None and watch.enabled
 
     @property
     def events(self) -> frozenset[Event]:
@@ -151,12 +161,13 @@ class Breakpoints:
         """Why to pause after ``event``, or None to go on."""
         if event in self._events:
             return f"breakpoint at {event.value}"
-        if self._watching():  # luzwidget.insight.nonfinite
-            found: str | None = self.watch.hit(event, ctx)
+        watch = self.watch
+        if watch is not None and watch.enabled:
+            found = watch.hit(event, ctx)
             if found is not None:
                 return found
         for predicate, at in self._conditions:
-            if (at is None and event in AFTER_LOSS) or (at is not None and event in at):
+            if event.is_after_loss if at is None else event in at:
                 try:
                     if predicate(ctx):
                         return f"condition {_name(predicate)} is true at {event.value}"
@@ -178,10 +189,7 @@ class Breakpoints:
 
     def __len__(self) -> int:
         return (
-            len(self._events)
-            + len(self._conditions)
-            + int(self._nonfinite)
-            + int(self._watching())  # luzwidget.insight.nonfinite
+            len(self._events) + len(self._conditions) + int(self._nonfinite) + int(self._watching())
         )
 
     def __bool__(self) -> bool:
@@ -194,7 +202,7 @@ class Breakpoints:
         parts += [_name(p) for p, _ in self._conditions]
         if self._nonfinite:
             parts.append("nonfinite_loss")
-        if self._watching():  # luzwidget.insight.nonfinite
+        if self._watching():
             parts.append("nonfinite")
         return f"Breakpoints({', '.join(parts)})"
 

@@ -1,10 +1,10 @@
 """How a run drives its loop generator: blocking, in a thread, and at each event boundary.
 
-A :class:`Driver` is the moving part of a :class:`~luzwidget.Run` (``run._driver``): it
-owns the loop generator, the inbox of queued commands, the background thread, the
-boundary policy (where to pause: :mod:`luzwidget.control.boundary`) and Ctrl-C (through
-:mod:`luzwidget.control.interrupts`). The run turns its public commands into calls on it and reads
-its state from it.
+A :class:`Driver` is the moving part of a :class:`~luzwidget.Run`: it owns the loop
+generator, the background thread, the boundary policy (the inbox of queued commands and
+where to pause: :mod:`luzwidget.control.boundary`) and Ctrl-C
+(:mod:`luzwidget.control.interrupts`); what the run shows is its base,
+:class:`~luzwidget.control.shown.Shown`.
 
 While a drive is active, every command (from another thread, or from a callback) is
 queued and applied in the order given at the next event boundary; none is lost or
@@ -16,10 +16,8 @@ waits for that target; a start queued while the run goes to its end is already d
 from __future__ import annotations
 
 import contextlib
-import inspect
 import threading
 import traceback
-from collections import deque
 from collections.abc import Callable
 from typing import Any
 
@@ -27,27 +25,22 @@ import torch
 
 from luzwidget.control.boundary import Boundary, Command, Control
 from luzwidget.control.breakpoints import Breakpoints
+from luzwidget.control.features import Features
 from luzwidget.control.interrupts import CtrlC
+from luzwidget.control.shown import Shown
 from luzwidget.core.context import Context
-from luzwidget.core.engine import Fault, LoopFlags, engine_of
+from luzwidget.core.engine import Fault, engine_of
 from luzwidget.core.events import Event
 from luzwidget.core.exceptions import RunStateError, StopFit
-from luzwidget.core.loop import Loop
+from luzwidget.core.flags import LoopFlags
+from luzwidget.core.loop import Loop, alive, chain
 from luzwidget.core.report import report
 from luzwidget.core.states import Outcome, RunState, Until, stop_condition
 
 __all__ = ["Driver"]
 
-Listener = Callable[[Any], None]
 
-
-# -- the loop's side: the engine's flags are what the driver and the loop share ---------------
-def _flags_of(ctx: Context) -> LoopFlags:
-    return engine_of(ctx).flags
-
-
-# -- the driver ------------------------------------------------------------------------------
-class Driver:
+class Driver(Shown):
     """Drives one run's loop; holds what the run shows (state, reason, error, events...).
 
     Parameters
@@ -60,6 +53,8 @@ class Driver:
         Builds the loop generator from the context (fit, evaluate or predict loop).
     finish
         Called with the run when the loop ends; its return value is ``result``.
+    features
+        The run's features (the boundary policy of several processes, the NaN/inf watch).
     """
 
     def __init__(
@@ -68,50 +63,58 @@ class Driver:
         ctx: Context,
         make_loop: Callable[[Context], Loop],
         finish: Callable[[Any], Any] | None,
+        features: Features,
     ) -> None:
-        self.owner, self.ctx = owner, ctx
-        self.state, self.reason, self.interrupted = RunState.READY, "", False
-        self.error: BaseException | None = None
-        self.error_traceback = ""
-        self.notice = ""
-        self.result: Any = None
-        self.event: Event | None = None
-        self.events: deque[Event] = deque(maxlen=100)
-        self.n_events = 0
-        self.listeners: list[Listener] = []
+        super().__init__(owner)
+        self.ctx, self.features = ctx, features
         self.background = False  # how the run was last driven (retry/skip go on that way)
-        self._make_loop, self._finish_fn = make_loop, finish
+        self.make_loop, self.finish_fn = make_loop, finish
         self._gen: Loop | None = None
         self._fault: Fault | None = None
         self._finished = False
         self._lock = threading.RLock()
         self._thread: threading.Thread | None = None  # the background thread, while it drives
         self._driving: threading.Thread | None = None  # whichever thread drives now
-        self._flags = _flags_of(ctx)  # shared with the loop: listening, in user code
         engine = engine_of(ctx)
+        self._flags: LoopFlags = engine.flags  # shared with the loop: listening, in user code
         engine.on_pause = self.pause  # Context.pause() (from a callback) lands here
         engine.on_nonfinite = self._nonfinite_loss  # Metrics saw a NaN/inf epoch loss
-        bps = Breakpoints(on_change=self.wake)
-        self._boundary = Boundary(ctx, self._flags, bps, self._apply, self._stop_now)
+        bps = Breakpoints(on_change=self.wake, features=features)
+        self.boundary = Boundary(ctx, self._flags, bps, self._apply, self._stop_now, features)
 
     @property
     def breakpoints(self) -> Breakpoints:
         """The run's breakpoints; the boundary policy checks them at each event."""
-        return self._boundary.breakpoints
+        return self.boundary.breakpoints
 
     @breakpoints.setter
     def breakpoints(self, value: Breakpoints) -> None:
-        self._boundary.breakpoints = value
+        self.boundary.breakpoints = value
 
     # -- commands (from Run) ---------------------------------------------------------------
     def drive_here(self, target: Until | None) -> None:
         """Drive in this thread until done, paused or failed; Ctrl-C pauses cleanly."""
-        ctrl_c = CtrlC(self._boundary.request_interrupt, lambda: self._flags.in_user_code)
+        ctrl_c = CtrlC(self.boundary.request_interrupt, lambda: self._flags.in_user_code)
         with ctrl_c.installed():  # restored only once the state is settled
             with self._lock:
                 self._ready_to_drive()
                 self._claim(threading.current_thread(), background=False)
             self._serve(lambda: self._drive(target), ctrl_c)
+
+    def drive_until(self, until: Until, breakpoints: bool = True) -> None:
+        """Drive here until ``until(event)``; ``breakpoints=False``: none on the way."""
+        saved = self.boundary.breakpoints
+        if not breakpoints:
+            self.boundary.breakpoints = Breakpoints(on_change=self.wake)
+        try:
+            self.drive_here(until)
+        finally:
+            self.boundary.breakpoints = saved
+
+    @property
+    def stepping(self) -> bool:
+        """Whether the current drive steps to a target (someone looks at each stop)."""
+        return self.boundary.target is not None
 
     def drive_first(self, loop: Loop, last: Event) -> None:
         """Drive ``loop`` here before the rest of the run, up to its ``last`` event.
@@ -121,7 +124,7 @@ class Driver:
         ``interrupted`` are afterwards what they were.
         """
         reason, interrupted = self.reason, self.interrupted
-        self._gen = _chain(loop, self._gen)
+        self._gen = chain(loop, self._gen)
         self.drive_here(stop_condition(last, 1))
         if self.state == RunState.PAUSED:
             self._set_state(RunState.PAUSED, reason)
@@ -135,7 +138,7 @@ class Driver:
         """Drive in a background thread; while a drive is active, queue the start."""
         with self._lock:
             if self._driving is not None:
-                self._queue(Control("start", target=target))
+                self.boundary.queue(Control("start", target=target))
                 return
             self._ready_to_drive()
             thread = threading.Thread(
@@ -149,13 +152,13 @@ class Driver:
         """Pause the active drive at its next event boundary; a no-op when nothing drives."""
         with self._lock:
             if self._driving is not None:
-                self._queue(Control("pause", reason))
+                self.boundary.queue(Control("pause", reason))
 
     def stop(self) -> None:
         """Queue a stop for the active drive, or end the run here (``on_fit_end`` runs)."""
         with self._lock:
             if self._driving is not None:
-                self._queue(Control("stop"))
+                self.boundary.queue(Control("stop"))
                 return
             if self.state == RunState.DONE:
                 return
@@ -201,9 +204,10 @@ class Driver:
         """Apply an edit now, or at the next boundary if another thread drives."""
         with self._lock:
             driving = self._driving
-            relayed = self._boundary.relay is not None  # rank 0 of several: at an agreed boundary
+            instep = self.features.instep  # rank 0 of several: at an agreed boundary
+            relayed = instep is not None and instep.leads
             if driving is not None and (relayed or driving is not threading.current_thread()):
-                self._queue(command)
+                self.boundary.queue(command)
                 return
         command()
 
@@ -219,16 +223,6 @@ class Driver:
         self._flags.listening = True
 
     # -- state -----------------------------------------------------------------------------
-    def _set_state(self, state: RunState, reason: str = "", notify: bool = True) -> None:
-        self.state, self.reason = state, reason
-        if notify:
-            self._notify()
-
-    def _notify(self) -> None:
-        for listener in list(self.listeners):
-            with contextlib.suppress(Exception):
-                listener(self.owner)
-
     def _ready_to_drive(self) -> None:
         if self.state == RunState.ERROR:
             raise RunStateError(
@@ -236,20 +230,21 @@ class Driver:
                 "run.retry() to redo what failed, or run.skip() to drop the batch."
             )
         if self.state == RunState.DONE:
-            raise RunStateError("the run is done; run.extend(epochs=n) continues it.")
+            raise RunStateError(
+                f"the run is done at epoch {self.ctx.epoch} of max_epochs "
+                f"{self.ctx.max_epochs}; raise max_epochs first (run.edit('max_epochs', n), or "
+                "the dashboard's box), then go on; or run.extend(epochs=n)."
+            )
         if self.state == RunState.RUNNING:
             raise RunStateError(
                 "the run is already training in the background; run.pause() or run.wait() first."
             )
         if self._gen is None:
-            self._gen, self._finished = self._make_loop(self.ctx), False
+            self._gen, self._finished = self.make_loop(self.ctx), False
 
     def _claim(self, thread: threading.Thread, background: bool) -> None:
         self._driving, self.background = thread, background
         self._set_state(RunState.RUNNING)
-
-    def _queue(self, command: Command) -> None:
-        self._boundary.queue(command)
 
     def _settle(self, outcome: Outcome, notify: bool = True) -> None:
         self.interrupted = outcome.interrupted
@@ -273,11 +268,11 @@ class Driver:
         outcome = self._guarded(body, ctrl_c)
         while True:
             with self._lock:
-                if not self._boundary.inbox:
+                if not self.boundary.inbox:
                     self._settle(outcome, notify=False)
                     self._driving = self._thread = None
                     break
-                command = self._boundary.inbox.popleft()
+                command = self.boundary.inbox.popleft()
             outcome = self._after(outcome, command, ctrl_c)
         self._notify()
         return outcome
@@ -311,28 +306,23 @@ class Driver:
         finally:
             if ctrl_c is not None:
                 ctrl_c.disarm()
-            self._boundary.interrupted = False  # a press after the last boundary pauses nothing
+            self.boundary.interrupted = False  # a press after the last boundary pauses nothing
 
     def _drive(self, target: Until | None) -> Outcome:
         """Call ``next()`` on the loop until it ends, pauses or faults; return the outcome."""
         gen = self._gen
         assert gen is not None
-        self._boundary.target = target
+        self.boundary.target = target
         self._flags.listening = True
         with torch.enable_grad():  # the loop sets grad mode itself; a caller's no_grad is not ours
             for item in gen:
                 if type(item) is Fault:
                     return self._on_fault(item)
                 self._record(item)
-                outcome = self._boundary.at(item)  # events come only while we listen
+                outcome = self.boundary.at(item)  # events come only while we listen
                 if outcome is not None:
                     return outcome
         return self._finish()
-
-    def _record(self, event: Event) -> None:
-        self.event = event
-        self.n_events += 1
-        self.events.append(event)
 
     def _on_fault(self, fault: Fault) -> Outcome:
         if fault.interrupted:
@@ -368,19 +358,19 @@ class Driver:
                 return self._finish()
 
     def _finish(self) -> Outcome:
-        if self._finish_fn is not None:
-            self.result = self._finish_fn(self.owner)
+        if self.finish_fn is not None:
+            self.result = self.finish_fn(self.owner)
         self._finished = True
         return Outcome(RunState.DONE)
 
     def _died(self, exc: BaseException) -> Outcome:
-        self._gen = self._gen if _alive(self._gen) else None
+        self._gen = self._gen if alive(self._gen) else None
         self.error = exc
         self.error_traceback = "".join(traceback.format_exception(exc))
         return Outcome(RunState.ERROR, f"{type(exc).__name__}: {exc}")
 
     def _interrupted_outside(self) -> Outcome:
-        if _alive(self._gen):
+        if alive(self._gen):
             reason = "interrupted (Ctrl-C) between events; run.resume() goes on"
             return Outcome(RunState.PAUSED, reason, interrupted=True)
         if self._finished:
@@ -388,8 +378,7 @@ class Driver:
         return self._died(RunStateError("Ctrl-C arrived at a point the loop could not recover."))
 
     def _apply(self, command: Callable[[], None]) -> None:
-        """Run a queued edit; one that fails now (e.g. max_epochs fell below the epoch
-        reached meanwhile) is reported, never allowed to break the run."""
+        """Run a queued edit; one that fails now is reported, never breaks the run."""
         try:
             command()
         except Exception as exc:
@@ -399,16 +388,3 @@ class Driver:
     def _nonfinite_loss(self, reason: str) -> None:
         if self.breakpoints.nonfinite_loss:
             self.pause(reason)
-
-
-def _chain(first: Loop, then: Loop | None) -> Loop:
-    yield from first
-    if then is not None:
-        yield from then
-
-
-def _alive(gen: Any) -> bool:
-    """A loop that can still be driven: not started yet, or suspended at an event."""
-    if gen is None:
-        return False
-    return inspect.getgeneratorstate(gen) in (inspect.GEN_CREATED, inspect.GEN_SUSPENDED)

@@ -3,10 +3,13 @@
 Every way of training drives the same generator (:mod:`luzwidget.core.loop`): ``fit()`` calls
 :meth:`Run.resume` until the end, ``step()`` until a condition, and :meth:`Run.start`
 does the same in a background thread so a notebook stays live. The driving itself is a
-:class:`~luzwidget.control.driver.Driver` the run holds (``run._driver``); commands from other
+:class:`~luzwidget.control.driver.Driver` the run holds; commands from other
 threads (a widget, another cell) are queued there and applied in order by the driving
 thread at the next event boundary, never in the middle of a step. Edits are validated at
 once in the caller's thread (a refused edit raises and changes nothing).
+
+Time travel and insight are features the composition root installs (``run.features``);
+the members that reach them live in :mod:`luzwidget.control.run_features`.
 """
 
 from __future__ import annotations
@@ -14,29 +17,24 @@ from __future__ import annotations
 import contextlib
 from collections import deque
 from collections.abc import Callable
-from typing import Any, Generic, TypeVar
-
-import torch
-from traitlets import TraitError
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from luzwidget.control.breakpoints import Breakpoints
-from luzwidget.control.driver import Driver, Listener
-from luzwidget.core.context import (
-    MAX_EPOCHS,
-    Context,
-    check_callbacks,
-    check_epochs,
-    finite_positive,
-    optimizer_names,
-    shown,
-)
+from luzwidget.control.driver import Driver
+from luzwidget.control.edits import field_edit, lr_edit
+from luzwidget.control.features import Features
+from luzwidget.control.run_features import RunFeatures
+from luzwidget.control.shown import Listener
+from luzwidget.control.skip import SkipRestOfBatch
+from luzwidget.core.context import MAX_EPOCHS, Context, check_callbacks, shown
 from luzwidget.core.engine import engine_of
 from luzwidget.core.events import Event
 from luzwidget.core.exceptions import ConfigError, RunStateError
 from luzwidget.core.loop import Loop
 from luzwidget.core.states import RunState, stop_condition
-from luzwidget.insight.nonfinite import NonfiniteWatch
-from luzwidget.travel import snapshots  # time travel
+
+if TYPE_CHECKING:
+    from luzwidget.widgets.dashboard import Dashboard
 
 __all__ = ["Run", "RunState"]
 
@@ -56,7 +54,7 @@ class _Driven(Generic[T]):
         setattr(run._driver, self.name, value)
 
 
-class Run:
+class Run(RunFeatures):
     """A training run that can be stepped, paused, resumed, edited and stopped.
 
     Create one with ``setup(...).run(data, ...)`` (same arguments as ``fit``); nothing
@@ -83,6 +81,9 @@ class Run:
         True when Ctrl-C caused the last pause.
     notice : str
         The last queued command that could not be applied at the boundary.
+    features : Features
+        What the composition root installed: time travel, insight, several processes,
+        serving (see :mod:`luzwidget.control.features`).
     """
 
     state: _Driven[RunState] = _Driven()
@@ -94,7 +95,6 @@ class Run:
     event: _Driven[Event | None] = _Driven()
     events: _Driven[deque[Event]] = _Driven()
     n_events: _Driven[int] = _Driven()
-    breakpoints: _Driven[Breakpoints] = _Driven()
     result: _Driven[Any] = _Driven()
 
     def __init__(
@@ -104,9 +104,21 @@ class Run:
         finish: Callable[[Run], Any] | None = None,
     ) -> None:
         self.ctx = ctx
-        self._driver = Driver(self, ctx, make_loop, finish)
-        self._driver.breakpoints.watch = NonfiniteWatch(self)  # breakpoints.nonfinite
-        self._dashboards: dict[Any, Any] = {}
+        self.features = Features()
+        self._driver = Driver(self, ctx, make_loop, finish, self.features)
+        self._dashboards: dict[Any, Dashboard] = {}
+
+    @property
+    def breakpoints(self) -> Breakpoints:
+        """Events and conditions at which the run pauses by itself."""
+        return self._driver.breakpoints
+
+    @breakpoints.setter
+    def breakpoints(self, value: Breakpoints) -> None:
+        if not isinstance(value, Breakpoints):
+            raise ConfigError(f"breakpoints must be a Breakpoints, got {value!r}.")
+        value.features = self.features  # its nonfinite check is this run's
+        self._driver.breakpoints = value
 
     @classmethod
     def finished(cls, ctx: Context, finish: Callable[[Run], Any] | None = None) -> Run:
@@ -121,8 +133,10 @@ class Run:
         """Run here (blocking) until done, paused or failed. Ctrl-C pauses cleanly.
 
         Like the other commands it returns None, so that a cell ending with it does not
-        display the run (and its dashboard) again.
+        display the run (and its dashboard) again. A finished run goes on if ``max_epochs``
+        allows more epochs (raised with :meth:`edit`, or after early stopping).
         """
+        self._go_on_if_done()
         self._driver.drive_here(None)
 
     def step(self, what: Event | str | None = None, n: int | None = None) -> Event | None:
@@ -152,7 +166,9 @@ class Run:
         """
         if what is None:
             what = "event" if n is None else "batch"
-        self._driver.drive_here(stop_condition(what, 1 if n is None else n))
+        until = stop_condition(what, 1 if n is None else n)
+        self._go_on_if_done()
+        self._driver.drive_here(until)
         return self.event
 
     def start(self, until: Event | str | None = None, n: int = 1) -> None:
@@ -164,7 +180,9 @@ class Run:
         while the run trains, the start is queued behind what was asked before: after a
         :meth:`pause` it resumes, after a ``start(until=...)`` it steps again.
         """
-        self._driver.start(None if until is None else stop_condition(until, n))
+        target = None if until is None else stop_condition(until, n)
+        self._go_on_if_done()
+        self._driver.start(target)
 
     def wait(self, timeout: float | None = None) -> RunState:
         """Wait for the background thread to pause or finish; return the state."""
@@ -190,23 +208,67 @@ class Run:
         self._resolve("retry", background)
 
     def skip(self, background: bool | None = None) -> None:
-        """After an error: abandon the current batch (gradients discarded) and go on."""
+        """Abandon the current batch (its gradients discarded) and go on.
+
+        After an error: the failed step is dropped. At a pause inside a batch, before its
+        optimizer steps (a breakpoint, a NaN pause, a step): the rest of the batch does not
+        run and its metrics are not updated. The run goes on as :meth:`retry` says.
+
+        Raises
+        ------
+        RunStateError
+            If the run is neither stopped on an error nor paused inside a batch.
+        """
+        if self.state == RunState.PAUSED and self.event is not None and self.event.mid_batch:
+            self.add_callback(SkipRestOfBatch(self))
+            self._go_on(background)
+            return
+        if self.state != RunState.ERROR:
+            where = self.event.value if self.event is not None else "no event"
+            raise RunStateError(
+                f"skip() abandons a failed step, or a batch the run is paused inside (before "
+                f"its optimizer step); the run is {self.state} after {where}. Step to a batch "
+                "event first, or use stop()."
+            )
         self._resolve("skip", background)
 
-    def extend(self, epochs: int) -> None:
-        """Continue a finished run for ``epochs`` more epochs (optimizer state kept)."""
-        check_epochs(epochs, "extend: epochs", floor=1)
-        if self.ctx.epoch + epochs > MAX_EPOCHS:
+    def extend(self, epochs: int | None = None) -> None:
+        """Make a finished run ready to train on (optimizer state kept); drive it again.
+
+        ``epochs`` more epochs, or (None) up to ``max_epochs`` as raised since the end
+        (``run.edit("max_epochs", n)``). ``resume()``, ``step()`` and ``start()`` do it
+        themselves when ``max_epochs`` allows more epochs.
+
+        Raises
+        ------
+        ConfigError
+            If ``epochs`` is not a positive int (or would take ``max_epochs`` past
+            :data:`~luzwidget.core.context.MAX_EPOCHS`), or is None while ``max_epochs``
+            allows no more epochs.
+        RunStateError
+            If the run is not finished.
+        """
+        if epochs is not None and (
+            not isinstance(epochs, int) or isinstance(epochs, bool) or epochs < 1
+        ):
+            raise ConfigError(f"epochs must be a positive int or None, got {shown(epochs)}.")
+        if epochs is not None and self.ctx.epoch + epochs > MAX_EPOCHS:
             raise ConfigError(
-                f"extend: epochs={shown(epochs)} would take max_epochs past {MAX_EPOCHS}; "
-                "give fewer epochs."
+                f"extend: epochs={shown(epochs)} would take max_epochs past {MAX_EPOCHS} "
+                "(2**63 - 1); give fewer epochs."
             )
         if self.state != RunState.DONE:
             raise RunStateError(
                 f"extend() continues a finished run; this one is {self.state}. "
                 "Raise the limit with run.edit('max_epochs', n) instead."
             )
-        self.ctx.max_epochs = self.ctx.epoch + epochs
+        if epochs is None and self.ctx.max_epochs <= self.ctx.epoch:
+            raise ConfigError(
+                f"extend(): the run is done at epoch {self.ctx.epoch} of max_epochs "
+                f"{self.ctx.max_epochs}; give epochs=n, or raise max_epochs first."
+            )
+        if epochs is not None:
+            self.ctx.max_epochs = self.ctx.epoch + epochs
         self._driver.extend()
 
     def add_listener(self, listener: Listener) -> None:
@@ -241,31 +303,7 @@ class Run:
             If ``lr`` is not a finite positive number, ``opt_name`` is unknown or
             ``keep_ratios`` is not a bool (or True while a first group's lr is 0).
         """
-        value = finite_positive(lr, "lr")
-        if not isinstance(keep_ratios, bool):
-            raise ConfigError(
-                f"set_lr: keep_ratios must be True or False, got {keep_ratios!r}; True keeps "
-                "the ratios between parameter groups, False sets every group to lr."
-            )
-        ctx = self.ctx
-        chosen = optimizer_names(ctx, None if opt_name is None else [opt_name], "set_lr")
-        if keep_ratios:
-            for name in chosen:
-                groups = ctx.optimizers[name].param_groups
-                if groups and not float(groups[0]["lr"]) > 0:
-                    raise ConfigError(
-                        f"set_lr: the first parameter group of {name!r} has lr="
-                        f"{float(groups[0]['lr'])}, so no ratio to it can be kept; call "
-                        "set_lr(lr) without keep_ratios to set every group to lr."
-                    )
-
-        def apply() -> None:
-            for name in chosen:
-                _set_group_lrs(ctx.optimizers[name].param_groups, value, keep_ratios)
-            if len(chosen) == len(ctx.optimizers):
-                ctx.opt_hparams = {**ctx.opt_hparams, "lr": value}
-
-        self._driver.submit(apply)
+        self._driver.submit(lr_edit(self.ctx, lr, opt_name, keep_ratios))
 
     def edit(self, field: str, value: Any) -> None:
         """Change a context field (``max_epochs``, ``min_epochs``, ``verbose``, ``loss_fn``).
@@ -277,18 +315,7 @@ class Run:
         ConfigError
             If the field cannot be edited or the value is refused (nothing changes).
         """
-        editable = ("max_epochs", "min_epochs", "verbose", "loss_fn")
-        if field not in editable:
-            raise ConfigError(
-                f"{field!r} cannot be edited; editable fields: {', '.join(editable)}."
-            )
-        if field.endswith("_epochs") and (isinstance(value, bool) or not isinstance(value, int)):
-            raise ConfigError(f"{field} must be an int, got {type(value).__name__} {value!r}.")
-        try:
-            checked = self.ctx.check_edit(field, value)
-        except TraitError as exc:
-            raise ConfigError(str(exc)) from None
-        self._driver.submit(lambda: setattr(self.ctx, field, checked))
+        self._driver.submit(field_edit(self.ctx, field, value))
 
     def add_callback(self, callback: Any) -> None:
         """Add a callback (checked now, active from the next event boundary).
@@ -315,75 +342,13 @@ class Run:
             lambda: setattr(ctx, "callbacks", [cb for cb in ctx.callbacks if not match(cb)])
         )
 
-    # -- going back in time (luzwidget.travel.snapshots) ---------------------------------------
-    @property
-    def snapshot_store(self) -> Any:
-        """The run's :class:`~luzwidget.travel.snapshots.SnapshotStore` (``budget``, ``every``)."""
-        return snapshots.store_of(self)
-
-    @snapshot_store.setter
-    def snapshot_store(self, store: Any) -> None:
-        snapshots.set_store(self, store)
-
-    @property
-    def snapshots(self) -> list[Any]:
-        """The snapshots kept, oldest first (automatic ones at epoch ends, and yours)."""
-        return snapshots.store_of(self).list()
-
-    def snapshot(self, label: str | None = None) -> Any:
-        """Take a snapshot now (None if queued for the next boundary of a training run)."""
-        return snapshots.take(self, label)
-
-    def rewind(
-        self, snapshot: Any = None, *, epoch: int | None = None, batches: int | None = None
-    ) -> Any:
-        """Go back to a snapshot (default the latest), the end of ``epoch``, or ``batches``
-        training batches back (replayed from the last snapshot at or before); now paused."""
-        return snapshots.rewind(self, snapshot, epoch=epoch, batches=batches)
-
-    def branch(self, snapshot: Any = None, **edits: Any) -> Run:
-        """A new paused Run from a snapshot with edits (``lr``, ``max_epochs``,
-        ``breakpoints``, any optimizer hyperparameter); this run is not changed."""
-        return snapshots.branch(self, snapshot, **edits)
-
-    def compare(self) -> Any:
-        """A DataFrame: this run and its branches (and theirs), what differs, final metrics."""
-        from luzwidget.travel.branches import compare
-
-        return compare(self)
-
-    # -- seeing inside the model (luzwidget.insight.layers) ------------------------------------
-    def layers(self) -> Any:
-        """A DataFrame, one row per parameter: norms, gradient norms, the last update.
-
-        Columns ``name, module, optimizer, shape, numel, norm, grad_norm, update_norm,
-        update_ratio, nonfinite``: ‖w‖, ‖grad‖ (NaN without a gradient), ‖Δw‖ of the last
-        optimizer step and ‖Δw‖/‖w‖, and the count of NaN or infinite values in the weight
-        and its gradient. Norms are computed now; the update is known only for a step
-        taken after a ``layers()`` call (which arms the recording until the run pauses or
-        ends again) or while a view subscribes: the first call shows NaN updates, and so
-        does a call after a free run nobody armed (the weights changed since the last
-        recorded step). See :mod:`luzwidget.insight.layers`.
-        """
-        from luzwidget.insight.layers import layers
-
-        return layers(self)
-
-    def activations(self) -> Any:
-        """A DataFrame, one row per module: shape, mean, std and non-finite count of its
-        last output (finite values only in mean and std), recorded by forward hooks while
-        armed as :meth:`layers` is; empty until a forward pass ran after the first call."""
-        from luzwidget.insight.layers import activations
-
-        return activations(self)
-
     # -- display -----------------------------------------------------------------------
     def show_loop(self) -> None:
         """Print each event in loop order, indented by nesting, with the callbacks that run
         there, in the order they run (as fastai's ``show_training_loop``)."""
         print(engine_of(self.ctx).loop_text())
 
-    def dashboard(self, parts: Any = None, image_shape: tuple[int, ...] | None = None) -> Any:
+    def dashboard(self, parts: Any = None, image_shape: tuple[int, ...] | None = None) -> Dashboard:
         """The notebook dashboard of this run: controls, progress, inspector, plots, log.
 
         The same widget is returned each time (display it again for another view);
@@ -399,7 +364,7 @@ class Run:
             widget = Dashboard(self, parts=parts, image_shape=image_shape)
             self._dashboards[key] = widget
         elif image_shape is not None:
-            widget._collector.panels["batch"].image_shape = tuple(image_shape)
+            widget.set_image_shape(image_shape)
         return widget
 
     def _repr_mimebundle_(self, **kwargs: Any) -> Any:
@@ -414,23 +379,20 @@ class Run:
     # -- internals -----------------------------------------------------------------------
     def _resolve(self, action: str, background: bool | None) -> None:
         self._driver.resolve(action)
+        self._go_on(background)
+
+    def _go_on_if_done(self) -> None:
+        """A finished run whose ``max_epochs`` allows more epochs becomes ready again."""
+        if self.state == RunState.DONE and self.ctx.max_epochs > self.ctx.epoch:
+            self._driver.extend()
+
+    def _go_on(self, background: bool | None) -> None:
         if background is None:
             background = self._driver.background
         if background:
             self.start()
         else:
             self.resume()
-
-
-def _set_group_lrs(groups: list[dict[str, Any]], value: float, keep_ratios: bool) -> None:
-    """Every group's lr to ``value``, or (``keep_ratios``) scaled so the first gets ``value``."""
-    first = float(groups[0]["lr"]) if groups else 0.0
-    for group in groups:
-        new = value * (float(group["lr"]) / first) if keep_ratios and first else value
-        if isinstance(group["lr"], torch.Tensor):  # a tensor lr stays a tensor
-            group["lr"].fill_(new)
-        else:
-            group["lr"] = new
 
 
 def _no_loop(ctx: Context) -> Loop:

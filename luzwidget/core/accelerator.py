@@ -10,6 +10,7 @@ import torch
 
 from luzwidget.core import distributed
 from luzwidget.core.exceptions import ConfigError
+from luzwidget.core.index_loader import IndexLoader
 
 __all__ = ["Accelerator", "to_device"]
 
@@ -29,6 +30,12 @@ def to_device(value: Any, device: torch.device, non_blocking: bool = False) -> A
             return moved
     if isinstance(value, tuple) and hasattr(value, "_fields"):  # namedtuple
         return kind(*(to_device(v, device, non_blocking) for v in value))
+    to = getattr(value, "to", None)  # an object that moves itself: a PyG Data, a BatchEncoding
+    if callable(to) and not isinstance(value, torch.nn.Module | type):
+        try:
+            return to(device, non_blocking=non_blocking)
+        except TypeError:  # a .to() without non_blocking
+            return to(device)
     return value
 
 
@@ -108,6 +115,8 @@ class Accelerator:
         on this machine for data-parallel training, without torchrun (see
         :mod:`luzwidget.launch`). Inside those workers (or under torchrun) it is ignored.
 
+    Notes
+    -----
     Under DDP, ``ctx.model`` is the ``DistributedDataParallel`` wrapper (its forward
     synchronises the gradients); the user's module is ``ctx.model.module`` and checkpoints
     hold its ``state_dict``, so they load in one process. ``world`` is the
@@ -223,8 +232,9 @@ class Accelerator:
     def prepare_loader(
         self, loader: Iterable[Any] | None, argument: str = "data", shard: bool = True
     ) -> Iterable[Any] | None:
-        """Wrap ``loader`` so batches arrive on the device (a no-op on the CPU); under DDP
-        (and ``shard``), first re-make it with a DistributedSampler (see
+        """Wrap ``loader`` so batches arrive on the device (a no-op on the CPU; an
+        :class:`~luzwidget.core.index_loader.IndexLoader` moves its own); under DDP (and
+        ``shard``), first re-make it with a DistributedSampler (see
         :func:`~luzwidget.core.distributed.shard_loader`)."""
         world = self.world
         if (
@@ -236,6 +246,8 @@ class Accelerator:
             loader = distributed.shard_loader(loader, world, argument)
         if loader is None or not self.device_placement or self.device.type == "cpu":
             return loader
+        if isinstance(loader, IndexLoader):  # slices on the data's device, then moved
+            return loader if loader.device == self.device else loader.to(self.device)
         if isinstance(loader, _DeviceLoader):
             return (
                 loader

@@ -23,7 +23,7 @@ from luzwidget.core.traits import Any_, Bool, Dict, Instance, Int, List, Live
 if TYPE_CHECKING:
     from luzwidget.core.engine import Engine
 
-__all__ = ["MAX_EPOCHS", "Context", "Live", "check_callbacks", "check_epochs", "shown"]
+__all__ = ["MAX_EPOCHS", "Context", "Live", "check_callbacks", "epochs_in_range", "shown"]
 
 MAX_EPOCHS = 2**63 - 1
 """The most epochs a run may be given (``sys.maxsize``: "until something stops it"); a
@@ -69,6 +69,11 @@ class Context(HasTraits):
     opt = Live(help="The optimizer of the current inner step.")
     opt_nm = Live(help="Name of the current optimizer (luz's code calls it opt_name).")
     step_opt = Any_(None, allow_none=True, help="callable(opt); default opt.step().")
+    accumulate = Int(
+        1,
+        help="Training batches per optimizer step (int >= 1, default 1): their gradients add "
+        "up, each loss divided by the group's size (fit(..., accumulate=k)).",
+    )
     autocast = Any_(
         None,
         allow_none=True,
@@ -141,6 +146,16 @@ class Context(HasTraits):
                 f"max_epochs={shown(value)} is invalid: expected an integer >= {floor} "
                 f"(min_epochs={self.min_epochs}, current epoch={self.epoch}) and <= "
                 f"{MAX_EPOCHS} (2**63 - 1)."
+            )
+        return value
+
+    @validate("accumulate")
+    def _check_accumulate(self, proposal: Bunch) -> int:
+        value = proposal["value"]
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise TraitError(
+                f"accumulate={value!r} is invalid: expected an int >= 1 (training batches per "
+                "optimizer step); it applies from the next epoch."
             )
         return value
 
@@ -315,7 +330,7 @@ def finite_positive(value: Any, argument: str) -> float:
     return number
 
 
-def check_epochs(value: Any, argument: str, floor: int = 0) -> int:
+def epochs_in_range(value: Any, argument: str, floor: int = 0) -> int:
     """Return ``value`` if it is an int from ``floor`` to :data:`MAX_EPOCHS`; else raise
     ConfigError naming ``argument``."""
     if isinstance(value, bool) or not isinstance(value, int):
@@ -345,11 +360,3 @@ _FIELDS = frozenset(_TRAITS) | {"opt_name"}
 # traitlets itself shadows notify_change while it holds notifications in __init__.
 _SETTABLE = _FIELDS | {"notify_change"}
 _LIVE = {n: t.default_value for n, t in Context.class_traits().items() if isinstance(t, Live)}
-
-
-def __getattr__(name: str) -> Any:
-    if name == "Fault":  # it moved to luzwidget.core.engine; old imports keep working
-        from luzwidget.core.engine import Fault
-
-        return Fault
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -9,16 +9,29 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset, IterableDataset, TensorDataset, random_split
+from torch.utils.data import (
+    DataLoader,
+    Dataset,
+    IterableDataset,
+    Subset,
+    TensorDataset,
+    random_split,
+)
 
 from luzwidget.core.accelerator import _DeviceLoader, to_device
+from luzwidget.core.batches import split_batch
+from luzwidget.core.collate import collate, is_map_style, is_structured, structured
 from luzwidget.core.exceptions import ConfigError, DataError
+from luzwidget.core.index_loader import IndexLoader, index_loader_of
+from luzwidget.core.report import report
 
 __all__ = ["Replay", "as_loader", "epoch_batches", "loader_len", "split_batch", "split_valid"]
 
 _ACCEPTED = (
-    "a DataLoader, a Dataset, a tuple (input, target) of tensors or numpy arrays, a single "
-    "tensor or array (input only), or a list of ready batches"
+    "a DataLoader, a Dataset (torch's, or any with __getitem__ and __len__, e.g. a Hugging "
+    "Face datasets.Dataset), a tuple (input, target) of tensors or numpy arrays (each part "
+    "may be a tuple or dict of them: ((a, b), y)), a dict of tensors, a single tensor or "
+    "array (input only), or a list of ready batches"
 )
 
 
@@ -40,9 +53,12 @@ def _is_array(value: Any) -> bool:
 
 
 def as_dataset(data: Any, argument: str = "data") -> Dataset[Any] | None:
-    """``data`` as a Dataset when it is one, tensors or arrays; None for other iterables."""
-    if isinstance(data, Dataset):
-        return data
+    """``data`` as a Dataset when it is one (or map-style), tensors or arrays in a
+    structure; None for other iterables."""
+    if isinstance(data, Dataset) or is_map_style(data):
+        return data  # type: ignore[no-any-return]
+    if is_structured(data):
+        return structured(data, _as_tensor, argument)
     if _is_array(data):
         return TensorDataset(_as_tensor(data, argument))
     if isinstance(data, tuple | list) and 1 <= len(data) <= 3 and all(map(_is_array, data)):
@@ -74,6 +90,7 @@ def as_loader(
     options: Mapping[str, Any] | None = None,
     argument: str = "data",
     ordered: str | None = None,
+    empty_ok: bool = False,
 ) -> Iterable[Any]:
     """Return something the loop can iterate over once per epoch.
 
@@ -82,7 +99,10 @@ def as_loader(
     data
         A DataLoader (used as is), a Dataset (map-style or IterableDataset),
         tensors/arrays (see :func:`as_dataset`), or any re-iterable of ready batches
-        (e.g. a list of ``(input, target)`` tuples).
+        (e.g. a list of ``(input, target)`` tuples). Tensors, a TensorDataset and a
+        Dataset with ``__getitems__`` get an
+        :class:`~luzwidget.core.index_loader.IndexLoader` (the DataLoader's batches,
+        taken by index) unless ``options`` ask for what only a DataLoader does.
     training
         Training loaders shuffle and drop the last partial batch (an IterableDataset
         does neither); validation ones never do.
@@ -93,6 +113,8 @@ def as_loader(
     ordered
         Where order is kept whatever the options say (e.g. ``"predict()"``): a
         ``shuffle=True`` in ``options`` is then ignored with a warning naming it.
+    empty_ok
+        Accept a loader of 0 batches (a fit of 0 epochs trains on nothing anyway).
 
     Raises
     ------
@@ -102,17 +124,18 @@ def as_loader(
     DataError
         If ``data`` is none of the accepted kinds, empty, or a one-shot iterator.
     """
-    if isinstance(data, DataLoader):
+    if isinstance(data, DataLoader | IndexLoader):
         if options:
             raise ConfigError(
                 f"dataloader_options={dict(options)!r} cannot be applied to {argument}, which is "
                 "already a DataLoader. Either pass the Dataset (or tensors) and keep "
                 "dataloader_options, or build the DataLoader with those options yourself."
             )
-        return _check_batches(data, argument, training)
+        return data if empty_ok else _check_batches(data, argument, training)
     dataset = as_dataset(data, argument)
     if dataset is not None:
-        return _check_batches(_loader(dataset, training, options, argument, ordered), argument)
+        loader = _loader(dataset, training, options, argument, ordered)
+        return loader if empty_ok else _check_batches(loader, argument)
     if isinstance(data, Iterator):
         raise DataError(
             f"{argument} is a one-shot iterator ({type(data).__name__}); it would be empty "
@@ -124,7 +147,7 @@ def as_loader(
                 f"dataloader_options cannot be applied to {argument}, a {type(data).__name__} of "
                 "ready batches. Pass a Dataset or tensors to have a DataLoader built."
             )
-        return _check_batches(data, argument, training)
+        return data if empty_ok else _check_batches(data, argument, training)
     raise DataError(f"{argument} must be {_ACCEPTED}; got {type(data).__name__}: {data!r:.80}.")
 
 
@@ -134,8 +157,10 @@ def _loader(
     options: Mapping[str, Any] | None,
     argument: str,
     ordered: str | None,
-) -> DataLoader[Any]:
-    """A DataLoader over ``dataset`` with the defaults, ``options`` over them, checked."""
+) -> DataLoader[Any] | IndexLoader:
+    """A DataLoader over ``dataset`` with the defaults, ``options`` over them, checked;
+    as an :class:`~luzwidget.core.index_loader.IndexLoader` (the same batches, taken by
+    index) where nothing in it needs a DataLoader."""
     iterable = isinstance(dataset, IterableDataset)
     if not iterable and loader_len(dataset) == 0:
         raise DataError(
@@ -154,6 +179,10 @@ def _loader(
     if not training:
         given.pop("shuffle", None)
     kwargs.update(given)
+    if "collate_fn" not in given and _foreign(dataset):
+        kwargs["collate_fn"] = collate  # rows of lists (input_ids) stack into tensors
+    if "drop_last" not in given:
+        _keep_short_batch(dataset, kwargs, argument)
     if iterable and kwargs.get("shuffle"):
         raise ConfigError(
             f"dataloader_options={given!r}: {argument} is an IterableDataset "
@@ -162,7 +191,7 @@ def _loader(
         )
     _check_batch_size(kwargs.get("batch_size"), given)
     try:
-        return DataLoader(dataset, **kwargs)
+        loader = DataLoader(dataset, **kwargs)
     except (TypeError, ValueError) as exc:
         raise ConfigError(
             f"dataloader_options={given!r} for {argument}: DataLoader refused them: "
@@ -170,6 +199,28 @@ def _loader(
             "Pass only DataLoader keyword arguments with valid values, e.g. "
             "dataloader_options={'batch_size': 64, 'num_workers': 2}."
         ) from exc
+    return index_loader_of(loader, given.get("pin_memory"))
+
+
+def _foreign(dataset: Any) -> bool:
+    """Whether ``dataset`` (or the dataset under its Subsets) is not a torch Dataset."""
+    while isinstance(dataset, Subset):
+        dataset = dataset.dataset
+    return not isinstance(dataset, Dataset)
+
+
+def _keep_short_batch(dataset: Any, kwargs: dict[str, Any], argument: str) -> None:
+    """A training set smaller than one batch keeps its one partial batch (said once),
+    where dropping it would leave an epoch of nothing (as Keras and Lightning do)."""
+    n, size = loader_len(dataset), kwargs.get("batch_size")
+    if not kwargs.get("drop_last") or not n or not isinstance(size, int) or n >= size:
+        return
+    kwargs["drop_last"] = False
+    report(
+        f"{argument} has {n} samples, fewer than batch_size={size}: the last (partial) batch "
+        f"is kept, so an epoch trains on one batch of {n}. Pass dataloader_options="
+        f"{{'batch_size': ...}} to choose another size."
+    )
 
 
 def _check_batch_size(batch_size: Any, given: Mapping[str, Any]) -> None:
@@ -215,7 +266,7 @@ def split_valid(data: Any, fraction: Any) -> tuple[Dataset[Any], Dataset[Any]]:
             f"valid_data={fraction!r}: a number is the fraction of data held out for "
             "validation and must be strictly between 0 and 1, e.g. valid_data=0.2."
         )
-    dataset = None if isinstance(data, DataLoader) else as_dataset(data)
+    dataset = None if isinstance(data, DataLoader | IndexLoader) else as_dataset(data)
     if isinstance(dataset, IterableDataset):
         raise ConfigError(
             f"valid_data={fraction} splits data at random, but data is an IterableDataset "
@@ -236,21 +287,6 @@ def split_valid(data: Any, fraction: Any) -> tuple[Dataset[Any], Dataset[Any]]:
         )
     train, valid = random_split(dataset, [n - n_valid, n_valid])
     return train, valid
-
-
-def split_batch(batch: Any) -> tuple[Any, Any]:
-    """``(input, target)`` of a batch: ``batch[0], batch[1]`` for tuples and lists.
-
-    A lone tensor (or any other object) is the input, with no target.
-    """
-    kind = type(batch)
-    if kind is tuple or kind is list:
-        n = len(batch)
-        if n >= 2:
-            return batch[0], batch[1]
-        if n == 1:
-            return batch[0], None
-    return batch, None
 
 
 def loader_len(data: Any) -> int | None:
@@ -302,6 +338,8 @@ def epoch_batches(loader: Iterable[Any]) -> tuple[Iterator[Any], Replay | None, 
     ``replay.again`` makes the next call load the same batch again; ``replay`` is None
     where that cannot be done, and ``limit`` says why (for the fault's message):
 
+    - an :class:`~luzwidget.core.index_loader.IndexLoader`: exact (the same positions
+      are taken again);
     - a map-style Dataset in a DataLoader with ``num_workers=0``: exact (the indices of
       the failed batch are fetched again, by the loader itself);
     - ``num_workers > 0``: the workers have already been sent the next indices and the
@@ -311,6 +349,9 @@ def epoch_batches(loader: Iterable[Any]) -> tuple[Iterator[Any], Replay | None, 
     A loader the accelerator moves to a device is iterated through ``map``, which,
     unlike a generator, stays usable after the inner loader raised.
     """
+    if isinstance(loader, IndexLoader):
+        epoch = iter(loader)
+        return epoch, epoch, ""  # type: ignore[return-value]  # has Replay's `again`
     device = None
     if isinstance(loader, _DeviceLoader):
         device, non_blocking, loader = loader.device, loader.non_blocking, loader.loader

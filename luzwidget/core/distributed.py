@@ -29,6 +29,7 @@ from torch.utils.data import (
 )
 
 from luzwidget.core.exceptions import ConfigError
+from luzwidget.core.index_loader import IndexLoader
 
 __all__ = [
     "World",
@@ -159,7 +160,11 @@ def connect(timeout_s: float, host: bool = False) -> Any:
 
 
 def unwrap(model: Any) -> Any:
-    """The user's module inside a DistributedDataParallel wrapper (else ``model`` itself)."""
+    """The user's module inside a DistributedDataParallel wrapper (else ``model`` itself).
+
+    A ``torch.compile`` wrapper is kept (predict, evaluate and a module's own ``step`` run
+    compiled); :func:`luzwidget.core.compiled.original` goes through both.
+    """
     inner = getattr(model, "module", None)
     if isinstance(model, torch.nn.parallel.DistributedDataParallel) and inner is not None:
         return inner
@@ -187,6 +192,7 @@ def shard_loader(loader: Iterable[Any] | None, world: World, argument: str) -> A
     for ``shuffle=True``) and default batch sampler is re-made with the same
     ``batch_size``, ``drop_last``, ``collate_fn``, ``num_workers`` and the rest; shuffling
     moves into the sampler (seeded identically on every rank, reshuffled by ``set_epoch``).
+    An :class:`~luzwidget.core.index_loader.IndexLoader` takes the same indices by index.
 
     Raises
     ------
@@ -197,6 +203,8 @@ def shard_loader(loader: Iterable[Any] | None, world: World, argument: str) -> A
     """
     if loader is None or isinstance(getattr(loader, "sampler", None), DistributedSampler):
         return loader
+    if isinstance(loader, IndexLoader):
+        return loader.shard(world.rank, world.world_size)
     fix = (
         "Pass a map-style Dataset (or tensors) and let luzwidget shard it, or shard the data "
         "yourself per rank (ctx.rank, ctx.world_size) and pass Accelerator(shard_data=False)."

@@ -23,11 +23,14 @@ from luzwidget.core.dispatch import build_dispatch_table
 from luzwidget.core.events import Event
 from luzwidget.core.exceptions import CallbackError, RunStateError, StepError, StopEpoch, StopFit
 from luzwidget.core.faults import WHAT, Control, describe_io, misplaced, no_graph_hint, nth_batch
+from luzwidget.core.flags import LoopFlags
 from luzwidget.core.report import report
 from luzwidget.core.traits import Live
 
 if TYPE_CHECKING:
+    from luzwidget.core.accumulate import Accumulation
     from luzwidget.core.context import Context
+    from luzwidget.core.pieces import Pieces
 
 __all__ = [
     "EPOCH_EVENTS",
@@ -37,7 +40,6 @@ __all__ = [
     "PASS_THROUGH",
     "Engine",
     "Fault",
-    "LoopFlags",
     "SkipBatch",
     "engine_of",
     "rng_state",
@@ -45,13 +47,11 @@ __all__ = [
 ]
 
 E = Event
-EPOCH_EVENTS = frozenset(
-    e for e in Event if e.value.startswith(("on_train", "on_valid", "on_epoch"))
-)
+EPOCH_EVENTS = frozenset(e for e in Event if e.in_epoch)
 """The events inside an epoch: where ``epoch_handlers`` apply."""
 
 _ENDING = (E.on_early_stopping, E.on_interrupt, E.on_fit_end)
-_PREDICT = tuple(e for e in Event if e.value.startswith("on_predict"))
+_PREDICT = tuple(e for e in Event if e.is_predict)
 LOOP_ORDER = (*(e for e in Event if e not in _ENDING and e not in _PREDICT), *_ENDING, *_PREDICT)
 """Every event in the order the loops fire them (fit, then predict)."""
 
@@ -123,38 +123,6 @@ class Fault:
         return f"<Fault {self.stage} at {self.event}: {type(self.cause).__name__}>"
 
 
-class LoopFlags:
-    """What the loop and the thread driving it tell each other, per run.
-
-    Attributes
-    ----------
-    listening : bool
-        The loop yields each event only while its driver listens (stepping, breakpoints,
-        a pending command or pause); free-running it skips the yields.
-    in_user_code : bool
-        True while user code runs (callbacks, forward, loss, backward): a second Ctrl-C
-        may interrupt there at once; anywhere else it waits for the next event.
-    stage : str
-        The part of the step running now (``"forward"``, ``"loss"``, ...), named in a fault.
-    check_target : bool
-        True until the first training loss of a fit has checked the target's shape.
-    """
-
-    __slots__ = ("check_target", "in_user_code", "listening", "stage")
-
-    def __init__(self) -> None:
-        self.listening = True
-        self.in_user_code = False
-        self.stage = "forward"
-        self.check_target = False
-
-    def __repr__(self) -> str:
-        return (
-            f"<LoopFlags listening={self.listening} in_user_code={self.in_user_code} "
-            f"stage={self.stage!r}>"
-        )
-
-
 class Engine:
     """Dispatch, faults and flags for one context; build it with :func:`engine_of`.
 
@@ -180,17 +148,23 @@ class Engine:
         The batches of the current pass over the data that were skipped (``run.skip()``).
     told_nonfinite : bool
         Whether this fit has reported a non-finite loss already (it is said once).
+    accum : Accumulation or None
+        The gradient accumulation of the training pass under way (None: a step per batch,
+        and outside training); see :mod:`luzwidget.core.accumulate`.
     """
 
     __slots__ = (
+        "accum",
         "control",
         "ctx",
         "flags",
         "live",
         "on_nonfinite",
         "on_pause",
+        "pieces",
         "skipped",
         "table",
+        "told",
         "told_nonfinite",
         "values",
     )
@@ -207,6 +181,9 @@ class Engine:
         self.on_nonfinite: Callable[[str], None] | None = None
         self.skipped: list[int] = []
         self.told_nonfinite = False
+        self.told: set[str] = set()  # notes said once per run (e.g. a dict batch's keys left out)
+        self.accum: Accumulation | None = None
+        self.pieces: Pieces | None = None  # a custom step's pieces (core.pieces), on first use
         ctx._engine = self
 
     def set_callbacks(self, callbacks: list[Any]) -> None:
@@ -329,7 +306,7 @@ class Engine:
         lines = []
         for event in LOOP_ORDER:
             names = [type(getattr(fn, "__self__", fn)).__name__ for fn in self.table[event]]
-            label = "  " * _depth(event) + event.value
+            label = "  " * event.depth + event.value
             lines.append(f"{label:<38} {', '.join(names) or '-'}".rstrip())
         return "\n".join(lines)
 
@@ -339,7 +316,7 @@ class Engine:
         ctx, exc = self.ctx, fault.cause
         if fault.interrupted or fault.stage == "control":  # a callback's bug, not the data's
             return
-        if fault.event in EPOCH_EVENTS:
+        if fault.event.in_epoch:
             for cls, handler in ctx.epoch_handlers.items():
                 if isinstance(exc, cls):
                     handler(ctx, exc)
@@ -381,17 +358,6 @@ def engine_of(ctx: Context) -> Engine:
     """The engine of ``ctx``, made on first use (every context has at most one)."""
     engine = ctx._engine
     return engine if engine is not None else Engine(ctx)
-
-
-def _depth(event: Event) -> int:
-    name = event.value
-    if name.startswith("on_predict"):
-        return 1 if "_batch_" in name else 0
-    if "_batch_" in name:
-        return 3 if name.endswith(("_batch_begin", "_batch_end")) else 4
-    if name.startswith(("on_train", "on_valid")):
-        return 2
-    return 1 if name.startswith("on_epoch") else 0
 
 
 _NEXT_EVENT = {

@@ -80,6 +80,60 @@ class Event(StrEnum):
     on_predict_batch_end = "on_predict_batch_end"
     on_predict_end = "on_predict_end"
 
+    # -- where an event is in the loop: the groups every part of luzwidget uses -----------
+    @property
+    def in_epoch(self) -> bool:
+        """Inside an epoch (``on_epoch_*``, ``on_train_*``, ``on_valid_*``): where
+        ``epoch_handlers`` apply and ``StopEpoch`` means something."""
+        return self in _IN_EPOCH
+
+    @property
+    def in_batch(self) -> bool:
+        """A batch event of training, validation or prediction (``on_*_batch_*``)."""
+        return self in _IN_BATCH
+
+    @property
+    def in_train_batch(self) -> bool:
+        """An ``on_train_batch_*`` event."""
+        return self in _IN_TRAIN_BATCH
+
+    @property
+    def is_batch_begin(self) -> bool:
+        """The first event of a batch (training, validation or prediction)."""
+        return self in _BATCH_BEGINS
+
+    @property
+    def is_batch_end(self) -> bool:
+        """The last event of a batch (training, validation or prediction)."""
+        return self in _BATCH_ENDS
+
+    @property
+    def is_after_pred(self) -> bool:
+        """Right after the forward: ``on_train_batch_after_pred`` / ``on_valid_...``."""
+        return self in _AFTER_PRED
+
+    @property
+    def is_after_loss(self) -> bool:
+        """Right after the loss: ``on_train_batch_after_loss`` / ``on_valid_...``."""
+        return self in _AFTER_LOSS
+
+    @property
+    def mid_batch(self) -> bool:
+        """Inside a training or validation batch, before its optimizer steps: a pause here
+        can abandon the rest of the batch (``run.skip()``)."""
+        return self in _MID_BATCH
+
+    @property
+    def is_predict(self) -> bool:
+        """An event of ``predict()`` (``on_predict_*``)."""
+        return self in _PREDICT
+
+    @property
+    def depth(self) -> int:
+        """How deep in the loop it fires: 0 fit, 1 epoch, 2 train/valid pass, 3 batch
+        begin/end, 4 inside a batch (predict: 0 and 1), as ``show_loop`` indents it."""
+        return _DEPTH[self]
+
     @classmethod
     def parse(cls, value: str | Event, *, argument: str = "event", hint: str = "") -> Event:
         """Return the event named ``value``; accept the name with or without ``on_``.
@@ -103,3 +157,31 @@ class Event(StrEnum):
             f"{argument}={value!r} is not an event; expected one of: {valid}."
             + (f" {hint}" if hint else "")
         )
+
+
+def _named(*prefixes: str) -> frozenset[Event]:
+    return frozenset(e for e in Event if e.value.startswith(prefixes))
+
+
+_IN_EPOCH = _named("on_train", "on_valid", "on_epoch")
+_IN_BATCH = frozenset(e for e in Event if "_batch_" in e.value)
+_IN_TRAIN_BATCH = _named("on_train_batch_")
+_PREDICT = _named("on_predict")
+_BATCH_BEGINS = frozenset(e for e in _IN_BATCH if e.value.endswith("_batch_begin"))
+_BATCH_ENDS = frozenset(e for e in _IN_BATCH if e.value.endswith("_batch_end"))
+_AFTER_PRED = frozenset({Event.on_train_batch_after_pred, Event.on_valid_batch_after_pred})
+_AFTER_LOSS = frozenset({Event.on_train_batch_after_loss, Event.on_valid_batch_after_loss})
+_MID_BATCH = (_IN_BATCH - _PREDICT - _BATCH_ENDS) - {Event.on_train_batch_after_step}
+
+
+def _depth(event: Event) -> int:
+    if event in _PREDICT:
+        return 1 if event in _IN_BATCH else 0
+    if event in _IN_BATCH:
+        return 3 if event in _BATCH_BEGINS | _BATCH_ENDS else 4
+    if event.value.startswith(("on_train", "on_valid")):
+        return 2
+    return 1 if event.value.startswith("on_epoch") else 0
+
+
+_DEPTH = {event: _depth(event) for event in Event}

@@ -9,7 +9,10 @@ callbacks, loggers, ``Fitted`` and the dashboard never index it by hand.
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from typing import Any, TypeVar, overload
+from typing import TYPE_CHECKING, Any, TypeVar, overload
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = ["MONITORED_SETS", "Records"]
 
@@ -132,6 +135,13 @@ class Records:
             for epoch, values in enumerate(entries or [], 1):
                 for name, value in (values or {}).items():
                     yield set_, name, epoch, value
+
+    def frame(self) -> pd.DataFrame:
+        """The rows as a pandas DataFrame with columns set, metric, epoch, value
+        (``fitted.get_metrics()``)."""
+        import pandas as pd
+
+        return pd.DataFrame(list(self.rows()), columns=["set", "metric", "epoch", "value"])
 
     def monitors(self, epoch: int | None = None) -> list[str]:
         """The monitor names (``"train_loss"``, ``"valid_acc"``...) logged at ``epoch``.

@@ -42,9 +42,7 @@ class Outcome:
 
 
 _OR_USE = "Or use 'batch' or 'epoch'."
-_BATCH_ENDS = frozenset(
-    {Event.on_train_batch_end, Event.on_valid_batch_end, Event.on_predict_batch_end}
-)
+_BATCH_ENDS = frozenset(e for e in Event if e.is_batch_end)
 
 
 def stop_condition(what: Event | str | None = None, n: int = 1) -> Until:

@@ -13,9 +13,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from luzwidget.callbacks import Callback
+from luzwidget.core.callback import Callback
 
-__all__ = ["OnDemand"]
+__all__ = ["InsightState", "OnDemand", "insight_of"]
 
 
 class OnDemand(Callback):
@@ -24,6 +24,8 @@ class OnDemand(Callback):
     Subclasses override :meth:`joined` (now in the run's callbacks) and :meth:`left` (out
     of them), and the ``on_<event>`` methods they need, as any callback.
     """
+
+    run_bound = True  # luzwidget's own, for this run only: a branch does not copy it
 
     def __init__(self, run: Any) -> None:
         self.run = run
@@ -77,3 +79,26 @@ class OnDemand(Callback):
         if not (self.wanted or self._adding or self._removing) and self._observing:
             ctx.unobserve(self._callbacks_changed, "callbacks")
             self._observing = False
+
+
+class InsightState:
+    """What a run's insight feature keeps: its on-demand views, one of each kind, made on
+    first use (see :func:`luzwidget.insight.layers.tracker`)."""
+
+    def __init__(self, run: Any) -> None:
+        self.run = run
+        self.views: dict[type[OnDemand], OnDemand] = {}
+
+
+def insight_of(run: Any) -> InsightState:
+    """The insight state of ``run`` (its ``features.insight``).
+
+    Raises
+    ------
+    ConfigError
+        If the run has no insight feature (a Run built by hand).
+    """
+    state: InsightState = run.features.require(
+        "insight", InsightState, "this run has no layer views"
+    )
+    return state

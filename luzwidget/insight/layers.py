@@ -25,26 +25,33 @@ recorded (the weight changed since, which ``Tensor._version`` tells at no cost: 
 step, a rewind, a loaded checkpoint), and with a module's own ``step()`` (no
 ``on_train_batch_before_step`` event to record at). ``run.activations()`` does the same for
 the output of every module (forward hooks, installed only while armed).
+
+A compiled model (``torch.compile(model)``, ``model.compile()``) is shown as the module
+itself: names without ``_orig_mod``, hooks on the original modules, and while hooks are
+installed its batches run eagerly (:func:`luzwidget.core.compiled.run_eagerly`: a graph
+compiled before would not call them).
 """
 
 from __future__ import annotations
 
-import math
 from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
 
+from luzwidget.core.compiled import named_modules, named_parameters
 from luzwidget.core.events import Event
 from luzwidget.core.states import RunState
-from luzwidget.insight.attached import OnDemand
+from luzwidget.insight.stats import ROOT, grad_norm, nonfinite_count, norm, numbers, ratio
+from luzwidget.insight.trackers import ActivationTracker, Armed, tracker
 
 if TYPE_CHECKING:
     import pandas as pd
 
     from luzwidget.core.context import Context
 
-__all__ = ["ActivationTracker", "LayerTracker", "activations", "layers", "tracker"]
+
+__all__ = ["ACTIVATION_COLUMNS", "LAYER_COLUMNS", "ROOT", "LayerTracker", "activations", "layers"]
 
 LAYER_COLUMNS = [
     "name",
@@ -59,50 +66,6 @@ LAYER_COLUMNS = [
     "nonfinite",
 ]
 ACTIVATION_COLUMNS = ["name", "module", "shape", "mean", "std", "nonfinite"]
-ROOT = "(model)"
-"""How the model itself is named among its modules (``named_modules()`` calls it ``""``)."""
-
-
-class Armed(OnDemand):
-    """An :class:`OnDemand` callback armed by subscribers, or once for the next drive."""
-
-    def __init__(self, run: Any) -> None:
-        super().__init__(run)
-        self.subscribers = 0
-        self._once = False
-        self._drove = False
-        self._listening = False
-
-    def subscribe(self) -> None:
-        """Keep recording until the matching :meth:`unsubscribe` (counted)."""
-        self.subscribers += 1
-        self._update()
-
-    def unsubscribe(self) -> None:
-        """Undo one :meth:`subscribe`; the last one disarms unless a call armed it."""
-        self.subscribers = max(0, self.subscribers - 1)
-        self._update()
-
-    def arm_once(self) -> None:
-        """Record during the next stretch of driving, until the run pauses or ends again."""
-        self._once = True
-        self._drove = self.run.state == RunState.RUNNING
-        if not self._listening:
-            self.run.add_listener(self._state_changed)
-            self._listening = True
-        self._update()
-
-    def _state_changed(self, run: Any) -> None:
-        if run.state == RunState.RUNNING:
-            self._drove = True
-        elif self._drove:
-            self._once = self._drove = False
-            run.remove_listener(self._state_changed)
-            self._listening = False
-            self._update()
-
-    def _update(self) -> None:
-        self.want(self.subscribers > 0 or self._once)
 
 
 class LayerTracker(Armed):
@@ -189,8 +152,7 @@ class LayerTracker(Armed):
         """Whether each step is recorded: armed by more than sampled readers, or stepping."""
         if self._once or self.subscribers > self.samplers:
             return True
-        driver = getattr(self.run, "_driver", None)  # a step target: the user steps
-        return getattr(getattr(driver, "_boundary", None), "target", None) is not None
+        return bool(self.run.stepping)  # a step target: the user steps
 
     def _copy(self, ctx: Context) -> None:
         opt = ctx.opt
@@ -219,54 +181,11 @@ class LayerTracker(Armed):
         return entry[1]
 
 
-class ActivationTracker(Armed):
-    """Keeps, while armed, the statistics of each module's last output (forward hooks).
-
-    Attributes
-    ----------
-    stats : dict
-        ``module name -> (module type, shape, mean, std, non-finite count)`` of the last
-        forward pass recorded; the numbers are 0-d tensors until read.
-    """
-
-    def __init__(self, run: Any) -> None:
-        super().__init__(run)
-        self.stats: dict[str, tuple[str, tuple[int, ...], Any, Any, Any]] = {}
-        self.handles: list[Any] = []
-
-    def joined(self) -> None:
-        for name, module in self.run.ctx.model.named_modules():
-            self.handles.append(module.register_forward_hook(self._hook(name or ROOT)))
-
-    def left(self) -> None:
-        for handle in self.handles:
-            handle.remove()
-        self.handles.clear()
-
-    def _hook(self, name: str) -> Any:
-        def hook(module: nn.Module, args: Any, output: Any) -> None:
-            tensor = first_tensor(output)
-            if tensor is not None:
-                self.stats[name] = (type(module).__name__, tuple(tensor.shape), *_stats(tensor))
-
-        return hook
-
-
-def tracker(run: Any, kind: type[Armed] = LayerTracker) -> Any:
-    """The run's tracker of ``kind`` (made on first use, kept on the run)."""
-    key = f"_luzwidget_{kind.__name__}"
-    found = getattr(run, key, None)
-    if found is None:
-        found = kind(run)
-        setattr(run, key, found)
-    return found
-
-
 def layers(run: Any, arm: bool = True, latest: bool = False) -> pd.DataFrame:
     """One row per parameter of ``run.ctx.model``; see :meth:`Run.layers`.
 
     ``latest``: the update columns show the last recorded step even when later steps
-    were not recorded (``tracker(run).recorded`` says which step that was).
+    were not recorded (``tracker(run, LayerTracker).recorded`` says which step that was).
     """
     import pandas as pd
 
@@ -274,11 +193,11 @@ def layers(run: Any, arm: bool = True, latest: bool = False) -> pd.DataFrame:
     layer_tracker = tracker(run, LayerTracker)
     owner = _owners(ctx.optimizers or {})
     types = _module_types(ctx.model)
-    named = list(ctx.model.named_parameters())
-    norms = _numbers([norm(p.detach()) for _, p in named])
-    grads = _numbers([_grad_norm(p) for _, p in named])
-    updates = _numbers([layer_tracker.update_of(p, latest) for _, p in named])
-    counts = _numbers([_nonfinite(p) for _, p in named])
+    named = list(named_parameters(ctx.model))  # the user's names: no DDP or compile prefix
+    norms = numbers([norm(p.detach()) for _, p in named])
+    grads = numbers([grad_norm(p) for _, p in named])
+    updates = numbers([layer_tracker.update_of(p, latest) for _, p in named])
+    counts = numbers([nonfinite_count(p) for _, p in named])
     rows = [
         (
             name,
@@ -289,7 +208,7 @@ def layers(run: Any, arm: bool = True, latest: bool = False) -> pd.DataFrame:
             norms[i],
             grads[i],
             updates[i],
-            _ratio(updates[i], norms[i]),
+            ratio(updates[i], norms[i]),
             int(counts[i]),
         )
         for i, (name, p) in enumerate(named)
@@ -307,9 +226,9 @@ def activations(run: Any, arm: bool = True) -> pd.DataFrame:
 
     act = tracker(run, ActivationTracker)
     items = list(act.stats.items())
-    means = _numbers([s[2] for _, s in items])
-    stds = _numbers([s[3] for _, s in items])
-    counts = _numbers([s[4] for _, s in items])
+    means = numbers([s[2] for _, s in items])
+    stds = numbers([s[3] for _, s in items])
+    counts = numbers([s[4] for _, s in items])
     rows = [
         (name, s[0], s[1], means[i], stds[i], int(counts[i])) for i, (name, s) in enumerate(items)
     ]
@@ -335,78 +254,6 @@ def _module_types(model: nn.Module) -> dict[str, str]:
     """``parameter name -> class name of the module that holds it`` (e.g. ``"Linear"``)."""
     return {
         f"{prefix}.{pname}" if prefix else pname: type(module).__name__
-        for prefix, module in model.named_modules()
+        for prefix, module in named_modules(model)
         for pname, _ in module.named_parameters(recurse=False)
     }
-
-
-def first_tensor(output: Any) -> torch.Tensor | None:
-    """The output itself if a tensor, else the first tensor in a tuple, list or dict."""
-    if isinstance(output, torch.Tensor):
-        return output
-    if isinstance(output, dict):
-        output = list(output.values())
-    if isinstance(output, tuple | list):
-        for item in output:
-            if isinstance(item, torch.Tensor):
-                return item
-    return None
-
-
-def _stats(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Mean and std of the finite values (NaN if none), and the count of the others."""
-    with torch.no_grad():
-        x = x.detach()
-        x = x.abs() if x.is_complex() else x.float()
-        finite = torch.isfinite(x)
-        n = finite.sum()
-        kept = torch.where(finite, x, 0.0)
-        mean = kept.sum() / n
-        var = (torch.where(finite, x - mean, 0.0) ** 2).sum() / (n - 1)
-        return mean, var.sqrt(), x.numel() - n
-
-
-def norm(x: torch.Tensor) -> torch.Tensor:
-    """‖x‖ as a float32 0-d tensor that does not overflow for huge finite values.
-
-    Squaring values above ~1.8e19 overflows float32, so ‖x‖ is computed as
-    ``max|x| * ‖x / max|x|‖`` (inf or NaN only when ``x`` holds one; no host sync).
-    """
-    with torch.no_grad():
-        x = x.detach()
-        x = x.abs() if x.is_complex() else x.float()
-        scale = x.abs().amax() if x.numel() else torch.zeros((), device=x.device)
-        safe = torch.where(torch.isfinite(scale) & (scale > 0), scale, torch.ones_like(scale))
-        out: torch.Tensor = torch.linalg.vector_norm(x / safe) * safe
-        return out
-
-
-def _grad_norm(p: torch.Tensor) -> torch.Tensor | None:
-    return None if p.grad is None else norm(p.grad)
-
-
-def _nonfinite(p: torch.Tensor) -> torch.Tensor:
-    count = (~torch.isfinite(p.detach())).sum()
-    if p.grad is not None:
-        count = count + (~torch.isfinite(p.grad)).sum().to(count.device)
-    return count
-
-
-def _numbers(values: list[torch.Tensor | None]) -> list[float]:
-    """Python floats (NaN for None), with one host transfer per device."""
-    out = [math.nan] * len(values)
-    by_device: dict[torch.device, list[tuple[int, torch.Tensor]]] = {}
-    for i, v in enumerate(values):
-        if v is not None:
-            by_device.setdefault(v.device, []).append((i, v))
-    for pairs in by_device.values():
-        stacked = torch.stack([v.reshape(()).double() for _, v in pairs])
-        for (i, _), value in zip(pairs, stacked.tolist(), strict=True):
-            out[i] = value
-    return out
-
-
-def _ratio(update: float, norm: float) -> float:
-    if math.isnan(update) or norm == 0 or not math.isfinite(norm):
-        return math.nan
-    return update / norm

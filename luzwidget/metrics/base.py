@@ -6,7 +6,7 @@ import copy
 import inspect
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Protocol, runtime_checkable
+from typing import Any, ClassVar
 
 import torch
 
@@ -18,7 +18,6 @@ __all__ = [
     "DeviceSum",
     "LossAverage",
     "Metric",
-    "MetricLike",
     "MetricSet",
     "abbrev_of",
     "check_metric",
@@ -26,18 +25,6 @@ __all__ = [
     "given_name",
     "metric_set",
 ]
-
-
-@runtime_checkable
-class MetricLike(Protocol):
-    """What the loop needs of a metric: ``update``, ``compute`` (and optionally ``reset``, ``to``).
-
-    Any ``torchmetrics.Metric`` instance has this shape and can be used as is.
-    """
-
-    def update(self, pred: Any, target: Any) -> None: ...
-
-    def compute(self) -> Any: ...
 
 
 class Metric:

@@ -2,7 +2,8 @@
 
 :func:`install` is called for every run whose accelerator has a
 :class:`~luzwidget.core.distributed.World` (see ``session.build_run``). It adds a
-:class:`Lockstep` callback and hooks it into the run's boundary policy:
+:class:`Lockstep` callback and installs it as the run's ``features.instep``, which the
+run's boundary policy asks at every command (``relay``) and every decision (``follow``):
 
 - **Records**: at ``on_train_end`` and ``on_valid_end`` (before ``Metrics`` logs) each
   metric's sums and counts are added up across ranks, in one ``all_reduce`` per set and
@@ -50,8 +51,8 @@ import torch
 import torch.distributed as dist
 from torch.utils.data import DistributedSampler
 
-from luzwidget.callbacks.base import Callback
 from luzwidget.control.boundary import STOP, Boundary, Command, Control
+from luzwidget.core.callback import Callback
 from luzwidget.core.distributed import World, connect
 from luzwidget.core.events import Event
 from luzwidget.core.exceptions import LuzwidgetError
@@ -84,12 +85,11 @@ class GroupError(LuzwidgetError):
 
 def install(run: Run, world: World) -> Lockstep:
     """Keep ``run`` in step with the same run on the other ranks of ``world``."""
-    boundary: Boundary = run._driver._boundary
-    lockstep = Lockstep(world, boundary)
+    lockstep = Lockstep(world, run.boundary)
+    lockstep.run = run
     run.ctx.callbacks = [*run.ctx.callbacks, lockstep]
-    boundary.follow = lockstep.at
+    run.features.instep = lockstep
     if world.main:
-        boundary.relay = lockstep.relay
         lockstep.watch()
     run.add_listener(lockstep.state_changed)
     return lockstep
@@ -101,6 +101,8 @@ class Lockstep(Callback):
     ``seen`` lists, on every rank, where each agreed command was applied and where the
     ranks paused together afterwards: ``(sync number, event, epoch, batch)``.
     """
+
+    run_bound = True  # luzwidget's own, for this run only: a branch does not copy it
 
     weight = -90  # its on_train_end/on_valid_end reduce before Metrics logs (-80)
 
@@ -119,10 +121,16 @@ class Lockstep(Callback):
         self.following: list[int] | None = None  # [sync, event count] while in step by event
         self.seen: list[tuple[int, str, int, int]] = []
         self.ctx: Context | None = None
+        self.run: Run | None = None
         self._lock = threading.Lock()
         self._fault_posted = False
         self._stop_watch = threading.Event()
         self._watcher: threading.Thread | None = None
+
+    @property
+    def leads(self) -> bool:
+        """Rank 0 takes the commands and relays them; the other ranks follow it."""
+        return self.world.main
 
     def key(self, name: str) -> str:
         return self.prefix + name
@@ -207,12 +215,12 @@ class Lockstep(Callback):
         if self.world.main:
             with self._lock:
                 held, self.held, self.pending = self.held, [], None
-            self.boundary.inbox.extend(held)
-        self.boundary.flags.listening = True  # the loop yields at this event
+            self.boundary.deliver(held)
+        self.boundary.listen()  # the loop yields at this event
 
-    def at(self, event: Event, outcome: Outcome | None) -> Outcome | None:
-        """The boundary's ``follow``: publish (rank 0) or take over (the others) what was
-        decided at ``event``."""
+    def follow(self, event: Event, outcome: Outcome | None) -> Outcome | None:
+        """At every decision of the boundary: publish (rank 0) or take over (the others)
+        what was decided at ``event``."""
         if self.syncing is None and self.following is None:
             return self._alone(outcome) if self.world.main else outcome
         if self.world.main:
@@ -275,7 +283,7 @@ class Lockstep(Callback):
             self.following = None
             return STOP
         if self.following is not None:
-            self.boundary.flags.listening = True  # in step: the next event comes here too
+            self.boundary.listen()  # in step: the next event comes here too
         return outcome
 
     def _applied(self, sync: int, event: Event) -> None:
@@ -286,8 +294,7 @@ class Lockstep(Callback):
         self.seen.append((sync, event.value, int(ctx.epoch), int(ctx.iter)))
 
     def _listening_wanted(self) -> bool:
-        b = self.boundary
-        return bool(b.inbox or b.breakpoints or b.target is not None or b.interrupted)
+        return self.boundary.busy()
 
     def on_fit_end(self, ctx: Context) -> None:
         if self.world.main and self.following is not None:
@@ -334,6 +341,18 @@ class Lockstep(Callback):
                 raise GroupError(f"stopped because rank {fault['rank']} failed: {fault['error']}")
             time.sleep(pause)  # a few polls while rank 0 is at the same event; slower in a pause
             pause = min(pause * 2, 0.05)
+
+    def detach(self) -> None:
+        """Take lockstep out of its run (callback, listener, the fault watcher)."""
+        self._stop_watch.set()
+        run = self.run
+        if run is None:
+            return
+        run.remove_listener(self.state_changed)
+        if any(cb is self for cb in run.ctx.callbacks):
+            run.remove_callback(self)
+        if run.features.instep is self:
+            run.features.instep = None
 
     # -- faults --------------------------------------------------------------------------
     def state_changed(self, run: Run) -> None:

@@ -21,7 +21,8 @@ clients that subscribed. An ``id`` is echoed when it is an int.
     answered ``{"op": "welcome", "protocol": 2, "id": n, "status": {...}}``, or
     ``{"op": "refused", "reason": "protocol", "protocol": 2}`` for another version.
 ``{"op": "call", "method": m, "args": {...}, "id": n}``
-    a Run API call from :data:`METHODS`; answered ``{"op": "reply", "id": n, "ok": true,
+    a call of the command table (:data:`luzwidget.control.commands.TABLE`), named in
+    :data:`METHODS`; answered ``{"op": "reply", "id": n, "ok": true,
     "value": ...}`` or ``{"op": "reply", "id": n, "ok": false, "error": "ConfigError",
     "message": ...}`` (the Run API's own checks: the same refusals as a local call).
 ``{"op": "subscribe", "id": n}``
@@ -44,6 +45,7 @@ import json
 import math
 from typing import Any
 
+from luzwidget.control.commands import TABLE
 from luzwidget.core.exceptions import ConfigError, LuzwidgetError, RunStateError
 
 __all__ = [
@@ -92,28 +94,7 @@ starve a server thread of the GIL for seconds; a dead one is told apart soon eno
 SUBSCRIBER_TTL_S = 10.0
 """The server stops sending updates to a subscriber silent for this long."""
 
-METHODS = frozenset(
-    {
-        "status",
-        "start",
-        "pause",
-        "stop",
-        "retry",
-        "skip",
-        "set_lr",
-        "edit",
-        "breakpoints",
-        "breakpoint_add",
-        "breakpoint_remove",
-        "breakpoint_clear",
-        "breakpoint_flag",
-        "field",
-        "summaries",
-        "records",
-        "layers",
-        "activations",
-    }
-)
+METHODS = frozenset(name for name, command in TABLE.items() if command.remote)
 """Every Run API call a client may make (anything else is refused by name)."""
 
 

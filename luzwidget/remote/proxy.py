@@ -3,15 +3,21 @@
 Every attribute read and command is one request to the server (``Serve`` in the training
 process), answered within ``timeout`` or raising :class:`AttachError`; refusals are the
 Run API's own (``ConfigError``, ``RunStateError``). Values cross as data: learning rates,
-event names, field values or their summaries, DataFrames as rows.
+event names, field values or their summaries, DataFrames as rows. The proxy's commands
+(``pause``, ``set_lr``, ``rewind``...) are made from the command table
+(:data:`luzwidget.control.commands.TABLE`), the one the server answers with.
 """
 
 from __future__ import annotations
 
+import inspect
 import time
 import weakref
+from collections.abc import Callable
 from typing import Any
 
+from luzwidget.control.command import Command
+from luzwidget.control.commands import TABLE
 from luzwidget.core.events import Event
 from luzwidget.core.records import Records
 from luzwidget.core.states import RunState
@@ -141,32 +147,30 @@ class Attached:
 
     def get_metrics(self) -> Any:
         """A DataFrame with columns set, metric, epoch, value (as ``fitted.get_metrics()``)."""
-        from luzwidget.fitted import metrics_frame
-
-        return metrics_frame(self.records)
+        return self.history.frame()
 
     def layers(self) -> Any:
         """``run.layers()`` of the served run, as a DataFrame."""
         return _frame(self.call("layers"))
+
+    def compare(self) -> Any:
+        """``run.compare()`` of the served run, as a DataFrame."""
+        return _frame(self.call("compare"))
 
     def activations(self) -> Any:
         """``run.activations()`` of the served run, as a DataFrame."""
         return _frame(self.call("activations"))
 
     # -- driving --------------------------------------------------------------------------
-    def start(self, until: Event | str | None = None, n: int = 1) -> None:
-        """Train (in the training process) to the end, or to ``until`` as ``step`` does."""
-        self.call("start", until=_name(until), n=n)
-
     def resume(self) -> None:
         """Go on training; returns at once (the run trains in its own process)."""
-        self.start()
+        self.call("start")
 
     def step(self, what: Event | str | None = None, n: int | None = None) -> Event | None:
         """Run to the next event, ``n`` batches or epochs, or an event; wait; return it."""
         if what is None:
             what = "event" if n is None else "batch"
-        self.start(until=what, n=1 if n is None else n)
+        self.call("start", until=_name(what), n=1 if n is None else n)
         self.wait()
         return self.event
 
@@ -180,30 +184,6 @@ class Attached:
             if deadline is not None and time.monotonic() > deadline:
                 return state
             time.sleep(0.02)
-
-    def pause(self, reason: str = "paused from a notebook") -> None:
-        """Pause at the next event boundary."""
-        self.call("pause", reason=reason)
-
-    def stop(self) -> None:
-        """End the run gracefully (``on_fit_end`` runs there)."""
-        self.call("stop")
-
-    def retry(self) -> None:
-        """After an error fixed in the training process: redo what failed, go on training."""
-        self.call("retry")
-
-    def skip(self) -> None:
-        """After an error: abandon the batch and go on training."""
-        self.call("skip")
-
-    def set_lr(self, lr: float, opt_name: str | None = None, keep_ratios: bool = False) -> None:
-        """Set the learning rate (checked there as ``run.set_lr`` checks it)."""
-        self.call("set_lr", lr=lr, opt_name=opt_name, keep_ratios=keep_ratios)
-
-    def edit(self, field: str, value: Any) -> None:
-        """Change ``max_epochs``, ``min_epochs`` or ``verbose`` (checked there)."""
-        self.call("edit", field=field, value=value)
 
     def dashboard(self, parts: Any = None) -> Any:
         """The dashboard widget, driven by the served run (the same widget, same parts)."""
@@ -227,6 +207,51 @@ class Attached:
             f"<Attached run at {self.address}: {s['state']}, epoch {s['epoch']}/"
             f"{s['max_epochs']}, batch {s['iter']}>"
         )
+
+
+_BY_HAND = frozenset(
+    {"breakpoints", "breakpoint_set", "breakpoint_add", "breakpoint_remove",
+     "breakpoint_clear", "breakpoint_flag", "field", "summaries", "step"}
+)  # fmt: skip
+"""Commands the proxy offers otherwise: ``run.breakpoints``, ``run.ctx``, a blocking step."""
+
+
+def _method(command: Command) -> Callable[..., Any]:
+    """A proxy method calling ``command`` on the server, with the command's signature."""
+    empty = inspect.Parameter.empty
+    signature = inspect.Signature(
+        [inspect.Parameter("self", inspect.Parameter.POSITIONAL_OR_KEYWORD)]
+        + [
+            inspect.Parameter(
+                p.name,
+                inspect.Parameter.POSITIONAL_OR_KEYWORD,
+                default=empty if p.required else p.default,
+            )
+            for p in command.params
+        ]
+    )
+
+    def method(self: Attached, *args: Any, **kwargs: Any) -> Any:
+        bound = signature.bind(self, *args, **kwargs)
+        bound.apply_defaults()
+        given = {k: _name(v) for k, v in bound.arguments.items() if k != "self"}
+        value = self.call(command.name, **given)
+        return value if command.returns else None
+
+    method.__name__ = command.name
+    method.__qualname__ = f"Attached.{command.name}"
+    method.__doc__ = (
+        f"{command.doc}\n\nAs ``run.{command.name}`` in the training process: the same checks, "
+        "the same refusals."
+    )
+    method.__signature__ = signature  # type: ignore[attr-defined]  # what help() shows
+    return method
+
+
+for _command in TABLE.values():
+    if _command.remote and _command.name not in _BY_HAND and _command.name not in vars(Attached):
+        setattr(Attached, _command.name, _method(_command))
+del _command
 
 
 class RemoteContext:

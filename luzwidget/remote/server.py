@@ -28,10 +28,10 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any
 
+from luzwidget.control import command, commands
 from luzwidget.core.exceptions import ConfigError
 from luzwidget.core.report import report
 from luzwidget.core.states import RunState
-from luzwidget.remote import methods
 from luzwidget.remote.protocol import (
     MAX_MESSAGE_BYTES,
     PROTOCOL,
@@ -39,6 +39,7 @@ from luzwidget.remote.protocol import (
     SUBSCRIBER_TTL_S,
     USERNAME,
     is_loopback,
+    jsonable,
     message_id,
     parse_message,
     token_bytes,
@@ -51,10 +52,10 @@ from luzwidget.widgets.feed import DashboardFeed
 if TYPE_CHECKING:
     import zmq
 
+    from luzwidget.callbacks.serve import Serve
     from luzwidget.control.run import Run
-    from luzwidget.core.context import Context
 
-__all__ = ["ServeFeed", "Server", "run_of"]
+__all__ = ["ServeFeed", "Server", "install"]
 
 IDLE_TICK_S = 1.0
 """Without subscribers the server drains the run's queues this often (they stay short)."""
@@ -147,7 +148,7 @@ class Server:
         self._thread = threading.Thread(target=self._main, daemon=True, name="luzwidget-serve")
         run.ctx.observe(self.collector.on_records, "records")
         run.add_listener(self._on_state)
-        setattr(run, "remote_hold", self.hold)  # noqa: B010  # read by session.drive_to_end
+        run.features.serving = self  # a blocking fit() asks hold()
         atexit.register(self._close_at_exit)
         self._thread.start()
         if not is_loopback(host):
@@ -307,7 +308,7 @@ class Server:
                 },
             )
             return
-        status = methods.status(self.run)
+        status = command.status(self.run)
         welcome = {"op": "welcome", "protocol": PROTOCOL, "id": message_id(msg), "status": status}
         self._send(ident, welcome)
 
@@ -361,9 +362,13 @@ class Server:
         run.remove_listener(self._on_state)
         with contextlib.suppress(ValueError):
             run.ctx.unobserve(self.collector.on_records, "records")
-        if getattr(run, "remote_hold", None) == self.hold:
-            delattr(run, "remote_hold")
+        if run.features.serving is self:
+            run.features.serving = None
         atexit.unregister(self._close_at_exit)
+
+    def detach(self) -> None:
+        """The feature's way out: :meth:`close`."""
+        self.close()
 
 
 def _bind(sock: zmq.Socket[bytes], host: str, port: int) -> int:
@@ -401,7 +406,8 @@ def _call(run: Run, msg: dict[str, Any]) -> dict[str, Any]:
         shown = repr(method)[:80] if isinstance(method, str) else type(method).__name__
         return {"ok": False, "error": "ConfigError", "message": f"method: unknown {shown}."}
     try:
-        return {"ok": True, "value": methods.call(run, method, msg.get("args", {}))}
+        answer = commands.call(run, method, msg.get("args", {}), remote=True)
+        return {"ok": True, "value": jsonable(answer.value)}
     except (LuzwidgetError, TraitError) as exc:
         return {"ok": False, "error": type(exc).__name__, "message": str(exc)}
     except Exception as exc:
@@ -409,10 +415,19 @@ def _call(run: Run, msg: dict[str, Any]) -> dict[str, Any]:
         return {"ok": False, "error": type(exc).__name__, "message": str(exc)}
 
 
-def run_of(ctx: Context) -> Run | None:
-    """The run driving ``ctx`` (its engine's pause goes to the run's driver), if any."""
-    from luzwidget.control.run import Run
-    from luzwidget.core.engine import engine_of
+def install(run: Run, serve: Serve) -> None:
+    """Let ``serve`` (a ``Serve`` callback of ``run``) serve ``run`` once its fit begins
+    (rank 0 only); the composition root calls this for every ``Serve`` of a run."""
 
-    owner = getattr(getattr(engine_of(ctx).on_pause, "__self__", None), "owner", None)
-    return owner if isinstance(owner, Run) else None
+    def start() -> None:
+        if serve.server is not None and serve.server.run is run:
+            return
+        if serve.server is not None:
+            serve.server.close()  # a new fit of the same callback: serve that run
+        feed = ServeFeed()
+        serve.server = Server(
+            run, serve.host, serve.port, serve.token, feed, wait_on_error=serve.wait_on_error
+        )
+        serve.started(serve.server.port, feed)
+
+    serve.starter = start

@@ -27,7 +27,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from luzwidget.core.distributed import unwrap
+from luzwidget.core.compiled import align_keys, original
 from luzwidget.core.exceptions import CheckpointError
 from luzwidget.storage.files import VERSION, PathLike, plain, write_once
 
@@ -224,7 +224,7 @@ def capture(ctx: Context, position: Mapping[str, Any] | None = None) -> dict[str
     return {
         "luzwidget": {"kind": "checkpoint", "version": VERSION},
         "epoch": int(ctx.epoch if position is None else position["epoch"] - 1),
-        "model": unwrap(ctx.model).state_dict(),  # the user's module's: loads in one process
+        "model": original(ctx.model).state_dict(),  # the user's module's: no DDP/compile prefix
         "optimizers": {name: opt.state_dict() for name, opt in ctx.optimizers.items()},
         "optimizer_classes": {name: optimizer_class(opt) for name, opt in ctx.optimizers.items()},
         "records": plain(ctx.records, "records"),
@@ -263,8 +263,11 @@ def restore(
     CheckpointError
         Naming ``source`` and what did not match; the model is then left untouched.
     """
+    weights = None
     if model:
-        check_model_state(unwrap(ctx.model), state.get("model"), source)
+        own = original(ctx.model)  # a file from a compiled model loads into a plain one
+        weights = align_keys(state.get("model"), own)
+        check_model_state(own, weights, source)
     if optimizers:
         classes = state.get("optimizer_classes")
         check_optimizer_states(ctx.optimizers, state.get("optimizers"), source, classes)
@@ -280,7 +283,7 @@ def restore(
                         f"{type(exc).__name__}: {exc}"
                     ) from exc
     if model:
-        unwrap(ctx.model).load_state_dict(state["model"])
+        original(ctx.model).load_state_dict(weights)
     if optimizers:
         for name, opt in ctx.optimizers.items():
             opt.load_state_dict(state["optimizers"][name])

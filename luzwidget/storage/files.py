@@ -21,7 +21,7 @@ import torch
 
 from luzwidget.core.distributed import barrier, is_main
 from luzwidget.core.exceptions import CheckpointError
-from luzwidget.metrics.values import as_scalar
+from luzwidget.core.values import as_scalar
 
 __all__ = [
     "VERSION",

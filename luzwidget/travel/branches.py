@@ -17,11 +17,14 @@ from typing import TYPE_CHECKING, Any
 
 from traitlets import TraitError
 
+from luzwidget.core.build import make_context
+from luzwidget.core.callback import is_run_bound
 from luzwidget.core.events import Event
 from luzwidget.core.exceptions import ConfigError, RunStateError
 from luzwidget.core.states import RunState
+from luzwidget.storage.snapstore import Snapshot
 from luzwidget.travel.replay import base_of, check_replayed, choose, put_back, replay
-from luzwidget.travel.snapshots import Snapshot, install, store_of
+from luzwidget.travel.state import travel_of
 
 if TYPE_CHECKING:
     from luzwidget.control.run import Run
@@ -30,7 +33,7 @@ if TYPE_CHECKING:
 __all__ = ["branch", "compare", "describe", "family"]
 
 _SHARED = ("train_data", "valid_data", "accelerator", "device", "handlers", "epoch_handlers")
-_COPIED = ("loss_fn", "backward", "step_opt", "autocast", "buffers", "hparams")
+_COPIED = ("loss_fn", "backward", "step_opt", "autocast", "accumulate", "buffers", "hparams")
 _WAIT_S = 120.0
 
 
@@ -86,10 +89,11 @@ def branch(
         for event in events:
             new.breakpoints.add(event)
         given["breakpoints"] = [e.value for e in events]
-    store = store_of(new)
-    store.family.update(parent=run, origin={"snapshot": chosen, "edits": given})
-    store.last_key = chosen.key
-    store_of(run).family["children"].append(new)
+    travel = travel_of(new)
+    travel.family.parent = run
+    travel.family.origin = {"snapshot": chosen, "edits": given}
+    travel.last_key = chosen.key
+    travel_of(run).family.children.append(new)
     return new
 
 
@@ -119,7 +123,7 @@ def _copied_now(run: Run) -> Run:
         finally:
             done.set()
 
-    run._driver.submit(copy_it)
+    run.submit(copy_it)
     if not done.wait(_WAIT_S) or not out:
         raise RunStateError(
             f"branch: the training run reached no event boundary within {_WAIT_S:.0f} s to be "
@@ -132,9 +136,6 @@ def _copied_now(run: Run) -> Run:
 
 def _copy_run(run: Run) -> Run:
     """A Run like ``run``: copies of model, optimizers and callbacks, the same data."""
-    from luzwidget.control.run import Run
-    from luzwidget.session import make_context
-
     old = run.ctx
     memo: dict[int, Any] = {id(getattr(old, name)): getattr(old, name) for name in _SHARED}
     _drop_our_hooks(old, memo)
@@ -155,19 +156,12 @@ def _copy_run(run: Run) -> Run:
     if old.step is not None and ctx.step is None:
         ctx.step = old.step  # a step given otherwise than by the module (rare)
     memo[id(old)] = ctx
-    mine = [cb for cb in old.callbacks if not _bound_to_run(cb)]
-    new = Run(ctx, run._driver._make_loop, run._driver._finish_fn)
+    mine = [cb for cb in old.callbacks if not is_run_bound(cb)]
     ctx.callbacks = copy.deepcopy(mine, memo)
-    install(new)
-    store_of(new).budget, store_of(new).every = store_of(run).budget, store_of(run).every
+    new = run.spawn(ctx)  # equipped as ``run`` was: its own snapshots, views...
+    store, mine_store = travel_of(new).store, travel_of(run).store
+    store.budget, store.every = mine_store.budget, mine_store.every
     return new
-
-
-def _bound_to_run(callback: Any) -> bool:
-    """luzwidget's own callbacks that belong to one run and its views (automatic snapshots,
-    a dashboard's feed, on-demand views) are not copied; ``luzwidget.callbacks`` are."""
-    module = type(callback).__module__
-    return module.startswith("luzwidget.") and not module.startswith("luzwidget.callbacks")
 
 
 def _drop_our_hooks(ctx: Context, memo: dict[int, Any]) -> None:
@@ -178,22 +172,16 @@ def _drop_our_hooks(ctx: Context, memo: dict[int, Any]) -> None:
             if "hook" in name and isinstance(hooks, dict) and hooks:
                 kept = type(hooks)()
                 for key, hook in hooks.items():
-                    if not _ours(hook):
+                    if not is_run_bound(hook):
                         kept[key] = hook
                 memo[id(hooks)] = kept
-
-
-def _ours(hook: Any) -> bool:
-    owner = getattr(hook, "__self__", hook)
-    module = getattr(hook, "__module__", None) or type(owner).__module__
-    return str(module).startswith("luzwidget.") or type(owner).__module__.startswith("luzwidget.")
 
 
 def _edit(
     ctx: Context, lr: Any, max_epochs: Any, opt_hparams: dict[str, Any], snap: Snapshot
 ) -> dict[str, Any]:
     """Apply the branch's edits, each checked first (nothing is half applied); return them."""
-    from luzwidget.core.context import check_epochs, finite_positive, optimizer_names
+    from luzwidget.core.context import epochs_in_range, finite_positive, optimizer_names
 
     lrs: dict[str, float] = {}
     if lr is not None:
@@ -215,7 +203,7 @@ def _edit(
                 f"{', '.join(k for k in known if k != 'params')}."
             )
     if max_epochs is not None:  # from the snapshot's epoch on
-        check_epochs(max_epochs, "branch: max_epochs", floor=snap.epoch)
+        epochs_in_range(max_epochs, "branch: max_epochs", floor=snap.epoch)
     for name, value in lrs.items():
         for group in ctx.optimizers[name].param_groups:
             group["lr"] = value
@@ -239,13 +227,13 @@ def family(run: Run) -> list[tuple[str, Run]]:
     """Every run of ``run``'s family, named: the first run ``"main"``, then its branches
     depth first (``"branch 1"``, ``"branch 1.1"``...), in the order they were made."""
     root = run
-    while store_of(root).family["parent"] is not None:
-        root = store_of(root).family["parent"]
+    while (parent := travel_of(root).family.parent) is not None:
+        root = parent
     out: list[tuple[str, Run]] = []
 
     def walk(node: Run, name: str, prefix: str) -> None:
         out.append((name, node))
-        for i, child in enumerate(store_of(node).family["children"], 1):
+        for i, child in enumerate(travel_of(node).family.children, 1):
             walk(child, f"branch {prefix}{i}", f"{prefix}{i}.")
 
     walk(root, "main", "")
@@ -263,7 +251,7 @@ def _number(value: Any) -> str:
 def describe(run: Run) -> str:
     """What makes ``run`` a branch, as a legend says it: ``"lr 0.01 from epoch 2"``
     (``""`` for a run that is no branch)."""
-    origin = store_of(run).family["origin"]
+    origin = travel_of(run).family.origin
     if origin is None:
         return ""
     snap: Snapshot = origin["snapshot"]

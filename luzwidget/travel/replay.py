@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from luzwidget.control.breakpoints import Breakpoints
+from luzwidget.core.compiled import original
 from luzwidget.core.engine import Engine, engine_of
 from luzwidget.core.events import Event
 from luzwidget.core.exceptions import ConfigError, RunStateError
@@ -25,8 +25,9 @@ from luzwidget.core.loop import Loop, fit_loop
 from luzwidget.core.report import report
 from luzwidget.core.states import RunState
 from luzwidget.storage.checkpoint import restore
-from luzwidget.travel.snapshots import _to_cpu, batches_of, phase_of, store_of, train_length
-from luzwidget.travel.snapstore import START, Position, Snapshot
+from luzwidget.storage.snapstore import START, Position, Snapshot
+from luzwidget.travel.snapshots import batches_of, phase_of, to_cpu, train_length
+from luzwidget.travel.state import travel_of
 
 if TYPE_CHECKING:
     from luzwidget.control.run import Run
@@ -38,7 +39,7 @@ __all__ = ["base_of", "choose", "continued_fit", "put_back", "replay", "restore_
 def choose(run: Run, snap: Snapshot | None, epoch: int | None, what: str) -> Snapshot:
     """The snapshot ``what`` (rewind, branch) goes to: ``snap``, the last at the end of
     ``epoch``, or (neither) the latest."""
-    snaps = store_of(run).list()
+    snaps = travel_of(run).store.list()
     if snap is not None and epoch is not None:
         raise ConfigError(f"{what}: give a snapshot or epoch=, not both.")
     if snap is None and epoch is None:
@@ -71,7 +72,7 @@ def base_of(run: Run, snap: Snapshot) -> Snapshot:
     """The snapshot a rewind restores first: ``snap`` itself, or its epoch's start."""
     if snap.rewindable:
         return snap
-    bases = [s for s in store_of(run).list() if s.rewindable and s.epoch == snap.epoch]
+    bases = [s for s in travel_of(run).store.list() if s.rewindable and s.epoch == snap.epoch]
     if not bases:
         raise ConfigError(
             f"{snap!r} was taken inside epoch {snap.epoch + 1}, and the snapshot of that "
@@ -84,7 +85,7 @@ def base_of(run: Run, snap: Snapshot) -> Snapshot:
 
 def restore_snapshot(ctx: Context, snap: Snapshot) -> None:
     """Load ``snap`` into ``ctx`` (copied: the run never writes into the snapshot)."""
-    state = _to_cpu(snap.load())
+    state = to_cpu(snap.load())
     restore(ctx, state, f"snapshot {snap!r}")
     ctx.iter = 0
     ctx.opt_hparams = state.get("opt_hparams", dict(ctx.opt_hparams))
@@ -100,14 +101,14 @@ def put_back(run: Run, base: Snapshot, reason: str) -> None:
     """Restore ``base`` (a start or an epoch end) into ``run``, now paused there."""
     restore_snapshot(run.ctx, base)
     loop = None if base.kind == START else continued_fit(run.ctx, engine_of(run.ctx))
-    store = store_of(run)
-    store.quiet = True  # the settling pause is at ``base``: no snapshot of it
+    travel = travel_of(run)
+    travel.quiet = True  # the settling pause is at ``base``: no snapshot of it
     try:
-        run._driver.replace_loop(loop, reason)
+        run.replace_loop(loop, reason)
     finally:
-        store.quiet = False
-    store.rewound = (run.n_events, base.kind)
-    store.last_key = base.key
+        travel.quiet = False
+    travel.rewound = (run.n_events, base.kind)
+    travel.last_key = base.key
 
 
 def rewind(
@@ -147,7 +148,7 @@ def rewind(
         assert chosen.position is not None
         replay(run, chosen.position, f"rewound to {_at(chosen.position)}")
         check_replayed(run, chosen)
-        store_of(run).last_key = chosen.key
+        travel_of(run).last_key = chosen.key
     _rewound(run, chosen)
     return chosen
 
@@ -167,7 +168,7 @@ def _rewind_batches(run: Run, batches: Any) -> Snapshot:
             f"rewind: batches={batches} goes back before the start; the run has trained "
             f"{now} batches, so batches can be at most {now}."
         )
-    bases = [s for s in store_of(run).list() if s.rewindable and (s.batches or 0) <= target]
+    bases = [s for s in travel_of(run).store.list() if s.rewindable and (s.batches or 0) <= target]
     if not bases:
         raise ConfigError(
             f"rewind: no snapshot at or before batch {target} ({batches} back from {now}); "
@@ -185,9 +186,9 @@ def _rewind_batches(run: Run, batches: Any) -> Snapshot:
 
 def _rewound(run: Run, snap: Snapshot) -> None:
     """Count the rewind and tell the store's watchers (a dashboard cuts its plots)."""
-    store = store_of(run)
-    store.rewinds += 1
-    for watcher in list(store.watchers):
+    travel = travel_of(run)
+    travel.rewinds += 1
+    for watcher in list(travel.watchers):
         try:
             watcher(snap)
         except Exception as exc:  # a view's bug must not break the rewind
@@ -199,16 +200,16 @@ def check_replayed(run: Run, snap: Snapshot) -> None:
     its epoch began: the replay used the epoch start's). Loading them over instead would
     break a batch in progress (its autograd graph holds the weights)."""
     saved = snap.load().get("model", {})
-    now = run.ctx.model.state_dict()
+    now = original(run.ctx.model).state_dict()  # keys as captured: no DDP/compile prefix
     same = saved.keys() == now.keys() and all(
         torch.equal(saved[k], now[k].detach().cpu()) for k in saved
     )
     if not same:
-        run._driver.notice = (
+        run.notice = (
             f"the replay to {snap!r} did not reach its weights: settings were edited after its "
             "epoch began, and the replay used the epoch start's; the run is at the replay."
         )
-        report(run._driver.notice)
+        report(run.notice)
 
 
 def _at(position: Position) -> str:
@@ -218,7 +219,7 @@ def _at(position: Position) -> str:
 
 def replay(run: Run, position: Position, reason: str) -> None:
     """Drive ``run`` here, without breakpoints or pause snapshots, to ``position``."""
-    ctx, driver, store = run.ctx, run._driver, store_of(run)
+    ctx, travel = run.ctx, travel_of(run)
     epoch, phase, iter_, event, opt_nm = position
 
     def there(fired: Event) -> bool:
@@ -230,17 +231,16 @@ def replay(run: Run, position: Position, reason: str) -> None:
             and (opt_nm is None or ctx.opt_nm == opt_nm)
         )
 
-    saved, store.quiet = driver.breakpoints, True
-    driver.breakpoints = Breakpoints(on_change=driver.wake)
+    travel.quiet = True
     try:
-        driver.drive_here(there)
+        run.drive_until(there, breakpoints=False)
     finally:
-        driver.breakpoints, store.quiet = saved, False
+        travel.quiet = False
     landed = run.state == RunState.PAUSED and run.event is not None and there(run.event)
     if not landed:
         raise RunStateError(
             f"rewind: the replay to {_at(position)} stopped at {run.event} ({run.state}: "
             f"{run.reason}); the run is there now. run.rewind(epoch=...) goes to an epoch end."
         )
-    driver.reason = reason
-    store.rewound = None
+    run.reason = reason
+    travel.rewound = None

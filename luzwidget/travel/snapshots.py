@@ -5,7 +5,8 @@ A :class:`Snapshot` holds what an exact resume needs, as
 optimizers, callbacks' state, records, epoch, RNG states), plus the context's
 ``opt_hparams`` and where in the loop it was taken; every tensor is copied to the CPU, so
 training on goes on without touching it. A run keeps its snapshots in a bounded
-:class:`SnapshotStore` (``run.snapshot_store``).
+:class:`SnapshotStore` (``run.snapshot_store``), with its time-travel state
+(:class:`~luzwidget.travel.state.TravelState`).
 
 * **Automatic**: a run built by ``setup(...).run()`` takes one at every epoch end, after
   every other callback (``store.every = "epoch"``, the default; an int ``n``: every n-th
@@ -27,13 +28,13 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from luzwidget.callbacks.base import Callback
+from luzwidget.core.callback import Callback
 from luzwidget.core.events import Event
 from luzwidget.core.exceptions import ConfigError
 from luzwidget.core.report import report
 from luzwidget.core.states import RunState
 from luzwidget.storage.checkpoint import capture, get_rng_states, set_rng_states
-from luzwidget.travel.snapstore import (
+from luzwidget.storage.snapstore import (
     DEFAULT_BUDGET,
     EPOCH_END,
     INSIDE,
@@ -42,6 +43,7 @@ from luzwidget.travel.snapstore import (
     Snapshot,
     SnapshotStore,
 )
+from luzwidget.travel.state import TravelState, travel_of
 
 if TYPE_CHECKING:
     from luzwidget.control.run import Run
@@ -51,45 +53,21 @@ __all__ = [
     "DEFAULT_BUDGET",
     "Snapshot",
     "SnapshotStore",
+    "TakeSnapshots",
     "batches_of",
+    "before_pause",
     "capture_snapshot",
-    "install",
-    "set_store",
-    "store_of",
+    "own_rng",
     "take",
 ]
 
 # -- taking ------------------------------------------------------------------------------
 
 
-def store_of(run: Run) -> SnapshotStore:
-    """The run's store, made on first use."""
-    store: SnapshotStore | None = run.__dict__.get("_snapshot_store")
-    if store is None:
-        store = run.__dict__["_snapshot_store"] = SnapshotStore()
-    return store
-
-
-def set_store(run: Run, store: SnapshotStore) -> None:
-    """Give ``run`` the store ``store`` (``run.snapshot_store = ...``), its snapshots moved
-    over (oldest first, evicted or spilled by the new budget)."""
-    if not isinstance(store, SnapshotStore):
-        raise ConfigError(
-            f"snapshot_store must be a SnapshotStore, got {type(store).__name__} {store!r}; "
-            "e.g. run.snapshot_store = SnapshotStore(budget=2**30, spill_dir='snaps')."
-        )
-    old = store_of(run)
-    for snap in old.list():
-        store.add(snap)
-    store.family, store.rng, store.rewinds = old.family, old.rng, old.rewinds
-    store.rewound, store.last_key = old.rewound, old.last_key
-    run.__dict__["_snapshot_store"] = store
-
-
 _SCALARS = frozenset({type(None), bool, int, float, str})
 
 
-def _to_cpu(value: Any, size: list[int] | None = None) -> Any:
+def to_cpu(value: Any, size: list[int] | None = None) -> Any:
     """A deep copy of a captured structure, every tensor copied (to the CPU); the bytes of
     the tensors are added to ``size[0]``."""
     kind = type(value)
@@ -101,17 +79,18 @@ def _to_cpu(value: Any, size: list[int] | None = None) -> Any:
             size[0] += out.nelement() * out.element_size()
         return out
     if isinstance(value, dict):
-        return {k: _to_cpu(v, size) for k, v in value.items()}
+        return {k: to_cpu(v, size) for k, v in value.items()}
     if isinstance(value, list | tuple):
         if all(type(v) in _SCALARS for v in value):  # the fast path: RNG states, records
             return kind(value)
-        return kind(_to_cpu(v, size) for v in value)
+        return kind(to_cpu(v, size) for v in value)
     return copy.deepcopy(value)
 
 
 def _kind(run: Run) -> str:
     """Where the run stands: at its start, at an epoch end, or inside an epoch."""
-    rewound = store_of(run).rewound  # (n_events, kind) of the last rewind
+    travel = run.features.travel
+    rewound = travel.rewound if isinstance(travel, TravelState) else None  # the last rewind
     if rewound is not None and rewound[0] == run.n_events and run.state == RunState.PAUSED:
         return rewound[1]  # nothing fired since: ``run.event`` is from before the rewind
     if run.state == RunState.DONE:
@@ -145,8 +124,8 @@ def batches_of(run: Run, kind: str | None = None) -> int | None:
     if (kind or _kind(run)) != INSIDE:
         return int(ctx.epoch) * length
     done = int(ctx.iter) if phase_of(ctx) == "train" else length
-    event = run.event.value if run.event is not None else ""
-    if event.startswith("on_train_batch_") and event != "on_train_batch_end":
+    event = run.event
+    if event is not None and event.in_train_batch and not event.is_batch_end:
         done -= 1  # inside a batch: not done yet
     return (int(ctx.epoch) - 1) * length + done
 
@@ -169,7 +148,7 @@ def capture_snapshot(run: Run, label: str | None, kind: str) -> Snapshot:
     began = time.perf_counter()
     ctx = run.ctx
     size = [0]
-    state = _to_cpu(capture(ctx), size)
+    state = to_cpu(capture(ctx), size)
     state["opt_hparams"] = copy.deepcopy(dict(ctx.opt_hparams))
     epoch, iter_, event, position = _where(run, kind)
     return Snapshot(
@@ -187,15 +166,17 @@ def take(run: Run, label: str | None = None) -> Snapshot | None:
 
     def now() -> None:
         snap = capture_snapshot(run, label, _kind(run))
-        store_of(run).add(snap)
+        travel_of(run).keep(snap)
         taken.append(snap)
 
-    run._driver.submit(now)
+    run.submit(now)
     return taken[0] if taken else None
 
 
 class TakeSnapshots(Callback):
     """Takes the run's automatic snapshots at epoch ends, after every other callback."""
+
+    run_bound = True  # luzwidget's own, for this run only: a branch does not copy it
 
     weight = math.inf
 
@@ -203,34 +184,35 @@ class TakeSnapshots(Callback):
         self._run = run
 
     def on_epoch_end(self, ctx: Context) -> None:
-        store = store_of(self._run)
-        every = store.every
+        travel = travel_of(self._run)
+        every = travel.store.every
         if every is None or (isinstance(every, int) and ctx.epoch % every):
             return
         snap = capture_snapshot(self._run, None, EPOCH_END)
         snap.event = Event.on_epoch_end.value
-        _add_automatic(store, snap)
+        _add_automatic(travel, snap)
 
     def __repr__(self) -> str:
         return "TakeSnapshots()"
 
 
-def _add_automatic(store: SnapshotStore, snap: Snapshot) -> None:
+def _add_automatic(travel: TravelState, snap: Snapshot) -> None:
     try:
-        store.add(snap)
+        travel.keep(snap)
     except ConfigError as exc:
-        store.every = None
+        travel.store.every = None
         report(f"automatic snapshots are now off: {exc}")
 
 
-def _before_pause(run: Run) -> None:
+def before_pause(run: Run) -> None:
     """Run listener: a snapshot where the run paused, unless it holds what the last did;
     and one of the run's start when it is first driven (a branch has its snapshot)."""
-    store = store_of(run)
-    if store.every is None or store.quiet:
+    travel = travel_of(run)
+    store = travel.store
+    if store.every is None or travel.quiet:
         return
-    if run.state == RunState.RUNNING and not store.list() and store.family["origin"] is None:
-        _add_automatic(store, capture_snapshot(run, None, START))  # the first drive: the start
+    if run.state == RunState.RUNNING and not store.list() and travel.family.origin is None:
+        _add_automatic(travel, capture_snapshot(run, None, START))  # the first drive: the start
         return
     if run.state != RunState.PAUSED:
         return
@@ -238,12 +220,14 @@ def _before_pause(run: Run) -> None:
     if kind == START:
         return
     epoch, iter_, event, position = _where(run, kind)
-    if (kind, epoch, iter_, position, event) != store.last_key:
-        _add_automatic(store, capture_snapshot(run, None, kind))
+    if (kind, epoch, iter_, position, event) != travel.last_key:
+        _add_automatic(travel, capture_snapshot(run, None, kind))
 
 
-_RNG_OWNER: list[int] = [0]
-"""The id of the run whose random streams the process's generators hold now."""
+class _Generators:
+    """Whose random streams the process's generators hold now (a run's id; 0: nobody's)."""
+
+    owner = 0
 
 
 def own_rng(run: Run) -> None:
@@ -252,32 +236,10 @@ def own_rng(run: Run) -> None:
     run was, they are put back. So runs driven in turns (a parent and its branches) each
     train as they would alone; runs training at the same time in two threads share the
     process's generators and are not reproducible."""
-    store = store_of(run)
+    travel = travel_of(run)
     if run.state == RunState.RUNNING:
-        if _RNG_OWNER[0] != id(run) and store.rng is not None:
-            set_rng_states(store.rng)
+        if _Generators.owner != id(run) and travel.rng is not None:
+            set_rng_states(travel.rng)
     else:
-        store.rng = get_rng_states()
-    _RNG_OWNER[0] = id(run)
-
-
-def install(run: Run) -> None:
-    """Give a run its automatic snapshots (epoch ends and pauses, see :class:`SnapshotStore`)."""
-    store_of(run)
-    run.ctx.callbacks = [*run.ctx.callbacks, TakeSnapshots(run)]
-    run.add_listener(own_rng)
-    run.add_listener(_before_pause)
-
-
-def rewind(run: Run, snap: Snapshot | None = None, **where: Any) -> Snapshot:
-    """Go back to a snapshot; see :func:`luzwidget.travel.replay.rewind`."""
-    from luzwidget.travel.replay import rewind as go_back
-
-    return go_back(run, snap, **where)
-
-
-def branch(run: Run, snap: Snapshot | None = None, **edits: Any) -> Run:
-    """A new paused Run from a snapshot with edits; see :func:`luzwidget.travel.branches.branch`."""
-    from luzwidget.travel.branches import branch as make_branch
-
-    return make_branch(run, snap, **edits)
+        travel.rng = get_rng_states()
+    _Generators.owner = id(run)

@@ -20,9 +20,10 @@ import torch
 
 from luzwidget.core.events import Event
 from luzwidget.core.states import RunState
-from luzwidget.insight.layers import Armed, first_tensor, tracker
+from luzwidget.core.summaries import fmt_number
+from luzwidget.insight.stats import first_tensor
+from luzwidget.insight.trackers import Armed, tracker
 from luzwidget.widgets.inspector import INSPECT_EVERY_S, OnDemandPart
-from luzwidget.widgets.summaries import fmt_number
 
 if TYPE_CHECKING:
     from luzwidget.control.run import Run

@@ -185,8 +185,8 @@ class Collector:
             ack = self.acks.popleft()
             self.log.add_ack(ack)
             acks.append(ack.to_json())
-            if ack.ok and ack.field == "lr":
-                mark = [self.feed.n_train, f"lr {ack.value}"]
+            if ack.mark is not None:
+                mark = [self.feed.n_train, ack.mark]
                 self.marks = [*self.marks[-(MAX_MARKS - 1) :], mark]
                 self._new_marks.append(mark)
         return acks

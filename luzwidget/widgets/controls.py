@@ -32,7 +32,7 @@ def status_part(run: Run, state: str, blocking: bool) -> dict[str, Any]:
     label = "Start" if state == RunState.READY else "Resume"
     buttons["skip"] = not blocked and can_skip(run, state)
     if state == RunState.DONE and run.ctx.max_epochs > run.ctx.epoch:
-        # max_epochs was raised after the end: Start continues it (commands.continue_done)
+        # max_epochs was raised after the end: Start continues it (Run.start goes on)
         buttons.update(button_states(RunState.READY), stop=False)
         label = "Continue"
     return {

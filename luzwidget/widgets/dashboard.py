@@ -19,7 +19,7 @@ from luzwidget.widgets.commands import handle_command
 from luzwidget.widgets.feed import DashboardFeed
 from luzwidget.widgets.publisher import Publisher
 from luzwidget.widgets.static import static_html
-from luzwidget.widgets.travel import travel_command
+from luzwidget.widgets.travel import travel_view
 
 if TYPE_CHECKING:
     from luzwidget.control.run import Run
@@ -207,8 +207,8 @@ class Dashboard(anywidget.AnyWidget):
             collector = self._collector
             collector.commanding += 1  # the event log waits for this command's ack
             try:
-                ack = travel_command(self, content)  # time travel (widgets/travel.py), or:
-                ack = ack or handle_command(self._run, content, collector.panels)
+                view = travel_view(self)  # the time-travel part's own (widgets/travel.py)
+                ack = handle_command(self._run, content, collector.panels, view)
                 self._collector.add_ack(ack)  # a branch command switched to the branch's
             finally:
                 collector.commanding -= 1

@@ -8,7 +8,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from luzwidget.callbacks.base import Callback
+from luzwidget.core.callback import Callback
 
 if TYPE_CHECKING:
     from luzwidget.core.context import Context
@@ -39,6 +39,8 @@ class DashboardFeed(Callback):
     direct : bool
         Whether to tick from the loop at all (False headless: tests call ``tick()``).
     """
+
+    run_bound = True  # luzwidget's own, for this run only: a branch does not copy it
 
     weight = 1000  # after the defaults: the loss is there and metrics are updated
 

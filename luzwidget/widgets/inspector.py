@@ -7,7 +7,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from luzwidget.core.states import RunState
-from luzwidget.widgets.summaries import FIELD_ORDER, WeightWatch, summarize
+from luzwidget.core.summaries import FIELD_ORDER, WeightWatch, summarize
 
 if TYPE_CHECKING:
     from luzwidget.control.run import Run

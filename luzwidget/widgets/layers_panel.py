@@ -21,7 +21,8 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from luzwidget.core.states import RunState
-from luzwidget.insight.layers import LayerTracker, layers, tracker
+from luzwidget.insight.layers import LayerTracker, layers
+from luzwidget.insight.trackers import tracker
 from luzwidget.widgets.inspector import INSPECT_EVERY_S, OnDemandPart
 
 if TYPE_CHECKING:

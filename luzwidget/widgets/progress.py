@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from luzwidget.core.data import loader_len
 from luzwidget.core.states import RunState
-from luzwidget.widgets.summaries import fmt_number
+from luzwidget.core.summaries import fmt_number
 
 if TYPE_CHECKING:
     from luzwidget.control.run import Run
@@ -61,6 +61,7 @@ class Progress:
             "min_epochs": ctx.min_epochs,
             "iter": it,
             "n_batches": n_batches,
+            "opt_steps": _opt_steps(ctx, it if training else None, n_train or None),
             "phase": "train" if training else "valid",
             "rate_text": self._timing(ctx, state, count, left, per_epoch),
             "loss_text": " · ".join(
@@ -87,6 +88,21 @@ class Progress:
                 f"epoch ETA {clock(left / self._rate)} · fit ETA {clock(fit_left / self._rate)}"
             )
         return f"trained for {clock(self._elapsed)}" if self._elapsed else ""
+
+
+def _opt_steps(ctx: Context, it: int | None, n_train: int | None) -> list[Any] | None:
+    """``[steps taken this epoch, steps per epoch]`` with gradient accumulation, else None.
+
+    ``it`` is the training batch (None in validation: the epoch's steps are all taken).
+    """
+    k = ctx.accumulate
+    if k <= 1:
+        return None
+    total = None if n_train is None else math.ceil(n_train / k)
+    if it is None:
+        return [total, total]
+    done = it // k + (1 if it == n_train and it % k else 0)
+    return [done, total]
 
 
 def _last_metrics(ctx: Context) -> list[list[Any]]:

@@ -9,7 +9,7 @@ from typing import Any
 import torch
 
 from luzwidget.core.limits import STREAM_BETA, STREAM_CAPACITY
-from luzwidget.metrics.values import as_scalar
+from luzwidget.core.values import as_scalar
 
 __all__ = [
     "DownsampledSeries",

@@ -14,14 +14,16 @@ from __future__ import annotations
 
 import contextlib
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from luzwidget.core.exceptions import EditError, LuzwidgetError
-from luzwidget.core.report import report
+from luzwidget.control import commands, wire
+from luzwidget.core.exceptions import EditError
+from luzwidget.storage.snapstore import Snapshot
 from luzwidget.travel.branches import describe, family
-from luzwidget.travel.snapshots import Snapshot, batches_of, store_of
-from luzwidget.widgets.commands import Ack, format_lr, parse_float, parse_int, parse_name, quote
+from luzwidget.travel.snapshots import batches_of
+from luzwidget.travel.state import TravelState, travel_of
+from luzwidget.widgets.commands import View, format_lr
 from luzwidget.widgets.stream import DownsampledSeries, number
 
 if TYPE_CHECKING:
@@ -29,7 +31,7 @@ if TYPE_CHECKING:
     from luzwidget.widgets.collector import Collector
     from luzwidget.widgets.feed import DashboardFeed
 
-__all__ = ["Travel", "cut_series", "travel_command"]
+__all__ = ["Travel", "cut_series", "travel_view"]
 
 
 class Travel:
@@ -45,7 +47,9 @@ class Travel:
         self.cut: float | None = None
         self._seeded = False
         self._watched: dict[int, Run] = {}
-        store_of(run).watchers.append(self.rewound)
+        self.state = _state_of(run)  # None: a run without time travel (built by hand)
+        if self.state is not None:
+            self.state.watchers.append(self.rewound)
 
     # -- a rewind ------------------------------------------------------------------------
     def rewound(self, _: Snapshot) -> None:
@@ -75,6 +79,8 @@ class Travel:
         :data:`TIMELINE_MAX` snapshots (the first, the labelled, then the latest), each
         ``[number, epoch, batch, kind, label, stream x or None]``; every run of the family
         with its curves, but this run's own (the plots have them)."""
+        if self.state is None:
+            return {"snapshots": [], "family": [], "rewinds": 0}
         members = family(self.run)
         self._watch([m for _, m in members])
         return {
@@ -90,7 +96,7 @@ class Travel:
                 }
                 for name, member in members
             ],
-            "rewinds": store_of(self.run).rewinds,
+            "rewinds": self.state.rewinds,
         }
 
     def _watch(self, members: list[Run]) -> None:
@@ -107,7 +113,7 @@ class Travel:
 
     def close(self) -> None:
         """Stop watching the run's store and the family's other runs."""
-        watchers = store_of(self.run).watchers
+        watchers = self.state.watchers if self.state is not None else []
         if self.rewound in watchers:
             watchers.remove(self.rewound)
         for member in self._watched.values():
@@ -115,6 +121,11 @@ class Travel:
                 member.ctx.unobserve(self._changed, "records")
             member.remove_listener(self._changed)
         self._watched.clear()
+
+
+def _state_of(run: Run) -> TravelState | None:
+    travel = run.features.travel
+    return travel if isinstance(travel, TravelState) else None
 
 
 TIMELINE_MAX = 24
@@ -125,7 +136,7 @@ _KINDS = {"start": "s", "epoch_end": "e", "inside": "i"}
 
 def timeline(run: Run, offset: int) -> list[list[Any]]:
     """The snapshots the timeline shows: ``[number, epoch, batch, kind, label, x]``."""
-    snaps = list(enumerate(store_of(run).list()))
+    snaps = list(enumerate(travel_of(run).store.list()))
     if len(snaps) > TIMELINE_MAX:
         first = [snaps[0]]
         labelled = [p for p in snaps[1:] if p[1].label][-(TIMELINE_MAX // 2) :]
@@ -174,75 +185,62 @@ def cut_series(series: DownsampledSeries, last_x: float) -> DownsampledSeries:
 # -- commands ------------------------------------------------------------------------------
 
 
-def travel_command(dashboard: Any, msg: dict[str, Any]) -> Ack | None:
-    """Answer ``{"cmd": "travel", "action": ...}`` for ``dashboard`` (None: not ours).
+def travel_view(dashboard: Any) -> View:
+    """The time-travel part's commands for ``dashboard``: ``{"cmd": "travel", "action": ...}``.
 
     ``snapshot`` takes one now, labelled ``"marked"`` (queued while training); ``rewind``
     and ``branch`` go to snapshot number ``snapshot`` (default: for a rewind the last one
     before now, for a branch the latest; ``branch`` with an optional ``lr`` typed as text),
-    a branch then being driven by the dashboard; ``drive`` switches the
-    dashboard to the family's run named ``run`` ("main", "branch 1"...).
+    a branch then being driven by the dashboard; ``drive`` switches the dashboard to the
+    family's run named ``run`` ("main", "branch 1"...). All but ``drive`` are calls of the
+    command table.
     """
-    if msg.get("cmd") != "travel":
-        return None
-    try:
-        text, ok = _travel(dashboard, msg), True
-    except (LuzwidgetError, ValueError) as exc:
-        text, ok = str(exc) or type(exc).__name__, False
-    except Exception as exc:  # a bug: logged, answered, never raised into the comm
-        report(f"dashboard command {quote(msg)} failed", error=exc)
-        text, ok = f"internal error on {quote(msg)}: {type(exc).__name__}: {exc}", False
-    return Ack(msg.get("id"), ok, text)
+
+    def view(run: Run, msg: Mapping[str, Any]) -> str | None:
+        if msg.get("cmd") != "travel":
+            return None
+        action = wire.name(msg.get("action"), "action")
+        if action == "snapshot":
+            return commands.call(run, "snapshot", {"label": "marked"}).message  # evicted last
+        if action == "rewind":
+            chosen = msg.get("snapshot")
+            return commands.call(run, "rewind", {"snapshot": _before_now(run, chosen)}).message
+        if action == "branch":
+            lr = msg.get("lr")
+            args = {"snapshot": msg.get("snapshot"), "lr": None if lr in (None, "") else lr}
+            new: Run = commands.call(run, "branch", args).value
+            dashboard.drive(new)
+            name = next(n for n, m in family(new) if m is new)
+            said = "" if args["lr"] is None else f" (lr {format_lr(wire.number(lr, 'lr'))})"
+            where = describe(new).split(" from ")[-1]
+            return f"{name}{said} made from {where}; the controls drive it"
+        if action == "drive":
+            name = wire.name(msg.get("run"), "run")
+            found = dict(family(run))
+            if name not in found:
+                raise EditError(
+                    f"run: no run {wire.quote(name)} in this family; there are {list(found)}."
+                )
+            dashboard.drive(found[name])
+            return f"the controls drive {name}"
+        raise EditError(
+            f"travel: unknown action {wire.quote(action)}; expected snapshot, rewind, branch or "
+            "drive."
+        )
+
+    return view
 
 
-def _chosen(run: Run, msg: dict[str, Any]) -> Snapshot | None:
-    index = msg.get("snapshot")
-    if index is None:
-        return None
-    snaps = store_of(run).list()
-    i = parse_int(index, "snapshot")
-    if not 0 <= i < len(snaps):
-        raise EditError(f"snapshot: no snapshot number {i}; this run has {len(snaps)}.")
-    return snaps[i]
-
-
-def _before_now(run: Run) -> Snapshot | None:
-    """The last snapshot taken before where the run is now (None: the latest)."""
+def _before_now(run: Run, chosen: Any) -> Any:
+    """The snapshot a rewind goes to: the one chosen, else the last taken before where the
+    run is now (None: the latest)."""
+    if chosen is not None:
+        return chosen
     now = batches_of(run)
-    snaps = store_of(run).list()
-    earlier = [s for s in snaps if s.batches is not None and now is not None and s.batches < now]
+    snaps = travel_of(run).store.list()
+    earlier = [
+        i
+        for i, s in enumerate(snaps)
+        if s.batches is not None and now is not None and s.batches < now
+    ]
     return earlier[-1] if earlier else None
-
-
-def _travel(dashboard: Any, msg: dict[str, Any]) -> str:
-    run: Run = dashboard.run
-    action = parse_name(msg.get("action"), "action")
-    if action == "snapshot":
-        snap = run.snapshot("marked")  # labelled: evicted last
-        return f"snapshot taken: {snap!r}" if snap else "snapshot at the next event"
-    if action == "rewind":
-        snap = run.rewind(_chosen(run, msg) or _before_now(run))
-        where = "the start" if snap.kind == "start" else f"epoch {snap.epoch}"
-        if snap.iter:
-            where = f"epoch {snap.epoch + 1}, batch {snap.iter}"
-        return f"rewound to {where}"
-    if action == "branch":
-        lr_text = msg.get("lr")
-        edits = {}
-        if lr_text not in (None, ""):
-            edits["lr"] = parse_float(lr_text, "lr")
-        new = run.branch(_chosen(run, msg), **edits)
-        dashboard.drive(new)
-        name = next(n for n, m in family(new) if m is new)
-        lr = f" (lr {format_lr(edits['lr'])})" if edits else ""
-        return f"{name}{lr} made from {describe(new).split(' from ')[-1]}; the controls drive it"
-    if action == "drive":
-        name = parse_name(msg.get("run"), "run")
-        found = dict(family(run))
-        if name not in found:
-            raise EditError(f"run: no run {quote(name)} in this family; there are {list(found)}.")
-        dashboard.drive(found[name])
-        return f"the controls drive {name}"
-    raise EditError(
-        f"travel: unknown action {quote(action)}; expected snapshot, rewind, branch or drive."
-    )

@@ -3,19 +3,17 @@
 Controls are found as a user (or a screen reader) finds them: buttons by role and name,
 the learning-rate box by its label. Kernel-side values are read on the shell channel of the
 notebook's kernel; plot growth is read from plotly's own data (``gd.data``) in the page.
-Element screenshots of each stage go to ``artifacts/browser/``; with
-``LUZWIDGET_UPDATE_DOCS=1`` the mid-training one also replaces ``docs/dashboard.png``.
+Element screenshots of each stage go to ``artifacts/browser/``
+(``docs/dashboard.png`` is taken by ``test_docs_image_browser.py``).
 """
 
 from __future__ import annotations
 
-import os
-import shutil
 import time
 from typing import Any
 
 import pytest
-from harness import REPO_ROOT, NotebookPage, expect  # lazy: collecting must not need playwright
+from harness import NotebookPage, expect  # lazy: collecting must not need playwright
 
 pytestmark = pytest.mark.browser
 
@@ -80,9 +78,6 @@ STREAM_SPAN = """(root) => {
 EPOCHS = 400
 
 VIEWPORT = {"width": 1440, "height": 1600}
-
-# The screenshot for the README: the dashboard mid-training (copied only when asked).
-DOCS_IMAGE = REPO_ROOT / "docs" / "dashboard.png"
 
 
 @pytest.fixture(autouse=True)
@@ -186,10 +181,7 @@ def test_train_pause_step_edit_resume(open_notebook, ui: str) -> None:
     )
     assert dash.evaluate(STREAM_LAST) > first_batch
     assert 0 < _epoch_fill(dash) < 100  # the epoch bar is partly filled
-    shot = nb.screenshot(dash, "dashboard-2-training")
-    if ui == "lab" and os.environ.get("LUZWIDGET_UPDATE_DOCS"):
-        DOCS_IMAGE.parent.mkdir(exist_ok=True)
-        shutil.copyfile(shot, DOCS_IMAGE)
+    nb.screenshot(dash, "dashboard-2-training")
 
     # Pause: the kernel reports it, the badge says it, stepping buttons come on.
     t_first_leg = time.monotonic() - t_start_click
@@ -293,4 +285,16 @@ def test_reload_renders_the_history_again(open_notebook) -> None:
     assert dash.locator(".lw-log-entry").all_text_contents() == log_before
     expect(dash.get_by_label("lr", exact=True)).to_have_value("0.001")
     nb.screenshot(dash, "dashboard-after-reload")
+    assert nb.errors() == []
+
+
+def test_with_gradient_accumulation_the_batch_bar_counts_optimizer_steps(open_notebook) -> None:
+    setup = SETUP.format(epochs=1).replace("verbose=False,", "verbose=False, accumulate=4,")
+    nb = open_notebook([setup, SHOW, 'run.step("batch", n=5)\nrun.ctx.iter'], ui="lab")
+    nb.run_all()
+    dash = _dashboard(nb)
+    n_train = nb.eval("len(run.ctx.train_data)")
+    steps = -(-n_train // 4)
+    batch_row = dash.locator(".lw-bar-row").nth(1)
+    expect(batch_row.locator(".lw-bar-text")).to_have_text(f"5 / {n_train} · 1 / {steps} steps")
     assert nb.errors() == []

@@ -65,7 +65,7 @@ def test_snapshot_branch_two_curves_rewind_shrinks(open_notebook, ui: str) -> No
     # Branch with lr 0.01: the dashboard drives the branch, the parent is overlaid.
     travel.get_by_label("Learning rate of the branch").fill("0.01")
     travel.get_by_role("button", name="Branch", exact=True).click()
-    nb.wait_value("len(run.snapshot_store.family['children'])", 1)
+    nb.wait_value("len(run.features.travel.family.children)", 1)
     assert nb.eval("run.dashboard().run.ctx.optimizers['opt'].param_groups[0]['lr']") == 0.01
     runs = dash.get_by_role("group", name="Runs of this family")
     expect(runs.get_by_role("button")).to_have_count(2)

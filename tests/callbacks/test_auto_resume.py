@@ -34,9 +34,9 @@ OPTIONS = {"verbose": False, "dataloader_options": {"batch_size": 8}}
 # -- a real process, killed with SIGKILL -------------------------------------------------
 
 
-def start_job(state, out, marker, every):
+def start_job(state, out, marker, every, data="noisy"):
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
-    args = [sys.executable, str(JOB), str(state), str(out), str(marker), every]
+    args = [sys.executable, str(JOB), str(state), str(out), str(marker), every, data]
     return subprocess.Popen(
         args, env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
@@ -90,11 +90,30 @@ def test_killed_process_resumes_to_bit_identical_weights(tmp_path):
         assert not paths[m][0].exists()
 
 
+def test_killed_process_on_in_memory_tensors_resumes_to_bit_identical_weights(tmp_path):
+    """Tensors are batched by index: the order and position ride the same RNG states and
+    batch count, so a kill mid-epoch resumes exactly as on a DataLoader."""
+    reference = start_job(tmp_path / "ref-state.pt", tmp_path / "ref.pt", "-", "-", "tensors")
+    state, out, mark = tmp_path / "state.pt", tmp_path / "out.pt", tmp_path / "mark"
+    victim = start_job(state, out, mark, "2", "tensors")
+    wait_for(mark, victim, time.monotonic() + 90)
+    os.kill(victim.pid, signal.SIGKILL)  # hanging at epoch 2, batch 5
+    victim.communicate()
+    assert torch.load(state, weights_only=True)["position"]["batch"] == 4
+    again = start_job(state, out, mark, "2", "tensors")
+    for proc in (again, reference):
+        finish(proc)
+    got, expected = (torch.load(p, weights_only=True) for p in (out, tmp_path / "ref.pt"))
+    assert same_weights(got["model"], expected["model"])
+    assert got["records"]["valid"] == expected["records"]["valid"]
+
+
 # -- the same in one process: a run abandoned mid-epoch ----------------------------------
 
 
-def fit_job(path, every=None, crash_at=None, epochs=4, extra=()):
-    """Train like the script; with ``crash_at=n`` stop after n batches and drop the run.
+def fit_job(path, every=None, crash_at=None, epochs=4, extra=(), tensors=False):
+    """Train like the script; with ``crash_at=n`` stop after n batches and drop the run;
+    ``tensors``: on the tensors themselves (batched by index), not a Dataset with noise.
 
     An epoch is 8 training and 2 validation batches.
     """
@@ -105,7 +124,7 @@ def fit_job(path, every=None, crash_at=None, epochs=4, extra=()):
     cb = AutoResume(path, every_n_batches=every)
     callbacks = [cb, LRScheduler(StepLR, step_size=1, gamma=0.5), *extra]
     run = make_spec(Net).run(
-        NoisyData(x, y),
+        (x, y) if tensors else NoisyData(x, y),
         epochs=epochs,
         valid_data=make_data(16, seed=1),
         callbacks=callbacks,
@@ -138,6 +157,17 @@ def test_abandoned_run_resumes_exactly(tmp_path, every, resumed_from):
     assert lrs[0] == lrs[1] == 0.5**4 * 1e-2
     assert not path.exists()
     assert not (tmp_path / "ref.pt").exists()
+
+
+def test_abandoned_run_on_in_memory_tensors_resumes_exactly(tmp_path):
+    reference, _ = fit_job(tmp_path / "ref.pt", 3, tensors=True)
+    assert type(reference.ctx.train_data).__name__ == "IndexLoader"
+    crashed, _ = fit_job(tmp_path / "state.pt", 3, crash_at=10 + 5, tensors=True)
+    assert (crashed.ctx.epoch, crashed.ctx.iter) == (2, 5)
+    resumed, cb = fit_job(tmp_path / "state.pt", 3, tensors=True)
+    assert (cb.resumed_from["epoch"], cb.resumed_from["batch"]) == (1, 3)
+    assert same_weights(resumed.ctx.model, reference.ctx.model)
+    assert resumed.ctx.records["metrics"]["valid"] == reference.ctx.records["metrics"]["valid"]
 
 
 def test_checkpoint_at_each_epoch_end_holds_the_whole_run(tmp_path):
@@ -223,3 +253,32 @@ def test_tmp_files_a_kill_left_are_removed_when_the_fit_ends(tmp_path):
     stale.write_bytes(b"half a checkpoint")
     fit_job(path, epochs=0)  # no epoch, so no write: only the end of the fit cleans up
     assert not stale.exists()
+
+
+@pytest.mark.parametrize("every", [None, 2])
+def test_a_rewind_inside_epoch_1_replays_from_the_start_not_from_the_file(tmp_path, every):
+    reference, _ = fit_job(tmp_path / "ref.pt", every, epochs=2)
+    run, cb = fit_job(tmp_path / "state.pt", every, crash_at=6, epochs=2)  # epoch 1, batch 6
+    if every:
+        assert (tmp_path / "state.pt").exists()  # written at batch 2 and 4 of this fit
+    run.rewind(batches=3)  # epoch 1, batch 3: replayed from the start, the file not read
+    assert (run.ctx.epoch, run.ctx.iter) == (1, 3)
+    assert cb.resumed_from is None
+    run.resume()
+    assert run.state == "done"
+    assert same_weights(run.ctx.model, reference.ctx.model)
+    assert run.ctx.records["metrics"] == reference.ctx.records["metrics"]
+
+
+def test_a_resumed_fit_rewound_to_its_start_resumes_from_the_same_file_again(tmp_path):
+    reference, _ = fit_job(tmp_path / "ref.pt", 2, epochs=2)
+    path = tmp_path / "state.pt"
+    fit_job(path, 2, crash_at=5, epochs=2)  # the file holds epoch 1, batch 4
+    run, cb = fit_job(path, 2, crash_at=10 + 3, epochs=2)  # resumed; it wrote the file since
+    assert cb.resumed_from == {"epoch": 0, "batch": 4}
+    run.rewind(run.snapshots[0])  # the run's start: it begins as it first began
+    run.step("batch")  # from the file as it was then (batch 4), not as it is now (epoch 2)
+    assert (run.ctx.epoch, run.ctx.iter) == (1, 5)
+    run.resume()
+    assert same_weights(run.ctx.model, reference.ctx.model)
+    assert run.ctx.records["metrics"]["valid"] == reference.ctx.records["metrics"]["valid"]

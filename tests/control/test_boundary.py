@@ -9,8 +9,8 @@ import pytest
 from luzwidget.control.boundary import STOP, Boundary, Control
 from luzwidget.control.breakpoints import Breakpoints
 from luzwidget.core.context import Context
-from luzwidget.core.engine import LoopFlags
 from luzwidget.core.events import Event
+from luzwidget.core.flags import LoopFlags
 from luzwidget.core.states import Outcome, RunState, stop_condition
 
 STOPPED = Outcome(RunState.DONE, "stopped")
@@ -73,30 +73,51 @@ def test_ctrl_c_pauses_at_the_next_boundary(capsys: pytest.CaptureFixture[str]) 
     assert b.interrupted is False
 
 
-def test_a_relay_takes_a_command_away_from_the_inbox() -> None:
+class _InStep:
+    """A stand-in for several processes' boundary policy (``features.instep``)."""
+
+    def __init__(self, leads: bool = True) -> None:
+        self.leads = leads
+        self.held: list[object] = []
+        self.seen: list[tuple[Event, Outcome | None]] = []
+
+    def relay(self, command: object) -> bool:
+        self.held.append(command)
+        return True  # applied elsewhere (at an agreed boundary)
+
+    def follow(self, event: Event, outcome: Outcome | None) -> Outcome | None:
+        self.seen.append((event, outcome))
+        return STOP if event == Event.on_epoch_end else outcome
+
+    def detach(self) -> None:
+        pass
+
+
+def test_a_leading_instep_takes_a_command_away_from_the_inbox() -> None:
     b, _ = _boundary()
-    held: list[object] = []
-    b.relay = lambda command: held.append(command) is None  # True: it is applied elsewhere
+    b.features.instep = instep = _InStep()
     b.queue(Control("pause", "paused"))
-    assert (list(b.inbox), len(held)) == ([], 1)
+    assert (list(b.inbox), len(instep.held)) == ([], 1)
+    b.features.instep = None
     assert b.at(Event.on_train_batch_end) is None  # nothing pauses here
+
+
+def test_a_following_instep_leaves_commands_in_the_inbox() -> None:
+    b, _ = _boundary()
+    b.features.instep = instep = _InStep(leads=False)
+    b.queue(Control("pause", "paused"))
+    assert (len(b.inbox), instep.held) == (1, [])
 
 
 def test_follow_sees_each_decision_and_may_stop_the_loop() -> None:
     b, _ = _boundary()
-    seen: list[tuple[Event, Outcome | None]] = []
-
-    def follow(event: Event, outcome: Outcome | None) -> Outcome | None:
-        seen.append((event, outcome))
-        return STOP if event == Event.on_epoch_end else outcome
-
-    b.follow = follow
+    b.features.instep = instep = _InStep(leads=False)
     b.queue(Control("pause", "paused"))
     paused = b.at(Event.on_train_batch_end)
     assert paused is not None
     assert paused.state == RunState.PAUSED
-    assert seen == [(Event.on_train_batch_end, paused)]
+    assert instep.seen == [(Event.on_train_batch_end, paused)]
     assert b.at(Event.on_epoch_end) is STOPPED  # STOP from follow: the driver's stop runs
     b.queue(Control("stop"))
-    b.follow = None
+    b.features.instep = None
     assert b.at(Event.on_train_end) is STOPPED

@@ -22,9 +22,9 @@ from torch.optim.lr_scheduler import StepLR
 import luzwidget as lw
 from luzwidget.callbacks import LRScheduler, ModelCheckpoint, ResumeFromCheckpoint
 from luzwidget.core.exceptions import ConfigError
+from luzwidget.core.summaries import optimizer_summary
 from luzwidget.lr_finder import lr_finder
-from luzwidget.widgets.commands import handle_command
-from luzwidget.widgets.summaries import optimizer_summary
+from luzwidget.widgets.commands import edit_values, handle_command
 from tests.helpers import MLP, E, Recorder, make_data, snapshot
 
 LR0 = 0.05
@@ -202,7 +202,7 @@ def test_dashboard_lr_edit_sets_every_group(opt: str | None) -> None:
     ack = handle_command(run, msg if opt is None else {**msg, "opt": opt})
     assert ack.ok, ack.message
     assert ack.message.endswith("set to 0.01 in every parameter group")
-    assert ack.value == "0.01"
+    assert edit_values(run)["optimizers"][0]["lr"] == "0.01"
     assert run_lrs(run) == [0.01, 0.01]
     run.resume()
     assert run.state == "done"
@@ -213,7 +213,7 @@ def test_dashboard_refused_lr_edit_leaves_every_group() -> None:
     run = _run()
     ack = handle_command(run, {"cmd": "edit", "field": "lr", "opt": "opt", "value": "-1", "id": 1})
     assert not ack.ok
-    assert ack.value == repr(LR0)  # the box snaps back to the first group's lr
+    assert edit_values(run)["optimizers"][0]["lr"] == repr(LR0)  # the box snaps back
     assert run_lrs(run) == [LR0, LR1]
 
 

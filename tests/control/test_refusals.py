@@ -13,8 +13,8 @@ import torch
 from torch import nn
 
 import luzwidget as lw
+from luzwidget.control.commands import call
 from luzwidget.core.context import MAX_EPOCHS, shown
-from luzwidget.remote.methods import call
 from luzwidget.widgets.collector import Collector
 from luzwidget.widgets.commands import handle_command
 from luzwidget.widgets.feed import DashboardFeed
@@ -53,23 +53,23 @@ REFUSED: dict[str, tuple[Callable[[lw.Run], Any], str]] = {
     "set_lr -10**400": (lambda r: r.set_lr(-HUGE), "lr must be a finite positive number"),
     "set_lr inf": (lambda r: r.set_lr(float("inf")), "lr must be a finite positive number"),
     "dashboard max_epochs": (dash_edit("max_epochs", "1" + "0" * 400), "max_epochs"),
-    "dashboard lr 1e400": (dash_edit("lr", "1e400"), "finite positive"),
+    "dashboard lr 1e400": (dash_edit("lr", "1e400"), "too large"),
     "remote edit": (
-        lambda r: call(r, "edit", {"field": "max_epochs", "value": HUGE}),
-        "max_epochs",
+        lambda r: call(r, "edit", {"field": "max_epochs", "value": HUGE}, remote=True),
+        "too large",
     ),
-    "remote set_lr": (lambda r: call(r, "set_lr", {"lr": HUGE}), "finite positive"),
+    "remote set_lr": (lambda r: call(r, "set_lr", {"lr": HUGE}, remote=True), "lr"),
     "remote breakpoint_flag watch": (
-        lambda r: call(r, "breakpoint_flag", {"name": "watch", "value": True}),
-        "nonfinite_loss or nonfinite",
+        lambda r: call(r, "breakpoint_flag", {"name": "watch", "value": True}, remote=True),
+        "expected one of",
     ),
     "remote breakpoint_flag private": (
-        lambda r: call(r, "breakpoint_flag", {"name": "_nonfinite", "value": True}),
-        "nonfinite_loss or nonfinite",
+        lambda r: call(r, "breakpoint_flag", {"name": "_nonfinite", "value": True}, remote=True),
+        "expected one of",
     ),
     "remote breakpoint_flag value": (
-        lambda r: call(r, "breakpoint_flag", {"name": "nonfinite", "value": 1}),
-        "True or False",
+        lambda r: call(r, "breakpoint_flag", {"name": "nonfinite", "value": 1}, remote=True),
+        "expected true or false",
     ),
 }
 
@@ -108,7 +108,7 @@ def test_the_largest_epochs_are_taken_and_one_more_is_refused_everywhere() -> No
     done = make_run()
     done.resume()
     before = observable(done)
-    with pytest.raises(lw.ConfigError, match=r"extend: epochs must be an int from 1 to"):
+    with pytest.raises(lw.ConfigError, match=r"would take max_epochs past"):
         done.extend(HUGE)
     with pytest.raises(lw.ConfigError, match=r"would take max_epochs past"):
         done.extend(MAX_EPOCHS)

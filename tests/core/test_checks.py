@@ -15,7 +15,7 @@ from luzwidget.core.checks import check_target_shape
     ("loss", "pred", "target"),
     [
         (nn.MSELoss(), (8, 1), (8, 1)),  # same shape
-        (nn.CrossEntropyLoss(), (8, 3), (8,)),  # class indices: not element-wise
+        (nn.CrossEntropyLoss(), (8, 3), (8,)),  # class indices: the loss raises (float), not us
         (nn.MSELoss(), (8, 3), (5,)),  # does not broadcast: torch's own error names it
         (lambda p, t: (p.squeeze(1) - t).pow(2).mean(), (8, 1), (8,)),  # the user's own loss
     ],

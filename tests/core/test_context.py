@@ -10,7 +10,7 @@ from traitlets import TraitError
 
 import luzwidget as lw
 from luzwidget import Context, Event
-from luzwidget.callbacks.base import Callback
+from luzwidget.core.callback import Callback
 from luzwidget.core.context import Live, finite_positive
 
 # The luz ctx fields (LUZ_REFERENCE.md), plus the ones luz also has.

@@ -19,6 +19,7 @@ from torch.utils.data import (
 
 from luzwidget import ConfigError, DataError, StepError
 from luzwidget.core.data import as_dataset, as_loader, loader_len, split_batch, split_valid
+from luzwidget.core.index_loader import IndexLoader
 from tests.helpers import E, Recorder, batches, make_data, make_spec, snapshot, state_equal
 
 
@@ -157,8 +158,8 @@ def test_default_loader_options() -> None:
     x, y = make_data(100)
     run = make_spec().run((x, y), valid_data=(x, y), verbose=False)
     train, valid = run.ctx.train_data, run.ctx.valid_data
-    assert isinstance(train, DataLoader)
-    assert isinstance(valid, DataLoader)
+    assert isinstance(train, IndexLoader)  # tensors: a DataLoader's batches, taken by index
+    assert isinstance(valid, IndexLoader)
     assert (train.batch_size, train.drop_last) == (32, True)
     assert isinstance(train.sampler, RandomSampler)
     assert (valid.batch_size, valid.drop_last) == (32, False)
@@ -337,15 +338,33 @@ def test_a_dataloader_value_error_keeps_its_cause() -> None:
     assert isinstance(err.value.__cause__, ValueError)
 
 
-def test_an_epoch_of_no_batches_is_refused_before_training() -> None:
+def test_a_dataset_smaller_than_a_batch_trains_its_partial_batch_and_says_so(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     x, y = make_data(10)
-    with pytest.raises(ConfigError, match=r"10 samples, fewer than batch_size=32.*0 batches"):
-        make_spec().run((x, y), epochs=1, verbose=False)
+    run = make_spec().run((x, y), epochs=1, verbose=False)
+    said = capsys.readouterr().err
+    assert said.count("the last (partial) batch is kept") == 1
+    assert "data has 10 samples, fewer than batch_size=32" in said
+    assert run.ctx.train_data.drop_last is False
+    run.resume()
+    assert run.state == "done"
+    assert run.ctx.iter == 1  # one batch of 10 was trained
+    assert run.ctx.train_data.batch_size == 32
+
+
+def test_an_epoch_of_no_batches_is_refused_unless_no_epoch_runs() -> None:
+    x, y = make_data(10)
     ready = DataLoader(TensorDataset(x, y), batch_size=32, drop_last=True)
     with pytest.raises(ConfigError, match=r"data has 10 samples.*\{'drop_last': False\}"):
         as_loader(ready, training=True)
+    with pytest.raises(ConfigError, match=r"10 samples, fewer than batch_size=32.*0 batches"):
+        make_spec().run(ready, epochs=1, verbose=False)
     with pytest.raises(DataError, match=r"0 batches"):
         as_loader([], training=True)
+    fitted = make_spec().fit(ready, epochs=0, verbose=False)  # luz trains nothing: no refusal
+    assert fitted.ctx.epoch == 0
+    assert "metrics" not in make_spec().fit([], epochs=0, verbose=False).records
 
 
 # -- a batch that failed to load: retry loads it again, skip drops it (issue 9.13) ------------

@@ -11,7 +11,7 @@ import torch
 
 import luzwidget as lw
 from luzwidget import Event
-from luzwidget.callbacks.base import Callback
+from luzwidget.core.callback import Callback
 from luzwidget.core.dispatch import build_dispatch_table
 from tests.helpers import E, make_data, make_spec
 
@@ -183,3 +183,51 @@ def test_callback_methods_are_called_with_the_context() -> None:
 def test_parse_refuses_with_a_config_error_and_a_hint() -> None:
     with pytest.raises(lw.ConfigError, match=r"what='batches' is not an event.* Or use 'batch'"):
         Event.parse("batches", argument="what", hint="Or use 'batch'.")
+
+
+def test_the_event_groups_are_defined_once_on_event() -> None:
+    def names(prop: str) -> set[str]:
+        return {e.value.removeprefix("on_") for e in Event if getattr(e, prop)}
+
+    assert names("is_after_loss") == {"train_batch_after_loss", "valid_batch_after_loss"}
+    assert names("is_after_pred") == {"train_batch_after_pred", "valid_batch_after_pred"}
+    assert names("is_batch_end") == {"train_batch_end", "valid_batch_end", "predict_batch_end"}
+    assert names("is_batch_begin") == {
+        "train_batch_begin",
+        "valid_batch_begin",
+        "predict_batch_begin",
+    }
+    assert names("mid_batch") == {
+        "train_batch_begin",
+        "train_batch_after_pred",
+        "train_batch_after_loss",
+        "train_batch_before_backward",
+        "train_batch_before_step",
+        "valid_batch_begin",
+        "valid_batch_after_pred",
+        "valid_batch_after_loss",
+    }
+    assert names("is_predict") == {
+        "predict_begin",
+        "predict_batch_begin",
+        "predict_batch_end",
+        "predict_end",
+    }
+    assert names("in_epoch") == {
+        "epoch_begin",
+        "epoch_end",
+        *(n for n in names("in_batch") if not n.startswith("predict")),
+        "train_begin",
+        "train_end",
+        "valid_begin",
+        "valid_end",
+    }
+    assert names("in_train_batch") == {n for n in names("in_batch") if n.startswith("train")}
+    assert [e.depth for e in (Event.on_fit_begin, Event.on_epoch_end, Event.on_valid_begin)] == [
+        0,
+        1,
+        2,
+    ]
+    assert Event.on_train_batch_end.depth == 3
+    assert Event.on_train_batch_after_step.depth == 4
+    assert Event.on_predict_batch_end.depth == 1

@@ -11,7 +11,7 @@ from torch import nn
 import luzwidget as lw
 from luzwidget import Event
 from luzwidget.callbacks import Interrupt, Metrics, Profile, Progress, TrainValid
-from luzwidget.callbacks.base import Callback
+from luzwidget.core.callback import Callback
 from luzwidget.travel.snapshots import TakeSnapshots
 from tests.helpers import (
     MLP,

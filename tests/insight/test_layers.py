@@ -12,7 +12,8 @@ from torch import nn
 
 import luzwidget as lw
 from luzwidget.core.engine import engine_of
-from luzwidget.insight.layers import LAYER_COLUMNS, ActivationTracker, LayerTracker, tracker
+from luzwidget.insight.layers import LAYER_COLUMNS, LayerTracker
+from luzwidget.insight.trackers import ActivationTracker, tracker
 from tests.helpers import E, make_data, make_spec
 
 OPTS = {"batch_size": 16}
@@ -168,7 +169,9 @@ def test_armed_by_a_call_only_until_the_drive_ends() -> None:
     assert not _table_has(run, LayerTracker)
     run.layers()
     assert _in_run(run, LayerTracker)
-    assert engine_of(run.ctx).table[E.on_train_batch_before_step][-1].__self__ is tracker(run)
+    assert engine_of(run.ctx).table[E.on_train_batch_before_step][-1].__self__ is tracker(
+        run, LayerTracker
+    )
     run.step("batch")
     assert not _in_run(run, LayerTracker)
     assert not _table_has(run, LayerTracker)
@@ -216,7 +219,7 @@ def test_activations_match_the_module_outputs_by_hand() -> None:
 
 
 def test_norms_of_huge_finite_weights_do_not_overflow() -> None:
-    from luzwidget.insight.layers import norm
+    from luzwidget.insight.stats import norm
 
     assert float(norm(torch.tensor([3e19, 4e19]))) == pytest.approx(5e19)  # float32 squares: inf
     assert float(norm(torch.tensor([3.0, 4.0]))) == pytest.approx(5.0)

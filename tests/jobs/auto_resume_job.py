@@ -1,10 +1,11 @@
 """A training script for tests/callbacks/test_auto_resume.py, run as a real process.
 
-usage: python auto_resume_job.py STATE OUT MARKER EVERY
+usage: python auto_resume_job.py STATE OUT MARKER EVERY [DATA]
 
 Trains with AutoResume(STATE); with MARKER != "-", the first run writes MARKER at epoch 2,
 batch 5 and then hangs there until the test kills it (SIGKILL). Started again, the script
-resumes from STATE. At the end the final weights are saved to OUT.
+resumes from STATE. At the end the final weights are saved to OUT. DATA ``tensors`` trains
+on the tensors themselves (batched by index) instead of a Dataset with noise.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ class HangOnce(lw.Callback):
         time.sleep(120)
 
 
-def main(state: str, out: str, marker: str, every: str) -> None:
+def main(state: str, out: str, marker: str, every: str, data: str = "noisy") -> None:
     torch.manual_seed(0)
     np.random.seed(0)
     random.seed(0)
@@ -50,7 +51,7 @@ def main(state: str, out: str, marker: str, every: str) -> None:
         HangOnce(marker),
     ]
     fitted = spec.fit(
-        NoisyData(x, y),
+        (x, y) if data == "tensors" else NoisyData(x, y),
         epochs=4,
         valid_data=(vx, vy),
         callbacks=callbacks,
@@ -62,4 +63,4 @@ def main(state: str, out: str, marker: str, every: str) -> None:
 
 
 if __name__ == "__main__":
-    main(*sys.argv[1:5])
+    main(*sys.argv[1:6])

@@ -14,6 +14,8 @@ MODE is one of:
 - ``breakpoint``: rank 0 adds a breakpoint at ``on_valid_begin`` from a callback at epoch 1,
   batch 1, resumes to it, clears it and resumes to the end;
 - ``error``: rank 1's callback raises at epoch 1, batch 2;
+- ``tensors`` / ``loader``: ``train`` shuffled, on the tensors (batched by index) or on
+  DataLoaders the script builds (sharded with a DistributedSampler): the same batches;
 - ``hang``: rank 1 hangs (SIGSTOP) at epoch 1, batch 2; rank 0's collectives time out
   after 3 s and its ``fit()`` raises: it must exit 1, never abort. Every rank writes
   ``OUT/threads<r>.json``: the luzwidget threads still alive when the interpreter exits.
@@ -35,6 +37,7 @@ from typing import Any
 
 import torch
 from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
 
 import luzwidget as lw
 from luzwidget.callbacks import AutoResume
@@ -89,8 +92,8 @@ def main(mode: str, out: str, state: str = "") -> None:
     callbacks: list[Any] = [watch]
     if mode == "kill":
         callbacks.append(AutoResume(state))
-    options = {"batch_size": 16 // size, "shuffle": False}
-    args = (data(64, 0),)
+    options = {"batch_size": 16 // size, "shuffle": mode in ("tensors", "loader")}
+    args: tuple[Any, ...] = (data(64, 0),)
     kwargs: dict[str, Any] = {
         "epochs": 3,
         "valid_data": data(32, 1),
@@ -98,6 +101,10 @@ def main(mode: str, out: str, state: str = "") -> None:
         "verbose": False,
         "dataloader_options": options,
     }
+    if mode == "loader":
+        args = (DataLoader(TensorDataset(*args[0]), **options),)
+        kwargs["valid_data"] = DataLoader(TensorDataset(*data(32, 1)), batch_size=16 // size)
+        del kwargs["dataloader_options"]
     if mode == "hang":
         kwargs["accelerator"] = lw.Accelerator(cpu=True, timeout_s=3)
     result: dict[str, Any] = {"rank": rank, "world_size": size}
@@ -125,11 +132,12 @@ def main(mode: str, out: str, state: str = "") -> None:
         fitted = spec.fit(*args, **kwargs)
         ctx = fitted.ctx
         model = fitted.model
-        result["predicted"] = len(fitted.predict(args[0][0]))  # every rank: the whole data
+        result["predicted"] = len(fitted.predict(data(64, 0)[0]))  # every rank: the whole data
     lockstep = next((cb for cb in ctx.callbacks if isinstance(cb, Lockstep)), None)
     result.update(
         state=str(run.state) if mode in ("steer", "breakpoint") else "done",
         ddp=type(model).__name__,
+        loader=type(ctx.train_data).__name__,
         ctx_rank=ctx.rank,
         ctx_world_size=ctx.world_size,
         lrs=watch.lrs,

@@ -126,6 +126,24 @@ def test_two_processes_train_as_one_on_the_same_global_batches(
     assert r0["predicted"] == r1["predicted"] == 64  # predict() after fit: all of the data
 
 
+def test_shuffled_tensors_are_index_batched_per_rank_as_a_distributed_sampler_would(
+    tmp_path: Path,
+) -> None:
+    """Each rank slices the indices a DistributedSampler gives it: the same run, bit for bit,
+    as DataLoaders sharded by luzwidget."""
+    runs = {}
+    for mode in ("tensors", "loader"):
+        (tmp_path / mode).mkdir()
+        code, log = torchrun([mode, str(tmp_path / mode)])
+        assert code == 0, log
+        runs[mode] = [load(tmp_path / mode, rank) for rank in (0, 1)]
+    for rank in (0, 1):
+        (index, w_index), (loader, w_loader) = runs["tensors"][rank], runs["loader"][rank]
+        assert (index["loader"], loader["loader"]) == ("IndexLoader", "DataLoader")
+        assert all(torch.equal(w_index[k], w_loader[k]) for k in w_loader)
+        assert index["records"] == loader["records"]
+
+
 def test_a_pause_and_an_lr_edit_posted_on_rank_0_apply_at_one_boundary_on_both(
     tmp_path: Path,
 ) -> None:

@@ -121,11 +121,11 @@ def test_numbers_out_of_range_are_refused_through_the_served_run(job: Job) -> No
     OverflowError; set_lr(lr=10**400) came back as an internal error."""
     run = job.attach()
     try:
-        with pytest.raises(lw.ConfigError, match="max_epochs"):
+        with pytest.raises(lw.ConfigError, match="too large; expected at most"):
             run.edit("max_epochs", 10**400)
-        with pytest.raises(lw.ConfigError, match="lr must be a finite positive number"):
+        with pytest.raises(lw.ConfigError, match=r"lr: .* too large"):
             run.set_lr(10**400)
-        with pytest.raises(lw.ConfigError, match="lr must be a finite positive number"):
+        with pytest.raises(lw.ConfigError, match=r"lr: .* not finite"):
             run.call("set_lr", lr=float("inf"))
         time.sleep(1.5)  # a few of the server's ticks
         status = run.status()

@@ -438,3 +438,33 @@ def test_a_store_with_a_spill_dir_writes_evicted_snapshots_and_reads_them_back(t
         SnapshotStore(spill_dir=3)
     with pytest.raises(ConfigError, match="must be a SnapshotStore"):
         run.snapshot_store = 3
+
+
+def test_on_in_memory_tensors_rewinds_inside_an_epoch_and_batches_back_are_exact():
+    """Tensors are batched by index: the epoch's order is drawn from the restored RNG states
+    and the position is the batch count, as on a DataLoader."""
+
+    def tensor_run():
+        torch.manual_seed(0)
+        return make_spec(Net).run(
+            make_data(64), epochs=3, valid_data=make_data(16, seed=1), **OPTIONS
+        )
+
+    reference = tensor_run()
+    reference.resume()
+    run = tensor_run()
+    assert type(run.ctx.train_data).__name__ == "IndexLoader"
+    run.step("epoch")
+    run.step("batch", n=3)
+    s = run.snapshot("mid")
+    weights = {k: v.clone() for k, v in run.ctx.model.state_dict().items()}
+    run.step("epoch")
+    run.step("batch", n=6)
+    run.rewind(s)
+    assert (run.ctx.epoch, run.ctx.iter) == (2, 3)
+    assert same_weights(run.ctx.model, weights)
+    run.rewind(batches=4)  # back into epoch 1, replayed from the run's start
+    assert (run.ctx.epoch, run.ctx.iter) == (1, 7)
+    run.resume()
+    assert same_weights(run.ctx.model, reference.ctx.model)
+    assert metrics(run) == metrics(reference)

@@ -66,7 +66,7 @@ def test_snapshot_describes_everything() -> None:
     assert rows["model"].startswith("Net · 49 params")
     assert rows["optimizers"] == "{opt: SGD lr=0.1}"
     assert "16 batches" not in rows["train_data"]
-    assert rows["train_data"] == "DataLoader · 6 batches · batch_size 16"
+    assert rows["train_data"] == "IndexLoader · 6 batches · batch_size 16"  # tensors: by index
     assert any(isinstance(cb, DashboardFeed) for cb in run.ctx.callbacks)
     dash.close()
 

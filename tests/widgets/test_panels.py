@@ -17,11 +17,12 @@ from torch import nn
 
 import luzwidget as lw
 from luzwidget.core.engine import engine_of
-from luzwidget.insight.layers import LayerTracker, tracker
+from luzwidget.core.summaries import tensor_summary
+from luzwidget.insight.layers import LayerTracker
+from luzwidget.insight.trackers import tracker
 from luzwidget.widgets import Dashboard
 from luzwidget.widgets.batch_panel import EpochConfusion, image_layout
 from luzwidget.widgets.commands import Ack
-from luzwidget.widgets.summaries import tensor_summary
 from tests.widgets.test_dashboard import _shown
 
 
@@ -270,6 +271,23 @@ def test_layers_panel_marks_the_origin_of_a_nan() -> None:
     assert run.state == "paused"
     assert "b (Linear)" in run.reason
     assert dash.tick()["layers"]["origin"] == {"kind": "output", "name": "b"}
+    dash.close()
+
+
+def test_layers_panel_of_a_compiled_model_shows_and_marks_the_modules_own_names() -> None:
+    torch._dynamo.reset()
+    net = nn.Sequential(nn.Linear(64, 16), nn.ReLU(), nn.Linear(16, 10))
+    run = _digits_run(model=torch.compile(net, backend="aot_eager"))
+    dash, _ = _shown(run)
+    dash.panel("layers")
+    run.step("batch")  # compiled, no hook in its graph
+    assert [r[0] for r in dash.tick()["layers"]["rows"]] == [n for n, _ in net.named_parameters()]
+    run.breakpoints.nonfinite = True
+    with torch.no_grad():
+        net[2].bias[3] = torch.nan
+    run.resume()
+    assert "output of 2 (Linear)" in run.reason
+    assert dash.tick()["layers"]["origin"] == {"kind": "output", "name": "2"}
     dash.close()
 
 

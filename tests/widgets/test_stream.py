@@ -9,8 +9,8 @@ import pytest
 import torch
 from torch import nn
 
+from luzwidget.core.summaries import fmt_number, summarize, tensor_summary
 from luzwidget.widgets.stream import DownsampledSeries, halve, json_points, stream_delta
-from luzwidget.widgets.summaries import fmt_number, summarize, tensor_summary
 
 
 def test_history_stays_bounded_and_uniform() -> None:

@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from luzwidget.control.breakpoints import Breakpoints
+from luzwidget.control.features import Features
 from luzwidget.core.context import Context
 from luzwidget.core.events import Event
 from luzwidget.widgets import Dashboard
@@ -44,7 +45,10 @@ class FastRun:
         self.n_events = 0
         self.error = None
         self.error_traceback = ""
-        self.breakpoints = Breakpoints()
+        self.interrupted = False
+        self.notice = ""
+        self.features = Features()  # no time travel, no insight: what the dashboard copes with
+        self.breakpoints = Breakpoints(features=self.features)
         self.n_batches = n_batches
         self.batches = 0
         self._stop = False
@@ -99,7 +103,7 @@ class FastRun:
         self.state = "done"
         return self
 
-    def set_lr(self, lr: float, opt_name: str | None = None) -> None:
+    def set_lr(self, lr: float, opt_name: str | None = None, keep_ratios: bool = False) -> None:
         for group in self.ctx.optimizers[opt_name or "opt"].param_groups:
             group["lr"] = lr
 
@@ -233,7 +237,7 @@ def test_publisher_sleeps_when_idle_and_wakes_on_a_command() -> None:
         dash._handle_custom_msg({"cmd": "edit", "field": "lr", "value": "0.5", "id": 7}, [])
         await asyncio.sleep(0.2)
         acks = [a for m in sent[n:] for a in m.get("acks", [])]
-        expected = {"id": 7, "ok": True, "message": "lr set to 0.5", "field": "lr", "value": "0.5"}
+        expected = {"id": 7, "ok": True, "message": "lr set to 0.5"}
         assert acks == [expected]
         dash.close()
 

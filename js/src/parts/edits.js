@@ -1,9 +1,14 @@
 // Edits: lr per optimizer, max_epochs, min_epochs, verbose, breakpoints, pause on NaN/inf
 // (the loss only, or where it came from: breakpoints.nonfinite).
 // Values go to the kernel as typed text; the kernel parses them strictly (nothing is ever
-// evaluated) and answers with an ack: on a refusal the message shows next to the field and
-// the value snaps back to what the run really uses.
+// evaluated) and answers with an ack (ok and a message). What the run really uses comes in
+// the config part, the one source of values: a refused edit snaps back to it at once; an
+// accepted one keeps the typed text until the config shows the change (it lands at the next
+// event boundary while the run trains), then shows the run's value, focused or not.
 import { h, setProp, setText, uid } from "../dom.js";
+
+/** How long an accepted edit may take to show in the config before the config wins. */
+const SETTLE_MS = 2000;
 
 function textField(store, label, cls, makeCmd) {
   const id = uid(cls);
@@ -14,7 +19,9 @@ function textField(store, label, cls, makeCmd) {
   });
   const msg = h("span", { class: "lw-edit-msg", id: msgId, "aria-live": "polite" });
   const row = h("div", { class: "lw-field" }, h("label", { for: id, class: "lw-label", text: label }), input, msg);
-  const field = { row, input, msg, shown: "", pending: false, sent: null, queued: null, timer: 0 };
+  const field = {
+    row, input, msg, shown: "", pending: false, sent: null, queued: null, timer: 0, expect: null,
+  };
   function show(text, kind) {
     clearTimeout(field.timer);
     setText(msg, text);
@@ -35,13 +42,15 @@ function textField(store, label, cls, makeCmd) {
     row.dataset.kind = "pending";
     store.command(makeCmd(input.value), (ack) => {
       field.pending = false;
-      field.shown = ack.value ?? field.shown;
       input.setAttribute("aria-invalid", ack.ok ? "false" : "true");
       show(ack.message, ack.ok ? "ok" : "error");
+      // Accepted: wait for the config to show the change. Refused: back to the run's value.
+      field.expect = ack.ok ? { before: field.shown, since: performance.now() } : null;
+      const now = ack.ok ? field.sent : field.shown;
       const queued = field.queued;
       field.queued = null;
-      input.value = queued !== null && queued !== field.shown ? queued : field.shown;
-      if (queued !== null && queued !== field.shown) commit();
+      input.value = queued !== null && queued !== now ? queued : now;
+      if (queued !== null && queued !== now) commit();
     });
   }
   input.addEventListener("change", commit);
@@ -51,8 +60,15 @@ function textField(store, label, cls, makeCmd) {
   });
   field.set = (value) => {
     if (value === undefined || value === null) return;
-    field.shown = String(value);
-    if (!field.pending && document.activeElement !== input) setProp(input, "value", field.shown);
+    const text = String(value);
+    const expect = field.expect;
+    if (expect && text === expect.before && performance.now() - expect.since < SETTLE_MS) {
+      return; // an accepted edit not landed yet: keep what was typed
+    }
+    field.shown = text;
+    // After an edit the config is the truth, even in the focused box; otherwise typing wins.
+    if (!field.pending && (expect || document.activeElement !== input)) setProp(input, "value", text);
+    field.expect = null;
   };
   field.cleanup = () => clearTimeout(field.timer);
   return field;

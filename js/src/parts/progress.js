@@ -53,7 +53,8 @@ export function mountProgress(root) {
     const p = state.progress || {};
     setBar(epoch, p.epoch || 0, p.max_epochs || 0, `${p.epoch || 0} / ${p.max_epochs ?? "?"}`, p.epoch_frac);
     setText(batch.name, p.phase === "valid" ? "Valid" : "Train");
-    setBar(batch, p.iter || 0, p.n_batches || 0, `${p.iter || 0} / ${p.n_batches ?? "?"}`);
+    const steps = p.opt_steps ? ` · ${p.opt_steps[0]} / ${p.opt_steps[1] ?? "?"} steps` : "";
+    setBar(batch, p.iter || 0, p.n_batches || 0, `${p.iter || 0} / ${p.n_batches ?? "?"}${steps}`);
     setAttr(batch.track, "aria-label", p.phase === "valid" ? "Validation batch" : "Training batch");
     if (el.dataset.phase !== (p.phase || "")) el.dataset.phase = p.phase || "";
     setText(rate, p.rate_text || "");

@@ -1,16 +1,17 @@
-"""The Callback base class: one no-op method per event."""
+"""The Callback base class (one no-op method per event), and what marks luzwidget's own
+per-run callbacks and hooks."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from luzwidget.core.events import Event
 
 if TYPE_CHECKING:
     from luzwidget.core.context import Context
 
-__all__ = ["Callback"]
+__all__ = ["Callback", "is_run_bound", "run_bound"]
 
 
 def _noop(event: Event) -> Callable[[Any, Context], None]:
@@ -39,6 +40,11 @@ class Callback:
         Callbacks are called in increasing weight (stable); defaults come before yours.
     ctx : Context or None
         The context, once the callback is attached to a run.
+    acts_on_step : bool
+        True for a callback that changes the training step at its inner events (e.g.
+        :class:`GradientClip` at ``on_train_batch_before_step``). A module's own
+        ``step(ctx)`` reaches those events only through ``ctx.backward(loss)`` and
+        ``ctx.step_opt(opt)``; one that goes around them is refused, naming this callback.
 
     Examples
     --------
@@ -50,6 +56,10 @@ class Callback:
 
     weight: float = 0
     ctx: Context | None = None
+    acts_on_step: ClassVar[bool] = False
+    run_bound: ClassVar[bool] = False
+    """True for luzwidget's own callbacks that belong to one run and its views (automatic
+    snapshots, a dashboard's feed, on-demand views): a branch does not copy them."""
 
     def set_ctx(self, ctx: Context) -> None:
         """Called when the callback is attached to a context."""
@@ -64,6 +74,21 @@ class Callback:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}()"
+
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def run_bound(hook: _F) -> _F:
+    """Mark a hook luzwidget installs for one run (a forward hook of the Layers view, of
+    ``breakpoints.nonfinite``): a branch's copy of the model leaves it out."""
+    hook.run_bound = True  # type: ignore[attr-defined]  # a plain attribute on the function
+    return hook
+
+
+def is_run_bound(obj: Any) -> bool:
+    """Whether ``obj`` (a callback, or a hook) belongs to one run (see :func:`run_bound`)."""
+    return bool(getattr(getattr(obj, "__func__", obj), "run_bound", False))
 
 
 for _event in Event:

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from luzwidget.metrics.values import as_scalar, loss_text
+from luzwidget.core.values import as_scalar, loss_text
 
 
 @pytest.mark.parametrize(
@@ -50,3 +50,13 @@ def test_loss_text_for_progress_and_breakpoints() -> None:
     assert loss_text({"a": torch.tensor(float("inf")), "b": 1.0}, "", "g") == "a=inf, b=1"
     assert loss_text(torch.ones(3)) == "loss=..."
     assert loss_text(torch.ones(3), "", "g") == "..."
+
+
+def test_the_docstring_examples_run() -> None:
+    import doctest
+
+    import luzwidget.core.values as module
+
+    result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
+    assert result.attempted > 0
+    assert result.failed == 0

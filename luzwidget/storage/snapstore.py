@@ -1,9 +1,9 @@
 """A snapshot of a run and the bounded store that keeps a run's snapshots.
 
 :class:`Snapshot` is the state (CPU tensors, or a spill file) and where it was taken;
-:class:`SnapshotStore` bounds them by bytes, evicting (or spilling) the oldest others. Taking,
-rewinding and branching are in :mod:`luzwidget.travel.snapshots`, :mod:`luzwidget.travel.replay` and
-:mod:`luzwidget.travel.branches`.
+:class:`SnapshotStore` bounds them by bytes, evicting (or spilling) the oldest others. It
+keeps snapshots only; a run's time travel (taking them, rewinds, branches, its family) is
+:class:`luzwidget.travel.feature.Travel`.
 
 **Spill files** (``spill_dir``): one file per evicted snapshot, written atomically, named
 ``snapshot-<pid>-<id>-e<epoch>-b<batch>.pt`` and holding that id, which is checked when the
@@ -22,7 +22,6 @@ import contextlib
 import os
 import secrets
 import weakref
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -187,13 +186,6 @@ class SnapshotStore:
         self.spill_error: str | None = None  # why spilling stopped (said once)
         self.spill_dir = spill_dir  # checked and resolved by the setter
         self.evicted = 0
-        self.rewound: tuple[int, str] | None = None
-        self.rewinds = 0  # how many rewinds (a dashboard redraws after each)
-        self.last_key: tuple[Any, ...] | None = None  # where the last snapshot was taken
-        self.quiet = False  # no pause snapshots (while a rewind replays)
-        self.rng: dict[str, Any] | None = None  # the run's RNG streams when it last let go
-        self.watchers: list[Callable[[Snapshot], None]] = []  # told after each rewind
-        self.family: dict[str, Any] = {"parent": None, "children": [], "origin": None}
         self._items: list[Snapshot] = []
 
     @property
@@ -239,7 +231,6 @@ class SnapshotStore:
                 f"of {self.budget}; raise it, e.g. run.snapshot_store.budget = {2 * snap.bytes}."
             )
         self._items.append(snap)
-        self.last_key = snap.key
         while self.bytes > self.budget:
             victim = self._victim()
             if victim is None:

@@ -9,7 +9,7 @@ from typing import Any
 import torch
 
 from luzwidget.core.records import MONITORED_SETS, Records
-from luzwidget.metrics.values import as_scalar
+from luzwidget.core.values import as_scalar
 
 __all__ = ["FIELD_ORDER", "fmt_number", "summarize", "tensor_summary"]
 
