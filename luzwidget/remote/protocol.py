@@ -66,6 +66,7 @@ __all__ = [
     "parse_message",
     "token_bytes",
     "token_ok",
+    "zap_reply",
 ]
 
 PROTOCOL = 2
@@ -149,6 +150,21 @@ def token_bytes(token: Any, who: str) -> bytes:
 def token_ok(given: bytes, token: bytes) -> bool:
     """Whether ``given`` is the token (constant time, on bytes: any bytes can be compared)."""
     return hmac.compare_digest(given, token)
+
+
+def zap_reply(request: list[bytes], token: bytes) -> list[bytes]:
+    """The answer to one ZAP request (zmq RFC 27): PLAIN with user :data:`USERNAME` and
+    ``token`` as password is let in ("200"); anything else is refused ("400")."""
+    version, request_id = request[0], request[1]
+    mechanism, credentials = request[5:6], request[6:]
+    good = (
+        mechanism == [b"PLAIN"]
+        and len(credentials) == 2
+        and credentials[0] == USERNAME
+        and token_ok(credentials[1], token)
+    )
+    status = [b"200", b"OK"] if good else [b"400", b"wrong token"]
+    return [version, request_id, *status, USERNAME if good else b"", b""]
 
 
 def parse_message(payload: bytes) -> dict[str, Any] | str:

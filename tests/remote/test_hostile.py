@@ -22,7 +22,13 @@ from torch import nn
 
 import luzwidget as lw
 from luzwidget.remote import server as server_module
-from luzwidget.remote.protocol import MAX_DEPTH, is_loopback, message_id, parse_message
+from luzwidget.remote.protocol import (
+    MAX_DEPTH,
+    is_loopback,
+    message_id,
+    parse_message,
+    zap_reply,
+)
 from tests.jobs.serve_job import Job, wait_until
 
 FRAME_50_MB = b"[" + b"{}," * (50 * 2**20 // 3) + b"{}]"
@@ -93,7 +99,7 @@ def test_unreadable_messages_are_refused_and_the_server_goes_on(job: Job) -> Non
         (b"\xff\xfe{", "not a JSON message"),
         (b"[1, 2]", "a message is a JSON object"),
         (b'{"op":' + b"[" * 30 + b"]" * 30 + b"}", "unknown op list"),
-        (b'{"op":"call","method":{"a":1},"id":7}', "method: unknown dict"),
+        (b'{"op":"call","method":{"a":1},"id":7}', "unknown command {'a': 1}"),
         (b'{"op":"call","method":"set_lr","args":{"lr":' + b"[" * 20 + b"]" * 20 + b"}}", "lr"),
     ]
     with raw(job, job.token) as sock:
@@ -144,6 +150,11 @@ def test_the_wire_checks() -> None:
     assert "RecursionError" in str(parse_message(b"[" * 5000))
     assert "nests" in str(parse_message(nested(MAX_DEPTH)))
     assert isinstance(parse_message(nested(MAX_DEPTH - 1)), dict)
+    head = [b"1.0", b"7", b"luzwidget", b"127.0.0.1", b""]
+    assert zap_reply([*head, b"PLAIN", b"luzwidget", b"tok"], b"tok")[2] == b"200"
+    for wrong in ([b"PLAIN", b"luzwidget", b"nope"], [b"PLAIN", b"x", b"tok"], [b"NULL"]):
+        assert zap_reply([*head, *wrong], b"tok")[:3] == [b"1.0", b"7", b"400"]
+    assert zap_reply([*head, b"PLAIN", b"luzwidget", b"\xed\xa0\x80"], b"tok")[2] == b"400"
     assert [message_id({"id": v}) for v in (7, True, "x", [1], None)] == [7, None, None, None, None]
     assert [is_loopback(h) for h in ("127.0.0.1", "127.0.0.2", "::1", "localhost")] == [True] * 4
     assert [is_loopback(h) for h in ("0.0.0.0", "*", "10.0.0.5", "eth0", "::")] == [False] * 5
