@@ -13,7 +13,13 @@ which also owns the workers.
 What the workers need crosses pickled (with cloudpickle when it is installed, so classes
 defined in a notebook cell travel by value; without it such classes must live in a .py
 file). Workers never outlive their launcher: ``stop()``, ``close()``, garbage collection
-and the interpreter's exit end them, and each worker exits by itself once its parent died.
+and the interpreter's exit end them (and release the proxy's connection, thread and
+handles), and each worker exits by itself once its parent died, removing the private folder.
+
+The workers are started from a thread of their own that lives until they are ended: torch
+asks the kernel to signal a worker when the *thread* that started it ends
+(``PR_SET_PDEATHSIG``), so a launch from a short-lived thread (a callback, a thread pool)
+would otherwise kill both workers as soon as that thread returned.
 """
 
 from __future__ import annotations
@@ -62,8 +68,6 @@ def launch(spec: Any, data: Any, epochs: Any, kwargs: dict[str, Any], processes:
     LaunchError
         A worker failed before rank 0 served the run, or it took over ``START_TIMEOUT_S``.
     """
-    from torch.multiprocessing.spawn import start_processes
-
     accelerator = kwargs["accelerator"]
     token = secrets.token_urlsafe(24)
     job = {
@@ -76,22 +80,60 @@ def launch(spec: Any, data: Any, epochs: Any, kwargs: dict[str, Any], processes:
     }
     payload = dumps(job)
     folder = Path(tempfile.mkdtemp(prefix="luzwidget-launch-"))
-    context = start_processes(
-        _worker,
-        args=(payload, processes, _free_port(), str(folder), os.getpid()),
-        nprocs=processes,
-        join=False,
-        start_method="spawn",
-    )
-    procs = list(context.processes)
+    args = (payload, processes, _free_port(), str(folder), os.getpid())
+    try:
+        spawner = _Spawner(args, processes)
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
+    context = spawner.context
+    procs, error_files = list(context.processes), list(context.error_files)
     try:
         address = _wait_for_address(context, folder)
         conn = Connection(address, token, 10.0)
         conn.hello()
     except BaseException:
-        _end(procs, str(folder))
+        _end(procs, str(folder), error_files, None, spawner)
         raise
-    return Launched(conn, procs, str(folder), list(context.error_files))
+    return Launched(conn, procs, str(folder), error_files, spawner)
+
+
+class _Spawner:
+    """Starts the workers (torch's ``start_processes``) from a thread that lives until
+    :meth:`release`: each worker's parent-death signal is tied to that thread."""
+
+    def __init__(self, args: tuple[Any, ...], processes: int) -> None:
+        self.context: Any = None
+        self._error: BaseException | None = None
+        self._started, self._released = threading.Event(), threading.Event()
+        self.thread = threading.Thread(
+            target=self._run, args=(args, processes), daemon=True, name="luzwidget-launcher"
+        )
+        self.thread.start()
+        self._started.wait()
+        if self._error is not None:
+            self.thread.join()
+            raise self._error
+
+    def _run(self, args: tuple[Any, ...], processes: int) -> None:
+        from torch.multiprocessing.spawn import start_processes
+
+        try:
+            self.context = start_processes(
+                _worker, args=args, nprocs=processes, join=False, start_method="spawn"
+            )
+        except BaseException as exc:
+            self._error = exc
+            return
+        finally:
+            self._started.set()
+        self._released.wait()
+
+    def release(self) -> None:
+        """End the thread (the workers were ended first: nothing is left to signal)."""
+        self._released.set()
+        if self.thread is not threading.current_thread():
+            self.thread.join(5.0)
 
 
 def dumps(job: dict[str, Any]) -> bytes:
@@ -169,9 +211,17 @@ def _wait_for_address(context: Any, folder: Path) -> str:
     return target.read_text().strip()
 
 
-def _end(procs: list[Any], folder: str, error_files: list[str] | None = None) -> None:
-    """End every worker still alive (SIGTERM, then SIGKILL), remove the folder and the
-    error files."""
+def _end(
+    procs: list[Any],
+    folder: str,
+    error_files: list[str],
+    conn: Connection | None,
+    spawner: _Spawner | None,
+) -> None:
+    """Close the connection, end every worker still alive (SIGTERM, then SIGKILL), end the
+    thread that started them, remove the folder and torch's error files."""
+    if conn is not None:
+        conn.close()
     for proc in procs:
         if proc.is_alive():
             proc.terminate()
@@ -181,8 +231,10 @@ def _end(procs: list[Any], folder: str, error_files: list[str] | None = None) ->
         if proc.is_alive():
             proc.kill()
             proc.join(5.0)
+    if spawner is not None:
+        spawner.release()
     shutil.rmtree(folder, ignore_errors=True)
-    for path in error_files or ():
+    for path in error_files:
         with contextlib.suppress(OSError):
             os.unlink(path)
 
@@ -196,13 +248,20 @@ class Launched(Attached):
     """
 
     def __init__(
-        self, conn: Connection, procs: list[Any], folder: str, error_files: list[str]
+        self,
+        conn: Connection,
+        procs: list[Any],
+        folder: str,
+        error_files: list[str],
+        spawner: _Spawner | None = None,
     ) -> None:
         super().__init__(conn)
         self._procs = procs
         self._error_files = error_files
         self._errors: dict[int, str] = {}
-        self._finalizer = weakref.finalize(self, _end, procs, folder, error_files)  # at exit too
+        self._finalizer = weakref.finalize(  # garbage collection, and the exit too
+            self, _end, procs, folder, error_files, conn, spawner
+        )
         self._last: dict[str, Any] = {}
 
     @property
@@ -296,8 +355,20 @@ class Launched(Attached):
 
 
 def _worker(index: int, payload: bytes, size: int, port: int, folder: str, parent: int) -> None:
-    """One worker: torchrun's environment, the same run as the others; rank 0 serves it."""
-    threading.Thread(target=_watch_parent, args=(parent,), daemon=True).start()
+    """One worker: torchrun's environment, the same run as the others; rank 0 serves it.
+
+    Once the parent is gone (its death signal, or :func:`_watch_parent`), the worker removes
+    the private folder on its way out: nobody else is left to.
+    """
+    threading.Thread(target=_watch_parent, args=(parent, folder), daemon=True).start()
+    try:
+        _work(index, payload, size, port, folder)
+    finally:
+        if os.getppid() != parent:
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def _work(index: int, payload: bytes, size: int, port: int, folder: str) -> None:
     os.environ.update(
         RANK=str(index),
         WORLD_SIZE=str(size),
@@ -332,8 +403,9 @@ def _worker(index: int, payload: bytes, size: int, port: int, folder: str, paren
         raise run.error
 
 
-def _watch_parent(parent: int) -> None:
-    """Exit this worker once the process that launched it is gone."""
+def _watch_parent(parent: int, folder: str) -> None:
+    """Exit this worker once the process that launched it is gone (its folder with it)."""
     while os.getppid() == parent:
         time.sleep(PARENT_POLL_S)
+    shutil.rmtree(folder, ignore_errors=True)
     os._exit(1)

@@ -24,6 +24,7 @@ __all__ = [
     "fit_events",
     "make_data",
     "make_spec",
+    "observable",
     "params_equal",
     "snapshot",
     "state_equal",
@@ -259,3 +260,53 @@ def take(it: Iterable[Any], n: int) -> list[Any]:
     for _ in range(n):
         out.append(next(iterator))
     return out
+
+
+# -- what a refused call must leave as it was -----------------------------------------------
+
+
+def observable(run: lw.Run) -> dict[str, Any]:
+    """Everything a call on ``run`` could touch, as comparable plain values: the run's state,
+    every context field, the weights, every optimizer's state_dict, the breakpoints (all of
+    their attributes, ``watch`` included, and what they answer), the commands queued, the
+    listeners, the features and the snapshots. A refused call leaves ``observable(run)`` equal."""
+    ctx, bps, driver = run.ctx, run.breakpoints, run._driver
+    return _plain(
+        {
+            "run": {
+                name: getattr(run, name)
+                for name in ("state", "reason", "event", "n_events", "interrupted", "notice")
+            },
+            "error": repr(run.error),
+            "ctx": {name: getattr(ctx, name) for name in sorted(ctx.trait_names())},
+            "weights": ctx.model.state_dict() if ctx.model is not None else None,
+            "optimizers": {name: opt.state_dict() for name, opt in ctx.optimizers.items()},
+            "breakpoints": {
+                **vars(bps),
+                "events": bps.events,
+                "nonfinite_loss": bps.nonfinite_loss,
+                "nonfinite": bps.nonfinite,
+            },
+            "queued": list(driver.boundary.inbox),
+            "listeners": list(driver.listeners),
+            "features": dict(vars(run.features)),
+            "snapshots": list(run.snapshots),
+        }
+    )
+
+
+def _plain(value: Any) -> Any:
+    """Tensors by their bytes, containers item by item, anything else by type and identity
+    (so a field replaced by another object differs, a field mutated in place does not)."""
+    if value is None or isinstance(value, bool | int | float | str | Event):
+        return value
+    if isinstance(value, torch.Tensor):
+        flat = value.detach().cpu().contiguous()
+        return ("tensor", str(flat.dtype), tuple(flat.shape), flat.numpy().tobytes())
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    if isinstance(value, set | frozenset):
+        return sorted(repr(v) for v in value)
+    return (type(value).__qualname__, id(value))

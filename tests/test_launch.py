@@ -12,6 +12,8 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -135,19 +137,79 @@ def test_an_error_in_a_worker_is_reported_and_leaves_nothing(launched: Any) -> N
     assert "planted on rank 1" in run.error
 
 
-def test_dropping_the_proxy_ends_the_workers() -> None:
-    run = m.spec().run(
-        m.data(64, 0), epochs=5, verbose=False, accelerator=lw.Accelerator(processes=2, cpu=True)
+def _held() -> tuple[list[str], int, int]:
+    """This process's luzwidget threads, OS threads and open file handles."""
+    me = psutil.Process()
+    names = sorted(t.name for t in threading.enumerate() if t.name.startswith("luzwidget"))
+    return names, me.num_threads(), me.num_fds()
+
+
+def _launch(epochs: int = 5, spec: Any = None) -> Any:
+    return (spec or m.spec()).run(
+        m.data(64, 0),
+        epochs=epochs,
+        verbose=False,
+        accelerator=lw.Accelerator(processes=2, cpu=True),
     )
-    pids = run.pids
+
+
+def test_dropping_the_proxy_ends_the_workers_and_releases_every_thread_and_handle() -> None:
+    """Before: after ``del proxy; gc.collect()`` the attach thread and its zmq context stayed
+    (3 OS threads, 9 file handles)."""
+    first = _launch()  # everything warmed up (imports, torch's own helpers)
+    pids = first.pids
     try:
+        del first
+        gc.collect()
+        assert gone(pids)
+        baseline = _held()  # what a launch dropped leaves (the test: nothing more each time)
+        run = _launch()
+        pids = run.pids
         finalizer = run._finalizer  # what garbage collection runs
+        assert _held() != baseline  # the connection's thread, context and handles, now
         del run
         gc.collect()
         assert not finalizer.alive
         assert gone(pids)
+        deadline = time.monotonic() + 10
+        while _held() != baseline and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert _held() == baseline
     finally:
         kill(pids)
+
+
+def test_a_launch_from_a_thread_that_ends_keeps_its_workers() -> None:
+    """Before: torch ties each worker's death signal to the thread that started it, so both
+    workers died when the launching thread returned."""
+    box: list[Any] = []
+    thread = threading.Thread(target=lambda: box.append(_launch(epochs=3)))
+    thread.start()
+    thread.join(BOUND_S)
+    assert box, "the launch did not return"
+    run = box[0]
+    pids = run.pids
+    try:
+        time.sleep(2)  # the death signal, were it tied to that thread, has landed by now
+        assert run.alive
+        run.start()
+        assert run.wait(BOUND_S) == "done"
+    finally:
+        run.close()
+        kill(pids)
+    assert gone(pids)
+
+
+def test_a_rank_failing_before_rank_0_serves_leaves_no_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Before: torch's pytorch-errorfile-*.pickle of the failed rank stayed behind."""
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # torch's error files go here too
+    before = set(threading.enumerate())
+    with pytest.raises(launch_module.LaunchError, match="rank 1 cannot build the model"):
+        _launch(spec=m.spec(m.FailsOnRank1))
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
+    assert [t.name for t in set(threading.enumerate()) - before] == []  # the launcher's ended
 
 
 PARENT = """
@@ -163,10 +225,13 @@ if __name__ == "__main__":
 """
 
 
-def test_workers_exit_when_their_parent_is_killed(tmp_path: Path) -> None:
+def test_workers_exit_when_their_parent_is_killed_and_remove_its_folder(tmp_path: Path) -> None:
+    """Before: the workers exited, but the folder with the run's address stayed."""
     script = tmp_path / "parent.py"
     script.write_text(PARENT.format(root=str(ROOT)))
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1", "TMPDIR": str(temp)}
     parent = subprocess.Popen(
         [sys.executable, str(script)], stdout=subprocess.PIPE, text=True, env=env
     )
@@ -176,9 +241,12 @@ def test_workers_exit_when_their_parent_is_killed(tmp_path: Path) -> None:
         line = parent.stdout.readline()  # bounded by the launch's own timeout
         pids = [int(p) for p in line.split()]
         assert len(pids) == 2
+        assert [p.name for p in temp.iterdir() if p.name.startswith("luzwidget-launch-")]
         parent.kill()
         parent.wait(10)
         assert gone(pids, within=60.0)
+        ours = ("luzwidget-launch-", "pytorch-errorfile-")  # torch's inductor cache may stay
+        assert [p.name for p in temp.iterdir() if p.name.startswith(ours)] == []
     finally:
         parent.kill()
         parent.wait(10)

@@ -43,6 +43,8 @@ class Serve(Callback):
     host : str, default "127.0.0.1"
         The interface; the default keeps the run to this machine (use SSH forwarding to
         reach it from another: see the user guide's "Steering a run in another process").
+        Any other (``"0.0.0.0"``, a LAN address) is warned about: the traffic, token
+        included, is plain text that anyone on the network can read.
     token : str, optional
         What a notebook must give; without one a random token is generated.
     wait_on_error : bool, default True
@@ -67,10 +69,11 @@ class Serve(Callback):
             raise ConfigError(f"Serve: port must be an int from 0 to 65535, got {port!r}.")
         if not isinstance(host, str) or not host:
             raise ConfigError(f"Serve: host must be an interface name, got {host!r}.")
-        if token is not None and (not isinstance(token, str) or len(token) < 8):
+        if token is not None and not _good_token(token):
             raise ConfigError(
-                f"Serve: token must be text of 8 characters or more, got {token!r}; leave it "
-                "out to get a random one."
+                f"Serve: token must be text of 8 to 255 bytes in UTF-8, got {type(token).__name__}"
+                f" of length {len(token) if isinstance(token, str) else '?'}; leave it out to "
+                "get a random one."
             )
         self.port, self.host, self.wait_on_error = port, host, wait_on_error
         self.token = token if token is not None else secrets.token_urlsafe(24)
@@ -98,7 +101,8 @@ class Serve(Callback):
         """Called by the server once it listens: the port chosen, the feed to fill."""
         self.port, self._feed = port, feed
         report(
-            f"serving the run at {self.address} (protocol 1); attach from a notebook with\n"
+            f"serving the run at {self.address} (protocol {self.server.protocol}); attach from "
+            "a notebook with\n"
             f"    lw.attach({self.address!r}, token={self.token!r})"
         )
 
@@ -129,3 +133,13 @@ def serve_from_env(callbacks: list[Any]) -> list[Any]:
         raise ConfigError(f"{ENV}: expected a port or host:port, got {value!r}.")
     token = os.environ.get(f"{ENV}_TOKEN") or None
     return [*callbacks, Serve(port=int(port), host=host or "127.0.0.1", token=token)]
+
+
+def _good_token(token: object) -> bool:
+    """Text of 8 to 255 bytes in UTF-8 (zmq's PLAIN handshake carries at most 255)."""
+    if not isinstance(token, str) or len(token) < 8:
+        return False
+    try:
+        return len(token.encode()) <= 255
+    except UnicodeEncodeError:
+        return False

@@ -26,7 +26,7 @@ from luzwidget.control.features import Features
 from luzwidget.control.run_features import RunFeatures
 from luzwidget.control.shown import Listener
 from luzwidget.control.skip import SkipRestOfBatch
-from luzwidget.core.context import Context, check_callbacks
+from luzwidget.core.context import MAX_EPOCHS, Context, check_callbacks, shown
 from luzwidget.core.engine import engine_of
 from luzwidget.core.events import Event
 from luzwidget.core.exceptions import ConfigError, RunStateError
@@ -242,15 +242,21 @@ class Run(RunFeatures):
         Raises
         ------
         ConfigError
-            If ``epochs`` is not a positive int, or is None while ``max_epochs`` allows no
-            more epochs.
+            If ``epochs`` is not a positive int (or would take ``max_epochs`` past
+            :data:`~luzwidget.core.context.MAX_EPOCHS`), or is None while ``max_epochs``
+            allows no more epochs.
         RunStateError
             If the run is not finished.
         """
         if epochs is not None and (
             not isinstance(epochs, int) or isinstance(epochs, bool) or epochs < 1
         ):
-            raise ConfigError(f"epochs must be a positive int or None, got {epochs!r}.")
+            raise ConfigError(f"epochs must be a positive int or None, got {shown(epochs)}.")
+        if epochs is not None and self.ctx.epoch + epochs > MAX_EPOCHS:
+            raise ConfigError(
+                f"extend: epochs={shown(epochs)} would take max_epochs past {MAX_EPOCHS} "
+                "(2**63 - 1); give fewer epochs."
+            )
         if self.state != RunState.DONE:
             raise RunStateError(
                 f"extend() continues a finished run; this one is {self.state}. "

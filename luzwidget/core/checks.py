@@ -15,6 +15,7 @@ import torch
 from torch import nn
 from torch.overrides import TorchFunctionMode
 
+from luzwidget.core.context import epochs_in_range, shown
 from luzwidget.core.dispatch import check_callbacks
 from luzwidget.core.exceptions import ConfigError
 
@@ -230,8 +231,8 @@ def check_epochs(epochs: Any) -> tuple[int, int]:
 
     if is_int(epochs):
         if epochs < 0:
-            raise ConfigError(f"epochs={epochs}: the number of epochs must be >= 0.")
-        return 0, epochs
+            raise ConfigError(f"epochs={shown(epochs)}: the number of epochs must be >= 0.")
+        return 0, epochs_in_range(epochs, "epochs")
     if isinstance(epochs, tuple | list) and len(epochs) == 2 and all(map(is_int, epochs)):
         low, high = epochs
         if not 0 <= low <= high:
@@ -239,9 +240,10 @@ def check_epochs(epochs: Any) -> tuple[int, int]:
                 f"epochs={tuple(epochs)}: expected (min_epochs, max_epochs) with "
                 "0 <= min_epochs <= max_epochs, e.g. epochs=(5, 20)."
             )
-        return low, high
+        return low, epochs_in_range(high, "epochs: max_epochs")
     raise ConfigError(
-        f"epochs must be an int (max epochs) or a pair (min_epochs, max_epochs); got {epochs!r}."
+        "epochs must be an int (max epochs) or a pair (min_epochs, max_epochs); got "
+        f"{shown(epochs)}."
     )
 
 

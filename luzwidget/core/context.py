@@ -23,7 +23,11 @@ from luzwidget.core.traits import Any_, Bool, Dict, Instance, Int, List, Live
 if TYPE_CHECKING:
     from luzwidget.core.engine import Engine
 
-__all__ = ["Context", "Live", "check_callbacks"]
+__all__ = ["MAX_EPOCHS", "Context", "Live", "check_callbacks", "epochs_in_range", "shown"]
+
+MAX_EPOCHS = 2**63 - 1
+"""The most epochs a run may be given (``sys.maxsize``: "until something stops it"); a
+larger number would overflow where it meets a float (the dashboard's progress) or a tensor."""
 
 
 class Context(HasTraits):
@@ -46,7 +50,9 @@ class Context(HasTraits):
     train_data = Any_(None, allow_none=True, help="Training loader.")
     valid_data = Any_(None, allow_none=True, help="Validation loader or None.")
     min_epochs = Int(0, help="Minimum number of epochs (int >= 0, <= max_epochs).")
-    max_epochs = Int(10, help="Last epoch to run (int >= min_epochs and >= epoch).")
+    max_epochs = Int(
+        10, help="Last epoch to run (int >= min_epochs and >= epoch, <= MAX_EPOCHS = 2**63 - 1)."
+    )
     epoch = Int(0, help="Current epoch, 1-based; 0 before the first.")
     iter = Live(0, help="Batch index within the current loop, 1-based; 0 before the first (int).")
     training = Bool(False, help="True in the training loop, False in validation/predict.")
@@ -126,7 +132,7 @@ class Context(HasTraits):
         value: int = proposal["value"]
         if value < 0 or value > self.max_epochs:
             raise TraitError(
-                f"min_epochs={value} is invalid: expected an integer between 0 and "
+                f"min_epochs={shown(value)} is invalid: expected an integer between 0 and "
                 f"max_epochs={self.max_epochs}. Raise max_epochs first."
             )
         return value
@@ -135,10 +141,11 @@ class Context(HasTraits):
     def _check_max_epochs(self, proposal: Bunch) -> int:
         value: int = proposal["value"]
         floor = max(self.min_epochs, self.epoch, 0)
-        if value < floor:
+        if not floor <= value <= MAX_EPOCHS:
             raise TraitError(
-                f"max_epochs={value} is invalid: expected an integer >= {floor} "
-                f"(min_epochs={self.min_epochs}, current epoch={self.epoch})."
+                f"max_epochs={shown(value)} is invalid: expected an integer >= {floor} "
+                f"(min_epochs={self.min_epochs}, current epoch={self.epoch}) and <= "
+                f"{MAX_EPOCHS} (2**63 - 1)."
             )
         return value
 
@@ -307,15 +314,45 @@ def optimizer_names(ctx: Context, names: Iterable[str] | None, owner: str) -> li
 
 def finite_positive(value: Any, argument: str) -> float:
     """Return ``value`` as a float if it is a finite number > 0; else raise ConfigError
-    (an argument such as ``set_lr``'s ``lr``: no trait, so no TraitError)."""
+    (an argument such as ``set_lr``'s ``lr``: no trait, so no TraitError). An int too
+    large for a float (``10**400``) is refused as infinite."""
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise ConfigError(
-            f"{argument} must be a finite positive number, got {type(value).__name__} {value!r}."
+            f"{argument} must be a finite positive number, got {type(value).__name__} "
+            f"{shown(value)}."
         )
-    number = float(value)
+    try:
+        number = float(value)
+    except OverflowError:
+        number = math.inf
     if not math.isfinite(number) or number <= 0:
-        raise ConfigError(f"{argument} must be a finite positive number, got {number!r}.")
+        raise ConfigError(f"{argument} must be a finite positive number, got {shown(value)}.")
     return number
+
+
+def epochs_in_range(value: Any, argument: str, floor: int = 0) -> int:
+    """Return ``value`` if it is an int from ``floor`` to :data:`MAX_EPOCHS`; else raise
+    ConfigError naming ``argument``."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ConfigError(f"{argument} must be an int, got {type(value).__name__} {shown(value)}.")
+    if not floor <= value <= MAX_EPOCHS:
+        raise ConfigError(
+            f"{argument} must be an int from {floor} to {MAX_EPOCHS}, got {shown(value)}."
+        )
+    return value
+
+
+def shown(value: Any, width: int = 60) -> str:
+    """``repr(value)`` for a message, cut to ``width`` characters; an int too long to print
+    (or to convert: Python refuses over 4300 digits) by its number of digits."""
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 200:
+        digits = int(value.bit_length() * math.log10(2)) + 1
+        return f"{'a negative' if value < 0 else 'an'} int of about {digits} digits"
+    try:
+        text = repr(value)
+    except Exception:  # a broken __repr__, a structure too deep to print
+        text = f"<{type(value).__name__}>"
+    return text if len(text) <= width else text[: width - 3] + "..."
 
 
 _TRAITS = tuple(Context.class_trait_names())

@@ -25,11 +25,16 @@ run's boundary policy asks at every command (``relay``) and every decision (``fo
 - **Faults**: a rank whose run fails posts ``(rank, error)`` in the store; a watcher thread
   on rank 0 reports it at once, wherever rank 0 is, and every wait in here gives up when a
   fault is posted. Collectives time out (``Accelerator(timeout_s=...)``), so a dead rank
-  stops the group in bounded time, and torchrun ends the others.
+  stops the group in bounded time, and torchrun ends the others. The watcher runs while
+  the run can still go on (running or paused); it is stopped and joined when the run fails
+  or ends, and at the interpreter's exit: a daemon thread caught inside a torch store call
+  while Python finalizes aborts the process (``terminate called without an active
+  exception``, SIGABRT) instead of letting it exit with its error.
 """
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import datetime
 import itertools
@@ -38,6 +43,7 @@ import math
 import os
 import threading
 import time
+import weakref
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -66,6 +72,11 @@ POLL_EVERY = 4
 """Training batches between two looks at the store on ranks other than 0."""
 
 _WAIT = datetime.timedelta(seconds=1)  # one wait in the store, between looks for a fault
+
+WATCH_JOIN_S = 5.0
+"""How long stopping the fault watcher waits for its thread (one store call at most)."""
+
+_WATCHING: weakref.WeakSet[Lockstep] = weakref.WeakSet()
 
 
 class GroupError(LuzwidgetError):
@@ -114,6 +125,7 @@ class Lockstep(Callback):
         self._lock = threading.Lock()
         self._fault_posted = False
         self._stop_watch = threading.Event()
+        self._watcher: threading.Thread | None = None
 
     @property
     def leads(self) -> bool:
@@ -288,7 +300,7 @@ class Lockstep(Callback):
         if self.world.main and self.following is not None:
             self._publish("stop")  # e.g. run.stop() while paused: the others end too
             self.following = None
-        self._stop_watch.set()
+        self.unwatch()
 
     # -- what every rank takes over from rank 0 --------------------------------------------
     def _message(self, action: str) -> str:
@@ -344,7 +356,12 @@ class Lockstep(Callback):
 
     # -- faults --------------------------------------------------------------------------
     def state_changed(self, run: Run) -> None:
-        """Listener: a run that fails here posts the fault for rank 0 and the others."""
+        """Listener: the watcher runs while the run can go on; a run that fails here posts
+        the fault for rank 0 and the others."""
+        if run.state in (RunState.ERROR, RunState.DONE):
+            self.unwatch()
+        elif self.world.main and run.state == RunState.RUNNING:
+            self.watch()  # again after a retry
         if run.state != RunState.ERROR or self._fault_posted:
             return
         if isinstance(run.error, GroupError):
@@ -367,29 +384,53 @@ class Lockstep(Callback):
 
     def watch(self) -> None:
         """Rank 0: a thread that reports another rank's fault as soon as it is posted."""
+        if self._watcher is not None and self._watcher.is_alive():
+            return
         connect = _client_store()
         if connect is None:
             return
-        thread = threading.Thread(
-            target=self._watch, args=(connect,), daemon=True, name="luzwidget-faults"
+        self._stop_watch = threading.Event()
+        self._watcher = threading.Thread(
+            target=self._watch,
+            args=(connect, self._stop_watch),
+            daemon=True,
+            name="luzwidget-faults",
         )
-        thread.start()
+        _WATCHING.add(self)
+        self._watcher.start()
 
-    def _watch(self, connect: Callable[[], Any]) -> None:
+    def unwatch(self) -> None:
+        """Stop the watcher and wait for its thread (bounded by :data:`WATCH_JOIN_S`)."""
+        self._stop_watch.set()
+        thread, self._watcher = self._watcher, None
+        _WATCHING.discard(self)
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(WATCH_JOIN_S)
+
+    def _watch(self, connect: Callable[[], Any], stop: threading.Event) -> None:
+        """Look for a fault every 0.2 s; once stopped, one last look (the run that stopped
+        it may have failed because of another rank: that rank is still named)."""
         with contextlib.suppress(Exception):
             store = connect()
             key = self.key("fault")
-            while not store.check([key]):
-                if self._stop_watch.wait(0.2):
+            while True:
+                stopping = stop.is_set()
+                if store.check([key]):
+                    break
+                if stopping:
                     return
-            if True:
-                fault = json.loads(bytes(store.get(key)).decode())
-                if fault["rank"] != self.world.rank:
-                    report(
-                        f"rank {fault['rank']} of {self.world.world_size} failed: {fault['error']}"
-                    )
-                store.set(self.prefix + "fault_seen", "1")
-                return
+                stop.wait(0.2)
+            fault = json.loads(bytes(store.get(key)).decode())
+            if fault["rank"] != self.world.rank:
+                report(f"rank {fault['rank']} of {self.world.world_size} failed: {fault['error']}")
+            store.set(self.prefix + "fault_seen", "1")
+
+
+@atexit.register
+def _unwatch_all() -> None:
+    """At the interpreter's exit: no watcher thread is left inside a store call."""
+    for lockstep in list(_WATCHING):
+        lockstep.unwatch()
 
 
 def _nothing() -> None:

@@ -7,6 +7,10 @@ dashboard message pushed to it. A server silent for
 waiting calls fail at once with :class:`~luzwidget.remote.protocol.AttachError`, new
 calls fail at once, and ``on_link(False)`` is called; when the server answers again (a
 network that came back) ``on_link(True)``. Nothing here ever waits without a timeout.
+
+The token travels in zmq's PLAIN handshake (:mod:`luzwidget.remote.protocol`); the socket's
+monitor tells a refused token (or a server of another protocol) from silence, so
+:meth:`Connection.hello` says which at once.
 """
 
 from __future__ import annotations
@@ -21,16 +25,22 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from luzwidget.core.exceptions import ConfigError
 from luzwidget.core.report import report
 from luzwidget.remote.protocol import (
     HEARTBEAT_S,
     PROTOCOL,
     SILENCE_S,
+    USERNAME,
     AttachError,
     parse_address,
+    token_bytes,
 )
 
 __all__ = ["Connection"]
+
+_AUTH_FAILED = 0x4000  # ZMQ_EVENT_HANDSHAKE_FAILED_AUTH: the token was refused
+_HANDSHAKE_FAILED = 0x2000 | _AUTH_FAILED  # | ..._PROTOCOL: no PLAIN there (protocol 1)
 
 
 class _Pending:
@@ -61,7 +71,12 @@ class Connection:
 
         self.host, self.port = parse_address(address)
         self.address = f"{self.host}:{self.port}"
+        try:
+            password = token_bytes(token, "attach")
+        except ConfigError as exc:
+            raise AttachError(str(exc)) from None
         self.token, self.timeout = token, timeout
+        self.refused: str | None = None  # why the handshake failed, once it did
         self.on_update: list[Callable[[dict[str, Any]], None]] = []  # a dashboard's relay
         self.on_link: list[Callable[[bool], None]] = []
         self.connected = False
@@ -75,6 +90,9 @@ class Connection:
         self._zmq = zmq.Context()
         self._sock = self._zmq.socket(zmq.DEALER)
         self._sock.setsockopt(zmq.LINGER, 0)
+        self._sock.setsockopt(zmq.PLAIN_USERNAME, USERNAME)
+        self._sock.setsockopt(zmq.PLAIN_PASSWORD, password)
+        self._monitor = self._sock.get_monitor_socket(_HANDSHAKE_FAILED)
         self._sock.connect(f"tcp://{self.address}")
         self._closing = threading.Event()
         self._heard = time.monotonic()
@@ -88,15 +106,10 @@ class Connection:
         answer = self._request({"op": "hello", "protocol": PROTOCOL}, self.timeout, hello=True)
         if answer.get("op") == "refused":
             self.close()
-            if answer.get("reason") == "protocol":
-                raise AttachError(
-                    f"the run at {self.address} speaks attach protocol {answer.get('protocol')} "
-                    f"and this luzwidget speaks {PROTOCOL}; install the same luzwidget version "
-                    "on both sides."
-                )
             raise AttachError(
-                f"the run at {self.address} refused the token; use the token it printed when "
-                "it started serving (lw.attach(address, token=...))."
+                f"the run at {self.address} speaks attach protocol {answer.get('protocol')} "
+                f"and this luzwidget speaks {PROTOCOL}; install the same luzwidget version "
+                "on both sides."
             )
         self.connected, self._heard = True, time.monotonic()
         return dict(answer.get("status") or {})
@@ -109,17 +122,25 @@ class Connection:
 
     def send(self, msg: dict[str, Any]) -> None:
         """Send ``msg`` without waiting for an answer (dashboard commands)."""
-        self._push({**msg, "token": self.token})
+        self._push(msg)
 
     def _request(self, msg: dict[str, Any], timeout: float, hello: bool = False) -> dict[str, Any]:
         ident = next(self._ids)
         pending = _Pending()
         with self._lock:
-            self._pending[ident] = pending
-        self._push({**msg, "id": ident, "token": self.token})
+            refused = self.refused if hello else None  # the handshake may have failed already
+            if refused is None:
+                self._pending[ident] = pending
+        if refused is not None:
+            self.close()
+            raise AttachError(refused)
+        self._push({**msg, "id": ident})
         if not pending.done.wait(timeout):
             with self._lock:
                 self._pending.pop(ident, None)
+            if hello and self.refused is not None:
+                self.close()
+                raise AttachError(self.refused)
             if hello:
                 self.close()
                 raise AttachError(
@@ -152,17 +173,20 @@ class Connection:
         poller = zmq.Poller()
         poller.register(self._sock, zmq.POLLIN)
         poller.register(self._wake_r, zmq.POLLIN)
+        poller.register(self._monitor, zmq.POLLIN)
         last_ping = time.monotonic()
         try:
             while not self._closing.is_set():
                 poller.poll(100)
+                while self._monitor.poll(0):
+                    self._handshake_failed(self._monitor.recv_multipart())
                 self._flush()
                 while self._sock.poll(0):
                     self._receive(self._sock.recv())
                 now = time.monotonic()
                 if now - last_ping >= HEARTBEAT_S:
                     last_ping = now
-                    self._sock.send(json.dumps({"op": "ping", "token": self.token}).encode())
+                    self._sock.send(b'{"op":"ping"}')
                 if self.connected and now - self._heard > SILENCE_S:
                     self._link(False)
         except Exception as exc:
@@ -170,10 +194,36 @@ class Connection:
                 report("the attached run's connection failed", error=exc)
             self._link(False)
         finally:
+            self._sock.disable_monitor()
+            self._monitor.close(linger=0)
             self._sock.close(linger=0)
             self._zmq.term()
             os.close(self._wake_r)
             os.close(self._wake_w)
+
+    def _handshake_failed(self, frames: list[bytes]) -> None:
+        """The monitor saw a handshake fail: before the hello is answered, fail it at once."""
+        from zmq.utils.monitor import parse_monitor_message
+
+        event = parse_monitor_message(frames)["event"]
+        if event == _AUTH_FAILED:
+            self.refused = (
+                f"the run at {self.address} refused the token; use the token it printed when "
+                "it started serving (lw.attach(address, token=...))."
+            )
+        else:
+            self.refused = (
+                f"the server at {self.address} does not speak attach protocol {PROTOCOL} (another "
+                "luzwidget version, or not a luzwidget run); install the same luzwidget version "
+                "on both sides."
+            )
+        if self.connected:
+            return  # a reconnect refused: the link stays down and says so after SILENCE_S
+        with self._lock:
+            waiting, self._pending = list(self._pending.values()), {}
+        for pending in waiting:
+            pending.answer = AttachError(self.refused)
+            pending.done.set()
 
     def _flush(self) -> None:
         try:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import inspect
 import time
+import weakref
 from collections.abc import Callable
 from typing import Any
 
@@ -72,6 +73,7 @@ class Attached:
 
     def __init__(self, conn: Connection) -> None:
         self._conn = conn
+        self._release = weakref.finalize(self, conn.close)  # dropped: thread and handles go
         self.ctx = RemoteContext(self)
         self.breakpoints = RemoteBreakpoints(self)
         self._dashboards: dict[Any, Any] = {}
@@ -88,10 +90,14 @@ class Attached:
         return self._conn.connected
 
     def close(self) -> None:
-        """Let go of the run (it goes on training); its dashboards show it disconnected."""
+        """Let go of the run (it goes on training); its dashboards show it disconnected.
+
+        Dropping the proxy (garbage collection) closes the connection as well: its thread,
+        zmq context and handles are released.
+        """
         for dash in self._dashboards.values():
             dash.close()
-        self._conn.close()
+        self._release()
 
     def call(self, method: str, **args: Any) -> Any:
         """One Run API call on the server (see :data:`~luzwidget.remote.protocol.METHODS`)."""

@@ -9,6 +9,14 @@ throttled deltas holding only what changed (so bytes per update do not grow with
 
 The training itself never waits for the server: a notebook that disconnects, or whose
 kernel restarts, leaves the run as it was (training, or paused where it was paused).
+
+Nothing a peer sends stops the server (see :mod:`luzwidget.remote.protocol`): a peer
+without the token is refused by the handshake (the server's own ZAP handler, polled by the
+same thread) before any of its messages is accepted; a message over
+:data:`~luzwidget.remote.protocol.MAX_MESSAGE_BYTES` is dropped by zmq; one that is not a
+JSON object, nests too deep or breaks anything while it is answered is refused, reported,
+and the next one is read. A server that fails all the same says so, and a blocking
+``fit()`` waiting on it (:meth:`Server.hold`) stops waiting.
 """
 
 from __future__ import annotations
@@ -21,10 +29,22 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from luzwidget.control import command, commands
+from luzwidget.control.wire import quote
 from luzwidget.core.exceptions import ConfigError
 from luzwidget.core.report import report
 from luzwidget.core.states import RunState
-from luzwidget.remote.protocol import PROTOCOL, SILENCE_S, SUBSCRIBER_TTL_S, jsonable, token_ok
+from luzwidget.remote.protocol import (
+    MAX_MESSAGE_BYTES,
+    PROTOCOL,
+    SILENCE_S,
+    SUBSCRIBER_TTL_S,
+    is_loopback,
+    jsonable,
+    message_id,
+    parse_message,
+    token_bytes,
+    zap_reply,
+)
 from luzwidget.widgets.collector import Collector
 from luzwidget.widgets.commands import handle_command
 from luzwidget.widgets.feed import DashboardFeed
@@ -42,6 +62,11 @@ IDLE_TICK_S = 1.0
 
 EXIT_GRACE_S = 2.0
 """When the script ends, a server heard from lately answers this much longer (the final state)."""
+
+ZAP_ENDPOINT = "inproc://zeromq.zap.01"
+"""Where zmq asks a context's ZAP handler whether a handshake's credentials are good."""
+
+DOMAIN = b"luzwidget"
 
 
 class ServeFeed(DashboardFeed):
@@ -79,6 +104,9 @@ class Server:
         Whether a blocking ``fit()`` that fails waits for a notebook (:meth:`hold`).
     """
 
+    protocol = PROTOCOL
+    """The attach protocol it speaks."""
+
     def __init__(
         self,
         run: Run,
@@ -92,15 +120,28 @@ class Server:
         import zmq
 
         self.run, self.host, self.token, self.feed = run, host, token, feed
+        self._password = token_bytes(token, "Serve")
         self.interval, self.wait_on_error = interval, wait_on_error
         self.collector = Collector(run, feed)
         self.subscribers: dict[bytes, float] = {}  # identity -> last heard (monotonic)
         self._zmq = zmq.Context()  # our own: never the kernel's global context
+        self._zap = self._zmq.socket(zmq.REP)  # checks every handshake, before any message
+        self._zap.setsockopt(zmq.LINGER, 0)
+        self._zap.bind(ZAP_ENDPOINT)
         self._sock = self._zmq.socket(zmq.ROUTER)
         self._sock.setsockopt(zmq.LINGER, 500)  # the last update still leaves on close
         self._sock.setsockopt(zmq.SNDHWM, 1000)
-        self.port = _bind(self._sock, host, port)
+        self._sock.setsockopt(zmq.MAXMSGSIZE, MAX_MESSAGE_BYTES)
+        self._sock.setsockopt(zmq.PLAIN_SERVER, 1)
+        self._sock.setsockopt(zmq.ZAP_DOMAIN, DOMAIN)
+        try:
+            self.port = _bind(self._sock, host, port)
+        except ConfigError:
+            self._zap.close()
+            self._zmq.term()
+            raise
         self._want_snapshot = False
+        self._tick_failed = False
         self._last_heard = -float("inf")  # the last authenticated message (monotonic)
         self._closing = threading.Event()
         self._changed = threading.Event()
@@ -110,6 +151,13 @@ class Server:
         run.features.serving = self  # a blocking fit() asks hold()
         atexit.register(self._close_at_exit)
         self._thread.start()
+        if not is_loopback(host):
+            report(
+                f"WARNING: Serve(host={host!r}) listens beyond this machine. The attach "
+                "protocol is plain text: anyone who can see the traffic reads the token and can "
+                "then steer or stop this run. Prefer host='127.0.0.1' and an SSH tunnel "
+                "(ssh -N -L PORT:127.0.0.1:PORT host)."
+            )
 
     @property
     def address(self) -> str:
@@ -118,20 +166,21 @@ class Server:
 
     @property
     def closed(self) -> bool:
-        """True once :meth:`close` was called."""
-        return self._closing.is_set()
+        """True once :meth:`close` was called, or the server's thread ended (it failed)."""
+        return self._closing.is_set() or not self._thread.is_alive()
 
     # -- the training side --------------------------------------------------------------
     def hold(self) -> bool:
         """Called by a blocking ``fit()`` when its run paused or failed: wait for a notebook.
 
-        Returns once the run is done (True), or at once (False) when nothing is to be
-        waited for: the server closed, or an error while ``wait_on_error`` is off. A
+        Returns once the run is done (True), or (False) when nothing is to be waited for:
+        the server closed or its thread failed (then no notebook can attach: ``fit()``
+        goes on as without ``Serve``), or an error while ``wait_on_error`` is off. A
         notebook's resume drives the run in a background thread meanwhile.
         """
         run = self.run
         if self.closed or (run.state == RunState.ERROR and not self.wait_on_error):
-            return False
+            return self._gone()
         what = "stopped on an error" if run.state == RunState.ERROR else str(run.state)
         report(
             f"the run {'is ' * (what != 'stopped on an error')}{what} ({run.reason}); waiting "
@@ -143,7 +192,13 @@ class Server:
             if run.state == RunState.DONE:
                 return True
             self._changed.wait(0.5)
-        return run.state == RunState.DONE
+        return run.state == RunState.DONE or self._gone()
+
+    def _gone(self) -> bool:
+        """False; says so when the server's thread failed (nobody can attach any more)."""
+        if not self._closing.is_set() and not self._thread.is_alive():
+            report("the run's server is not running (it failed, see above): fit() goes on alone")
+        return False
 
     def _on_state(self, _: Any) -> None:
         self._changed.set()
@@ -152,26 +207,42 @@ class Server:
     def _main(self) -> None:
         import zmq
 
-        sock, next_tick = self._sock, time.monotonic()
+        sock, zap, next_tick = self._sock, self._zap, time.monotonic()
+        poller = zmq.Poller()
+        poller.register(sock, zmq.POLLIN)
+        poller.register(zap, zmq.POLLIN)
         try:
             while not self._closing.is_set():
                 wait_ms = max(0.0, next_tick - time.monotonic()) * 1000
-                if sock.poll(int(min(wait_ms, 100))):
-                    while sock.poll(0):
-                        self._handle(sock.recv_multipart())
+                ready = dict(poller.poll(int(min(wait_ms, 100))))
+                if zap in ready:  # a handshake: answered before any message of that peer
+                    zap.send_multipart(zap_reply(zap.recv_multipart(), self._password))
+                while sock in ready and sock.poll(0):
+                    self._answer(sock.recv_multipart())
                 now = time.monotonic()
                 if now >= next_tick:
-                    self._tick()
+                    self._tick_guarded()
                     next_tick = now + (self.interval if self.subscribers else IDLE_TICK_S)
             self._tick()  # the last state (done, say) reaches the notebooks
         except zmq.ZMQError as exc:
             if not self._closing.is_set():
-                report("the run's server stopped", error=exc)
+                report("the run's server stopped; no notebook can attach to it now", error=exc)
         except Exception as exc:  # never silently: a dead server would look like a hung run
-            report("the run's server failed", error=exc)
+            report("the run's server failed; no notebook can attach to it now", error=exc)
         finally:
+            self._changed.set()  # a blocking fit() waiting in hold() sees it
             sock.close()
+            zap.close()
             self._zmq.term()
+
+    def _answer(self, frames: list[bytes]) -> None:
+        """Handle one message; whatever goes wrong is refused and reported, never raised."""
+        try:
+            self._handle(frames)
+        except Exception as exc:
+            report("the run's server could not answer a message (it goes on)", error=exc)
+            if len(frames) == 2:
+                self._send(frames[0], _refusal(None, type(exc).__name__, "internal error"))
 
     def _send(self, ident: bytes, msg: dict[str, Any]) -> bool:
         import zmq
@@ -184,16 +255,13 @@ class Server:
 
     def _handle(self, frames: list[bytes]) -> None:
         if len(frames) != 2:
-            return
+            return  # several frames: not this protocol (only authenticated peers get here)
         ident, payload = frames
-        try:
-            msg = json.loads(payload)
-        except (ValueError, UnicodeDecodeError):
-            msg = None
-        if not isinstance(msg, dict) or not token_ok(msg.get("token"), self.token):
-            self._send(ident, {"op": "refused", "reason": "token", "id": _id(msg)})
+        msg = parse_message(payload)
+        if isinstance(msg, str):
+            self._send(ident, _refusal(None, "ConfigError", f"{msg}; see the attach protocol"))
             return
-        op, ident_id = msg.get("op"), _id(msg)
+        op, ident_id = msg.get("op"), message_id(msg)
         self._last_heard = time.monotonic()
         if ident in self.subscribers:
             self.subscribers[ident] = self._last_heard
@@ -212,16 +280,24 @@ class Server:
         elif op == "ping":
             self._send(ident, {"op": "pong", "id": ident_id})
         else:
-            self._send(ident, _refusal(ident_id, "ConfigError", f"unknown op {op!r}"))
+            shown = repr(op)[:80] if isinstance(op, str) else type(op).__name__
+            self._send(ident, _refusal(ident_id, "ConfigError", f"unknown op {shown}"))
 
     def _hello(self, ident: bytes, msg: dict[str, Any]) -> None:
         if msg.get("protocol") != PROTOCOL:
             self._send(
-                ident, {"op": "refused", "reason": "protocol", "protocol": PROTOCOL, "id": _id(msg)}
+                ident,
+                {
+                    "op": "refused",
+                    "reason": "protocol",
+                    "protocol": PROTOCOL,
+                    "id": message_id(msg),
+                },
             )
             return
         status = command.status(self.run)
-        self._send(ident, {"op": "welcome", "protocol": PROTOCOL, "id": _id(msg), "status": status})
+        welcome = {"op": "welcome", "protocol": PROTOCOL, "id": message_id(msg), "status": status}
+        self._send(ident, welcome)
 
     def _dash(self, content: Any) -> None:
         if not isinstance(content, dict):
@@ -231,6 +307,15 @@ class Server:
             return
         self.collector.add_ack(handle_command(self.run, content))
         self.feed.sleeping = False
+
+    def _tick_guarded(self) -> None:
+        """:meth:`_tick`; a failure is reported once and the server goes on answering."""
+        try:
+            self._tick()
+        except Exception as exc:
+            if not self._tick_failed:
+                self._tick_failed = True
+                report("the run's server could not send an update (it goes on)", error=exc)
 
     def _tick(self) -> None:
         now = time.monotonic()
@@ -293,10 +378,6 @@ def _encode(msg: dict[str, Any]) -> bytes:
     return json.dumps(msg, separators=(",", ":"), default=str).encode()
 
 
-def _id(msg: Any) -> Any:
-    return msg.get("id") if isinstance(msg, dict) else None
-
-
 def _refusal(ident_id: Any, error: str, message: str) -> dict[str, Any]:
     return {"op": "reply", "id": ident_id, "ok": False, "error": error, "message": message}
 
@@ -307,13 +388,14 @@ def _call(run: Run, msg: dict[str, Any]) -> dict[str, Any]:
 
     from luzwidget.core.exceptions import LuzwidgetError
 
+    method = msg.get("method")
     try:
-        answer = commands.call(run, msg.get("method"), msg.get("args", {}), remote=True)
+        answer = commands.call(run, method, msg.get("args", {}), remote=True)
         return {"ok": True, "value": jsonable(answer.value)}
     except (LuzwidgetError, TraitError) as exc:
         return {"ok": False, "error": type(exc).__name__, "message": str(exc)}
     except Exception as exc:
-        report(f"a remote call {msg.get('method')!r} failed", error=exc)
+        report(f"a remote call {quote(method)} failed", error=exc)
         return {"ok": False, "error": type(exc).__name__, "message": str(exc)}
 
 

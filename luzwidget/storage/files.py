@@ -23,7 +23,16 @@ from luzwidget.core.distributed import barrier, is_main
 from luzwidget.core.exceptions import CheckpointError
 from luzwidget.core.values import as_scalar
 
-__all__ = ["VERSION", "PathLike", "plain", "read", "remove_stale_tmp", "write", "write_once"]
+__all__ = [
+    "VERSION",
+    "PathLike",
+    "plain",
+    "read",
+    "remove_orphans",
+    "remove_stale_tmp",
+    "write",
+    "write_once",
+]
 
 VERSION = 1
 PathLike = str | os.PathLike[str]
@@ -131,6 +140,34 @@ def remove_stale_tmp(path: PathLike) -> list[Path]:
         try:
             candidate.unlink()
             removed.append(candidate)
+        except OSError:
+            pass
+    return removed
+
+
+def remove_orphans(directory: PathLike, prefix: str) -> list[Path]:
+    """Remove the files of dead processes in ``directory``: ``<prefix><pid>-...`` (a file
+    a process owned and never removed, e.g. after kill -9) and the temporary files of
+    :func:`write` for such names. Files of running processes, this one included, are kept.
+    Returns the files removed.
+    """
+    removed: list[Path] = []
+    try:
+        entries = list(Path(directory).iterdir())
+    except OSError:
+        return removed
+    for entry in entries:
+        name = entry.name.removeprefix(".")
+        if not name.startswith(prefix):
+            continue
+        owner = name[len(prefix) :].partition("-")[0]
+        writer = name.removesuffix(".tmp").rpartition(".")[2] if name.endswith(".tmp") else owner
+        pids = [int(p) for p in (owner, writer) if p.isdigit()]
+        if len(pids) < 2 or any(p == os.getpid() or _running(p) for p in pids):
+            continue
+        try:
+            entry.unlink()
+            removed.append(entry)
         except OSError:
             pass
     return removed

@@ -4,16 +4,31 @@
 :class:`SnapshotStore` bounds them by bytes, evicting (or spilling) the oldest others. It
 keeps snapshots only; a run's time travel (taking them, rewinds, branches, its family) is
 :class:`luzwidget.travel.feature.Travel`.
+
+**Spill files** (``spill_dir``): one file per evicted snapshot, written atomically, named
+``snapshot-<pid>-<id>-e<epoch>-b<batch>.pt`` and holding that id, which is checked when the
+file is read back (a file replaced or swapped on disk is refused, never restored). A file
+lives as long as its snapshot: it is removed when the snapshot is dropped for good (the
+store, the run or the snapshot garbage-collected, :meth:`SnapshotStore.close`, the
+interpreter's exit). Files left by a process that died (kill -9), and half-written
+temporary files, are removed when a store is next given that directory. A spill that fails
+(a read-only or full disk) never stops training: it is said once, spilling stops, and the
+oldest snapshots are dropped instead, as without ``spill_dir``.
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
+import secrets
+import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from luzwidget.core.exceptions import ConfigError
-from luzwidget.storage.files import read, write
+from luzwidget.core.exceptions import CheckpointError, ConfigError
+from luzwidget.core.report import report
+from luzwidget.storage.files import read, remove_orphans, write
 
 __all__ = [
     "DEFAULT_BUDGET",
@@ -30,6 +45,10 @@ DEFAULT_BUDGET = 512 * 2**20
 model trained with Adam: weights and two moments, 12 bytes per parameter)."""
 
 START, EPOCH_END, INSIDE = "start", "epoch_end", "inside"
+
+SPILL_PREFIX = "snapshot-"
+SPILL_KEY = "luzwidget_spill"
+"""The key of a spill file's identity: the snapshot's id and where it was taken."""
 
 Position = tuple[int, str, int, str, Any]
 """Where inside an epoch: (epoch in progress, phase, batch, event, optimizer name)."""
@@ -61,7 +80,8 @@ class Snapshot:
     position : tuple or None
         For ``"inside"``: (epoch in progress, ``"train"``/``"valid"``, batch, event, optimizer).
     path : str or None
-        Where it was spilled (:class:`SnapshotStore` ``spill_dir``); its state is on disk.
+        Where it was spilled (:class:`SnapshotStore` ``spill_dir``); its state is on disk,
+        in a file removed with the snapshot.
     """
 
     epoch: int
@@ -76,6 +96,8 @@ class Snapshot:
     batches: int | None = None
     position: Position | None = field(default=None, repr=False)
     path: str | None = None
+    spill_id: str | None = field(default=None, repr=False)
+    _spill_file: weakref.finalize[Any, Any] | None = field(default=None, init=False, repr=False)
 
     @property
     def rewindable(self) -> bool:
@@ -88,10 +110,38 @@ class Snapshot:
         return (self.kind, self.epoch, self.iter, self.position, self.event)
 
     def load(self) -> dict[str, Any]:
-        """Its state: from memory, or read back from its spill file."""
+        """Its state: from memory, or read back from its spill file.
+
+        Raises
+        ------
+        CheckpointError
+            If the spill file is missing, unreadable, or holds another snapshot (a file
+            moved, replaced or swapped on disk): nothing is restored from it.
+        """
         if self.state or self.path is None:
             return self.state
-        return dict(read(self.path))
+        try:
+            state = dict(read(self.path))
+        except FileNotFoundError:
+            raise CheckpointError(
+                f"the spill file of {self!r} is gone ({self.path}); rewind to another snapshot "
+                "(run.snapshots lists them)."
+            ) from None
+        found = state.pop(SPILL_KEY, None)
+        if not isinstance(found, dict) or found.get("id") != self.spill_id:
+            held = "no snapshot of this store"
+            if isinstance(found, dict):
+                held = f"the snapshot of epoch {found.get('epoch')}, batch {found.get('iter')}"
+            raise CheckpointError(
+                f"the spill file {self.path} holds {held}, not {self!r}: it was moved or "
+                "replaced on disk, so it is not restored; rewind to another snapshot."
+            )
+        return state
+
+    def forget_spill(self) -> None:
+        """Remove its spill file now (the snapshot can no longer be restored)."""
+        if self._spill_file is not None:
+            self._spill_file()
 
     def __repr__(self) -> str:
         label = "" if self.label is None else f", label={self.label!r}"
@@ -113,7 +163,10 @@ class SnapshotStore:
         default), an int ``n`` (every n-th epoch end, and pauses) or None (off).
     spill_dir
         A directory: evicted snapshots are written there (atomically, one file each) and
-        stay listed, read back when rewound to, instead of being dropped.
+        stay listed, read back when rewound to, instead of being dropped. A relative path
+        is resolved when set. See the module's docstring for the files' lifetime; a spill
+        that fails is said once, and the oldest snapshots are dropped instead (assign
+        ``spill_dir`` again to retry).
     """
 
     def __init__(
@@ -127,15 +180,33 @@ class SnapshotStore:
                 f"SnapshotStore: budget must be a positive int of bytes, got {budget!r}; "
                 f"e.g. budget={DEFAULT_BUDGET} (512 MiB)."
             )
-        if spill_dir is not None and not isinstance(spill_dir, str | Path):
-            raise ConfigError(
-                f"SnapshotStore: spill_dir must be a directory path or None, got {spill_dir!r}."
-            )
         self.budget = budget
         self.every = _check_every(every)
-        self.spill_dir = None if spill_dir is None else Path(spill_dir)
+        self._spill_dir: Path | None = None
+        self.spill_error: str | None = None  # why spilling stopped (said once)
+        self.spill_dir = spill_dir  # checked and resolved by the setter
         self.evicted = 0
         self._items: list[Snapshot] = []
+
+    @property
+    def spill_dir(self) -> Path | None:
+        """Where evicted snapshots are written (absolute), or None: they are dropped.
+
+        Setting it resolves a relative path, removes the files that dead processes left
+        there, and turns spilling on again after a failure.
+        """
+        return self._spill_dir
+
+    @spill_dir.setter
+    def spill_dir(self, value: str | os.PathLike[str] | None) -> None:
+        if value is not None and not isinstance(value, str | os.PathLike):
+            raise ConfigError(
+                f"SnapshotStore: spill_dir must be a directory path or None, got {value!r}."
+            )
+        self._spill_dir = None if value is None else Path(value).expanduser().resolve()
+        self.spill_error = None
+        if self._spill_dir is not None:
+            remove_orphans(self._spill_dir, SPILL_PREFIX)
 
     @property
     def bytes(self) -> int:
@@ -164,10 +235,8 @@ class SnapshotStore:
             victim = self._victim()
             if victim is None:
                 break
-            if self.spill_dir is None:
-                self._items.remove(victim)
-            else:
-                self._spill(victim)
+            if not self._spill(victim):
+                self._items.remove(victim)  # dropped for good
             self.evicted += 1
 
     def _victim(self) -> Snapshot | None:
@@ -177,11 +246,33 @@ class SnapshotStore:
         chosen = plain or candidates
         return chosen[0] if chosen else None
 
-    def _spill(self, snap: Snapshot) -> None:
-        assert self.spill_dir is not None
-        name = f"snapshot-{snap.run_id:x}-{self._items.index(snap)}-e{snap.epoch}-b{snap.iter}.pt"
-        snap.path = str(write(snap.state, self.spill_dir / name))
-        snap.state = {}
+    def _spill(self, snap: Snapshot) -> bool:
+        """Write ``snap`` to a file of its own; False (said once) if it cannot be."""
+        directory = self._spill_dir
+        if directory is None or self.spill_error is not None:
+            return False
+        ident = secrets.token_hex(8)
+        path = directory / f"{SPILL_PREFIX}{os.getpid()}-{ident}-e{snap.epoch}-b{snap.iter}.pt"
+        identity = {"id": ident, "epoch": snap.epoch, "iter": snap.iter, "kind": snap.kind}
+        try:
+            write({**snap.state, SPILL_KEY: identity}, path)
+        except (OSError, RuntimeError) as exc:  # torch.save reports a full disk as RuntimeError
+            self.spill_error = f"{type(exc).__name__}: {exc}"
+            report(
+                f"snapshots cannot be spilled to {directory} ({self.spill_error}); training "
+                "goes on, and the oldest snapshots are dropped instead of spilled (set "
+                "run.snapshot_store.spill_dir again to retry)."
+            )
+            return False
+        snap.path, snap.spill_id, snap.state = str(path), ident, {}
+        snap._spill_file = weakref.finalize(snap, _remove, str(path))
+        return True
+
+    def close(self) -> None:
+        """Drop the spilled snapshots and remove their files (those in memory stay)."""
+        for snap in [s for s in self._items if s.path is not None]:
+            self._items.remove(snap)
+            snap.forget_spill()
 
     def __len__(self) -> int:
         return len(self._items)
@@ -191,6 +282,12 @@ class SnapshotStore:
             f"<SnapshotStore {len(self)} snapshots, {self.bytes}/{self.budget} bytes, "
             f"every={self.every!r}>"
         )
+
+
+def _remove(path: str) -> None:
+    """Remove a spill file (already gone: nothing to do)."""
+    with contextlib.suppress(OSError):
+        os.unlink(path)
 
 
 def _check_every(every: Any) -> str | int | None:

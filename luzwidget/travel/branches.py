@@ -181,7 +181,7 @@ def _edit(
     ctx: Context, lr: Any, max_epochs: Any, opt_hparams: dict[str, Any], snap: Snapshot
 ) -> dict[str, Any]:
     """Apply the branch's edits, each checked first (nothing is half applied); return them."""
-    from luzwidget.core.context import finite_positive, optimizer_names
+    from luzwidget.core.context import epochs_in_range, finite_positive, optimizer_names
 
     lrs: dict[str, float] = {}
     if lr is not None:
@@ -202,13 +202,8 @@ def _edit(
                 f"hyperparameter); edits: lr, max_epochs, breakpoints, or one of "
                 f"{', '.join(k for k in known if k != 'params')}."
             )
-    if max_epochs is not None and (
-        isinstance(max_epochs, bool) or not isinstance(max_epochs, int) or max_epochs < snap.epoch
-    ):
-        raise ConfigError(
-            f"branch: max_epochs must be an int >= {snap.epoch} (the snapshot's epoch), got "
-            f"{max_epochs!r}."
-        )
+    if max_epochs is not None:  # from the snapshot's epoch on
+        epochs_in_range(max_epochs, "branch: max_epochs", floor=snap.epoch)
     for name, value in lrs.items():
         for group in ctx.optimizers[name].param_groups:
             group["lr"] = value

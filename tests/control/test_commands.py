@@ -3,7 +3,6 @@ checked in-process (no socket, no browser)."""
 
 from __future__ import annotations
 
-import copy
 import inspect
 from typing import Any
 
@@ -17,6 +16,7 @@ from luzwidget.control.commands import TABLE, call
 from luzwidget.core.exceptions import EditError
 from luzwidget.remote.protocol import METHODS, error_from_reply, jsonable, parse_address
 from luzwidget.remote.proxy import Attached
+from tests.helpers import observable
 
 
 @pytest.fixture
@@ -25,34 +25,6 @@ def run() -> lw.Run:
     x = torch.randn(96, 3)
     spec = lw.setup(nn.Linear(3, 1), loss=nn.MSELoss(), optimizer=torch.optim.SGD)
     return spec.set_opt_hparams(lr=0.1).run((x, x.sum(1, keepdim=True)), epochs=2, verbose=False)
-
-
-def observable(run: lw.Run) -> dict[str, Any]:
-    """Everything a command could touch: state, settings, breakpoints (their watch too),
-    callbacks, features, snapshots, every optimizer group, the weights."""
-    bps = run.breakpoints
-    return {
-        "state": (run.state, run.reason, run.event, run.n_events, run.notice),
-        "ctx": (run.ctx.epoch, run.ctx.iter, run.ctx.max_epochs, run.ctx.min_epochs),
-        "verbose": run.ctx.verbose,
-        "groups": [
-            {k: v for k, v in g.items() if k != "params"}
-            for opt in run.ctx.optimizers.values()
-            for g in opt.param_groups
-        ],
-        "opt_hparams": dict(run.ctx.opt_hparams),
-        "breakpoints": (sorted(bps.events), list(bps), bps.nonfinite_loss, bps.nonfinite),
-        "watch": (bps.watch, bps.features),
-        "callbacks": list(run.ctx.callbacks),
-        "features": copy.copy(vars(run.features)),
-        "snapshots": list(run.snapshots),
-        "weights": {k: v.clone() for k, v in run.ctx.model.state_dict().items()},
-    }
-
-
-def _same(a: dict[str, Any], b: dict[str, Any]) -> bool:
-    weights = a.pop("weights"), b.pop("weights")
-    return a == b and all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
 
 
 def test_calls_go_through_the_run_api(run: lw.Run) -> None:
@@ -140,7 +112,7 @@ def test_a_bad_call_is_refused_and_changes_nothing(
     before = observable(run)
     with pytest.raises((lw.ConfigError, lw.RunStateError), match=match):
         call(run, method, args, remote=True)
-    assert _same(before, observable(run))
+    assert observable(run) == before
 
 
 def test_the_served_methods_and_the_proxy_come_from_the_table() -> None:

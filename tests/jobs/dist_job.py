@@ -13,20 +13,25 @@ MODE is one of:
   batch 2 the first time (torchrun restarts the group);
 - ``breakpoint``: rank 0 adds a breakpoint at ``on_valid_begin`` from a callback at epoch 1,
   batch 1, resumes to it, clears it and resumes to the end;
-- ``error``: rank 1's callback raises at epoch 1, batch 2.
+- ``error``: rank 1's callback raises at epoch 1, batch 2;
 - ``tensors`` / ``loader``: ``train`` shuffled, on the tensors (batched by index) or on
-  DataLoaders the script builds (sharded with a DistributedSampler): the same batches.
+  DataLoaders the script builds (sharded with a DistributedSampler): the same batches;
+- ``hang``: rank 1 hangs (SIGSTOP) at epoch 1, batch 2; rank 0's collectives time out
+  after 3 s and its ``fit()`` raises: it must exit 1, never abort. Every rank writes
+  ``OUT/threads<r>.json``: the luzwidget threads still alive when the interpreter exits.
 
 With one process (no torchrun) ``train`` uses batch 16: the same global batches.
 """
 
 from __future__ import annotations
 
+import atexit
 import faulthandler
 import json
 import os
 import signal
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -66,6 +71,8 @@ class Watch(lw.Callback):
             self.run.breakpoints.add("on_valid_begin")  # set on rank 0 while it trains
         if self.mode == "error" and ctx.rank == 1 and where == (1, 2):
             raise ValueError("planted on rank 1")
+        if self.mode == "hang" and ctx.rank == 1 and where == (1, 2):
+            os.kill(os.getpid(), signal.SIGSTOP)  # hung: torchrun kills it once rank 0 exited
         first = os.environ.get("TORCHELASTIC_RESTART_COUNT", "0") == "0"
         if self.mode == "kill" and ctx.rank == 1 and where == (2, 2) and first:
             os.kill(os.getpid(), signal.SIGKILL)
@@ -98,6 +105,8 @@ def main(mode: str, out: str, state: str = "") -> None:
         args = (DataLoader(TensorDataset(*args[0]), **options),)
         kwargs["valid_data"] = DataLoader(TensorDataset(*data(32, 1)), batch_size=16 // size)
         del kwargs["dataloader_options"]
+    if mode == "hang":
+        kwargs["accelerator"] = lw.Accelerator(cpu=True, timeout_s=3)
     result: dict[str, Any] = {"rank": rank, "world_size": size}
     if mode == "breakpoint":
         run = spec.run(*args, **kwargs)
@@ -142,6 +151,15 @@ def main(mode: str, out: str, state: str = "") -> None:
     (Path(out) / f"rank{rank}.json").write_text(json.dumps(result))
 
 
+def _threads_at_exit(out: str) -> None:
+    """Registered first, so run last at exit: which luzwidget threads still run then."""
+    names = sorted(t.name for t in threading.enumerate() if t.name.startswith("luzwidget"))
+    rank = os.environ.get("RANK", "0")
+    (Path(out) / f"threads{rank}.json").write_text(json.dumps(names))
+
+
 if __name__ == "__main__":
+    atexit.register(_threads_at_exit, sys.argv[2])
+    faulthandler.enable(all_threads=True)  # a crash (SIGABRT) shows every thread
     faulthandler.dump_traceback_later(120, exit=True)  # a hang shows where, then ends
     main(*sys.argv[1:])

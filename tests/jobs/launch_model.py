@@ -51,11 +51,18 @@ class Report(lw.Callback):
         (Path(self.folder) / f"rank{ctx.rank}.json").write_text(json.dumps(out))
 
 
-def spec() -> lw.Setup:
+class FailsOnRank1(nn.Linear):
+    """A model rank 1 cannot build: it fails before rank 0 serves the run."""
+
+    def __init__(self, in_features: int, out_features: int) -> None:
+        if os.environ.get("RANK") == "1":
+            raise ValueError("planted: rank 1 cannot build the model")
+        super().__init__(in_features, out_features)
+
+
+def spec(module: type[nn.Module] = nn.Linear) -> lw.Setup:
     return (
-        lw.setup(
-            nn.Linear, loss=nn.MSELoss(), optimizer=torch.optim.SGD, metrics=[lw.metrics.MAE()]
-        )
+        lw.setup(module, loss=nn.MSELoss(), optimizer=torch.optim.SGD, metrics=[lw.metrics.MAE()])
         .set_hparams(in_features=4, out_features=1)
         .set_opt_hparams(lr=0.1)
     )
