@@ -154,7 +154,7 @@ def build_run(
         install_lockstep(run, accelerator.world)  # several processes: one run, in step
     serves = [cb for cb in callbacks if isinstance(cb, Serve)]
     if serves:
-        from luzwidget.remote.server import install as install_serving
+        from luzwidget.remote.serving import install as install_serving
 
         for serve in serves:
             install_serving(run, serve)  # rank 0 serves from on_fit_begin

@@ -2,7 +2,7 @@
 
 The callback only declares what to serve (address, token, whether to wait on an error)
 and hands the loop's batch ends to a feed; the serving itself is :mod:`luzwidget.remote`,
-which the composition root connects to it (``remote.server.install``) for every run it
+which the composition root connects to it (``remote.serving.install``) for every run it
 builds.
 """
 

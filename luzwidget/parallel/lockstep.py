@@ -34,17 +34,13 @@ run's boundary policy asks at every command (``relay``) and every decision (``fo
 
 from __future__ import annotations
 
-import atexit
 import contextlib
 import datetime
 import itertools
 import json
 import math
-import os
 import threading
 import time
-import weakref
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -53,12 +49,11 @@ from torch.utils.data import DistributedSampler
 
 from luzwidget.control.boundary import STOP, Boundary, Command, Control
 from luzwidget.core.callback import Callback
-from luzwidget.core.distributed import World, connect
+from luzwidget.core.distributed import World
 from luzwidget.core.events import Event
-from luzwidget.core.exceptions import LuzwidgetError
-from luzwidget.core.report import report
 from luzwidget.core.states import Outcome, RunState
 from luzwidget.parallel.distributed_sums import pack, unpack
+from luzwidget.parallel.faults import FaultWatch, GroupError
 
 if TYPE_CHECKING:
     from luzwidget.control.run import Run
@@ -73,15 +68,6 @@ POLL_EVERY = 4
 
 _WAIT = datetime.timedelta(seconds=1)  # one wait in the store, between looks for a fault
 
-WATCH_JOIN_S = 5.0
-"""How long stopping the fault watcher waits for its thread (one store call at most)."""
-
-_WATCHING: weakref.WeakSet[Lockstep] = weakref.WeakSet()
-
-
-class GroupError(LuzwidgetError):
-    """Another rank of the process group failed; this one stops instead of waiting."""
-
 
 def install(run: Run, world: World) -> Lockstep:
     """Keep ``run`` in step with the same run on the other ranks of ``world``."""
@@ -90,7 +76,7 @@ def install(run: Run, world: World) -> Lockstep:
     run.ctx.callbacks = [*run.ctx.callbacks, lockstep]
     run.features.instep = lockstep
     if world.main:
-        lockstep.watch()
+        lockstep.faults.watch()
     run.add_listener(lockstep.state_changed)
     return lockstep
 
@@ -124,8 +110,7 @@ class Lockstep(Callback):
         self.run: Run | None = None
         self._lock = threading.Lock()
         self._fault_posted = False
-        self._stop_watch = threading.Event()
-        self._watcher: threading.Thread | None = None
+        self.faults = FaultWatch(world, self.prefix)
 
     @property
     def leads(self) -> bool:
@@ -300,7 +285,7 @@ class Lockstep(Callback):
         if self.world.main and self.following is not None:
             self._publish("stop")  # e.g. run.stop() while paused: the others end too
             self.following = None
-        self.unwatch()
+        self.faults.unwatch()
 
     # -- what every rank takes over from rank 0 --------------------------------------------
     def _message(self, action: str) -> str:
@@ -336,7 +321,7 @@ class Lockstep(Callback):
             if self.store.check([key]):
                 return bytes(self.store.get(key)).decode()
             if self.store.check([faults]):
-                fault = self._fault()
+                fault = self.faults.posted()
                 assert fault is not None
                 raise GroupError(f"stopped because rank {fault['rank']} failed: {fault['error']}")
             time.sleep(pause)  # a few polls while rank 0 is at the same event; slower in a pause
@@ -344,7 +329,7 @@ class Lockstep(Callback):
 
     def detach(self) -> None:
         """Take lockstep out of its run (callback, listener, the fault watcher)."""
-        self._stop_watch.set()
+        self.faults.unwatch()
         run = self.run
         if run is None:
             return
@@ -359,9 +344,9 @@ class Lockstep(Callback):
         """Listener: the watcher runs while the run can go on; a run that fails here posts
         the fault for rank 0 and the others."""
         if run.state in (RunState.ERROR, RunState.DONE):
-            self.unwatch()
+            self.faults.unwatch()
         elif self.world.main and run.state == RunState.RUNNING:
-            self.watch()  # again after a retry
+            self.faults.watch()  # again after a retry
         if run.state != RunState.ERROR or self._fault_posted:
             return
         if isinstance(run.error, GroupError):
@@ -375,62 +360,6 @@ class Lockstep(Callback):
                     if self.store.check([self.key("fault_seen")]):
                         break
                     time.sleep(0.1)
-
-    def _fault(self) -> dict[str, Any] | None:
-        if not self.store.check([self.key("fault")]):
-            return None
-        fault: dict[str, Any] = json.loads(bytes(self.store.get(self.key("fault"))).decode())
-        return fault
-
-    def watch(self) -> None:
-        """Rank 0: a thread that reports another rank's fault as soon as it is posted."""
-        if self._watcher is not None and self._watcher.is_alive():
-            return
-        connect = _client_store()
-        if connect is None:
-            return
-        self._stop_watch = threading.Event()
-        self._watcher = threading.Thread(
-            target=self._watch,
-            args=(connect, self._stop_watch),
-            daemon=True,
-            name="luzwidget-faults",
-        )
-        _WATCHING.add(self)
-        self._watcher.start()
-
-    def unwatch(self) -> None:
-        """Stop the watcher and wait for its thread (bounded by :data:`WATCH_JOIN_S`)."""
-        self._stop_watch.set()
-        thread, self._watcher = self._watcher, None
-        _WATCHING.discard(self)
-        if thread is not None and thread is not threading.current_thread():
-            thread.join(WATCH_JOIN_S)
-
-    def _watch(self, connect: Callable[[], Any], stop: threading.Event) -> None:
-        """Look for a fault every 0.2 s; once stopped, one last look (the run that stopped
-        it may have failed because of another rank: that rank is still named)."""
-        with contextlib.suppress(Exception):
-            store = connect()
-            key = self.key("fault")
-            while True:
-                stopping = stop.is_set()
-                if store.check([key]):
-                    break
-                if stopping:
-                    return
-                stop.wait(0.2)
-            fault = json.loads(bytes(store.get(key)).decode())
-            if fault["rank"] != self.world.rank:
-                report(f"rank {fault['rank']} of {self.world.world_size} failed: {fault['error']}")
-            store.set(self.prefix + "fault_seen", "1")
-
-
-@atexit.register
-def _unwatch_all() -> None:
-    """At the interpreter's exit: no watcher thread is left inside a store call."""
-    for lockstep in list(_WATCHING):
-        lockstep.unwatch()
 
 
 def _nothing() -> None:
@@ -447,10 +376,3 @@ def _action(outcome: Outcome | None) -> str:
 
 def _plain_number(value: Any) -> bool:
     return isinstance(value, bool | int) or (isinstance(value, float) and math.isfinite(value))
-
-
-def _client_store() -> Callable[[], Any] | None:
-    """Opens a second connection to the group's store (for a thread), where there is one."""
-    if not os.environ.get("MASTER_ADDR") or not os.environ.get("MASTER_PORT"):
-        return None
-    return lambda: connect(30.0)

@@ -52,10 +52,9 @@ from luzwidget.widgets.feed import DashboardFeed
 if TYPE_CHECKING:
     import zmq
 
-    from luzwidget.callbacks.serve import Serve
     from luzwidget.control.run import Run
 
-__all__ = ["ServeFeed", "Server", "install"]
+__all__ = ["ServeFeed", "Server"]
 
 IDLE_TICK_S = 1.0
 """Without subscribers the server drains the run's queues this often (they stay short)."""
@@ -397,21 +396,3 @@ def _call(run: Run, msg: dict[str, Any]) -> dict[str, Any]:
     except Exception as exc:
         report(f"a remote call {quote(method)} failed", error=exc)
         return {"ok": False, "error": type(exc).__name__, "message": str(exc)}
-
-
-def install(run: Run, serve: Serve) -> None:
-    """Let ``serve`` (a ``Serve`` callback of ``run``) serve ``run`` once its fit begins
-    (rank 0 only); the composition root calls this for every ``Serve`` of a run."""
-
-    def start() -> None:
-        if serve.server is not None and serve.server.run is run:
-            return
-        if serve.server is not None:
-            serve.server.close()  # a new fit of the same callback: serve that run
-        feed = ServeFeed()
-        serve.server = Server(
-            run, serve.host, serve.port, serve.token, feed, wait_on_error=serve.wait_on_error
-        )
-        serve.started(serve.server.port, feed)
-
-    serve.starter = start
