@@ -26,12 +26,13 @@ from luzwidget.control.features import Features
 from luzwidget.control.run_features import RunFeatures
 from luzwidget.control.shown import Listener
 from luzwidget.control.skip import SkipRestOfBatch
-from luzwidget.core.context import MAX_EPOCHS, Context, check_callbacks, shown
+from luzwidget.core.context import MAX_EPOCHS, Context, check_callbacks
 from luzwidget.core.engine import engine_of
 from luzwidget.core.events import Event
 from luzwidget.core.exceptions import ConfigError, RunStateError
 from luzwidget.core.loop import Loop
 from luzwidget.core.states import RunState, stop_condition
+from luzwidget.core.values import quote
 
 if TYPE_CHECKING:
     from luzwidget.widgets.dashboard import Dashboard
@@ -251,10 +252,10 @@ class Run(RunFeatures):
         if epochs is not None and (
             not isinstance(epochs, int) or isinstance(epochs, bool) or epochs < 1
         ):
-            raise ConfigError(f"epochs must be a positive int or None, got {shown(epochs)}.")
+            raise ConfigError(f"epochs must be a positive int or None, got {quote(epochs)}.")
         if epochs is not None and self.ctx.epoch + epochs > MAX_EPOCHS:
             raise ConfigError(
-                f"extend: epochs={shown(epochs)} would take max_epochs past {MAX_EPOCHS} "
+                f"extend: epochs={quote(epochs)} would take max_epochs past {MAX_EPOCHS} "
                 "(2**63 - 1); give fewer epochs."
             )
         if self.state != RunState.DONE:

@@ -16,6 +16,7 @@ from typing import Any
 
 from luzwidget.core.events import Event
 from luzwidget.core.exceptions import EditError
+from luzwidget.core.values import quote as quote_value
 
 __all__ = [
     "MAX_INT",
@@ -40,12 +41,8 @@ MAX_INT = 2**63 - 1
 
 
 def quote(value: Any) -> str:
-    """``repr(value)``, cut to 80 characters: how a refusal names what was sent."""
-    try:
-        text = repr(value)
-    except RecursionError:  # a structure nested too deep to print
-        text = f"<{type(value).__name__} nested too deep>"
-    return text if len(text) <= _MAX_QUOTE else f"{text[: _MAX_QUOTE - 1]}…"
+    """How a refusal names what was sent (80 characters at most)."""
+    return quote_value(value, _MAX_QUOTE)
 
 
 def _text(value: Any, field: str) -> str:

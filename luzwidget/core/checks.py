@@ -15,9 +15,10 @@ import torch
 from torch import nn
 from torch.overrides import TorchFunctionMode
 
-from luzwidget.core.context import epochs_in_range, shown
+from luzwidget.core.context import epochs_in_range
 from luzwidget.core.dispatch import check_callbacks
 from luzwidget.core.exceptions import ConfigError
+from luzwidget.core.values import quote
 
 __all__ = [
     "BroadcastError",
@@ -231,7 +232,7 @@ def check_epochs(epochs: Any) -> tuple[int, int]:
 
     if is_int(epochs):
         if epochs < 0:
-            raise ConfigError(f"epochs={shown(epochs)}: the number of epochs must be >= 0.")
+            raise ConfigError(f"epochs={quote(epochs)}: the number of epochs must be >= 0.")
         return 0, epochs_in_range(epochs, "epochs")
     if isinstance(epochs, tuple | list) and len(epochs) == 2 and all(map(is_int, epochs)):
         low, high = epochs
@@ -243,7 +244,7 @@ def check_epochs(epochs: Any) -> tuple[int, int]:
         return low, epochs_in_range(high, "epochs: max_epochs")
     raise ConfigError(
         "epochs must be an int (max epochs) or a pair (min_epochs, max_epochs); got "
-        f"{shown(epochs)}."
+        f"{quote(epochs)}."
     )
 
 

@@ -19,11 +19,12 @@ from luzwidget.core.events import Event
 from luzwidget.core.exceptions import ConfigError
 from luzwidget.core.records import Records
 from luzwidget.core.traits import Any_, Bool, Dict, Instance, Int, List, Live
+from luzwidget.core.values import quote
 
 if TYPE_CHECKING:
     from luzwidget.core.engine import Engine
 
-__all__ = ["MAX_EPOCHS", "Context", "Live", "check_callbacks", "epochs_in_range", "shown"]
+__all__ = ["MAX_EPOCHS", "Context", "Live", "check_callbacks", "epochs_in_range"]
 
 MAX_EPOCHS = 2**63 - 1
 """The most epochs a run may be given (``sys.maxsize``: "until something stops it"); a
@@ -132,7 +133,7 @@ class Context(HasTraits):
         value: int = proposal["value"]
         if value < 0 or value > self.max_epochs:
             raise TraitError(
-                f"min_epochs={shown(value)} is invalid: expected an integer between 0 and "
+                f"min_epochs={quote(value)} is invalid: expected an integer between 0 and "
                 f"max_epochs={self.max_epochs}. Raise max_epochs first."
             )
         return value
@@ -143,7 +144,7 @@ class Context(HasTraits):
         floor = max(self.min_epochs, self.epoch, 0)
         if not floor <= value <= MAX_EPOCHS:
             raise TraitError(
-                f"max_epochs={shown(value)} is invalid: expected an integer >= {floor} "
+                f"max_epochs={quote(value)} is invalid: expected an integer >= {floor} "
                 f"(min_epochs={self.min_epochs}, current epoch={self.epoch}) and <= "
                 f"{MAX_EPOCHS} (2**63 - 1)."
             )
@@ -319,14 +320,14 @@ def finite_positive(value: Any, argument: str) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise ConfigError(
             f"{argument} must be a finite positive number, got {type(value).__name__} "
-            f"{shown(value)}."
+            f"{quote(value)}."
         )
     try:
         number = float(value)
     except OverflowError:
         number = math.inf
     if not math.isfinite(number) or number <= 0:
-        raise ConfigError(f"{argument} must be a finite positive number, got {shown(value)}.")
+        raise ConfigError(f"{argument} must be a finite positive number, got {quote(value)}.")
     return number
 
 
@@ -334,25 +335,12 @@ def epochs_in_range(value: Any, argument: str, floor: int = 0) -> int:
     """Return ``value`` if it is an int from ``floor`` to :data:`MAX_EPOCHS`; else raise
     ConfigError naming ``argument``."""
     if isinstance(value, bool) or not isinstance(value, int):
-        raise ConfigError(f"{argument} must be an int, got {type(value).__name__} {shown(value)}.")
+        raise ConfigError(f"{argument} must be an int, got {type(value).__name__} {quote(value)}.")
     if not floor <= value <= MAX_EPOCHS:
         raise ConfigError(
-            f"{argument} must be an int from {floor} to {MAX_EPOCHS}, got {shown(value)}."
+            f"{argument} must be an int from {floor} to {MAX_EPOCHS}, got {quote(value)}."
         )
     return value
-
-
-def shown(value: Any, width: int = 60) -> str:
-    """``repr(value)`` for a message, cut to ``width`` characters; an int too long to print
-    (or to convert: Python refuses over 4300 digits) by its number of digits."""
-    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 200:
-        digits = int(value.bit_length() * math.log10(2)) + 1
-        return f"{'a negative' if value < 0 else 'an'} int of about {digits} digits"
-    try:
-        text = repr(value)
-    except Exception:  # a broken __repr__, a structure too deep to print
-        text = f"<{type(value).__name__}>"
-    return text if len(text) <= width else text[: width - 3] + "..."
 
 
 _TRAITS = tuple(Context.class_trait_names())

@@ -7,11 +7,12 @@ reads in progress bars, breakpoint reasons and reports.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import torch
 
-__all__ = ["as_scalar", "loss_text"]
+__all__ = ["as_scalar", "loss_text", "quote"]
 
 
 def as_scalar(value: Any) -> Any:
@@ -44,3 +45,18 @@ def loss_text(loss: Any, name: str = "loss", spec: str = ".4f") -> str:
     value = as_scalar(loss)
     shown = f"{value:{spec}}" if isinstance(value, int | float) else "..."
     return f"{name}={shown}" if name else shown
+
+
+def quote(value: Any, width: int = 60) -> str:
+    """How a message quotes what it was given: ``repr(value)``, cut to ``width`` characters;
+    an int too long to print (or to convert: Python refuses over 4300 digits) by its number
+    of digits, a value whose ``repr`` fails (a broken ``__repr__``, a structure nested too
+    deep) by its type."""
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 200:
+        digits = int(value.bit_length() * math.log10(2)) + 1
+        return f"{'a negative' if value < 0 else 'an'} int of about {digits} digits"
+    try:
+        text = repr(value)
+    except Exception:  # a broken __repr__, a structure too deep to print
+        text = f"<{type(value).__name__}>"
+    return text if len(text) <= width else text[: width - 3] + "..."

@@ -14,7 +14,8 @@ from torch import nn
 
 import luzwidget as lw
 from luzwidget.control.commands import call
-from luzwidget.core.context import MAX_EPOCHS, shown
+from luzwidget.core.context import MAX_EPOCHS
+from luzwidget.core.values import quote
 from luzwidget.widgets.collector import Collector
 from luzwidget.widgets.commands import handle_command
 from luzwidget.widgets.feed import DashboardFeed
@@ -116,7 +117,7 @@ def test_the_largest_epochs_are_taken_and_one_more_is_refused_everywhere() -> No
 
 
 def test_numbers_in_messages_are_shown_short() -> None:
-    assert shown(HUGE) == "an int of about 401 digits"
-    assert shown(-(10**5000)) == "a negative int of about 5001 digits"  # repr() would raise
-    assert shown(12) == "12"
-    assert shown("x" * 100) == repr("x" * 100)[:57] + "..."
+    assert quote(HUGE) == "an int of about 401 digits"
+    assert quote(-(10**5000)) == "a negative int of about 5001 digits"  # repr() would raise
+    assert quote(12) == "12"
+    assert quote("x" * 100) == repr("x" * 100)[:57] + "..."
