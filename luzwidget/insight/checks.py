@@ -138,9 +138,9 @@ class FirstSteps(OnDemand):
             finite = bool(torch.stack([torch.isfinite(g).all() for g in grads]).all())
         if checks["zero_grads"] and finite and not bool(nonzero.any()):
             self.sentinel.found("zero_grads", ("optimizer", str(ctx.opt_nm)),
-                                "every gradient is exactly zero: nothing will learn (a loss "
-                                "that does not depend on the outputs, dead activations, a "
-                                "zeroed loss)", ctx)  # fmt: skip
+                                f"every gradient of optimizer {ctx.opt_nm!r} is exactly zero: "
+                                "nothing will learn (a loss that does not depend on the "
+                                "outputs, dead activations, a zeroed loss)", ctx)  # fmt: skip
         stepped = [p for p, nz in zip((p for p in params if p.grad is not None), nonzero.tolist(),
                                       strict=True) if nz and _lr_of(opt, p) > 0]  # fmt: skip
         self._before = [(p, p.detach().clone()) for p in stepped] if finite else []
@@ -197,7 +197,8 @@ class GradExplosion(OnDemand):
             return  # a non-finite gradient: breakpoints.nonfinite's to find
         if total == 0 and self.sentinel.checks["zero_grads"]:
             self.sentinel.found("zero_grads", ("optimizer", str(ctx.opt_nm)),
-                                "every gradient is exactly zero at this step", ctx)  # fmt: skip
+                                f"every gradient of optimizer {ctx.opt_nm!r} is exactly zero "
+                                "at this step", ctx)  # fmt: skip
         if len(self.norms) >= 10:
             median = statistics.median(self.norms)
             if median > 0 and total > self.sentinel.explosion * median:

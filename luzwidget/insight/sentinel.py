@@ -1,7 +1,8 @@
 """The sentinel: checks that watch for silent bugs while a run trains (``breakpoints.sentinel``).
 
 Each check is a named breakpoint: when it finds something, the run pauses at the next
-event boundary and ``run.reason`` names the check and the culprit (the parameter, the
+event boundary (under several processes: rank 0's finding pauses every rank, at the next
+batch they agree on) and ``run.reason`` names the check and the culprit (the parameter, the
 module, the optimizer), e.g. ``"sentinel no_grad: parameter head.bias has no gradient
 after backward (the loss does not reach it) at on_train_batch_before_step (epoch 1, batch
 1)"``; the Layers panel lights its row. A blocking ``fit()`` says it once and goes on.
@@ -199,6 +200,9 @@ class Sentinel(OnDemand):
         event = self.run.event.value if self.run.event is not None else ""
         phase = "train" if ctx.training else "valid"
         finding = Finding(check, culprit, message, where[0], where[1], event, phase)
+        if ctx.world_size > 1 and ctx.rank != 0:
+            self.findings.append(finding)  # rank 0 finds it too and pauses every rank
+            return
         self.pending = finding
         self.run.boundary.listen()  # the loop yields at its next event: the pause is there
 
@@ -236,18 +240,22 @@ class Sentinel(OnDemand):
             check, culprit, message = mismatch
             self.found(check, culprit, message, ctx)
 
-    def on_train_batch_before_backward(self, ctx: Context) -> None:
-        """Per batch: the model's mode, the loss's graph; the labels at a pass's first."""
+    def on_train_batch_after_pred(self, ctx: Context) -> None:
+        """Per batch: the model's mode; the labels at a pass's first (before the loss
+        reads them: a CUDA loss would stop the process at a label out of range)."""
         v, checks = self._values, self.checks
         if checks["wrong_mode"] and not v["model"].training:
             self.found("wrong_mode", _MODEL, _EVAL_IN_TRAINING, ctx)
-        loss = v["loss_grad"]
-        if checks["detached_loss"] and isinstance(loss, torch.Tensor) and not loss.requires_grad:
-            self.found("detached_loss", _MODEL, _DETACHED, ctx)
         if checks["label_range"] and v["iter"] == 1:
             self._labels(ctx)
 
-    def on_valid_batch_end(self, ctx: Context) -> None:
+    def on_train_batch_before_backward(self, ctx: Context) -> None:
+        """Per batch: the loss has a graph for backward to follow."""
+        loss = self._values["loss_grad"]
+        if self.checks["detached_loss"] and type(loss) is torch.Tensor and not loss.requires_grad:
+            self.found("detached_loss", _MODEL, _DETACHED, ctx)
+
+    def on_valid_batch_after_pred(self, ctx: Context) -> None:
         """Per validation batch: the model's mode; the labels at the pass's first."""
         v = self._values
         if self.checks["wrong_mode"] and v["model"].training:

@@ -145,7 +145,7 @@ def condition_of(
     if what == "nonfinite_loss":
         return Condition(what, recorded=_first_nonfinite_loss)
     if what in ("nan", "nonfinite_gradients", "nonfinite_weights"):
-        checks = {"nan": ("loss", "gradients", "weights")}.get(what, (what.split("_")[1],))
+        checks = ("loss", "gradients", "weights") if what == "nan" else (what.split("_")[1],)
         return Condition(what, checks=frozenset(checks))
     raise ConfigError(
         f"find: unknown condition {what!r}; expected one of {', '.join(NAMES)}, a "

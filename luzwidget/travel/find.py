@@ -117,6 +117,13 @@ def _searched(run: Run, cond: Condition, done: int, length: int) -> tuple[int | 
         found = (int(run.ctx.epoch) - 1) * length + int(run.ctx.iter)
         return found, how, replayed
     finish(run, base.snap, run.reason)
+    if hi < done:  # the record or a snapshot said it is there: the replay went another way
+        raise RunStateError(
+            f"find: the record and snapshots put {cond.name} by batch {hi} of the fit, but "
+            f"the replay from {base.what} did not meet it: the run was changed by hand since "
+            "(a weight set at a pause, an edit), and a replay cannot repeat that; the run is "
+            f"at batch {hi} now."
+        )
     if was_done:
         run.resume()  # the search went to the end: it ends again, as it had
     return None, how, replayed

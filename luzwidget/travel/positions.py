@@ -17,13 +17,15 @@ from typing import TYPE_CHECKING, Any
 from luzwidget.core.data import loader_len
 from luzwidget.core.events import Event
 from luzwidget.core.exceptions import ConfigError
-from luzwidget.storage.snapstore import Position
+from luzwidget.core.states import RunState
+from luzwidget.storage.snapstore import START, Position
 from luzwidget.travel.snapshots import phase_of, train_length
+from luzwidget.travel.state import travel_of
 
 if TYPE_CHECKING:
     from luzwidget.control.run import Run
 
-__all__ = ["BatchEnds", "batch_begin", "batch_end", "here", "key", "same"]
+__all__ = ["BatchEnds", "batch_begin", "batch_end", "current", "here", "key", "same"]
 
 E = Event
 _SECTIONS = {
@@ -37,9 +39,27 @@ _SECTIONS = {
 _LAST = 1 << 30
 
 
+def current(run: Run) -> Event | None:
+    """The event ``run`` is after: ``run.event``, but ``on_fit_end`` for a finished run,
+    the failed event after an error, ``on_epoch_end`` after a rewind to an epoch end (a
+    free run yields no event, so ``run.event`` may be from long before); None before the
+    run started (or rewound to its start)."""
+    state = run.state
+    if state == RunState.DONE:
+        return E.on_fit_end
+    if state == RunState.ERROR:
+        failed = getattr(run.error, "event", None)
+        if isinstance(failed, Event):
+            return failed
+    rewound = travel_of(run).rewound
+    if rewound is not None and rewound[0] == run.n_events and state == RunState.PAUSED:
+        return None if rewound[1] == START else E.on_epoch_end
+    return run.event
+
+
 def here(run: Run) -> Position | None:
-    """Where ``run`` is: the last event fired and the context (None before any event)."""
-    event = run.event
+    """Where ``run`` is: the event it is after and the context (None before any event)."""
+    event = current(run)
     if event is None:
         return None
     ctx = run.ctx
@@ -132,7 +152,7 @@ class BatchEnds:
     def last_at(self, run: Run) -> tuple[int, bool]:
         """``(number, exact)``: the last batch end at or before where ``run`` is, and
         whether the run is at that very event."""
-        event, ctx = run.event, run.ctx
+        event, ctx = current(run), run.ctx
         epoch, iter_ = int(ctx.epoch), int(ctx.iter)
         if event is None or event is E.on_fit_begin:
             return 0, False

@@ -19,7 +19,7 @@ from luzwidget.core.exceptions import ConfigError, RunStateError
 from luzwidget.core.states import RunState
 from luzwidget.storage.snapstore import Position
 from luzwidget.travel.landing import Landing, drive_to, land, restore_before
-from luzwidget.travel.positions import BatchEnds, here, key
+from luzwidget.travel.positions import BatchEnds, current, here, key
 
 if TYPE_CHECKING:
     from luzwidget.control.run import Run
@@ -38,7 +38,7 @@ def step_back(run: Run, what: str = "batch", n: int = 1) -> Landing:
         raise ConfigError(f"step_back: n must be an int >= 1 (how many back), got {n!r}.")
     if run.state == RunState.RUNNING:
         raise RunStateError("step_back: the run is training; run.pause() and run.wait() first.")
-    if run.event is None or run.state == RunState.READY:
+    if current(run) is None or run.state == RunState.READY:
         raise RunStateError("step_back: the run has not started; there is nothing before it.")
     plural = what if n == 1 else ("batches" if what == "batch" else f"{what}s")
     if what == "batch":
@@ -70,9 +70,9 @@ def _batch_target(run: Run, n: int) -> Position:
 
 
 def _epoch_target(run: Run, n: int) -> Position:
-    epoch = int(run.ctx.epoch)
-    at_end = run.event is Event.on_epoch_end
-    done = epoch if at_end or (run.event is not None and not run.event.in_epoch) else epoch - 1
+    epoch, event = int(run.ctx.epoch), current(run)
+    at_end = event is Event.on_epoch_end
+    done = epoch if at_end or (event is not None and not event.in_epoch) else epoch - 1
     target = done - n if at_end else done - (n - 1)
     if target < 1:
         raise ConfigError(
