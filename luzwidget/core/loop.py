@@ -72,7 +72,8 @@ def fit_loop(
     ``ctx.epoch``'s training pass, after the batch ``inside`` names (a direct restore).
     """
     engine.control = FIT_CONTROL
-    engine.told_nonfinite = False  # a NaN loss is reported once per fit
+    if not begun:
+        engine.told_nonfinite = False  # a NaN loss is reported once per fit (not per replay)
     try:
         if not begun:
             yield from fire(engine, E.on_fit_begin)

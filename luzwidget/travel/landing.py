@@ -168,8 +168,9 @@ def drive_to(
 
 def land(run: Run, target: Position, reason: str, *, window: int = DENSE) -> Landing:
     """Put ``run`` at ``target`` (paused after that event): the latest base before it,
-    replayed; resume points kept at the last ``window`` training batch ends on the way
-    (fewer if the budget allows fewer). The run's watchers are told, as after a rewind."""
+    replayed; resume points kept at ``window`` training batch ends on the way (fewer if
+    the budget allows fewer), those before the target's batch and the one before it: the
+    bases of the next steps back. The run's watchers are told, as after a rewind."""
     if run.state == RunState.RUNNING:
         raise RunStateError(f"{reason}: the run is training; run.pause() and run.wait() first.")
     began = time.perf_counter()
@@ -181,7 +182,7 @@ def land(run: Run, target: Position, reason: str, *, window: int = DENSE) -> Lan
     room = window if cache is None else cache.room(window)
     if cache is not None:
         cache.focus = last
-    replayed, _ = drive_to(run, target, keep=lambda n: n > last - room)
+    replayed, _ = drive_to(run, target, keep=lambda n: last - room - 1 <= n <= last - 2)
     finish(run, base.snap, reason)
     return Landing(base.what, replayed, time.perf_counter() - began)
 
