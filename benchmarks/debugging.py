@@ -96,6 +96,8 @@ def costs(reps: int, epochs: int) -> None:
             f"{cfg.name:42} {us['hand']:7.1f} {us['off']:7.1f} {us['on']:7.1f} {us['all']:7.1f}"
             f" {ratio['on'] / ratio['off']:7.3f} {ratio['all'] / ratio['off']:7.3f}"
         )
+    per_batch = _sentinel_per_batch()
+    print(f"   the default checks' own work per training batch: {per_batch:.2f} µs (timeit)")
     runners = {"hand": overhead.hand, "without": _start_with(False), "with": _start_with(True)}
     print("\n2. what a run keeps to go back: per-batch CPU µs of run.start()")
     print(f"{'config':42} {'without':>8} {'with':>8} {'with/without':>12}")
@@ -105,6 +107,25 @@ def costs(reps: int, epochs: int) -> None:
             f"{cfg.name:42} {us['without']:8.1f} {us['with']:8.1f}"
             f" {ratio['with'] / ratio['without']:12.3f}"
         )
+
+
+def _sentinel_per_batch(n: int = 100_000) -> float:
+    """µs a training batch spends in the sentinel's per-batch methods (its dispatch
+    included: one bound-method call each), timed on a paused run past its first batch."""
+    import timeit
+
+    cfg = overhead.CONFIGS[0]
+    run = overhead.make_run(cfg, overhead.make_data(cfg), 1)
+    run.step("batch", n=3)
+    run.step(lw.Event.on_train_batch_before_backward)
+    sentinel, ctx = run.breakpoints.sentinel, run.ctx
+    methods = (sentinel.on_train_batch_after_pred, sentinel.on_train_batch_before_backward)
+
+    def both() -> None:
+        for method in methods:
+            method(ctx)
+
+    return timeit.timeit(both, number=n) / n * 1e6
 
 
 # -- 3: step_back and find ------------------------------------------------------------------
@@ -143,25 +164,38 @@ def _found(run: lw.Run, condition: str) -> tuple[Any, float]:
     return found, seconds
 
 
-def timings(name: str, model: Callable[[], nn.Module], data: Any, epochs: int, nan_at: int) -> None:
+def timings(
+    name: str,
+    model: Callable[[], nn.Module],
+    data: Any,
+    nan_at: int,
+    budget: int | None = None,
+    finds: bool = True,
+) -> None:
     torch.manual_seed(0)
-    run = snapshots.make_run(model(), data, epochs)
+    run = snapshots.make_run(model(), data, 4)
+    if budget is not None:
+        run.snapshot_store.budget = budget
     per_epoch = len(run.ctx.train_data)
     run.step("batch", n=2 * per_epoch + per_epoch // 2)  # inside epoch 3
     first, s_first = _timed(run.step_back)
     cache = travel_of(run).backwards.cache  # type: ignore[union-attr]
-    size, budget = cache.point_bytes() / 2**20, cache.budget / 2**20
+    size = run.snapshots[-1].bytes / 2**20
     nexts = [_timed(run.step_back) for _ in range(4)]
     _, s_event = _timed(lambda: run.step_back("event", 5))
-    print(f"\n3. {name}: {per_epoch} batches an epoch; a resume point holds {size:.1f} MiB")
-    print(f"   (its cache's budget: {budget:.0f} MiB, a quarter of the store's)")
+    print(f"\n3. {name}: {per_epoch} batches an epoch; a snapshot (or resume point) holds "
+          f"{size:.1f} MiB; the resume points' budget: {cache.budget / 2**20:.0f} MiB")  # fmt: skip
     _line("step_back(), the first", s_first, f"{first.replayed} batches from {first.base}")
     for landing, seconds in nexts:
         _line("step_back(), the next", seconds, f"{landing.replayed} batches from {landing.base}")
     _line("step_back('event', 5)", s_event, "two replays: count the events, then land")
+    if not finds:
+        return
     for condition in ("nonfinite_loss", "nan"):  # each on a run of its own, trained past it
         torch.manual_seed(0)
         run = snapshots.make_run(PlantedNaN(model(), nan_at), data, nan_at // per_epoch + 2)
+        if budget is not None:
+            run.snapshot_store.budget = budget
         _, s_train = _timed(run.resume)
         found, seconds = _found(run, condition)
         assert found.batch == nan_at, found
@@ -179,10 +213,17 @@ def main() -> None:
     reps, epochs = (3, 1) if args.quick else (11, 2)
     print(f"torch {torch.__version__}, threads=1, reps={reps}, load average {os.getloadavg()}")
     costs(reps, epochs)
-    timings("digits MLP 64-128-10", lambda: nn.Sequential(nn.Linear(64, 128), nn.ReLU(),
-            nn.Linear(128, 10)), snapshots.digits(), 4, 1000 if args.quick else 4321)  # fmt: skip
-    timings("10M MLP 2000-2500-2000", lambda: nn.Sequential(nn.Linear(2000, 2500), nn.ReLU(),
-            nn.Linear(2500, 2000)), snapshots.big_data(), 4, 30)  # fmt: skip
+
+    def digits_mlp() -> nn.Module:
+        return nn.Sequential(nn.Linear(64, 128), nn.ReLU(), nn.Linear(128, 10))
+
+    def big_mlp() -> nn.Module:
+        return nn.Sequential(nn.Linear(2000, 2500), nn.ReLU(), nn.Linear(2500, 2000))
+
+    timings("digits MLP 64-128-10", digits_mlp, snapshots.digits(), 1000 if args.quick else 4321)
+    big = snapshots.big_data(256 if args.quick else 1024)
+    timings("10M MLP 2000-2500-2000", big_mlp, big, 30 if args.quick else 40)
+    timings("10M MLP, the store's budget at 2 GiB", big_mlp, big, 0, budget=2**31, finds=False)
 
 
 if __name__ == "__main__":

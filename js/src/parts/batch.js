@@ -115,7 +115,7 @@ export function mountBatch(root, store) {
         img ? drawItem(img, bytes, k) : null,
         h("figcaption", {},
           index ? h("span", { class: "lw-batch-index", text: index }) : null,
-          h("span", { text: label }),
+          h("span", { class: "lw-batch-label", text: label }),
           loss ? h("span", { class: "lw-batch-loss", text: loss }) : null));
     }));
     setText(note, part.note || "");
