@@ -175,19 +175,9 @@ def _batches(
     :func:`~luzwidget.core.data.epoch_batches`); a skip goes on with the next batch.
     ``inside``: the pass goes on after the batch it names, with its iterator.
     """
-    if inside is None:
-        it, replay, limit = epoch_batches(loader)
-        ctx.iter = 0
-        skipped: list[int] = []  # where Metrics counts batches (a NaN loss's batch)
-        engine.flags.check_target = True  # the first loss checks pred against target
-    else:
-        it, replay, limit = inside.batches, inside.state, inside.limit
-        ctx.iter = inside.iter
-        skipped = list(inside.skipped)
-        engine.flags.check_target = False  # checked at the pass's first batch already
+    it, replay, limit = _pass(ctx, engine, loader, inside)
+    skipped = engine.skipped  # where Metrics counts batches (a NaN loss's batch)
     tv = engine.values
-    engine.skipped = skipped
-    engine.source = source_of(loader, replay)
     while True:
         try:
             batch = next(it)
@@ -218,6 +208,26 @@ def _batches(
         except SkipBatch:
             skipped.append(i)
             zero_grads(ctx)
+
+
+def _pass(
+    ctx: Context, engine: Engine, loader: Iterable[Any], inside: Inside | None
+) -> tuple[Iterator[Any], Any, str]:
+    """A pass's batch iterator, its retry state and limit: a new epoch of ``loader``, or
+    the one ``inside`` goes on with; ``ctx.iter``, the skipped batches and the batch
+    source (``ctx.indices``) set for it."""
+    if inside is None:
+        it, replay, limit = epoch_batches(loader)
+        ctx.iter = 0
+        engine.skipped = []
+        engine.flags.check_target = True  # the first loss checks pred against target
+    else:
+        it, replay, limit = inside.batches, inside.state, inside.limit
+        ctx.iter = inside.iter
+        engine.skipped = list(inside.skipped)
+        engine.flags.check_target = False  # checked at the pass's first batch already
+    engine.source = source_of(loader, replay)
+    return it, replay, limit
 
 
 def _data_fault(ctx: Context, exc: Exception, first: Event, batch: int, limit: str) -> Fault:

@@ -30,8 +30,8 @@ if TYPE_CHECKING:
 __all__ = ["SEARCH_POINTS", "Found", "find"]
 
 SEARCH_POINTS = 16
-"""Resume points a search keeps along the stretch it replays (the landing after it then
-replays at most a sixteenth of the stretch)."""
+"""Resume points a search keeps along the stretch it replays, at most (fewer when the
+budget holds fewer): the landing after it then replays a sixteenth of the stretch."""
 
 
 def find(run: Run, condition: Any, **options: Any) -> Found | None:
@@ -107,8 +107,9 @@ def _searched(run: Run, cond: Condition, done: int, length: int) -> tuple[int | 
     epoch, iter_ = (lo - 1) // length + 1, (lo - 1) % length + 1
     base = restore_before(run, batch_begin(epoch, iter_), f"searching for {cond.name}")
     end = _end_of(hi, done, length, origin)
-    stride = max(1, (hi - base.batches) // SEARCH_POINTS)
     cache = cache_of(run)
+    room = SEARCH_POINTS if cache is None else cache.room(SEARCH_POINTS)
+    stride = max(1, (hi - base.batches) // room)  # no more points than the budget holds
     if cache is not None:
         cache.focus = hi
     watch = cond.watch(run.ctx)

@@ -123,47 +123,58 @@ def drive_to(
         If the replay stopped elsewhere (an error, or past the target: the run's
         settings changed since, so it went another way); the run is there now.
     """
-    ctx, travel, cache = run.ctx, travel_of(run), cache_of(run)
-    names = list(ctx.optimizers)
-    limit = key(target, names)
-    count, hit, past = 0, False, False
-    length = train_length(ctx) or 0
-
-    def until(fired: Event) -> bool:
-        nonlocal count, hit, past
-        if fired is Event.on_train_batch_begin:
-            count += 1
-        elif fired is Event.on_train_batch_end and keep is not None and cache is not None:
-            number = (int(ctx.epoch) - 1) * length + int(ctx.iter)
-            if keep(number):
-                began = time.perf_counter()
-                point = point_now(run)
-                if point is not None:
-                    cache.add(point, time.perf_counter() - began)
-        if watch is not None and watch(fired):
-            hit = True
-            return True
-        if same(target, fired, ctx):
-            return True
-        position = here(run)
-        past = position is not None and key(position, names) > limit
-        return past
-
+    travel, until = travel_of(run), _Until(run, target, watch, keep)
     travel.quiet = True
     try:
         run.drive_until(until, breakpoints=False)
     finally:
         travel.quiet = False
     event = run.event
-    landed = (
-        run.state == RunState.PAUSED and event is not None and (hit or same(target, event, ctx))
-    )
-    if not landed or past:
+    there = event is not None and (until.hit or same(target, event, run.ctx))
+    if run.state != RunState.PAUSED or until.past or not there:
         raise RunStateError(
             f"the replay to {_at(target)} stopped at {event} ({run.state}: {run.reason}); the "
             "run is there now (its settings changed since, or it failed on the way)."
         )
-    return count, hit
+    return until.count, until.hit
+
+
+class _Until:
+    """A replay's stop condition: counts the training batches, takes resume points,
+    stops at the target, at ``watch``, or once past the target."""
+
+    def __init__(
+        self, run: Run, target: Position, watch: Callable[[Event], bool] | None, keep: Keep | None
+    ) -> None:
+        self.run, self.target, self.watch, self.keep = run, target, watch, keep
+        self.names = list(run.ctx.optimizers)
+        self.limit = key(target, self.names)
+        self.length = train_length(run.ctx) or 0
+        self.cache = cache_of(run)
+        self.count, self.hit, self.past = 0, False, False
+
+    def __call__(self, fired: Event) -> bool:
+        ctx = self.run.ctx
+        if fired is Event.on_train_batch_begin:
+            self.count += 1
+        elif fired is Event.on_train_batch_end and self.keep is not None:
+            self._point((int(ctx.epoch) - 1) * self.length + int(ctx.iter))
+        if self.watch is not None and self.watch(fired):
+            self.hit = True
+            return True
+        if same(self.target, fired, ctx):
+            return True
+        position = here(self.run)
+        self.past = position is not None and key(position, self.names) > self.limit
+        return self.past
+
+    def _point(self, number: int) -> None:
+        if self.cache is None or self.keep is None or not self.keep(number):
+            return
+        began = time.perf_counter()
+        point = point_now(self.run)
+        if point is not None:
+            self.cache.add(point, time.perf_counter() - began)
 
 
 def land(run: Run, target: Position, reason: str, *, window: int = DENSE) -> Landing:
