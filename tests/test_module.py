@@ -612,7 +612,7 @@ on_fit_begin                           Profile, EarlyStopping, Sentinel
   on_epoch_begin                       Profile, Progress
     on_train_begin                     Profile, TrainValid, Metrics, Progress, Sentinel
       on_train_batch_begin             -
-        on_train_batch_after_pred      -
+        on_train_batch_after_pred      Sentinel
         on_train_batch_after_loss      -
         on_train_batch_before_backward Sentinel
         on_train_batch_before_step     -
@@ -621,9 +621,9 @@ on_fit_begin                           Profile, EarlyStopping, Sentinel
     on_train_end                       Profile, Metrics, Progress
     on_valid_begin                     Profile, TrainValid, Metrics, Progress
       on_valid_batch_begin             -
-        on_valid_batch_after_pred      -
+        on_valid_batch_after_pred      Sentinel
         on_valid_batch_after_loss      -
-      on_valid_batch_end               Metrics, Progress, Sentinel
+      on_valid_batch_end               Metrics, Progress
     on_valid_end                       Profile, Metrics, Progress
   on_epoch_end                         Profile, EarlyStopping
 on_early_stopping                      EarlyStopping

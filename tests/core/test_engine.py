@@ -30,7 +30,7 @@ on_fit_begin                           Profile, LossLog, Sentinel
   on_epoch_begin                       Profile, Progress
     on_train_begin                     Profile, TrainValid, Metrics, Progress, Sentinel, EpochStart
       on_train_batch_begin             -
-        on_train_batch_after_pred      -
+        on_train_batch_after_pred      Sentinel
         on_train_batch_after_loss      Watch
         on_train_batch_before_backward Sentinel
         on_train_batch_before_step     -
@@ -39,9 +39,9 @@ on_fit_begin                           Profile, LossLog, Sentinel
     on_train_end                       Profile, Metrics, Progress
     on_valid_begin                     Profile, TrainValid, Metrics, Progress
       on_valid_batch_begin             -
-        on_valid_batch_after_pred      -
+        on_valid_batch_after_pred      Sentinel
         on_valid_batch_after_loss      -
-      on_valid_batch_end               Metrics, Progress, Sentinel
+      on_valid_batch_end               Metrics, Progress
     on_valid_end                       Profile, Metrics, Progress
   on_epoch_end                         Profile, Watch, TakeSnapshots
 on_early_stopping                      -
