@@ -129,7 +129,9 @@ def test_first_nan_step_back_and_the_batch_sorted_by_loss(open_notebook) -> None
         29,
         "on_train_batch_end",
     ]
-    expect(message).to_contain_text("stepped back 1 batch to on_train_batch_end (epoch 2, train batch 29)")
+    expect(message).to_contain_text(
+        "stepped back 1 batch to on_train_batch_end (epoch 2, train batch 29)"
+    )
     expect(dash.locator(".lw-batch-sort")).to_have_text("sorted by loss ▾")
     losses = _losses(dash)
     assert losses == sorted(losses, reverse=True)
