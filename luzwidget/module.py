@@ -223,7 +223,7 @@ def show_loop(x: Run | Setup, callbacks: Any = None) -> None:
     >>> import torch, luzwidget as lw
     >>> spec = lw.setup(torch.nn.Linear(2, 1), loss=torch.nn.MSELoss(), optimizer=torch.optim.SGD)
     >>> lw.show_loop(spec)  # doctest: +ELLIPSIS
-    on_fit_begin                           Profile
+    on_fit_begin                           Profile, Sentinel
       on_epoch_begin                       Profile, Progress
     ...
     on_interrupt                           Interrupt

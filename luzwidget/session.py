@@ -96,8 +96,9 @@ def fit_callbacks(spec: Setup, callbacks: Any = None) -> list[Any]:
 
 
 def loop_text(callbacks: list[Any]) -> str:
-    """What ``run.show_loop()`` prints for a run with ``callbacks``; builds no model."""
-    return Engine(Context(callbacks=callbacks)).loop_text()
+    """What ``run.show_loop()`` prints for a run of a fit with ``callbacks`` (and what its
+    features add, the sentinel); builds no model."""
+    return Engine(Context(callbacks=[*callbacks, *insight.preview()])).loop_text()
 
 
 def loop_of(make: Callable[..., Loop], *args: Any) -> Callable[[Context], Loop]:

@@ -9,7 +9,7 @@ from luzwidget.core.events import Event
 from luzwidget.core.exceptions import ConfigError
 
 if TYPE_CHECKING:
-    from luzwidget.control.features import Features, Watch
+    from luzwidget.control.features import Features, SentinelWatch, Watch
     from luzwidget.core.context import Context
 
 __all__ = ["Breakpoints"]
@@ -143,6 +143,18 @@ class Breakpoints:
         watch.enabled = value
         self._changed()
 
+    @property
+    def sentinel(self) -> SentinelWatch | None:
+        """The sentinel: checks for silent bugs while training, each a named breakpoint
+        that pauses the run and names the culprit (a run's; None for breakpoints of no run).
+
+        ``sentinel.checks`` says which are on; ``sentinel.enable("grad_explosion")`` and
+        ``sentinel.disable("no_update")`` change them; ``sentinel.findings`` lists what
+        was found. See :mod:`luzwidget.insight.sentinel` for each check and its cost.
+        """
+        insight = self.features.insight if self.features is not None else None
+        return insight.sentinel if insight is not None else None
+
     def _watching(self) -> bool:
         watch = self.watch
         return watch is not None and watch.enabled
@@ -161,6 +173,11 @@ class Breakpoints:
         """Why to pause after ``event``, or None to go on."""
         if event in self._events:
             return f"breakpoint at {event.value}"
+        sentinel = self.sentinel
+        if sentinel is not None and sentinel.pending is not None:
+            found = sentinel.hit(event, ctx)
+            if found is not None:
+                return found
         watch = self.watch
         if watch is not None and watch.enabled:
             found = watch.hit(event, ctx)
@@ -195,7 +212,12 @@ class Breakpoints:
     def __bool__(self) -> bool:
         """True when the loop must stop at events to check them (``nonfinite_loss`` needs
         not: it is told by the Metrics callback)."""
-        return bool(self._events or self._conditions or self._watching())
+        return bool(self._events or self._conditions or self._watching() or self._found())
+
+    def _found(self) -> bool:
+        """A sentinel check found something since the last event boundary."""
+        sentinel = self.sentinel
+        return sentinel is not None and sentinel.pending is not None
 
     def __repr__(self) -> str:
         parts = [e.value for e in sorted(self._events)]

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from luzwidget.control import wire
 from luzwidget.control.command import Answer, Command, Param, frame_of, status
+from luzwidget.control.debug_commands import find, sample_losses, sentinel, step_back
 from luzwidget.core.events import Event
 from luzwidget.core.exceptions import ConfigError
 from luzwidget.core.states import RunState
@@ -348,6 +349,16 @@ _COMMANDS = (
             "A new paused run from a snapshot, with a new lr or max_epochs.", remote=False),
     Command("compare", (), _compare, "The run and its branches: what differs, final metrics.",
             returns=True),
+    Command("step_back", (Param("what", wire.back, "batch"), Param("n", wire.count, 1)),
+            step_back, "Back to where stepping by batch, event or epoch paused n times before."),
+    Command("find", (Param("condition", wire.name), Param("k", wire.number, None),
+                     Param("window", wire.count, None), Param("above", wire.number, None),
+                     Param("below", wire.number, None)), find,
+            "Pause at the first training batch where a named condition held.", returns=True),
+    Command("sample_losses", (), sample_losses,
+            "The current batch's per-sample losses and dataset indices.", returns=True),
+    Command("sentinel", (Param("check", wire.name), Param("on", wire.flag)), sentinel,
+            "Turn a sentinel check (or 'all') on or off."),
     Command("field", (Param("name", wire.name),), _field,
             "A context field: its value, or its summary.", returns=True),
     Command("summaries", (), _summaries, "Every field's summary, as the inspector shows it.",

@@ -9,9 +9,11 @@ what would have given it one.
 ======================  ================================  =================================
 slot                    installed by                      what the run uses it for
 ======================  ================================  =================================
-``travel``              :mod:`luzwidget.travel`           snapshots, rewind, branch, compare
+``travel``              :mod:`luzwidget.travel`           snapshots, rewind, branch, compare,
+                                                          step_back, find
 ``insight``             :mod:`luzwidget.insight`          ``layers()``, ``activations()``,
-                                                          ``breakpoints.nonfinite``
+                                                          ``breakpoints.nonfinite``,
+                                                          ``breakpoints.sentinel``
 ``instep``              :mod:`luzwidget.parallel`         the boundary policy of several
                                                           processes (relay, follow)
 ``serving``             :mod:`luzwidget.remote`           a blocking ``fit()`` that waits
@@ -29,6 +31,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
+from luzwidget.control.debugging import Found, Landing
 from luzwidget.core.events import Event
 from luzwidget.core.exceptions import ConfigError
 from luzwidget.core.states import Outcome
@@ -47,6 +50,7 @@ __all__ = [
     "Features",
     "InStepFeature",
     "InsightFeature",
+    "SentinelWatch",
     "ServingFeature",
     "TravelFeature",
     "Watch",
@@ -93,6 +97,12 @@ class TravelFeature(Feature, Protocol):
     def compare(self) -> pd.DataFrame:
         """The run, its branches and theirs: what differs, final metrics."""
 
+    def step_back(self, what: str, n: int) -> Landing:
+        """Where a forward run stepping by ``what`` paused ``n`` times before, exactly."""
+
+    def find(self, condition: Any, **options: Any) -> Found | None:
+        """Paused at the first training batch where ``condition`` held (None: none)."""
+
 
 class Watch(Protocol):
     """What ``breakpoints.nonfinite`` switches on: a check asked at every event."""
@@ -103,8 +113,28 @@ class Watch(Protocol):
         """Why to pause after ``event``, or None to go on."""
 
 
+class SentinelWatch(Protocol):
+    """What ``breakpoints.sentinel`` is: checks for silent bugs, each a named breakpoint."""
+
+    checks: dict[str, bool]
+    pending: Any
+
+    def enable(self, *names: str) -> None:
+        """Turn checks on (``"all"``: every one)."""
+
+    def disable(self, *names: str) -> None:
+        """Turn checks off (``"all"``: every one)."""
+
+    def hit(self, event: Event, ctx: Context) -> str | None:
+        """Why to pause after ``event`` (a check found something), or None to go on."""
+
+
 class InsightFeature(Feature, Protocol):
     """Seeing inside the model."""
+
+    @property
+    def sentinel(self) -> SentinelWatch:
+        """The checks behind ``breakpoints.sentinel``."""
 
     @property
     def watch(self) -> Watch:

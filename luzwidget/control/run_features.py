@@ -11,13 +11,18 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, cast
 
+import torch
+
 from luzwidget.control.boundary import Boundary
+from luzwidget.control.debugging import Found, Landing
 from luzwidget.control.driver import Driver
 from luzwidget.control.features import NO_FEATURES, Features, InsightFeature, TravelFeature
 from luzwidget.core.context import Context
 from luzwidget.core.events import Event
 from luzwidget.core.exceptions import ConfigError
 from luzwidget.core.loop import Loop
+from luzwidget.core.samples import fresh as _fresh
+from luzwidget.core.samples import sample_losses
 from luzwidget.core.states import Until
 from luzwidget.storage.snapstore import Snapshot, SnapshotStore
 
@@ -35,6 +40,7 @@ class RunFeatures:
     ctx: Context
     features: Features
     _driver: Driver
+    event: Event | None
 
     # -- going back in time (the travel feature) ----------------------------------------
     @property
@@ -74,6 +80,103 @@ class RunFeatures:
     def compare(self) -> pd.DataFrame:
         """A DataFrame: this run and its branches (and theirs), what differs, final metrics."""
         return self._travel("compare").compare()
+
+    # -- debugging backwards (the travel feature) ---------------------------------------
+    def step_back(self, what: str = "batch", n: int = 1) -> Landing:
+        """Go back to where a forward run stepping by ``what`` paused ``n`` times before.
+
+        The run lands there bit for bit (weights, optimizer state, random streams, the
+        data loader's position, records), paused, as if it had stepped forward to that
+        place; across epoch ends and after rewinds too. It restores the latest snapshot
+        or resume point before the place and replays from there, keeping resume points
+        on the way so that the next step back replays about one batch.
+
+        Parameters
+        ----------
+        what
+            ``"batch"`` (the default): the ends of training and validation batches, where
+            ``step("batch")`` pauses. ``"event"``: every event (``step()``). ``"epoch"``:
+            epoch ends (``step("epoch")``).
+        n
+            How many of them back (default 1).
+
+        Returns
+        -------
+        Landing
+            What was restored, how many training batches were replayed, how long it took.
+
+        Raises
+        ------
+        ConfigError
+            If ``what`` or ``n`` is not what it must be, or ``n`` goes back before the start.
+        RunStateError
+            If the run is training (pause first) or has not started.
+
+        Examples
+        --------
+        >>> run.step(n=10)
+        >>> run.step_back()          # at the end of batch 9, as after run.step(n=9)
+        >>> run.step_back("event")   # the event before that
+        """
+        return self._travel("step_back").step_back(what, n)
+
+    def find(self, condition: Any, **options: Any) -> Found | None:
+        """Pause the run at the start of the first training batch where ``condition`` held.
+
+        The run is replayed exactly from its snapshots and left paused at that batch's
+        ``on_train_batch_begin``, its context intact: step into it to see what happens.
+        Only the run's past is searched (up to where it is now).
+
+        Parameters
+        ----------
+        condition
+            ``"nan"``: the first non-finite loss, gradient or weight;
+            ``"nonfinite_loss"``, ``"nonfinite_gradients"``, ``"nonfinite_weights"``: one
+            of them; ``"spike"``: a loss above ``k`` times the median of the ``window``
+            batches before it; ``"biggest_spike"``: the largest such ratio; ``"loss"``
+            with ``above=`` or ``below=``: the batch loss crossing a value;
+            ``"<set>_<metric>"`` (``"valid_acc"``) with ``above=``/``below=``: an epoch
+            metric crossing a value (the run goes to that epoch's first batch); or a
+            callable taking the context, asked at ``at`` (default after each training
+            loss).
+        **options
+            ``k`` (default 5), ``window`` (default 100), ``above``, ``below``, ``at``.
+
+        Returns
+        -------
+        Found or None
+            The batch, how it was found (from the loss record, from the snapshots and a
+            replay, or by a replay), the batches replayed and the time; None when the
+            condition never held (the run is then where it was).
+
+        Raises
+        ------
+        ConfigError
+            If the condition or an option is unknown or does not fit, or the run keeps no
+            snapshots or loss record (a blocking ``fit()``'s).
+        RunStateError
+            If the run is training (pause first).
+
+        Examples
+        --------
+        >>> run.find("nan")                     # where it went non-finite
+        >>> run.find("biggest_spike")           # the worst loss spike
+        >>> run.find("valid_acc", below=0.5)    # the epoch it collapsed
+        >>> run.find(lambda ctx: ctx.loss > 3)  # any predicate (a replay of the history)
+        """
+        return self._travel("find").find(condition, **options)
+
+    def sample_losses(self) -> torch.Tensor | None:
+        """The loss of each sample of the current batch (float32, one per sample), or None
+        before the first batch.
+
+        Computed when asked, without gradients, from the batch's prediction when it is
+        there (after ``on_train_batch_after_pred``), else from a forward pass that
+        changes nothing (random streams and buffers put back): the loss function with
+        ``reduction="none"`` where it has one, else called sample by sample. Dict and
+        tuple batches are split by the batch rules. See :mod:`luzwidget.core.samples`.
+        """
+        return sample_losses(self.ctx, fresh=_fresh(self.event))
 
     # -- seeing inside the model (the insight feature) ----------------------------------
     def layers(self) -> pd.DataFrame:

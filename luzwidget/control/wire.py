@@ -20,6 +20,7 @@ from luzwidget.core.values import quote as quote_value
 
 __all__ = [
     "MAX_INT",
+    "back",
     "count",
     "event",
     "flag",
@@ -143,3 +144,11 @@ def scalar(value: Any, field: str) -> bool | int | float | str | None:
         f"{field}: expected a number, text or true/false, got {type(value).__name__} "
         f"{quote(value)}."
     )
+
+
+def back(value: Any, field: str) -> str:
+    """What a step back steps over: ``"batch"``, ``"event"`` or ``"epoch"``."""
+    text = name(value, field)
+    if text not in ("batch", "event", "epoch"):
+        raise EditError(f"{field}: expected 'batch', 'event' or 'epoch', got {quote(value)}.")
+    return text

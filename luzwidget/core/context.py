@@ -127,6 +127,21 @@ class Context(HasTraits):
     def opt_name(self, value: Any) -> None:
         self.opt_nm = value
 
+    @property
+    def indices(self) -> torch.Tensor | None:
+        """The dataset indices of the current batch (int64), or None where the loader cannot
+        tell them (an IterableDataset, ``num_workers > 0``, ready batches).
+
+        Exact for any sampler or shuffle, after a retry and a rewind; indices of the
+        dataset under any ``Subset`` (``X[ctx.indices]`` is the batch's input after
+        ``fit((X, y), valid_data=0.2)``). Read when asked: it costs the loop nothing. See
+        :mod:`luzwidget.core.indices`.
+        """
+        from luzwidget.core.indices import batch_indices
+
+        engine = self._engine
+        return None if engine is None else batch_indices(engine.source)
+
     # -- validation ----------------------------------------------------------------------
     @validate("min_epochs")
     def _check_min_epochs(self, proposal: Bunch) -> int:

@@ -25,7 +25,16 @@ from luzwidget.core.exceptions import ConfigError, DataError
 from luzwidget.core.index_loader import IndexLoader, index_loader_of
 from luzwidget.core.report import report
 
-__all__ = ["Replay", "as_loader", "epoch_batches", "loader_len", "split_batch", "split_valid"]
+__all__ = [
+    "Replay",
+    "advanced",
+    "as_loader",
+    "epoch_batches",
+    "loader_len",
+    "sampled",
+    "split_batch",
+    "split_valid",
+]
 
 _ACCEPTED = (
     "a DataLoader, a Dataset (torch's, or any with __getitem__ and __len__, e.g. a Hugging "
@@ -313,22 +322,31 @@ class Replay:
     set, the next draw returns them once more, so the loader's own path (fetcher, collate,
     pin memory) loads exactly the batch that failed. One Python call per batch, for
     DataLoaders only: ready batches (a list) are iterated untouched.
+
+    ``last`` and ``prev`` are the last two index lists drawn; the loop sets ``failed`` when
+    loading the last one raised, so :meth:`delivered` is always the current batch's
+    (``ctx.indices``), read without drawing anything.
     """
 
-    __slots__ = ("again", "it", "last")
+    __slots__ = ("again", "failed", "it", "last", "prev")
 
     def __init__(self, it: Iterator[Any]) -> None:
-        self.it, self.last, self.again = it, None, False
+        self.it, self.last, self.prev, self.again, self.failed = it, None, None, False, False
 
     def __iter__(self) -> Replay:
         return self
 
     def __next__(self) -> Any:
+        self.failed = False
         if self.again:
             self.again = False
             return self.last
-        self.last = next(self.it)
+        self.prev, self.last = self.last, next(self.it)
         return self.last
+
+    def delivered(self) -> Any:
+        """The indices of the last batch the loader delivered (None: none yet)."""
+        return self.prev if self.failed else self.last
 
 
 def epoch_batches(loader: Iterable[Any]) -> tuple[Iterator[Any], Replay | None, str]:
@@ -370,4 +388,27 @@ def epoch_batches(loader: Iterable[Any]) -> tuple[Iterator[Any], Replay | None, 
         replay = it._sampler_iter = Replay(it._sampler_iter)  # type: ignore[attr-defined]
     if device is not None:
         it = map(to_device, it, repeat(device), repeat(non_blocking))
+    return it, replay, limit
+
+
+def sampled(loader: Iterable[Any]) -> bool:
+    """Whether ``loader`` is a DataLoader whose epoch :func:`advanced` can rebuild: a
+    map-style Dataset, ``num_workers=0`` (possibly moved to a device by the accelerator)."""
+    if isinstance(loader, _DeviceLoader):
+        loader = loader.loader
+    return (
+        isinstance(loader, DataLoader)
+        and not isinstance(loader.dataset, IterableDataset)
+        and loader.num_workers == 0
+    )
+
+
+def advanced(loader: Iterable[Any], k: int) -> tuple[Iterator[Any], Replay, str]:
+    """:func:`epoch_batches` of a :func:`sampled` loader, its first ``k`` batches' indices
+    drawn from the batch sampler but not loaded. The caller sets the random state of the
+    epoch's start first: the sampler then draws the epoch's order again."""
+    it, replay, limit = epoch_batches(loader)
+    assert isinstance(replay, Replay), f"advanced() needs a sampled() loader, not {loader!r}"
+    for _ in range(k):
+        next(replay)
     return it, replay, limit

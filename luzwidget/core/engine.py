@@ -30,6 +30,7 @@ from luzwidget.core.traits import Live
 if TYPE_CHECKING:
     from luzwidget.core.accumulate import Accumulation
     from luzwidget.core.context import Context
+    from luzwidget.core.indices import BatchSource
     from luzwidget.core.pieces import Pieces
 
 __all__ = [
@@ -151,6 +152,9 @@ class Engine:
     accum : Accumulation or None
         The gradient accumulation of the training pass under way (None: a step per batch,
         and outside training); see :mod:`luzwidget.core.accumulate`.
+    source : BatchSource or None
+        Where the batches of the pass under way come from (its dataset and the iterator
+        state that knows the current batch's indices; see :mod:`luzwidget.core.indices`).
     """
 
     __slots__ = (
@@ -163,6 +167,7 @@ class Engine:
         "on_pause",
         "pieces",
         "skipped",
+        "source",
         "table",
         "told",
         "told_nonfinite",
@@ -184,6 +189,7 @@ class Engine:
         self.told: set[str] = set()  # notes said once per run (e.g. a dict batch's keys left out)
         self.accum: Accumulation | None = None
         self.pieces: Pieces | None = None  # a custom step's pieces (core.pieces), on first use
+        self.source: BatchSource | None = None  # the pass's batches (ctx.indices reads it)
         ctx._engine = self
 
     def set_callbacks(self, callbacks: list[Any]) -> None:

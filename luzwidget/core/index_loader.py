@@ -279,14 +279,34 @@ def _undrawn(a: int, b: int) -> Any:
 
 class _Epoch:
     """One epoch of an :class:`IndexLoader`. Setting ``again`` makes the next call make the
-    last batch again (a retry; see :func:`~luzwidget.core.data.epoch_batches`)."""
+    last batch again (a retry; see :func:`~luzwidget.core.data.epoch_batches`).
 
-    __slots__ = ("again", "batches", "fast", "fetch", "k", "last", "loader", "redraw_at", "size")
+    ``order`` is the epoch's positions once drawn and ``got`` the 0-based number of the
+    last batch made (-1: none yet): what ``ctx.indices`` reads (:meth:`positions`).
+    """
+
+    __slots__ = (
+        "again",
+        "batches",
+        "failed",
+        "fast",
+        "fetch",
+        "got",
+        "k",
+        "last",
+        "loader",
+        "order",
+        "redraw_at",
+        "size",
+    )
 
     def __init__(self, loader: IndexLoader) -> None:
         self.loader = loader
         self.again = False
         self.k = self.last = 0
+        self.got = -1
+        self.failed = False  # a data fault's mark (see core.data.Replay); unused here
+        self.order: torch.Tensor | None = None
         self.size = loader.batch_size
         self.batches = len(loader)
         self.fast = 0  # batches before this one are just slices (none before the order)
@@ -308,7 +328,9 @@ class _Epoch:
         if k < self.fast and not self.again:
             self.k, self.last = k + 1, k
             a = k * self.size
-            return self.fetch(a, a + self.size)
+            batch = self.fetch(a, a + self.size)
+            self.got = k
+            return batch
         return self._next()
 
     def _next(self) -> Any:
@@ -319,7 +341,8 @@ class _Epoch:
         else:
             k = self.k
             if self.fetch is _undrawn:
-                self.fetch = self.loader._source.fetcher(_order(self.loader.sampler))
+                self.order = _order(self.loader.sampler)
+                self.fetch = self.loader._source.fetcher(self.order)
                 self.fast = self.batches if self.redraw_at < 0 else self.redraw_at
             if k == self.redraw_at:
                 sampler = self.loader.sampler
@@ -328,7 +351,24 @@ class _Epoch:
                 raise StopIteration
             self.k, self.last = k + 1, k
         a = k * self.size
-        return self.fetch(a, a + self.size)
+        batch = self.fetch(a, a + self.size)
+        self.got = k
+        return batch
+
+    def positions(self) -> torch.Tensor | None:
+        """The positions in the dataset of the last batch made (None before the first)."""
+        if self.order is None or self.got < 0:
+            return None
+        a = self.got * self.size
+        return self.order[a : a + self.size]
+
+    def clone(self) -> _Epoch:
+        """A copy that goes on from where this one is (the drawn order is shared: it never
+        changes): what a run restored inside an epoch iterates."""
+        copy = _Epoch.__new__(_Epoch)
+        for name in _Epoch.__slots__:
+            setattr(copy, name, getattr(self, name))
+        return copy
 
 
 def index_loader_of(

@@ -13,7 +13,8 @@ generator leaves the caller's thread as it found it.
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
 from typing import Any
 
 from luzwidget.core.accumulate import Accumulation
@@ -23,9 +24,11 @@ from luzwidget.core.engine import FIT_CONTROL, NO_CONTROL, Engine, Fault, SkipBa
 from luzwidget.core.events import Event
 from luzwidget.core.exceptions import EarlyStop, StepError, StopEpoch, StopFit
 from luzwidget.core.firing import Item, Loop, fire, guarded
+from luzwidget.core.indices import source_of
 from luzwidget.core.step import predict_batch, train_batch, valid_batch, zero_grads
 
 __all__ = [
+    "Inside",
     "Item",
     "Loop",
     "alive",
@@ -45,25 +48,45 @@ E = Event
 # -- the fit ---------------------------------------------------------------------------
 
 
-def fit_loop(ctx: Context, engine: Engine, begun: bool = False) -> Loop:
+@dataclass
+class Inside:
+    """Where a fit restored inside an epoch's training pass goes on: after training batch
+    ``iter`` of epoch ``ctx.epoch``, with the pass's ``batches`` iterator (advanced that
+    far), its ``state`` (what a retry and ``ctx.indices`` use), the ``limit`` of a retry
+    and the batches ``skipped`` so far (see :mod:`luzwidget.travel.resume`)."""
+
+    batches: Iterator[Any]
+    state: Any
+    iter: int
+    limit: str = ""
+    skipped: list[int] = field(default_factory=list)
+
+
+def fit_loop(
+    ctx: Context, engine: Engine, begun: bool = False, inside: Inside | None = None
+) -> Loop:
     """Train from ``ctx.epoch + 1`` to ``ctx.max_epochs``, validating after each epoch.
 
     ``begun``: the fit began already (``on_fit_begin`` ran), e.g. after a rewind to an
-    epoch end; the loop goes on with the next epoch.
+    epoch end; the loop goes on with the next epoch. ``inside``: it goes on inside epoch
+    ``ctx.epoch``'s training pass, after the batch ``inside`` names (a direct restore).
     """
     engine.control = FIT_CONTROL
-    engine.told_nonfinite = False  # a NaN loss is reported once per fit
+    if not begun:
+        engine.told_nonfinite = False  # a NaN loss is reported once per fit (not per replay)
     try:
         if not begun:
             yield from fire(engine, E.on_fit_begin)
-        while ctx.epoch < ctx.max_epochs:
-            ctx.epoch += 1
-            ctx.iter = 0  # as luz: reset before on_epoch_begin
+        while inside is not None or ctx.epoch < ctx.max_epochs:
+            if inside is None:
+                ctx.epoch += 1
+                ctx.iter = 0  # as luz: reset before on_epoch_begin
             try:
-                yield from _epoch(ctx, engine)
+                yield from _epoch(ctx, engine, inside)
             except EarlyStop:
                 if ctx.epoch >= ctx.min_epochs:
                     raise
+            inside = None
     except StopFit as stop:
         if isinstance(stop, EarlyStop):
             yield from fire(engine, E.on_early_stopping)
@@ -82,12 +105,13 @@ def interrupt_loop(ctx: Context, engine: Engine) -> Loop:
     yield from fire(engine, E.on_fit_end)
 
 
-def _epoch(ctx: Context, engine: Engine) -> Loop:
+def _epoch(ctx: Context, engine: Engine, inside: Inside | None = None) -> Loop:
     try:
         ctx.data = ctx.train_data
-        yield from fire(engine, E.on_epoch_begin)
-        yield from fire(engine, E.on_train_begin)
-        yield from _train(ctx, engine)
+        if inside is None:
+            yield from fire(engine, E.on_epoch_begin)
+            yield from fire(engine, E.on_train_begin)
+        yield from _train(ctx, engine, inside)
         yield from fire(engine, E.on_train_end)
         if ctx.valid_data is not None:
             yield from _validate(ctx, engine)
@@ -96,14 +120,16 @@ def _epoch(ctx: Context, engine: Engine) -> Loop:
     yield from fire(engine, E.on_epoch_end)
 
 
-def _train(ctx: Context, engine: Engine) -> Loop:
+def _train(ctx: Context, engine: Engine, inside: Inside | None = None) -> Loop:
     """The training batches of an epoch, accumulated ``ctx.accumulate`` to a step."""
     k = ctx.accumulate
     if k > 1:
         custom = ctx.step is not None
         engine.accum = Accumulation(k, loader_len(ctx.train_data), ctx.model, custom)
     try:
-        yield from _batches(ctx, engine, ctx.train_data, E.on_train_batch_begin, train_batch)
+        yield from _batches(
+            ctx, engine, ctx.train_data, E.on_train_batch_begin, train_batch, inside
+        )
         if engine.accum is not None:
             yield from _leftover(ctx, engine, engine.accum)
     finally:
@@ -141,24 +167,25 @@ def _batches(
     loader: Iterable[Any],
     first: Event,
     one: Callable[[Context, Engine], Loop],
+    inside: Inside | None = None,
 ) -> Loop:
     """Run ``one(ctx, engine)`` for each batch of ``loader``; a failing loader yields a fault.
 
     A retry loads the failed batch again where the loader allows it (see
     :func:`~luzwidget.core.data.epoch_batches`); a skip goes on with the next batch.
+    ``inside``: the pass goes on after the batch it names, with its iterator.
     """
-    it, replay, limit = epoch_batches(loader)
-    ctx.iter = 0
+    it, replay, limit = _pass(ctx, engine, loader, inside)
+    skipped = engine.skipped  # where Metrics counts batches (a NaN loss's batch)
     tv = engine.values
-    skipped: list[int] = []  # where Metrics counts batches (a NaN loss's batch)
-    engine.skipped = skipped
-    engine.flags.check_target = True  # the first loss checks pred against target
     while True:
         try:
             batch = next(it)
         except StopIteration:
             return
         except Exception as exc:
+            if replay is not None:
+                replay.failed = True  # ctx.indices: the batch delivered last is still current
             fault = _data_fault(ctx, exc, first, tv["iter"] + 1, limit)
             engine.apply_handlers(fault)
             yield fault
@@ -181,6 +208,26 @@ def _batches(
         except SkipBatch:
             skipped.append(i)
             zero_grads(ctx)
+
+
+def _pass(
+    ctx: Context, engine: Engine, loader: Iterable[Any], inside: Inside | None
+) -> tuple[Iterator[Any], Any, str]:
+    """A pass's batch iterator, its retry state and limit: a new epoch of ``loader``, or
+    the one ``inside`` goes on with; ``ctx.iter``, the skipped batches and the batch
+    source (``ctx.indices``) set for it."""
+    if inside is None:
+        it, replay, limit = epoch_batches(loader)
+        ctx.iter = 0
+        engine.skipped = []
+        engine.flags.check_target = True  # the first loss checks pred against target
+    else:
+        it, replay, limit = inside.batches, inside.state, inside.limit
+        ctx.iter = inside.iter
+        engine.skipped = list(inside.skipped)
+        engine.flags.check_target = False  # checked at the pass's first batch already
+    engine.source = source_of(loader, replay)
+    return it, replay, limit
 
 
 def _data_fault(ctx: Context, exc: Exception, first: Event, batch: int, limit: str) -> Fault:

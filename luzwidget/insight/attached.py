@@ -34,8 +34,14 @@ class OnDemand(Callback):
         self._observing = False
         self._adding = self._removing = False  # an add/remove_callback of ours is queued
 
-    def want(self, on: bool) -> None:
-        """Be in the run's callbacks (``True``) or out of them (``False``), from any thread."""
+    def want(self, on: bool, now: bool = False) -> None:
+        """Be in the run's callbacks (``True``) or out of them (``False``), from any thread.
+
+        ``now``: change the context's callbacks at once, not through the run's queue (from
+        a callback's own method, on the driving thread: under several processes the queue
+        of rank 0 is relayed to a boundary agreed with the other ranks, and a callback
+        that is each rank's own must not wait for one).
+        """
         if on == self.wanted:
             return
         self.wanted = on
@@ -46,10 +52,16 @@ class OnDemand(Callback):
         inside = any(cb is self for cb in ctx.callbacks)
         if on and not inside and not self._adding:
             self._adding = True
-            self.run.add_callback(self)
+            if now:
+                ctx.callbacks = [*ctx.callbacks, self]
+            else:
+                self.run.add_callback(self)
         elif not on and inside and not self._removing:
             self._removing = True
-            self.run.remove_callback(self)
+            if now:
+                ctx.callbacks = [cb for cb in ctx.callbacks if cb is not self]
+            else:
+                self.run.remove_callback(self)
         # Otherwise a change is still queued; _callbacks_changed puts it right when it lands.
 
     def joined(self) -> None:

@@ -2,6 +2,8 @@
 
 >>> install(run, automatic=True)     # luzwidget.session does this for setup(...).run()
 >>> run.snapshot(); run.rewind(); run.branch(lr=1e-2); run.compare()
+>>> run.step_back(); run.find("nan")
+
 
 With ``automatic`` the run takes its own snapshots (at epoch ends, before pauses, at its
 start; see :mod:`luzwidget.travel.snapshots`) and draws from its own random streams; without
@@ -13,10 +15,14 @@ from __future__ import annotations
 import contextlib
 from typing import TYPE_CHECKING, Any
 
+from luzwidget.control.debugging import Found, Landing
 from luzwidget.storage.snapstore import Snapshot
 from luzwidget.travel import branches, replay
+from luzwidget.travel.backwards import Backwards
+from luzwidget.travel.find import find
 from luzwidget.travel.snapshots import TakeSnapshots, before_pause, own_rng, take
 from luzwidget.travel.state import TravelState
+from luzwidget.travel.stepback import step_back
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -52,6 +58,14 @@ class TimeTravel(TravelState):
         """See :func:`luzwidget.travel.branches.compare`."""
         return branches.compare(self.run)  # type: ignore[no-any-return]  # a DataFrame
 
+    def step_back(self, what: str, n: int) -> Landing:
+        """See :func:`luzwidget.travel.stepback.step_back`."""
+        return step_back(self.run, what, n)
+
+    def find(self, condition: Any, **options: Any) -> Found | None:
+        """See :func:`luzwidget.travel.find.find`."""
+        return find(self.run, condition, **options)
+
     def attach(self) -> None:
         """Put this feature in its run (automatic snapshots: the callback and listeners)."""
         run = self.run
@@ -61,6 +75,8 @@ class TimeTravel(TravelState):
             run.ctx.callbacks = [*run.ctx.callbacks, self._callback]
             run.add_listener(own_rng)
             run.add_listener(before_pause)
+            self.backwards = Backwards(run)  # after before_pause: it shares its snapshots
+            self.backwards.attach()
 
     def detach(self) -> None:
         """Take time travel out of the run (its snapshots go with it)."""
@@ -71,6 +87,9 @@ class TimeTravel(TravelState):
             self._callback = None
         run.remove_listener(own_rng)
         run.remove_listener(before_pause)
+        if self.backwards is not None:
+            self.backwards.detach()
+            self.backwards = None
         if run.features.travel is self:
             run.features.travel = None
 

@@ -17,6 +17,7 @@ from luzwidget.storage.snapstore import Snapshot, SnapshotStore
 
 if TYPE_CHECKING:
     from luzwidget.control.run import Run
+    from luzwidget.travel.backwards import Backwards
 
 __all__ = ["Family", "TravelState", "travel_of"]
 
@@ -53,6 +54,9 @@ class TravelState:
         True while a rewind replays: no snapshots at its pauses.
     watchers : list
         Called with the snapshot after each rewind (a dashboard cuts its plots).
+    backwards : Backwards or None
+        What the run keeps to step back and ``find()`` (resume points, the per-batch
+        loss); None without automatic snapshots (see :mod:`luzwidget.travel.backwards`).
     """
 
     def __init__(self, run: Run) -> None:
@@ -65,6 +69,7 @@ class TravelState:
         self.last_key: tuple[Any, ...] | None = None
         self.quiet = False
         self.watchers: list[Callable[[Snapshot], None]] = []
+        self.backwards: Backwards | None = None
 
     def keep(self, snap: Snapshot) -> None:
         """Add ``snap`` to the store and remember where it was taken."""

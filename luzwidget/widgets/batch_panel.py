@@ -1,5 +1,10 @@
-"""The Batch part (``parts/batch.js``): the current batch as images, labels, predictions, and
-a confusion matrix per epoch; only while the panel is open.
+"""The Batch part (``parts/batch.js``): the current batch as images, labels, predictions, each
+sample's index in the dataset and (at a pause) its loss, and a confusion matrix per epoch;
+only while the panel is open.
+
+At a pause the per-sample losses are computed (``run.sample_losses()``, without gradients)
+and, when the batch holds more samples than are drawn, the ones drawn are those with the
+highest loss; the panel sorts them by loss. The indices are ``ctx.indices``.
 
 While the panel is closed nothing is read and :class:`EpochConfusion` is not in the run.
 Opened, the batch is read at every pause or step and, while the run trains, at most every
@@ -128,6 +133,28 @@ def _labels(pred: Any, target: Any, n: int) -> tuple[str, list[dict[str, Any]]]:
     ]
 
 
+def _chosen(losses: torch.Tensor | None, total: int, n: int) -> torch.Tensor:
+    """The rows drawn: the first ``n``, or (losses known, more rows than drawn) the ``n``
+    with the highest loss, in batch order."""
+    if losses is None or n >= total:
+        return torch.arange(min(n, total))
+    ranked = torch.nan_to_num(losses, nan=math.inf).argsort(descending=True)
+    return ranked[:n].sort().values
+
+
+def _rows(value: Any, rows: torch.Tensor, total: int | None = None) -> Any:
+    """``value``'s ``rows`` when it is a tensor of the batch's rows, else ``value``."""
+    if not isinstance(value, torch.Tensor) or value.ndim == 0:
+        return value
+    if total is not None and value.shape[0] != total:
+        return value
+    return value.index_select(0, rows.to(value.device))
+
+
+def _finite(value: float) -> float | None:
+    return value if math.isfinite(value) else None
+
+
 class EpochConfusion(Armed):
     """Counts (true, predicted) class pairs over each epoch's training and validation passes.
 
@@ -222,29 +249,51 @@ class BatchPanel(OnDemandPart):
         elif self.run.n_events == self._n and self.sent is not None and self.sent.get("open"):
             return self._with_confusion(self.sent)
         self._t, self._n = now, self.run.n_events
-        return self._with_confusion({"open": True, **self._batch()})
+        return self._with_confusion({"open": True, **self._batch(state)})
 
-    def _batch(self) -> dict[str, Any]:
+    def _batch(self, state: str) -> dict[str, Any]:
         ctx = self.run.ctx
         x = first_tensor(ctx.input)
         if x is None or x.ndim < 2 or x.shape[0] == 0:
             return {"image": None, "note": "no input batch yet", "kind": None, "items": []}
+        total = x.shape[0]
         layout = image_layout(tuple(x.shape[1:]), self.image_shape)
         c, h, w = (0, 0, 0) if layout is None else layout[:3]
-        n = min(MAX_ITEMS, x.shape[0])
+        n = min(MAX_ITEMS, total)
         note = ""
         if layout is None or h > MAX_SIDE or w > MAX_SIDE:
             layout, note = None, f"inputs of shape {list(x.shape[1:])} are not drawn as images"
         else:
             n = max(1, min(n, MAX_IMAGE_BYTES // (c * h * w)))
+        losses = self._losses(state, total)
+        chosen = _chosen(losses, total, n)
+        if n < total and losses is not None:
+            note = f"{note + '; ' if note else ''}the {n} of {total} samples with the highest loss"
         image = None
         if layout is not None:
-            data = base64.b64encode(_pixels(x, layout, n)).decode("ascii")
+            data = base64.b64encode(_pixels(_rows(x, chosen), layout, n)).decode("ascii")
             image = {"n": n, "c": c, "h": h, "w": w, "data": data}
         # At a batch's first event ctx.pred is still the previous batch's: not shown.
         fresh = self.run.event not in (Event.on_train_batch_begin, Event.on_valid_batch_begin)
-        kind, items = _labels(ctx.pred if fresh else None, ctx.target, n)
-        return {"image": image, "note": note, "kind": kind, "items": items}
+        pred = first_tensor(ctx.pred) if fresh else None
+        kind, items = _labels(_rows(pred, chosen, total), _rows(ctx.target, chosen, total), n)
+        indices = ctx.indices
+        for k, item in enumerate(items):
+            row = int(chosen[k])
+            item["i"] = int(indices[row]) if indices is not None and row < len(indices) else None
+            item["loss"] = None if losses is None else _finite(float(losses[row]))
+        return {"image": image, "note": note, "kind": kind, "items": items,
+                "losses": losses is not None}  # fmt: skip
+
+    def _losses(self, state: str, total: int) -> torch.Tensor | None:
+        """The per-sample losses at a pause (None while training, or where there are none)."""
+        if state != RunState.PAUSED:
+            return None
+        try:
+            losses = self.run.sample_losses()
+        except Exception:  # a loss that cannot be split per sample: the panel goes without
+            return None
+        return losses if losses is not None and len(losses) == total else None
 
     def _with_confusion(self, part: dict[str, Any]) -> dict[str, Any]:
         done = dict(tracker(self.run, EpochConfusion).done)

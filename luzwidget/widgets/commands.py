@@ -28,7 +28,19 @@ if TYPE_CHECKING:
 
 __all__ = ["BUTTONS", "Ack", "button_states", "can_skip", "edit_values", "handle_command"]
 
-BUTTONS = ("start", "pause", "step_batch", "step_epoch", "step_to", "stop", "retry", "skip")
+BUTTONS = (
+    "start",
+    "pause",
+    "step_batch",
+    "step_epoch",
+    "step_to",
+    "stop",
+    "retry",
+    "skip",
+    "step_back",
+    "find_nan",
+    "find_spike",
+)
 """Every button whose enabled state the kernel decides."""
 
 _ENABLED: dict[str, set[str]] = {
@@ -121,9 +133,13 @@ def _control(cmd: str, msg: Mapping[str, Any]) -> Call:
         return "step", {"what": msg.get("what")}
     if cmd in ("start", "pause", "stop", "retry", "skip"):
         return cmd, {}
+    if cmd == "step_back":
+        return "step_back", {"what": msg.get("what") or "batch"}
+    if cmd == "find":
+        return "find", {"condition": msg.get("condition")}
     raise EditError(
         f"unknown command {wire.quote(cmd)}; expected edit, panel, travel, start, pause, step, "
-        "stop, retry or skip."
+        "step_back, find, stop, retry or skip."
     )
 
 
@@ -152,12 +168,13 @@ def handle_command(
 
     ``{"cmd": "edit", "field": ..., "value": ...}`` edits a setting; ``start``, ``pause``,
     ``step`` (``what``: "batch", "epoch" or an event name), ``stop``, ``retry`` and ``skip``
-    drive the run; ``{"cmd": "panel", "name": ..., "open": bool}`` opens or closes one of
-    ``panels`` (the Layers and Batch panels, which cost nothing while closed). ``view``
-    answers the messages only a view knows (the time-travel part's, see
-    :func:`luzwidget.widgets.travel.travel_view`). Refusals (a parse's, the Run API's) are
-    answered with their message; any other exception is a bug: logged with its traceback and
-    answered as an internal error quoting the message.
+    drive the run; ``step_back`` (``what``, default "batch") and ``find`` (``condition``:
+    "nan", "biggest_spike"...) take it back; ``{"cmd": "panel", "name": ..., "open":
+    bool}`` opens or closes one of ``panels`` (the Layers and Batch panels, which cost
+    nothing while closed). ``view`` answers the messages only a view knows (the
+    time-travel part's, see :func:`luzwidget.widgets.travel.travel_view`). Refusals (a
+    parse's, the Run API's) are answered with their message; any other exception is a bug:
+    logged with its traceback and answered as an internal error quoting the message.
     """
     try:
         cmd = wire.name(msg.get("cmd"), "cmd")

@@ -55,10 +55,16 @@ def _json_number(value: Any, nan: str | None = None) -> float | str | None:
 
 
 def nonfinite_origin(run: Run, state: str) -> dict[str, str] | None:
-    """What ``breakpoints.nonfinite`` found, while the run is paused there, else None.
+    """What ``breakpoints.nonfinite`` (or the sentinel) found, while the run is paused
+    there, else None.
 
-    ``{"kind": "output" | "gradient" | "loss", "name": module or parameter name}``.
+    ``{"kind": "output" | "gradient" | "loss" | "parameter" | "module" | "optimizer",
+    "name": module, parameter or optimizer name}``.
     """
+    sentinel = getattr(run.breakpoints, "sentinel", None)
+    culprit = getattr(sentinel, "origin", None)
+    if culprit is not None and state == RunState.PAUSED and run.reason.startswith("sentinel"):
+        return {"kind": culprit[0], "name": culprit[1]}
     watch = getattr(run.breakpoints, "watch", None)
     origin = getattr(watch, "origin", None)
     if origin is None or state != RunState.PAUSED or not run.reason.startswith("non-finite"):

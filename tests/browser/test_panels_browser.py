@@ -125,7 +125,11 @@ def test_layers_and_batch_panels_step_and_find_a_nan(open_notebook, ui: str) -> 
     assert images.first.evaluate("(c) => [c.width, c.height]") == [8, 8]
     rgba = images.first.evaluate(BLANK)
     assert any(v > 0 for i, v in enumerate(rgba) if i % 4 < 3), "the canvas is blank"
-    captions = dash.locator(".lw-batch-item figcaption").all_inner_texts()
+    sort = dash.locator(".lw-batch-sort")
+    expect(sort).to_have_text("sorted by loss ▾")  # at a pause: by loss, highest first
+    sort.click()
+    expect(sort).to_have_text("batch order")
+    captions = dash.locator(".lw-batch-item .lw-batch-label").all_inner_texts()
     targets = nb.eval("[str(int(t)) for t in run.ctx.target[:16]]")
     assert [c.split(" · ")[0] for c in captions] == [f"y {t}" for t in targets]
     assert all("ŷ " in c for c in captions)

@@ -26,20 +26,20 @@ class Watch(Callback):
 
 
 SHOWN = """\
-on_fit_begin                           Profile
+on_fit_begin                           Profile, LossLog, Sentinel
   on_epoch_begin                       Profile, Progress
-    on_train_begin                     Profile, TrainValid, Metrics, Progress
+    on_train_begin                     Profile, TrainValid, Metrics, Progress, Sentinel, EpochStart
       on_train_batch_begin             -
-        on_train_batch_after_pred      -
+        on_train_batch_after_pred      Sentinel
         on_train_batch_after_loss      Watch
-        on_train_batch_before_backward -
+        on_train_batch_before_backward Sentinel
         on_train_batch_before_step     -
         on_train_batch_after_step      -
-      on_train_batch_end               Metrics, Progress
+      on_train_batch_end               Metrics, Progress, LossLog
     on_train_end                       Profile, Metrics, Progress
     on_valid_begin                     Profile, TrainValid, Metrics, Progress
       on_valid_batch_begin             -
-        on_valid_batch_after_pred      -
+        on_valid_batch_after_pred      Sentinel
         on_valid_batch_after_loss      -
       on_valid_batch_end               Metrics, Progress
     on_valid_end                       Profile, Metrics, Progress
@@ -210,6 +210,10 @@ def test_a_loss_grad_changed_under_no_grad_says_to_enable_grad() -> None:
     x, y = make_data(32)
     zero = Zero()
     run = make_spec().run((x, y), epochs=1, verbose=False, callbacks=[zero])
+    run.breakpoints.sentinel.disable("zero_grads")  # the loss times 0: planted, on purpose
+    run.resume()  # the sentinel sees the loss without grad_fn first, before backward
+    assert run.state == "paused"
+    assert run.reason.startswith("sentinel detached_loss")
     run.resume()
     assert run.state == "error"
     msg = str(run.error)

@@ -1,11 +1,32 @@
 // Batch: the current batch's inputs drawn as small images (a uint8 array, base64, one
-// canvas per item), the target and prediction under each (wrong ones marked), and the
-// confusion matrix of the last epoch's training and validation passes. Computed by the
-// kernel only while the panel is open ({cmd: "panel", name: "batch", open}).
+// canvas per item), the target and prediction under each (wrong ones marked), each
+// sample's index in the dataset and, at a pause, its loss (sorted by loss, highest first,
+// unless "batch order" is chosen), and the confusion matrix of the last epoch's training
+// and validation passes. Computed by the kernel only while the panel is open
+// ({cmd: "panel", name: "batch", open}).
 import { h, setText } from "../dom.js";
 import { onDemandPanel } from "./on_demand.js";
 
 const CELL = 56; // CSS pixels per image side, at most
+
+/** 3 significant digits, as a caption has room for. @param {number} v */
+export function shortNumber(v) {
+  if (!Number.isFinite(v)) return String(v);
+  const a = Math.abs(v);
+  return a !== 0 && (a < 1e-3 || a >= 1e4) ? v.toExponential(2) : String(Number(v.toPrecision(3)));
+}
+
+/**
+ * The order items are drawn in: by loss, highest first (items without one last), or as
+ * they come. @param {Array<{loss?: number|null}>} items @param {boolean} byLoss
+ * @returns {number[]}
+ */
+export function drawOrder(items, byLoss) {
+  const order = items.map((_, k) => k);
+  if (!byLoss) return order;
+  const key = (k) => (typeof items[k].loss === "number" ? items[k].loss : -Infinity);
+  return order.sort((a, b) => key(b) - key(a) || a - b);
+}
 
 /** @param {string} b64 @returns {Uint8Array} */
 export function decode(b64) {
@@ -64,8 +85,14 @@ export function mountBatch(root, store) {
   const grid = h("div", { class: "lw-batch-grid" });
   const note = h("div", { class: "lw-batch-note" });
   const matrices = h("div", { class: "lw-cm-box" });
+  let byLoss = true;
+  const sortButton = h("button", {
+    class: "lw-btn lw-batch-sort", type: "button", hidden: true,
+    title: "Draw the samples by loss, highest first, or in the batch's order",
+    onClick: () => { byLoss = !byLoss; if (drawn) draw(drawn); },
+  });
   const panel = onDemandPanel(root, store, "batch", "Batch", "lw-batch",
-    h("div", { class: "lw-batch-body" }, note, grid, matrices));
+    h("div", { class: "lw-batch-body" }, h("div", { class: "lw-batch-bar" }, note, sortButton), grid, matrices));
   const hint = panel.hint;
   let drawn = null;
 
@@ -75,20 +102,30 @@ export function mountBatch(root, store) {
     const bytes = img ? decode(img.data) : null;
     const n = img ? img.n : items.length;
     let wrong = 0;
-    grid.replaceChildren(...Array.from({ length: n }, (_, k) => {
+    const sorted = byLoss && !!part.losses;
+    grid.replaceChildren(...drawOrder(items.slice(0, n), sorted).map((k) => {
       const it = items[k] || {};
       if (it.wrong) wrong += 1;
       const label = it.p === null || it.p === undefined ? `y ${it.t ?? "?"}` : `y ${it.t ?? "?"} · ŷ ${it.p}`;
-      return h("figure", { class: `lw-batch-item${it.wrong ? " lw-wrong" : ""}`, "data-k": k },
+      const index = it.i === null || it.i === undefined ? "" : `#${it.i}`;
+      const loss = typeof it.loss === "number" ? `loss ${shortNumber(it.loss)}` : "";
+      const title = [index && `dataset index ${it.i}`, label, loss, it.wrong ? "wrong prediction" : ""]
+        .filter(Boolean).join(" · ");
+      return h("figure", { class: `lw-batch-item${it.wrong ? " lw-wrong" : ""}`, "data-k": k, title },
         img ? drawItem(img, bytes, k) : null,
-        h("figcaption", { text: label, title: it.wrong ? "wrong prediction" : "" }));
+        h("figcaption", {},
+          index ? h("span", { class: "lw-batch-index", text: index }) : null,
+          h("span", { class: "lw-batch-label", text: label }),
+          loss ? h("span", { class: "lw-batch-loss", text: loss }) : null));
     }));
     setText(note, part.note || "");
     note.hidden = !part.note;
+    sortButton.hidden = !part.losses;
+    setText(sortButton, byLoss ? "sorted by loss ▾" : "batch order");
     const sets = Object.entries(part.confusion || {});
     matrices.replaceChildren(...sets.map(([s, m]) => confusionTable(s, m)));
     const kind = part.kind === "class" ? ` · ${wrong} wrong` : "";
-    setText(hint, n ? `${n} items${kind}` : "");
+    setText(hint, n ? `${n} items${kind}${sorted ? " · by loss" : ""}` : "");
   }
 
   return {

@@ -1,5 +1,6 @@
-// Control bar: Start/Resume/Continue, Pause, Step batch, Step epoch, Step to <event> + Go,
-// Skip batch (only at a pause inside a batch), Stop, state badge.
+// Control bar: Start/Resume/Continue, Pause, Step batch, Step epoch, Step back, First NaN,
+// Biggest spike, Step to <event> + Go, Skip batch (only at a pause inside a batch), Stop,
+// state badge.
 import { h, setData, setProp, setText, uid } from "../dom.js";
 
 const BUTTONS = [
@@ -7,6 +8,16 @@ const BUTTONS = [
   ["pause", "Pause", "lw-btn-pause", { cmd: "pause" }, "❚❚"],
   ["step_batch", "Step batch", "lw-btn-step-batch", { cmd: "step", what: "batch" }, "⇥"],
   ["step_epoch", "Step epoch", "lw-btn-step-epoch", { cmd: "step", what: "epoch" }, "⇥⇥"],
+];
+
+// Going back (issue 25): each replays from the run's snapshots; the ack says where it went.
+const BACK = [
+  ["step_back", "Step back", "lw-btn-step-back", { cmd: "step_back", what: "batch" }, "⇤",
+    "Back one batch, exactly where stepping forward had paused (replayed from a snapshot)"],
+  ["find_nan", "First NaN", "lw-btn-find-nan", { cmd: "find", condition: "nan" }, "⚠",
+    "Go to the start of the first batch whose loss, gradients or weights were NaN/inf"],
+  ["find_spike", "Biggest spike", "lw-btn-find-spike", { cmd: "find", condition: "biggest_spike" }, "⋀",
+    "Go to the start of the batch whose loss rose most above the median of the 100 before"],
 ];
 
 /** @typedef {import("../protocol.js").Part} Part */
@@ -39,6 +50,17 @@ export function mountControls(root, store, say) {
     if (key === "start") startLabel = label;
     bar.append(buttons[key]);
   }
+  const back = h("span", { class: "lw-back", role: "group", "aria-label": "Go back" });
+  for (const [key, text, cls, cmd, icon, title] of BACK) {
+    buttons[key] = h(
+      "button",
+      { class: `lw-btn ${cls}`, type: "button", title, onClick: () => store.command(cmd, say) },
+      h("span", { class: "lw-icon", "aria-hidden": "true", text: icon }),
+      h("span", { class: "lw-btn-text", text }),
+    );
+    back.append(buttons[key]);
+  }
+  bar.append(back);
   const selectId = uid("step-event");
   const select = h("select", { class: "lw-step-event", id: selectId });
   const go = h("button", {

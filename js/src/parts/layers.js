@@ -32,13 +32,14 @@ export function sortable(v) {
 
 /**
  * Whether `row` (a parameter) is where the non-finite value was found: the parameter whose
- * gradient went bad, or a parameter of the module whose output did.
+ * gradient went bad, or a parameter of the module whose output did; or the culprit a
+ * sentinel check named (a parameter, or a module's parameters).
  * @param {string} name @param {{kind: string, name: string} | null} origin
  */
 export function isOrigin(name, origin) {
   if (!origin || !origin.name) return false;
-  if (origin.kind === "gradient") return name === origin.name;
-  if (origin.kind === "output") return origin.name === "(model)" ? false : name.startsWith(`${origin.name}.`);
+  if (origin.kind === "gradient" || origin.kind === "parameter") return name === origin.name;
+  if (origin.kind === "output" || origin.kind === "module") return origin.name === "(model)" ? false : name.startsWith(`${origin.name}.`);
   return false;
 }
 
