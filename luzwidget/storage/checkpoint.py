@@ -29,6 +29,7 @@ from torch import nn
 
 from luzwidget.core.compiled import align_keys, original
 from luzwidget.core.exceptions import CheckpointError
+from luzwidget.core.generators import generator_states, set_generator_states
 from luzwidget.storage.files import VERSION, PathLike, plain, write_once
 
 if TYPE_CHECKING:
@@ -230,6 +231,10 @@ def capture(ctx: Context, position: Mapping[str, Any] | None = None) -> dict[str
         "records": plain(ctx.records, "records"),
         "callbacks": states,
         "rng": get_rng_states(),
+        "loaders": {  # a loader's own generator draws its order: part of the run's state
+            "train": generator_states(ctx.train_data),
+            "valid": generator_states(ctx.valid_data),
+        },
         "position": plain(dict(position), "position") if position else {},
     }
 
@@ -293,3 +298,7 @@ def restore(
         ctx.epoch = int(state["epoch"])
     if rng and state.get("rng"):
         set_rng_states(state["rng"])
+    if rng:
+        loaders = state.get("loaders") or {}  # files written before it was kept have none
+        set_generator_states(ctx.train_data, list(loaders.get("train", [])))
+        set_generator_states(ctx.valid_data, list(loaders.get("valid", [])))

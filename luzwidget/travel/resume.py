@@ -33,6 +33,7 @@ from luzwidget.core.callback import Callback, is_run_bound
 from luzwidget.core.data import advanced, sampled
 from luzwidget.core.engine import engine_of
 from luzwidget.core.events import Event
+from luzwidget.core.generators import generator_states, set_generator_states
 from luzwidget.core.index_loader import IndexLoader
 from luzwidget.core.loop import Inside, fit_loop
 from luzwidget.storage.snapstore import INSIDE, Snapshot
@@ -100,35 +101,10 @@ class EpochStart(Callback):
     def on_train_begin(self, ctx: Context) -> None:
         if sampled(ctx.train_data):
             self.epoch = int(ctx.epoch)
-            self.state = (torch.get_rng_state(), _generator_states(ctx.train_data))
+            self.state = (torch.get_rng_state(), generator_states(ctx.train_data))
 
     def __repr__(self) -> str:
         return "EpochStart()"
-
-
-def _generators(loader: Any) -> list[torch.Generator]:
-    """The loader's own generators (its ``generator``, its samplers'), each once."""
-    loader = getattr(loader, "loader", loader)  # moved to a device by the accelerator
-    found: list[torch.Generator] = []
-    batch_sampler = getattr(loader, "batch_sampler", None)
-    for owner in (
-        loader,
-        getattr(loader, "sampler", None),
-        getattr(batch_sampler, "sampler", None),
-    ):
-        gen = getattr(owner, "generator", None)
-        if isinstance(gen, torch.Generator) and all(gen is not g for g in found):
-            found.append(gen)
-    return found
-
-
-def _generator_states(loader: Any) -> list[torch.Tensor]:
-    return [g.get_state() for g in _generators(loader)]
-
-
-def _set_generators(loader: Any, states: list[torch.Tensor]) -> None:
-    for gen, state in zip(_generators(loader), states, strict=False):
-        gen.set_state(state)
 
 
 def _memo(run: Run) -> dict[int, Any]:
@@ -215,7 +191,7 @@ def point_now(run: Run, snap: Snapshot | None = None) -> ResumePoint | None:
         modes=[m.training for m in model.modules()],
         skipped=list(engine_of(ctx).skipped),
         loader=position,
-        generators=_generator_states(ctx.train_data),
+        generators=generator_states(ctx.train_data),
     )
     extra.bytes = _tensor_bytes(attributes, set())
     return ResumePoint(snap, extra, own)
@@ -230,7 +206,7 @@ def restore_point(run: Run, point: ResumePoint, reason: str) -> None:
     if isinstance(extra.loader, tuple):  # a DataLoader: its epoch drawn again, k batches on
         rng, generators = extra.loader
         torch.set_rng_state(rng)
-        _set_generators(loader, generators)
+        set_generator_states(loader, generators)
         batches, state, limit = advanced(loader, extra.iter)
         for start in (cb for cb in ctx.callbacks if isinstance(cb, EpochStart)):
             start.epoch, start.state = extra.epoch, extra.loader
@@ -238,7 +214,7 @@ def restore_point(run: Run, point: ResumePoint, reason: str) -> None:
         state = extra.loader.clone()
         batches, limit = state, ""
     restore_snapshot(ctx, point.snap)  # weights, optimizers, records, state_dicts, RNG
-    _set_generators(loader, extra.generators)
+    set_generator_states(loader, extra.generators)
     attributes, metrics = _copied(run, extra.attributes)
     for owner, kept in zip(extra.owners, attributes, strict=True):
         vars(owner).clear()
