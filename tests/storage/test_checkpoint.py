@@ -72,8 +72,10 @@ def test_a_checkpoint_holds_the_whole_run_in_plain_values(fitted, tmp_path):
         "records",
         "callbacks",
         "rng",
+        "loaders",
         "position",
     }
+    assert loaded["loaders"] == {"train": [], "valid": []}  # no loader of its own generator
     assert loaded["optimizer_classes"] == {"opt": "torch.optim.adam:Adam"}
     assert loaded["luzwidget"] == {"kind": "checkpoint", "version": 1}
     assert loaded["epoch"] == 2
