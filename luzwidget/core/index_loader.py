@@ -10,8 +10,8 @@ The order and the position in it are therefore run state exactly as they were on
 DataLoader path: the RNG states at the epoch's start and the batch count (which is what a
 retry, a rewind and AutoResume restore).
 
-:func:`index_loader_of` turns a DataLoader luzwidget built into one where nothing in it
-needs a DataLoader; :meth:`IndexLoader.shard` gives a rank the indices a
+:func:`luzwidget.core.data.index_loader_of` turns a DataLoader luzwidget built into one
+where nothing in it needs a DataLoader; :meth:`IndexLoader.shard` gives a rank the indices a
 ``DistributedSampler`` gives it.
 """
 
@@ -23,8 +23,6 @@ from typing import Any
 
 import torch
 from torch.utils.data import (
-    BatchSampler,
-    DataLoader,
     Dataset,
     DistributedSampler,
     RandomSampler,
@@ -36,7 +34,7 @@ from torch.utils.data import (
 
 from luzwidget.core.tensor_tree import Build, TensorTree, flatten
 
-__all__ = ["IndexLoader", "index_loader_of"]
+__all__ = ["IndexLoader", "sliceable"]
 
 Sampler = RandomSampler | SequentialSampler | DistributedSampler[Any]
 Fetch = Callable[[int, int], Any]
@@ -44,6 +42,12 @@ Take = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
 # -- where a batch's rows come from ---------------------------------------------------------
+
+
+def sliceable(dataset: Any) -> bool:
+    """Whether an :class:`IndexLoader` can batch ``dataset``: a tensor-backed one, or one
+    a DataLoader fetches with one ``__getitems__`` call."""
+    return _tensor_backed(dataset) or _batched(dataset)
 
 
 def _tensor_backed(dataset: Any) -> bool:
@@ -305,7 +309,7 @@ class _Epoch:
         self.again = False
         self.k = self.last = 0
         self.got = -1
-        self.failed = False  # a data fault's mark (see core.data.Replay); unused here
+        self.failed = False  # a data fault's mark (see core.epochs.Replay); unused here
         self.order: torch.Tensor | None = None
         self.size = loader.batch_size
         self.batches = len(loader)
@@ -369,39 +373,3 @@ class _Epoch:
         for name in _Epoch.__slots__:
             setattr(copy, name, getattr(self, name))
         return copy
-
-
-def index_loader_of(
-    loader: DataLoader[Any], pin_memory: bool | None = None
-) -> IndexLoader | DataLoader[Any]:
-    """``loader`` as an :class:`IndexLoader` giving the same batches where nothing in it
-    needs a DataLoader; else ``loader`` itself.
-
-    It qualifies with a TensorDataset or TensorTree (also inside Subsets) or a Dataset
-    with ``__getitems__``; no workers, torch's ``default_collate``, its own default
-    sampler (sequential, or random without replacement) and batch sampler, no timeout.
-    ``pin_memory``: the option as given (None: not given).
-    """
-    sampler = loader.sampler
-    plain_sampler = type(sampler) is SequentialSampler or (
-        type(sampler) is RandomSampler and not sampler.replacement and sampler._num_samples is None
-    )
-    qualifies = (
-        plain_sampler
-        and loader.batch_size is not None
-        and type(loader.batch_sampler) is BatchSampler
-        and loader.num_workers == 0
-        and loader.collate_fn is default_collate
-        and loader.timeout == 0
-        and (_tensor_backed(loader.dataset) or _batched(loader.dataset))
-    )
-    if not qualifies:
-        return loader
-    return IndexLoader(
-        loader.dataset,
-        loader.batch_size,  # type: ignore[arg-type]  # checked above
-        drop_last=loader.drop_last,
-        sampler=sampler,  # type: ignore[arg-type]  # checked above
-        generator=loader.generator,
-        pin_memory=pin_memory,
-    )

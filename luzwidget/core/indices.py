@@ -9,7 +9,7 @@ that knows which samples the current batch holds. Nothing is computed per batch;
   Dataset with ``__getitems__``): its epoch's drawn order, sliced at the last batch made;
 - a DataLoader over a map-style Dataset with ``num_workers=0``: the indices its batch
   sampler drew for the batch delivered (the loop already wraps that sampler iterator so
-  a retry loads the same batch again: :class:`~luzwidget.core.data.Replay`);
+  a retry loads the same batch again: :class:`~luzwidget.core.epochs.Replay`);
 - anything else (an IterableDataset, workers, a list of ready batches): None.
 
 So the indices follow any sampler and shuffle, a retried batch, a skipped one and a
@@ -33,7 +33,7 @@ __all__ = ["BatchSource", "batch_indices", "root_indices", "source_of"]
 class BatchSource:
     """Where a pass's batches come from: the loader's ``dataset`` and the iterator
     ``state`` that knows the current batch (an IndexLoader's epoch, a DataLoader's
-    :class:`~luzwidget.core.data.Replay`, or None)."""
+    :class:`~luzwidget.core.epochs.Replay`, or None)."""
 
     dataset: Any
     state: Any

@@ -19,8 +19,9 @@ from typing import Any
 
 from luzwidget.core.accumulate import Accumulation
 from luzwidget.core.context import Context
-from luzwidget.core.data import epoch_batches, loader_len, split_batch
+from luzwidget.core.data import loader_len, split_batch
 from luzwidget.core.engine import FIT_CONTROL, NO_CONTROL, Engine, Fault, SkipBatch
+from luzwidget.core.epochs import epoch_batches
 from luzwidget.core.events import Event
 from luzwidget.core.exceptions import EarlyStop, StepError, StopEpoch, StopFit
 from luzwidget.core.firing import Item, Loop, fire, guarded

@@ -30,8 +30,8 @@ import torch
 
 from luzwidget.callbacks.progress import Progress
 from luzwidget.core.callback import Callback, is_run_bound
-from luzwidget.core.data import advanced, sampled
 from luzwidget.core.engine import engine_of
+from luzwidget.core.epochs import advanced, sampled
 from luzwidget.core.events import Event
 from luzwidget.core.generators import generator_states, set_generator_states
 from luzwidget.core.index_loader import IndexLoader

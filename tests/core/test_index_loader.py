@@ -20,9 +20,10 @@ from torch.utils.data import (
 
 import luzwidget as lw
 from luzwidget import DataError
-from luzwidget.core.data import as_loader, epoch_batches
+from luzwidget.core.data import as_loader, index_loader_of
 from luzwidget.core.distributed import World, shard_loader
-from luzwidget.core.index_loader import IndexLoader, index_loader_of
+from luzwidget.core.epochs import epoch_batches
+from luzwidget.core.index_loader import IndexLoader
 from luzwidget.core.tensor_tree import TensorTree, take
 from tests.training_helpers import Net, make_data, make_spec, same_weights
 
