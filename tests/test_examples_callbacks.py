@@ -45,8 +45,8 @@ def test_shows_what_it_explains(executed):
     assert "suggested learning rate:" in out
     assert "stopped at epoch" in out
     assert (
-        "keys: ['callbacks', 'epoch', 'loaders', 'luzwidget', 'model', 'optimizer_classes', 'optimizers', "
-        in out
+        "keys: ['callbacks', 'epoch', 'loaders', 'luzwidget', 'model', 'optimizer_classes', "
+        "'optimizers', " in out
     )
     assert "checkpoint exists: True" in out
     assert "resumed after epoch 2" in out
