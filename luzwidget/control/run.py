@@ -71,7 +71,10 @@ class Run(RunFeatures):
     error : Exception or None
         In state ``"error"``: what failed, naming the callback or stage, event, epoch, batch.
     event : Event or None
-        The last event that fired; ``events`` holds the last 100, ``n_events`` counts all.
+        The last event the run stopped at or stepped through; ``events`` holds the last
+        100, ``n_events`` counts them. A free run (no step target, breakpoint or pending
+        command) does not hand its events over one by one, so they describe the events
+        seen while stepping or paused, not every event a free stretch fired.
     breakpoints : Breakpoints
         Events and conditions at which the run pauses by itself.
     result : object
