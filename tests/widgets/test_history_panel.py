@@ -3,8 +3,13 @@ each stepped batch's column once (deltas), a new view everything, a pick its his
 
 from __future__ import annotations
 
+import json
+import shutil
+import subprocess
+from pathlib import Path
 from typing import Any
 
+import pytest
 import torch
 from torch import nn
 
@@ -112,3 +117,40 @@ def test_closing_the_panel_takes_the_tracker_out() -> None:
     run.step("batch")
     assert not _tracked(run)
     assert dash.tick()["history"] == {"open": False}
+
+
+_FEED = """
+import { createStore } from %s;
+let handler = null;
+const model = { on: (_, fn) => { handler = fn; }, off() {}, send() {} };
+const store = createStore(model);
+const chunks = [];
+for await (const chunk of process.stdin) chunks.push(chunk);
+for (const msg of JSON.parse(chunks.join(""))) handler(msg);
+console.log(JSON.stringify(store.state.history));
+"""
+
+
+def test_the_browser_store_keeps_every_column_the_kernel_sent_once() -> None:
+    node = shutil.which("node")
+    if node is None:
+        pytest.skip("needs node")
+    run = _run()
+    dash, sent = _shown(run)
+    dash.tick()
+    _cmd(dash, open=True)
+    for _ in range(3):
+        run.step("batch")
+        dash.tick()
+    store = Path(__file__).resolve().parents[2] / "js" / "src" / "store.js"
+    done = subprocess.run(
+        [node, "--input-type=module", "-e", _FEED % json.dumps(store.as_uri())],
+        input=json.dumps(sent),
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
+    held = json.loads(done.stdout.splitlines()[-1])
+    assert [c[1] for c in held["cols"]] == [1, 2, 3]
+    assert held["pick"] == "acts|0"
