@@ -82,6 +82,7 @@ function legend(box, names, t) {
   box.replaceChildren(...names.slice(0, 12).map((name, i) => {
     const sw = h("span", { class: "lw-swatch", "aria-hidden": "true" });
     sw.style.borderTopColor = t.palette[i % t.palette.length];
+    sw.style.borderTopStyle = name.endsWith(" saturated") ? "dotted" : "solid";
     return h("span", { class: "lw-legend-item" }, sw, h("span", { text: name }));
   }), ...(names.length > 12 ? [h("span", { class: "lw-legend-item", text: `+${names.length - 12}` })] : []));
 }
@@ -102,12 +103,15 @@ export function mountHistory(root, store, model, host) {
     store.command({ cmd: "panel", name: "history", open: true, pick: select.value });
   } });
   const range = h("span", { class: "lw-history-range" });
+  const stepFrom = h("span");
+  const stepTo = h("span");
   const fig = (cls, title, extra, body) => h("figure", { class: `lw-plot lw-history-fig ${cls}` },
     h("figcaption", { class: "lw-plot-title" }, h("span", { text: title }), extra), body);
   const grid = h("div", { class: "lw-history-grid" },
     fig("lw-history-ratio-fig", "log10 ‖Δw‖/‖w‖", ratioLegend, ratioGd),
     fig("lw-history-share-fig", "dead / saturated share", shareLegend, shareGd),
-    fig("lw-history-heat-fig", "histograms", h("span", { class: "lw-history-bar" }, select, range), canvas));
+    fig("lw-history-heat-fig", "histograms over time", h("span", { class: "lw-history-bar" }, select, range),
+      h("div", {}, canvas, h("div", { class: "lw-history-axis" }, stepFrom, h("span", { text: "step" }), stepTo))));
   const panel = onDemandPanel(root, store, "history", "Layers over time", "lw-history", h("div", { class: "lw-history-body" }, grid));
   let Plotly = null;
   let theme = null;
@@ -145,12 +149,10 @@ export function mountHistory(root, store, model, host) {
 
   function drawHeat(part) {
     const cols = part.cols.filter((c) => Array.isArray(c[7]));
-    const width = Math.max(120, canvas.parentElement?.clientWidth || 300);
+    const width = Math.max(120, canvas.clientWidth || 300); // CSS: the figure's width
     const dpr = Math.min(2, globalThis.devicePixelRatio || 1);
     canvas.width = Math.round(width * dpr);
-    canvas.height = Math.round(HEIGHT * dpr);
-    canvas.style.width = `${width}px`;
-    canvas.style.height = `${HEIGHT}px`;
+    canvas.height = Math.round((HEIGHT - 40) * dpr);
     const ctx = canvas.getContext("2d");
     if (!ctx) return;
     ctx.clearRect(0, 0, canvas.width, canvas.height);
@@ -178,7 +180,9 @@ export function mountHistory(root, store, model, host) {
     ctx.imageSmoothingEnabled = false;
     ctx.drawImage(off, 0, 0, canvas.width, canvas.height);
     const e = part.edges;
-    setText(range, e ? `${cols.length} samples · bins ${e[0].toPrecision(2)}…${e[1].toPrecision(2)}` : "");
+    setText(range, e ? `${cols.length} samples · values ${e[0].toPrecision(2)} (bottom) to ${e[1].toPrecision(2)} (top)` : "");
+    setText(stepFrom, String(cols[0][1]));
+    setText(stepTo, String(cols[cols.length - 1][1]));
   }
 
   function fillSelect(part) {
