@@ -28,7 +28,8 @@ X = torch.tensor(digits.data, dtype=torch.float32) / 16
 net = nn.Sequential(nn.Linear(64, 32), nn.Tanh(), nn.Linear(32, 32), nn.ReLU(), nn.Linear(32, 10))
 model = lw.setup(net, loss=nn.CrossEntropyLoss(), optimizer=torch.optim.SGD).set_opt_hparams(lr=0.2)
 run = model.run(
-    (X, torch.tensor(digits.target)), epochs=2, verbose=False, dataloader_options={"batch_size": 32},
+    (X, torch.tensor(digits.target)), epochs=2, verbose=False,
+    dataloader_options={"batch_size": 32},
 )
 """
 
