@@ -35,7 +35,8 @@ Histograms
     :data:`BINS` counts per sample over bins fixed at the layer's first sample (so the
     columns of a heatmap compare): ``[-r, r]`` with ``r`` = :data:`HEADROOM` times the
     largest |value| of that first sample, or ``[0, r]`` when it held no negative value
-    (ReLU outputs); later values outside are counted in the end bins, NaN/inf not at all.
+    (ReLU outputs); later values outside (infinities too) are counted in the end bins, NaN
+    not at all.
 
 Memory
     The last :data:`MAX_SAMPLES` samples are kept (a ring). A rewind drops the samples at
@@ -254,9 +255,7 @@ class HistoryTracker(Armed):
             if key not in self.edges:  # the first sample: one host read per layer, once
                 self.edges[key] = _range(x)
             lo, hi = self.edges[key]
-            inside = x.clamp(lo, hi)
-            outside = torch.full_like(x, hi + 1.0 + abs(hi))  # histc leaves it out
-            x = torch.where(torch.isfinite(x), inside, outside)
+            x = x.clamp(lo, hi)  # into the end bins (inf too); NaN stays NaN: not counted
             try:
                 counts = torch.histc(x, bins=BINS, min=lo, max=hi)
             except RuntimeError:  # e.g. deterministic algorithms on CUDA
