@@ -56,7 +56,7 @@ class Insight(InsightState):
             raise ConfigError(f"layer_histograms: what must be one of {list(WHATS)}, got {what!r}.")
         history = tracker(self.run, HistoryTracker)
         known = history.names(what)
-        if history.samples and name not in known:
+        if known and name not in known:
             raise ConfigError(
                 f"layer_histograms: no {what} histogram of {name!r}; the layers with one: {known}."
             )

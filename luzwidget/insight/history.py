@@ -181,6 +181,11 @@ class HistoryTracker(Armed):
         """How many samples are kept."""
         return self.samples.maxlen or 0
 
+    def kept(self) -> list[Sample]:
+        """The samples kept, oldest first: a copy, safe to read while the run trains (the
+        driving thread appends to :attr:`samples`)."""
+        return list(self.samples)
+
     def track(self, on: bool = True) -> None:
         """Record (``run.track_layers()``) until ``track(False)`` (counted once)."""
         if on != self.tracking:
@@ -306,7 +311,7 @@ class HistoryTracker(Armed):
         import pandas as pd
 
         rows: list[tuple[Any, ...]] = []
-        for s in self.samples:
+        for s in self.kept():
             head = (s.step, s.epoch, s.batch)
             for name, (mod, w, g, u, r) in s.params.items():
                 rows.append((*head, name, "parameter", mod, w, g, u, r, *[_NAN] * 4))
@@ -321,16 +326,15 @@ class HistoryTracker(Armed):
         key = (name, what)
         lo, hi = self.edges.get(key, (_NAN, _NAN))
         edges = np.linspace(lo, hi, BINS + 1) if key in self.edges else None
-        rows = [(s.step, s.epoch, s.batch, s.hists[key]) for s in self.samples if key in s.hists]
+        rows = [(s.step, s.epoch, s.batch, s.hists[key]) for s in self.kept() if key in s.hists]
         frame = pd.DataFrame(rows, columns=["step", "epoch", "batch", "counts"])
         frame.attrs["edges"] = edges
         return frame
 
     def names(self, what: str) -> list[str]:
         """The layers with a histogram of ``what``, in model order of the latest sample."""
-        if not self.samples:
-            return []
-        return [name for (name, w) in self.samples[-1].hists if w == what]
+        kept = self.kept()
+        return [name for (name, w) in kept[-1].hists if w == what] if kept else []
 
 
 # -- helpers ---------------------------------------------------------------------------

@@ -90,14 +90,15 @@ class HistoryPanel(OnDemandPart):
         if state == RunState.RUNNING and now - self._t < INSPECT_EVERY_S:
             return None
         reset = history.gen != self._gen or self._repick
-        new = [s for s in history.samples if reset or s.seq > self._seq]
+        kept = history.kept()
+        new = [s for s in kept if reset or s.seq > self._seq]
         if not new and not reset:
             return None
         self._t = now
         self._gen, self._repick = history.gen, False
         if new:
             self._seq = new[-1].seq
-        latest = history.samples[-1] if history.samples else None
+        latest = kept[-1] if kept else None
         params = list(latest.params) if latest else []
         dead = [n for n, m in latest.modules.items() if m[0] in _DEAD_TYPES] if latest else []
         sat = [n for n, m in latest.modules.items() if m[0] in _SAT_TYPES] if latest else []

@@ -290,3 +290,15 @@ def test_a_compiled_model_is_sampled_eagerly_and_named_as_the_module() -> None:
     assert set(frame.name) == {"0.weight", "0.bias", "2.weight", "2.bias", "0", "1", "2", "(model)"}
     assert backend.calls == 3  # batch 1 ran eagerly (hooked), batches 2-4 compiled
     assert not _hooked(model)
+
+
+def test_a_rewind_drops_the_samples_the_run_redoes() -> None:
+    run = _run()
+    run.track_layers()
+    run.step("batch", n=4)
+    history = tracker(run, HistoryTracker)
+    gen = history.gen
+    run.rewind(batches=2)  # back to the end of batch 2
+    run.step("batch")  # batch 3 again
+    assert list(run.layer_history().drop_duplicates("step")["step"]) == [1, 2, 3]
+    assert history.gen == gen + 1
