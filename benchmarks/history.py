@@ -6,7 +6,7 @@ one thread; medians of per-repetition ratios to the hand loop):
 
 - ``fit``: a blocking run nobody asked about: the tracker is not in the run (must be ~1.0x
   of a plain fit: nothing at all is done for the history);
-- ``hist``: ``run.track_layers()``: a batch sampled every 0.25 s (the default), the rest pay
+- ``hist``: ``run.track_layers()``: a batch sampled every 0.5 s (the default), the rest pay
   a clock read;
 - ``every``: ``run.track_layers(every_s=0)``: every batch sampled (hooks, weight copies,
   histograms, one host read per batch): the cost of stepping, per batch, as an upper bound.

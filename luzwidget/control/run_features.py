@@ -245,7 +245,7 @@ class RunFeatures:
         """Record :meth:`layer_history` from now on (``on=False``: stop).
 
         ``every_s``: while the run trains freely, at most one sampled batch this often
-        (default 0.25 s; 0: every batch). A stepped run is sampled at every batch. While
+        (default 0.5 s; 0: every batch). A stepped run is sampled at every batch. While
         nothing records, the run pays nothing for it.
         """
         self._insight("track_layers").track_layers(on, every_s)

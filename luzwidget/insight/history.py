@@ -78,8 +78,9 @@ __all__ = [
     "Sample",
 ]
 
-EVERY_S = 0.25
-"""While a run trains freely, at most one sampled batch this often (seconds)."""
+EVERY_S = 0.5
+"""While a run trains freely, at most one sampled batch this often (seconds): the rate the
+dashboard panels read at (:data:`luzwidget.widgets.inspector.INSPECT_EVERY_S`)."""
 MAX_SAMPLES = 1000
 """Samples kept (the oldest dropped first)."""
 BINS = 32
