@@ -5,13 +5,15 @@
 // layer and weights, gradients or outputs). The kernel computes it only while the panel is
 // open ({cmd: "panel", name: "history", open}) and sends only new columns (the store keeps
 // them: mergeHistory); a pick is {cmd: "panel", name: "history", open: true, pick}. Drawn at
-// most at the dashboard's calm rate (200 ms), each plot in its own task; plotly through
-// plotly_slot.js, the heatmap on a canvas (plotly's basic bundle has no heatmap).
+// most once a second while the run trains (at once at a pause or step), each plot in its own
+// task, not while the tab is hidden or the panel off screen; plotly through plotly_slot.js,
+// the heatmap on a canvas (plotly's basic bundle has no heatmap).
 import { h, setText } from "../dom.js";
 import { getPlotly } from "../plotly_slot.js";
 import { onDemandPanel } from "./on_demand.js";
 
 const HEIGHT = 180;
+const RUNNING_MS = 1000; // while the run trains, a redraw round at most this often
 const PALETTE = ["#1976d2", "#e65100", "#2e7d32", "#8e24aa", "#c62828", "#00838f", "#6d4c41", "#ad1457", "#558b2f", "#5e35b1"];
 const DARK_PALETTE = ["#64b5f6", "#ffb74d", "#81c784", "#ce93d8", "#ef9a9a", "#4dd0e1", "#bcaaa4", "#f48fb1", "#aed581", "#b39ddb"];
 const CONFIG = { displayModeBar: false, responsive: false, scrollZoom: false, displaylogo: false };
@@ -119,6 +121,17 @@ export function mountHistory(root, store, model, host) {
   let drawn = { gen: -1, n: -1, theme: null };
   let task = 0;
   let choicesKey = "";
+  let running = false;
+  let lastRound = -Infinity;
+  let waitTimer = 0;
+  let visible = true; // the panel intersects the viewport
+  const onScreen = new IntersectionObserver((entries) => {
+    visible = entries[entries.length - 1].isIntersecting;
+    if (visible) plan();
+  });
+  onScreen.observe(panel.el);
+  const onVisibility = () => { if (!document.hidden) plan(); };
+  document.addEventListener("visibilitychange", onVisibility);
   getPlotly(model, host).then((P) => { Plotly = P; if (latest) plan(); })
     .catch((error) => console.error("[luzwidget] plotly.js failed to load", error));
 
@@ -195,13 +208,19 @@ export function mountHistory(root, store, model, host) {
     if (part.pick) select.value = part.pick;
   }
 
-  /** Draw what changed, one plot per task (no long task). */
+  /**
+   * Draw what changed, one plot per task (no long task); while the run trains at most every
+   * RUNNING_MS, at once otherwise; nothing while the tab is hidden or the panel off screen.
+   */
   function plan() {
-    if (task || !latest) return;
+    if (task || waitTimer || !latest || document.hidden || !visible) return;
     const steps = [];
     const part = latest;
     if (!theme) theme = readTheme(root);
     if (drawn.gen === part.gen && drawn.n === part.cols.length && drawn.theme === theme) return;
+    const wait = lastRound + (running ? RUNNING_MS : 0) - performance.now();
+    if (wait > 0) { waitTimer = setTimeout(() => { waitTimer = 0; plan(); }, wait); return; }
+    lastRound = performance.now();
     fillSelect(part);
     const width = (gd) => Math.max(200, gd.clientWidth || 300);
     if (Plotly) {
@@ -223,6 +242,7 @@ export function mountHistory(root, store, model, host) {
   return {
     update(state, changed) {
       if (changed.has("theme")) theme = null;
+      running = state.status?.state === "running";
       const part = panel.part(state, changed) || (changed.has("theme") && state.history?.open ? state.history : null);
       if (!part) return;
       latest = part;
@@ -232,6 +252,9 @@ export function mountHistory(root, store, model, host) {
     },
     cleanup() {
       clearTimeout(task);
+      clearTimeout(waitTimer);
+      onScreen.disconnect();
+      document.removeEventListener("visibilitychange", onVisibility);
       if (Plotly) { Plotly.purge(ratioGd); Plotly.purge(shareGd); }
     },
   };
