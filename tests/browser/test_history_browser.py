@@ -1,4 +1,4 @@
-"""The "Layers over time" panel in a real JupyterLab, light and dark (issue 24).
+"""The "Layers over time" panel in a real JupyterLab, light and dark, and Notebook 7 (issue 24).
 
 A teacher opens the panel, trains a small Tanh/ReLU MLP on the digits, and sees each
 parameter's update ratio as a log10 curve with the 1e-3 guide, the dead and saturated shares,
@@ -54,12 +54,14 @@ INK = """(c) => {
 }"""
 
 
-def _dark(nb: NotebookPage) -> None:
+def _theme(nb: NotebookPage, dark: bool) -> None:
+    """Switch the theme (a user setting: the server keeps it for later pages too)."""
+    name = "JupyterLab Dark" if dark else "JupyterLab Light"
     nb.page.evaluate(
-        "() => window.jupyterapp.commands.execute('apputils:change-theme',"
-        " {theme: 'JupyterLab Dark'})"
+        f"() => window.jupyterapp.commands.execute('apputils:change-theme', {{theme: '{name}'}})"
     )
-    nb.page.wait_for_function("() => document.body.dataset.jpThemeLight === 'false'")
+    light = "false" if dark else "true"
+    nb.page.wait_for_function(f"() => document.body.dataset.jpThemeLight === '{light}'")
 
 
 @pytest.fixture(autouse=True)
@@ -71,12 +73,21 @@ def _patient_expect() -> Any:
     playwright_expect.set_options(timeout=5_000)
 
 
-@pytest.mark.parametrize("theme", ["light", "dark"])
-def test_layers_over_time_curves_and_heatmap(open_notebook, theme: str) -> None:
-    nb = open_notebook([SETUP, SHOW], ui="lab")
+@pytest.mark.parametrize(
+    ("ui", "theme"), [("lab", "light"), ("lab", "dark"), ("notebook", "light")]
+)
+def test_layers_over_time_curves_and_heatmap(open_notebook, ui: str, theme: str) -> None:
+    nb = open_notebook([SETUP, SHOW], ui=ui)
     nb.page.set_viewport_size({"width": 1440, "height": 1800})
-    if theme == "dark":
-        _dark(nb)
+    _theme(nb, theme == "dark")
+    try:
+        _check(nb, theme, ui)
+    finally:
+        if theme == "dark":
+            _theme(nb, False)  # the next test's pages open light
+
+
+def _check(nb: NotebookPage, theme: str, ui: str) -> None:
     nb.run_all()
     dash = nb.wait_for(nb.output(1).locator(".lw-dashboard"))
     history = dash.locator(".lw-history")
@@ -106,6 +117,9 @@ def test_layers_over_time_curves_and_heatmap(open_notebook, theme: str) -> None:
     assert share == ["3 dead", "1 saturated"]
     canvas = history.locator("canvas.lw-history-heat")
     assert canvas.evaluate(INK) > 3, "the heatmap is blank"
+    assert history.evaluate("(el) => getComputedStyle(el).color") == (
+        "rgba(255, 255, 255, 0.87)" if theme == "dark" else "rgba(0, 0, 0, 0.87)"
+    )
     nb.screenshot(history, f"history-{theme}-outputs")
 
     history.locator("select.lw-history-pick").select_option("weights|0.weight")
