@@ -208,9 +208,9 @@ class RunFeatures:
         step and ``update_ratio`` ‖Δw‖/‖w‖) or ``"module"`` (its output's mean and std,
         the share of dead units of a ReLU-like module, of saturated outputs of a Tanh or
         Sigmoid); the other columns are NaN. Recorded while the dashboard's "Layers over
-        time" panel is open, after :meth:`track_layers`, and from the first call of this
-        method on: every batch while the run is stepped, a few per second while it trains
-        freely; the last 1000 samples are kept. See :mod:`luzwidget.insight.history`.
+        time" panel is open, after :meth:`track_layers` (or ``fit(..., layer_history=True)``),
+        and from the first call of this method on: every batch while the run is stepped,
+        twice a second while it trains freely; the last 1000 samples are kept. See :mod:`luzwidget.insight.history`.
 
         Examples
         --------

@@ -302,3 +302,16 @@ def test_a_rewind_drops_the_samples_the_run_redoes() -> None:
     run.step("batch")  # batch 3 again
     assert list(run.layer_history().drop_duplicates("step")["step"]) == [1, 2, 3]
     assert history.gen == gen + 1
+
+
+def test_a_blocking_fit_records_when_asked_and_refuses_a_bad_value() -> None:
+    x, y = make_data(64)
+    fitted = make_spec().fit((x, y), 2, verbose=False, dataloader_options=OPTS, layer_history=0)
+    steps = fitted.run.layer_history().drop_duplicates("step")["step"]
+    assert list(steps) == list(range(1, 9))  # every batch (0 s between samples)
+    default = make_spec().fit((x, y), 2, verbose=False, dataloader_options=OPTS, layer_history=True)
+    assert list(default.run.layer_history().drop_duplicates("step")["step"])[:1] == [1]
+    plain = make_spec().fit((x, y), 2, verbose=False, dataloader_options=OPTS)
+    assert HistoryTracker not in plain.run.features.insight.views  # nothing made, nothing paid
+    with pytest.raises(ConfigError, match="layer_history must be True, False or a number"):
+        make_spec().fit((x, y), 1, verbose=False, layer_history="yes")
