@@ -210,7 +210,8 @@ class RunFeatures:
         Sigmoid); the other columns are NaN. Recorded while the dashboard's "Layers over
         time" panel is open, after :meth:`track_layers` (or ``fit(..., layer_history=True)``),
         and from the first call of this method on: every batch while the run is stepped,
-        twice a second while it trains freely; the last 1000 samples are kept. See :mod:`luzwidget.insight.history`.
+        twice a second while it trains freely; the last 1000 samples are kept. See
+        :mod:`luzwidget.insight.history`.
 
         Examples
         --------
