@@ -141,6 +141,10 @@ class Setup:
         accumulate
             Training batches per optimizer step (default 1): their gradients add up, each
             loss divided by the group's size; the last group of an epoch may be shorter.
+        layer_history
+            Record ``run.layer_history()`` while training (default False): True, a
+            sampled batch every 0.5 s; a number, every that many seconds (0: every batch).
+            ``fitted.run.layer_history()`` then has it (see the guide's "Layers over time").
 
         Raises
         ------

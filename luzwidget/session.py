@@ -62,6 +62,7 @@ FIT_ARGS = (
     "verbose",
     "dataloader_options",
     "accumulate",
+    "layer_history",
 )
 
 
@@ -151,6 +152,7 @@ def build_run(
     ctx.accumulate = accumulate
     run = Run(ctx, loop_of(fit_loop), finish=finish)
     equip(run, automatic=snapshots)
+    _track_layers(run, options.get("layer_history", False))
     if accelerator.world is not None:
         install_lockstep(run, accelerator.world)  # several processes: one run, in step
     serves = [cb for cb in callbacks if isinstance(cb, Serve)]
@@ -160,6 +162,22 @@ def build_run(
         for serve in serves:
             install_serving(run, serve)  # rank 0 serves from on_fit_begin
     return run
+
+
+def _track_layers(run: Run, value: Any) -> None:
+    """``fit(layer_history=...)``: True records at the default rate, a number of seconds at
+    that rate (0: every batch), False or None not at all (see ``run.track_layers``)."""
+    if value is None or value is False:
+        return
+    if value is True:
+        run.track_layers()
+    elif isinstance(value, int | float) and not isinstance(value, bool):
+        run.track_layers(every_s=value)
+    else:
+        raise ConfigError(
+            "layer_history must be True, False or a number of seconds between samples "
+            f"(0: every batch), got {value!r}."
+        )
 
 
 def equip(run: Run, automatic: bool = True) -> None:

@@ -389,7 +389,7 @@ def test_unknown_keyword_to_fit_lists_the_valid_ones() -> None:
         ConfigError,
         match=r"fit\(\) got an unknown argument 'epoch'\. Did you "
         r"mean 'epochs'\? Valid arguments: data, epochs, valid_data, callbacks, "
-        r"accelerator, verbose, dataloader_options, accumulate\.",
+        r"accelerator, verbose, dataloader_options, accumulate, layer_history\.",
     ):
         make_spec().fit((x, y), epoch=3)
     with pytest.raises(ConfigError, match=r"unknown argument 'lr'\. Valid arguments"):

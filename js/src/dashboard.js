@@ -12,6 +12,7 @@ import { mountPlots } from "./parts/plots.js";
 import { mountLog } from "./parts/log.js";
 import { mountLayers } from "./parts/layers.js";
 import { mountBatch } from "./parts/batch.js";
+import { mountHistory } from "./parts/history.js";
 import { mountTravel } from "./parts/travel.js";
 
 // One store per model, keyed by the model's `_uid` trait (the `model` objects handed to
@@ -84,6 +85,7 @@ export default {
     const inside = h("div", { class: "lw-inside" }); // Layers and Batch (closed: no cost)
     if (parts.has("layers")) mounted.push(mountLayers(inside, store));
     if (parts.has("batch")) mounted.push(mountBatch(inside, store));
+    if (parts.has("history")) mounted.push(mountHistory(inside, store, model, host)); // Layers over time
     if (inside.childElementCount) root.append(inside);
     el.append(root);
 

@@ -97,6 +97,22 @@
  *   last pass's (true, predicted) counts (classification, counted while the panel is open).
  */
 
+/**
+ * @typedef {Object} History  The Layers over time panel (luzwidget/widgets/history_panel.py):
+ *   only the columns not sent before (the store keeps them: parts/history.js mergeHistory);
+ *   while closed only `{open: false}`.
+ * @property {boolean} open
+ * @property {boolean} [reset]  Drop the columns held (a new view, a rewind, a new pick).
+ * @property {number} [max]  Columns kept at most.
+ * @property {string[]} [params]  Parameters, in the order of a column's ratios.
+ * @property {string[]} [dead]  ReLU-like modules, in the order of a column's dead shares.
+ * @property {string[]} [sat]  Tanh/Sigmoid modules, in the order of its saturated shares.
+ * @property {Object<string, string[]>} [choices]  Histogram series by what (acts, weights, grads).
+ * @property {string | null} [pick]  The series in `cols` ("<what>|<name>").
+ * @property {[number, number] | null} [edges]  Its fixed bins' range.
+ * @property {Array<Array<*>>} [cols]  [seq, step, epoch, batch, ratios, dead, sat, counts].
+ */
+
 /** @typedef {{type: string, message: string, traceback: string}} ErrorInfo */
 
 /**
@@ -130,6 +146,7 @@
  * @property {LogEntry[]} [log]  New entries only.
  * @property {Layers} [layers]
  * @property {Batch} [batch]
+ * @property {History} [history]
  * @property {Travel} [travel]
  * @property {Ack[]} [acks]
  * @property {Mark[]} [marks]  New lr-edit markers only.
@@ -154,6 +171,7 @@
  * @property {LogEntry[]} log
  * @property {Layers | null} [layers]
  * @property {Batch | null} [batch]
+ * @property {History | null} [history]
  * @property {Travel} travel
  * @property {Ack[]} [acks]
  * @property {Mark[]} [marks]  Every lr-edit marker kept (at most 50).
@@ -169,7 +187,8 @@
  * @property {string} [what]  step: "batch", "epoch" or an event name.
  * @property {string} [field]  edit: lr, max_epochs, min_epochs, verbose, nonfinite_loss,
  *   nonfinite, breakpoint.
- * @property {string} [name]  panel: "layers" or "batch".
+ * @property {string} [name]  panel: "layers", "batch" or "history".
+ * @property {string} [pick]  panel "history": the histograms shown ("<what>|<name>").
  * @property {boolean} [open]  panel: open (compute it) or closed (nothing computed).
  * @property {string} [opt]  edit lr: the optimizer.
  * @property {string} [event]  edit breakpoint: the event.
@@ -196,6 +215,7 @@
  * @property {ErrorInfo | null} error
  * @property {Layers | null} layers
  * @property {Batch | null} batch
+ * @property {History | null} history  Its columns accumulated.
  * @property {Array<{x: number, label: string}>} marks  lr-edit markers, oldest first.
  * @property {Travel | null} travel
  */

@@ -5,6 +5,8 @@
 // (a delta says when to halve, and the rule is the kernel's), and the snapshot says how
 // many log entries to keep.
 
+import { mergeHistory } from "./parts/history.js";
+
 /** @typedef {import("./protocol.js").State} State */
 /** @typedef {import("./protocol.js").Snapshot} Snapshot */
 /** @typedef {import("./protocol.js").Update} Update */
@@ -31,6 +33,7 @@ function emptyState() {
     error: null,
     layers: null, // parts/layers.js (luzwidget/widgets/layers_panel.py)
     batch: null, // parts/batch.js (luzwidget/widgets/batch_panel.py)
+    history: null, // parts/history.js (luzwidget/widgets/history_panel.py): columns kept here
     marks: [], // [{x, label}]: where lr was edited (a line on the loss plot)
     travel: null, // time travel (parts/travel.js, overlay.js)
   };
@@ -123,6 +126,7 @@ function applyParts(st, msg, changed) {
   if (msg.log && msg.log.length) { pushLog(st, msg.log); changed.add("log"); }
   if (msg.layers) { st.layers = msg.layers; changed.add("layers"); } // whole part, when it changed
   if (msg.batch) { st.batch = msg.batch; changed.add("batch"); }
+  if (msg.history) { st.history = mergeHistory(st.history, msg.history); changed.add("history"); } // new columns
   if (msg.marks && msg.marks.length) {
     st.marks = [...st.marks, ...msg.marks.map(([x, label]) => ({ x, label }))].slice(-50);
     changed.add("marks");

@@ -12,6 +12,7 @@ slot                    installed by                      what the run uses it f
 ``travel``              :mod:`luzwidget.travel`           snapshots, rewind, branch, compare,
                                                           step_back, find
 ``insight``             :mod:`luzwidget.insight`          ``layers()``, ``activations()``,
+                                                          ``layer_history()``,
                                                           ``breakpoints.nonfinite``,
                                                           ``breakpoints.sentinel``
 ``instep``              :mod:`luzwidget.parallel`         the boundary policy of several
@@ -145,6 +146,15 @@ class InsightFeature(Feature, Protocol):
 
     def activations(self) -> pd.DataFrame:
         """One row per module: its last output's statistics."""
+
+    def layer_history(self) -> pd.DataFrame:
+        """One row per layer and sampled batch: norms, updates, outputs over time."""
+
+    def layer_histograms(self, name: str, what: str) -> pd.DataFrame:
+        """One row per sampled batch: the counts of one layer's histogram."""
+
+    def track_layers(self, on: bool, every_s: float | None) -> None:
+        """Record the layer history (``on``) or stop."""
 
 
 class InStepFeature(Feature, Protocol):

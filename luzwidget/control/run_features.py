@@ -199,6 +199,58 @@ class RunFeatures:
         armed as :meth:`layers` is; empty until a forward pass ran after the first call."""
         return self._insight("activations").activations()
 
+    def layer_history(self) -> pd.DataFrame:
+        """A DataFrame, one row per layer and sampled training batch: layers over time.
+
+        Columns ``step, epoch, batch, name, kind, module, norm, grad_norm, update_norm,
+        update_ratio, act_mean, act_std, dead_frac, saturated_frac``. ``kind`` is
+        ``"parameter"`` (``norm`` ‖w‖, ``grad_norm``, ``update_norm`` ‖Δw‖ of that batch's
+        step and ``update_ratio`` ‖Δw‖/‖w‖) or ``"module"`` (its output's mean and std,
+        the share of dead units of a ReLU-like module, of saturated outputs of a Tanh or
+        Sigmoid); the other columns are NaN. Recorded while the dashboard's "Layers over
+        time" panel is open, after :meth:`track_layers` (or ``fit(..., layer_history=True)``),
+        and from the first call of this method on: every batch while the run is stepped,
+        twice a second while it trains freely; the last 1000 samples are kept. See
+        :mod:`luzwidget.insight.history`.
+
+        Examples
+        --------
+        >>> run.track_layers()            # record from now on
+        >>> run.start(); ...
+        >>> h = run.layer_history()
+        >>> h[h.kind == "parameter"].pivot(index="step", columns="name", values="update_ratio")
+        """
+        return self._insight("layer_history").layer_history()
+
+    def layer_histograms(self, name: str, what: str = "acts") -> pd.DataFrame:
+        """The histograms of one layer over the samples of :meth:`layer_history`.
+
+        Parameters
+        ----------
+        name
+            A parameter's name (``"0.weight"``) for ``"weights"`` and ``"grads"``, a
+            module's (``"1"``, ``"(model)"``) for ``"acts"`` (its output).
+        what
+            ``"weights"``, ``"grads"`` or ``"acts"`` (default).
+
+        Returns
+        -------
+        pandas.DataFrame
+            One row per sample: ``step, epoch, batch, counts`` (32 counts over bins fixed at
+            the layer's first sample; values outside them counted in the end bins);
+            ``frame.attrs["edges"]`` holds the 33 bin edges.
+        """
+        return self._insight("layer_histograms").layer_histograms(name, what)
+
+    def track_layers(self, on: bool = True, every_s: float | None = None) -> None:
+        """Record :meth:`layer_history` from now on (``on=False``: stop).
+
+        ``every_s``: while the run trains freely, at most one sampled batch this often
+        (default 0.5 s; 0: every batch). A stepped run is sampled at every batch. While
+        nothing records, the run pays nothing for it.
+        """
+        self._insight("track_layers").track_layers(on, every_s)
+
     def _travel(self, what: str) -> TravelFeature:
         travel = self.features.travel
         if travel is None:

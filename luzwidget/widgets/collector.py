@@ -14,6 +14,7 @@ front-end part (``js/src/parts``):
 ``log``, ``error``        :class:`luzwidget.widgets.eventlog.EventLog`, ``error_part``
 ``layers``                :class:`luzwidget.widgets.layers_panel.LayersPanel`
 ``batch``                 :class:`luzwidget.widgets.batch_panel.BatchPanel`
+``history``               :class:`luzwidget.widgets.history_panel.HistoryPanel`
 ``travel`` (travel.js)    :class:`luzwidget.widgets.travel.Travel`
 ========================  ======================================================
 """
@@ -31,6 +32,7 @@ from luzwidget.widgets.batch_panel import BatchPanel
 from luzwidget.widgets.commands import Ack, edit_values
 from luzwidget.widgets.controls import status_part
 from luzwidget.widgets.eventlog import EventLog, error_part
+from luzwidget.widgets.history_panel import HistoryPanel
 from luzwidget.widgets.inspector import Inspector
 from luzwidget.widgets.layers_panel import LayersPanel
 from luzwidget.widgets.progress import Progress
@@ -87,9 +89,10 @@ class Collector:
         self.progress = Progress()
         self.inspector = Inspector()
         self.log = EventLog(run)
-        self.panels: dict[str, LayersPanel | BatchPanel] = {
+        self.panels: dict[str, LayersPanel | BatchPanel | HistoryPanel] = {
             "layers": LayersPanel(run),
             "batch": BatchPanel(run, image_shape),
+            "history": HistoryPanel(run),  # Layers over time
         }
 
         self.travel = Travel(run, feed)  # time travel: snapshots, branches, rewinds

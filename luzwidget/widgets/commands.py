@@ -148,6 +148,13 @@ def _panel(panels: Mapping[str, Any], msg: Mapping[str, Any]) -> str:
     if name not in panels:
         raise EditError(f"panel: unknown {wire.quote(name)}; expected one of {sorted(panels)}.")
     panels[name].set_open(wire.flag(msg.get("open"), "open"))
+    pick = msg.get("pick")
+    if pick is not None and hasattr(panels[name], "pick"):  # Layers over time: the heatmap's
+        try:
+            panels[name].pick(wire.name(pick, "pick"))
+        except ValueError as exc:
+            raise EditError(str(exc)) from None
+        return f"{name} panel shows {pick}"
     return f"{name} panel {'open' if panels[name].open else 'closed'}"
 
 

@@ -37,6 +37,7 @@ PARTS = (
     "log",
     "layers",
     "batch",
+    "history",
 )
 """Every part a dashboard can show, in display order."""
 
@@ -216,7 +217,8 @@ class Dashboard(anywidget.AnyWidget):
         self._publisher.wake(urgent=True)  # the ack goes out now
 
     def panel(self, name: str, open: bool = True) -> None:
-        """Open (or close) the ``"layers"`` or ``"batch"`` panel, as clicking its title does.
+        """Open (or close) the ``"layers"``, ``"batch"`` or ``"history"`` (Layers over time)
+        panel, as clicking its title does.
 
         A closed panel costs the run nothing; an open one reads the model or the batch at
         each pause and step, and while training at most twice a second.

@@ -1,5 +1,5 @@
-// The shared half of a panel the kernel computes only while it is open (Layers, Batch; the
-// kernel side is OnDemandPart in luzwidget/widgets/inspector.py): a <details> whose opening
+// The shared half of a panel the kernel computes only while it is open (Layers, Batch, Layers
+// over time; the kernel side is OnDemandPart in luzwidget/widgets/inspector.py): a <details> whose opening
 // or closing by the person sends {cmd: "panel", name, open}, and which follows the kernel's
 // part: a new view opens or closes as the kernel has it, a closed panel says so.
 import { h, setText } from "../dom.js";
@@ -7,7 +7,7 @@ import { h, setText } from "../dom.js";
 /**
  * @param {HTMLElement} root
  * @param {import("../protocol.js").Store} store
- * @param {"layers" | "batch"} name  The panel, and its part in the store's state.
+ * @param {"layers" | "batch" | "history"} name  The panel, and its part in the store's state.
  * @param {string} title
  * @param {string} cls  The <details>' own class.
  * @param {HTMLElement} body
