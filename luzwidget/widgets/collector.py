@@ -14,6 +14,7 @@ front-end part (``js/src/parts``):
 ``log``, ``error``        :class:`luzwidget.widgets.eventlog.EventLog`, ``error_part``
 ``layers``                :class:`luzwidget.widgets.layers_panel.LayersPanel`
 ``batch``                 :class:`luzwidget.widgets.batch_panel.BatchPanel`
+``playground``            :class:`luzwidget.widgets.playground_panel.PlaygroundPanel`
 ``travel`` (travel.js)    :class:`luzwidget.widgets.travel.Travel`
 ========================  ======================================================
 """
@@ -33,6 +34,7 @@ from luzwidget.widgets.controls import status_part
 from luzwidget.widgets.eventlog import EventLog, error_part
 from luzwidget.widgets.inspector import Inspector
 from luzwidget.widgets.layers_panel import LayersPanel
+from luzwidget.widgets.playground_panel import PlaygroundPanel, playable
 from luzwidget.widgets.progress import Progress
 from luzwidget.widgets.stream import DownsampledSeries, losses_to_floats, number, stream_delta
 from luzwidget.widgets.travel import Travel
@@ -62,6 +64,8 @@ class Collector:
         EMA smoothing of the loss stream (:data:`~luzwidget.core.limits.STREAM_BETA`).
     image_shape : tuple of int, optional
         How the Batch panel reshapes one input item to draw it (default: guessed).
+    playground : bool, default True
+        Whether the Playground panel starts open when the inputs have 1 or 2 features.
     """
 
     def __init__(
@@ -71,6 +75,7 @@ class Collector:
         capacity: int = STREAM_CAPACITY,
         beta: float = STREAM_BETA,
         image_shape: tuple[int, ...] | None = None,
+        playground: bool = True,
     ):
         self.run, self.feed = run, feed
         self.capacity, self.beta = capacity, beta
@@ -87,10 +92,13 @@ class Collector:
         self.progress = Progress()
         self.inspector = Inspector()
         self.log = EventLog(run)
-        self.panels: dict[str, LayersPanel | BatchPanel] = {
+        self.panels: dict[str, LayersPanel | BatchPanel | PlaygroundPanel] = {
             "layers": LayersPanel(run),
             "batch": BatchPanel(run, image_shape),
+            "playground": PlaygroundPanel(run),
         }
+        if playground and playable(run):  # 1 or 2 input features: the Playground panel starts open
+            self.panels["playground"].set_open(True)
 
         self.travel = Travel(run, feed)  # time travel: snapshots, branches, rewinds
 
