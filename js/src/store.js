@@ -31,6 +31,7 @@ function emptyState() {
     error: null,
     layers: null, // parts/layers.js (luzwidget/widgets/layers_panel.py)
     batch: null, // parts/batch.js (luzwidget/widgets/batch_panel.py)
+    playground: null, // parts/playground.js (luzwidget/widgets/playground_panel.py)
     marks: [], // [{x, label}]: where lr was edited (a line on the loss plot)
     travel: null, // time travel (parts/travel.js, overlay.js)
   };
@@ -123,6 +124,7 @@ function applyParts(st, msg, changed) {
   if (msg.log && msg.log.length) { pushLog(st, msg.log); changed.add("log"); }
   if (msg.layers) { st.layers = msg.layers; changed.add("layers"); } // whole part, when it changed
   if (msg.batch) { st.batch = msg.batch; changed.add("batch"); }
+  if (msg.playground) { st.playground = msg.playground; changed.add("playground"); }
   if (msg.marks && msg.marks.length) {
     st.marks = [...st.marks, ...msg.marks.map(([x, label]) => ({ x, label }))].slice(-50);
     changed.add("marks");
