@@ -307,9 +307,9 @@ class Run(RunFeatures):
         self._driver.submit(lr_edit(self.ctx, lr, opt_name, keep_ratios))
 
     def edit(self, field: str, value: Any) -> None:
-        """Change a context field (``max_epochs``, ``min_epochs``, ``verbose``, ``loss_fn``).
-
-        The value is checked now and applied at the next event boundary.
+        """Change ``max_epochs``, ``min_epochs``, ``verbose``, ``loss_fn``, ``weight_decay``
+        (L2, in every optimizer's groups) or ``batch_size`` (the training loader, re-made at
+        the next epoch's start). Checked now, applied at the next event boundary.
 
         Raises
         ------
