@@ -45,7 +45,7 @@ def test_shows_what_it_explains(executed):
     assert "suggested learning rate:" in out
     assert "stopped at epoch" in out
     assert (
-        "keys: ['callbacks', 'epoch', 'luzwidget', 'model', 'optimizer_classes', 'optimizers', "
+        "keys: ['batch_size', 'callbacks', 'epoch', 'luzwidget', 'model', 'optimizer_classes', "
         in out
     )
     assert "checkpoint exists: True" in out
