@@ -112,8 +112,8 @@ function curveTraces(view, t) {
 }
 
 function layout(view, t) {
-  const axis = { gridcolor: css(mix(t.bg, t.fg, 0.1)), zeroline: false, tickfont: { size: 10 }, automargin: false, ticklabeloverflow: "allow" };
   const two = view.dims.length === 2;
+  const axis = { gridcolor: css(mix(t.bg, t.fg, 0.1)), showgrid: !two, zeroline: false, tickfont: { size: 10 }, automargin: false, ticklabeloverflow: "allow" };
   const x = view.x;
   return {
     width: SIZE, height: SIZE, autosize: false,
@@ -173,8 +173,8 @@ export function mountPlayground(root, store, model, host) {
     Plotly.react(plot, data, layout(view, t), CONFIG);
     plot.dataset.z = view.z ? String(view.z.length) : "";
     const two = view.dims.length === 2;
-    units.replaceChildren(...(view.units || []).map((layer) => h("div", { class: "lw-play-layer" },
-      h("div", { class: "lw-play-layer-title", text: `layer ${layer.name}: ${layer.maps.length} of ${layer.units} units` }),
+    units.replaceChildren(...(view.units || []).map((layer, i) => h("div", { class: "lw-play-layer", title: `the output of module ${layer.name}` },
+      h("div", { class: "lw-play-layer-title", text: `hidden layer ${i + 1}: ${layer.maps.length < layer.units ? `${layer.maps.length} of ${layer.units}` : layer.units} units` }),
       h("div", { class: "lw-play-maps" }, ...layer.maps.map((unit, k) => unitFigure(unit, layer.weights[k] || [], two, t))))));
     setText(panel.hint, view.kind === "classification" ? `${view.classes} classes` : "regression");
   }
@@ -194,5 +194,6 @@ function legendText(view) {
   const what = view.kind === "classification"
     ? (two ? "colour: predicted class · shade: confidence" : "lines: predicted probability")
     : (two ? "colour: predicted value (sign)" : "line: the fitted function");
-  return `${what} · dots: training points · rings: validation points`;
+  const units = view.units && view.units.length ? " · under each unit: the weights into it (colour: sign, width: size)" : "";
+  return `${what} · dots: training points · rings: validation points${units}`;
 }
