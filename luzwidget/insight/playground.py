@@ -9,8 +9,9 @@ over the same grid (the first :data:`MAX_LAYERS` hidden layers, :data:`MAX_UNITS
 each), with the signs and sizes of the weights into each shown unit.
 
 The model is evaluated under ``torch.no_grad()``, in eval mode (each module's mode put back
-after), on its own device, without drawing random numbers: a run's training is the same
-with the view computed or not. :class:`PlaygroundTracker` computes it on the driving
+after), on its own device, without drawing random numbers and without luzwidget's own
+forward hooks (``run.activations()`` keeps showing the training batch): a run's training is
+the same with the view computed or not. :class:`PlaygroundTracker` computes it on the driving
 thread at the end of a batch when asked (:meth:`PlaygroundTracker.request`), as
 :class:`~luzwidget.insight.layers.LayerTracker` does for the Layers panel; nothing is in
 the run while nobody asks.
@@ -24,6 +25,7 @@ import torch
 from torch import nn
 from torch.utils.data import Subset, TensorDataset
 
+from luzwidget.core.callback import is_run_bound
 from luzwidget.core.compiled import original
 from luzwidget.core.exceptions import ConfigError
 from luzwidget.insight.trackers import Armed
@@ -154,6 +156,19 @@ def _forward(model: nn.Module, inputs: torch.Tensor) -> tuple[torch.Tensor, dict
     return x, hidden
 
 
+def _mute(model: nn.Module) -> list[tuple[nn.Module, dict[int, Any]]]:
+    """Take luzwidget's own forward hooks (the activations view's, the NaN watch's) out of
+    the model for the grid's forward pass: they record the training batches, not the grid."""
+    muted = []
+    for module in model.modules():
+        own = {k: h for k, h in module._forward_hooks.items() if is_run_bound(h)}
+        for k in own:
+            del module._forward_hooks[k]
+        if own:
+            muted.append((module, own))
+    return muted
+
+
 def evaluate(model: nn.Module, inputs: torch.Tensor) -> tuple[torch.Tensor, dict[str, Any]]:
     """``_forward`` on the model's device, no grad, eval mode; every mode put back."""
     model = original(model)
@@ -161,6 +176,7 @@ def evaluate(model: nn.Module, inputs: torch.Tensor) -> tuple[torch.Tensor, dict
     if param is not None:
         inputs = inputs.to(param.device, param.dtype if param.is_floating_point() else None)
     modes = [(m, m.training) for m in model.modules()]
+    muted = _mute(model)
     model.eval()
     try:
         with torch.no_grad():
@@ -168,6 +184,8 @@ def evaluate(model: nn.Module, inputs: torch.Tensor) -> tuple[torch.Tensor, dict
     finally:
         for module, mode in modes:
             module.training = mode
+        for module, hooks in muted:
+            module._forward_hooks.update(hooks)
     return out.detach().float().cpu(), {k: v.detach().float().cpu() for k, v in hidden.items()}
 
 

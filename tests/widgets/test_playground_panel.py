@@ -206,3 +206,13 @@ def test_training_bit_identical_with_the_panel_open() -> None:
     assert computed > 5
     assert none == 0
     assert all(torch.equal(a, b) for a, b in zip(opened, closed, strict=True))
+
+
+def test_the_grid_leaves_the_activations_view_alone() -> None:
+    run = _run()
+    run.activations()  # armed: forward hooks record the next batch
+    run.step("batch")
+    seen = run.activations()
+    assert playground_view(run.ctx) is not None
+    assert run.activations().equals(seen)
+    assert seen.loc[seen["name"] == "(model)", "shape"].item() == (16, 2)
