@@ -109,3 +109,41 @@ def _step_and_look(nb: NotebookPage, dark: bool) -> None:
     _regions(nb, dash, other_than=second)
     nb.screenshot(panel, f"playground-3-epoch{'-dark' if dark else ''}")
     assert nb.errors() == []
+
+
+SINE = """\
+import torch
+from torch import nn
+import luzwidget as lw
+
+torch.set_num_threads(1)
+X, y = lw.datasets.playground("sine", n=200, noise=0.1, seed=0)
+torch.manual_seed(0)
+net = nn.Sequential(nn.Linear(1, 16), nn.Tanh(), nn.Linear(16, 1))
+spec = lw.setup(net, loss=nn.MSELoss(), optimizer=torch.optim.Adam)
+run = spec.set_opt_hparams(lr=0.05).run(
+    (X, y), epochs=30, valid_data=0.2, verbose=False, dataloader_options={"batch_size": 20}
+)
+"""
+
+CURVE = """(root) => {
+  const gd = root.querySelector('.lw-play-plot.js-plotly-plot');
+  if (!gd || !gd.data || gd.data.length < 3) return null;
+  return gd.data.map((t) => [t.mode, t.x.length]);
+}"""
+
+
+def test_regression_curve_in_notebook(open_notebook) -> None:
+    nb = open_notebook([SINE, SHOW, "run.resume()"], ui="notebook")
+    nb.page.set_viewport_size({"width": 1440, "height": 1800})
+    nb.run_all()
+    dash = nb.wait_for(nb.output(1).locator(".lw-dashboard"))
+    expect(dash.get_by_role("status", name="Run state")).to_have_text("done", timeout=60_000)
+    panel = dash.locator(".lw-playground")
+    expect(panel.locator(".lw-hint")).to_have_text("regression")
+    nb.page.wait_for_function(f"(root) => ({CURVE})(root) !== null", arg=dash.element_handle())
+    traces = dash.evaluate(CURVE)
+    assert traces == [["markers", 160], ["markers", 40], ["lines", 200]]
+    expect(dash.locator(".lw-play-unit-map")).to_have_count(8)
+    nb.screenshot(panel, "playground-sine")
+    assert nb.errors() == []

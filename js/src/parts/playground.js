@@ -69,6 +69,25 @@ function paint(canvas, w, hgt, colorAt) {
   c.putImageData(img, 0, 0);
 }
 
+/** A 1-D unit: its output along x as a line (zero dashed), on a 54 x 54 canvas. */
+function curve(canvas, v, t) {
+  const W = 54, H = 54, pad = 4;
+  canvas.width = W;
+  canvas.height = H;
+  const c = canvas.getContext("2d");
+  if (!c) return;
+  const y = (val) => H / 2 - (val / 99) * (H / 2 - pad);
+  c.strokeStyle = css(mix(t.bg, t.fg, 0.3));
+  c.setLineDash([2, 2]);
+  c.beginPath(); c.moveTo(0, H / 2); c.lineTo(W, H / 2); c.stroke();
+  c.setLineDash([]);
+  c.strokeStyle = css(t.classes[1]);
+  c.lineWidth = 1.5;
+  c.beginPath();
+  v.forEach((val, j) => { const x = (j / Math.max(1, v.length - 1)) * W; if (j) c.lineTo(x, y(val)); else c.moveTo(x, y(val)); });
+  c.stroke();
+}
+
 function regionImage(view, t) {
   const z = view.z, rows = z.length, cols = z[0].length;
   const canvas = document.createElement("canvas");
@@ -135,7 +154,7 @@ function unitFigure(unit, weights, two, t) {
   const v = unit.v;
   const canvas = h("canvas", { class: "lw-play-unit-map" });
   if (two) paint(canvas, v[0].length, v.length, (i, j) => signedColor(v[i][j] / 99, t));
-  else paint(canvas, v.length, 1, (_, j) => signedColor(v[j] / 99, t));
+  else curve(canvas, v, t);
   const top = Math.max(1e-12, ...weights.map(Math.abs));
   const strip = h("div", { class: "lw-play-weights", title: `weights in: ${weights.map((w) => w.toFixed(2)).join(", ")}` },
     ...weights.map((w) => h("span", { style: `width:${Math.max(1, Math.round((Math.abs(w) / top) * 8))}px;background:${css(signedColor(w < 0 ? -1 : 1, t))}` })));
