@@ -253,7 +253,11 @@ def playground_view(
     view: dict[str, Any] = {"dims": list(dims), "kind": kind, "classes": n, "x": _round(axes[0])}
     if len(dims) == 2:
         view["y"] = _round(axes[1])
-        view["z"] = _round(value.reshape(size, size), 2)
+        # whole numbers times z_scale (short in JSON): classification in hundredths, so
+        # z // 100 is the class and z % 100 the confidence in percent
+        top = float(value.abs().max()) / 999 if kind == "regression" else 0.01
+        view["z_scale"] = top or 1.0
+        view["z"] = torch.round(value.reshape(size, size) / view["z_scale"]).int().tolist()
     elif kind == "classification":
         probs = out.sigmoid() if out.shape[1] == 1 else out.softmax(1)
         view["curves"] = _round(probs.T if out.shape[1] > 1 else probs.T[:1])

@@ -91,11 +91,9 @@ function curve(canvas, v, t) {
 function regionImage(view, t) {
   const z = view.z, rows = z.length, cols = z[0].length;
   const canvas = document.createElement("canvas");
-  if (view.kind === "classification") paint(canvas, cols, rows, (i, j) => cellColor(z[i][j], t));
-  else {
-    const top = Math.max(1e-12, ...z.map((row) => Math.max(...row.map(Math.abs))));
-    paint(canvas, cols, rows, (i, j) => signedColor(z[i][j] / top, t));
-  }
+  // classification: class * 100 + confidence in percent; regression: -999..999 of the largest
+  if (view.kind === "classification") paint(canvas, cols, rows, (i, j) => cellColor(z[i][j] / 100, t));
+  else paint(canvas, cols, rows, (i, j) => signedColor(z[i][j] / 999, t));
   const [x, y] = [view.x, view.y];
   const dx = (x[x.length - 1] - x[0]) / (x.length - 1), dy = (y[y.length - 1] - y[0]) / (y.length - 1);
   return {
