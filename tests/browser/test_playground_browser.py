@@ -103,10 +103,39 @@ def _step_and_look(nb: NotebookPage, dark: bool) -> None:
     assert len(z_after) == len(z_before) == 60
     nb.screenshot(panel, f"playground-2-after-steps{'-dark' if dark else ''}")
 
-    # Trained on: the regions follow the spiral.
+    # The teacher's edits in Settings: weight decay now, batch size from the next epoch.
+    decay = dash.get_by_label("weight_decay", exact=True)
+    expect(decay).to_have_value("0.0")
+    decay.fill("1e-3")
+    decay.press("Enter")
+    nb.wait_value("run.ctx.optimizers['opt'].param_groups[0]['weight_decay']", 0.001)
+    size = dash.get_by_label("batch_size", exact=True)
+    expect(size).to_have_value("20")
+    size.fill("40")
+    size.press("Enter")
+    expect(dash.locator(f"#{size.get_attribute('aria-describedby')}")).to_have_text(
+        "batch_size set to 40 from the next epoch on"
+    )
+    expect(size).to_have_value("20 → 40")
+    size.fill("0")
+    size.press("Enter")
+    expect(dash.locator(f"#{size.get_attribute('aria-describedby')}")).to_contain_text(
+        "batch_size must be an int >= 1, got int 0"
+    )
+    nb.screenshot(dash.locator(".lw-edits"), f"playground-settings{'-dark' if dark else ''}")
+    size.blur()  # a focused box keeps what is typed in it; the config shows once it is left
+
+    # Trained on: the regions follow the spiral; the next epoch has batches of 40.
     dash.get_by_role("button", name="Step epoch", exact=True).click()
     nb.wait_value("[run.ctx.epoch, run.state]", lambda v: v[0] >= 1 and v[1] == "paused")
-    _regions(nb, dash, other_than=second)
+    third, _ = _regions(nb, dash, other_than=second)
+    expect(size).to_have_value("20 → 40")  # paused at the epoch's end: not begun yet
+    before = nb.eval("run.n_events")
+    dash.get_by_role("button", name="Step batch", exact=True).click()
+    nb.wait_value(f"[run.n_events > {before}, run.state]", [True, "paused"])
+    expect(size).to_have_value("40")
+    assert nb.eval("len(run.ctx.input)") == 40
+    _regions(nb, dash, other_than=third)
     nb.screenshot(panel, f"playground-3-epoch{'-dark' if dark else ''}")
     assert nb.errors() == []
 
