@@ -80,8 +80,8 @@ def weight_decay_edit(ctx: Context, value: Any) -> Callable[[], None]:
     number = isinstance(value, int | float) and not isinstance(value, bool)
     if not number or not math.isfinite(value) or value < 0:
         raise ConfigError(
-            f"weight_decay must be a finite number >= 0, got {type(value).__name__} {value!r};"
-            " e.g. run.edit('weight_decay', 1e-4) (0 turns it off)."
+            f"weight_decay must be a finite number >= 0 (e.g. 1e-4; 0 turns it off), got "
+            f"{type(value).__name__} {value!r}."
         )
     for name, opt in (ctx.optimizers or {}).items():
         if any("weight_decay" not in group for group in opt.param_groups):

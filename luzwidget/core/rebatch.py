@@ -112,8 +112,8 @@ def check_batch_size(ctx: Context, value: Any) -> int:
     """
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ConfigError(
-            f"batch_size must be an int >= 1, got {type(value).__name__} {value!r}; e.g. "
-            "run.edit('batch_size', 32)."
+            f"batch_size must be a whole number >= 1 (e.g. 32), got {type(value).__name__} "
+            f"{value!r}."
         )
     if ctx.train_data is None:
         raise ConfigError("batch_size: this run has no training loader to re-make.")

@@ -120,7 +120,7 @@ def _step_and_look(nb: NotebookPage, dark: bool) -> None:
     size.fill("0")
     size.press("Enter")
     expect(dash.locator(f"#{size.get_attribute('aria-describedby')}")).to_contain_text(
-        "batch_size must be an int >= 1, got int 0"
+        "batch_size must be a whole number >= 1 (e.g. 32), got int 0"
     )
     nb.screenshot(dash.locator(".lw-edits"), f"playground-settings{'-dark' if dark else ''}")
     size.blur()  # a focused box keeps what is typed in it; the config shows once it is left

@@ -66,7 +66,7 @@ def test_weight_decay_in_every_group_of_every_optimizer() -> None:
 @pytest.mark.parametrize(
     ("value", "message"),
     [
-        (-0.1, "weight_decay must be a finite number >= 0, got float -0.1"),
+        (-0.1, "weight_decay must be a finite number >= 0 (e.g. 1e-4; 0 turns it off), got float"),
         (float("nan"), "got float nan"),
         (True, "got bool True"),
         ("1e-3", "got str '1e-3'"),
@@ -102,7 +102,7 @@ def test_batch_size_from_the_dashboard_and_the_table() -> None:
     assert len(run.ctx.input) == 32
     ack = handle_command(run, {"cmd": "edit", "field": "batch_size", "value": "0", "id": 2})
     assert not ack.ok
-    assert "batch_size must be an int >= 1, got int 0" in ack.message
+    assert "batch_size must be a whole number >= 1 (e.g. 32), got int 0" in ack.message
     ack = handle_command(run, {"cmd": "edit", "field": "batch_size", "value": "2.5", "id": 3})
     assert (ack.ok, ack.message) == (
         False,
@@ -113,7 +113,7 @@ def test_batch_size_from_the_dashboard_and_the_table() -> None:
 @pytest.mark.parametrize(
     ("value", "message"),
     [
-        (0, "batch_size must be an int >= 1, got int 0"),
+        (0, "batch_size must be a whole number >= 1 (e.g. 32), got int 0"),
         (2.0, "got float 2.0"),
         (True, "got bool True"),
         ("8", "got str '8'"),
