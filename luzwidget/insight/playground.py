@@ -19,6 +19,7 @@ the run while nobody asks.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -84,7 +85,7 @@ def data_points(data: Any, limit: int) -> tuple[torch.Tensor, torch.Tensor | Non
             return None
         picked = torch.linspace(0, n - 1, min(n, limit)).round().long().tolist()
         inputs, targets = _take(dataset, picked)
-    except (TypeError, IndexError, ValueError, RuntimeError):
+    except Exception:  # a dataset of dicts, strings, files...: no table to draw
         return None
     if inputs.dim() != 2 or not inputs.is_floating_point():
         return None
@@ -101,6 +102,8 @@ def _take(dataset: Any, picked: list[int]) -> tuple[torch.Tensor, torch.Tensor |
         y = dataset.tensors[1][index] if len(dataset.tensors) > 1 else None
         return x.detach().cpu(), None if y is None else y.detach().cpu()
     items = [dataset[i] for i in picked]
+    if not isinstance(items[0], tuple | list):
+        raise TypeError("not (input, target) pairs")
     x = torch.stack([torch.as_tensor(item[0]) for item in items])
     y = torch.stack([torch.as_tensor(item[1]) for item in items]) if len(items[0]) > 1 else None
     return x.detach().cpu(), y
@@ -219,8 +222,7 @@ def _scaled(t: torch.Tensor) -> dict[str, Any]:
     return {"scale": scale, "v": torch.round(t / scale).int().tolist()}
 
 
-def _points(data: Any, dims: tuple[int, ...], limit: int) -> dict[str, Any] | None:
-    found = data_points(data, limit)
+def _points(found: Any, dims: tuple[int, ...]) -> dict[str, Any] | None:
     if found is None:
         return None
     x, y = found
@@ -233,12 +235,27 @@ def _points(data: Any, dims: tuple[int, ...], limit: int) -> dict[str, Any] | No
     return out
 
 
+Points = Callable[[Any, int], "tuple[torch.Tensor, torch.Tensor | None] | None"]
+"""How a view reads a loader's points (:func:`data_points`, or a cache of it)."""
+
+
 def playground_view(
-    ctx: Context, dims: tuple[int, ...] | None = None, size: int | None = None
+    ctx: Context,
+    dims: tuple[int, ...] | None = None,
+    size: int | None = None,
+    points_of: Points = data_points,
 ) -> dict[str, Any] | None:
     """What the Playground panel draws (JSON-safe), or None when it cannot be drawn here
-    (no model, no table of inputs, more than 2 features and no ``dims``)."""
-    found = data_points(ctx.train_data, MAX_POINTS)
+    (no model, no table of inputs, more than 2 features and no ``dims``).
+
+    Raises
+    ------
+    ValueError
+        If the model's output on the grid is not one row per grid point.
+    Exception
+        Whatever the model raises on the grid's inputs (a model that takes other inputs).
+    """
+    found = points_of(ctx.train_data, MAX_POINTS)
     if ctx.model is None or found is None:
         return None
     points, targets = found
@@ -249,6 +266,8 @@ def playground_view(
     size = size or (GRID_1D if len(dims) == 1 else GRID)
     inputs, axes = grid_inputs(points, dims, size)
     out, hidden = evaluate(ctx.model, inputs)
+    if out.dim() not in (1, 2) or out.shape[0] != len(inputs):
+        raise ValueError(f"its output on {len(inputs)} grid points has shape {tuple(out.shape)}")
     kind, value, n = _shade(out, _is_class(targets))
     view: dict[str, Any] = {"dims": list(dims), "kind": kind, "classes": n, "x": _round(axes[0])}
     if len(dims) == 2:
@@ -264,8 +283,8 @@ def playground_view(
     else:
         view["curves"] = _round(out.reshape(size, -1).T[:4])
     view["units"] = _units(ctx.model, points, dims, hidden and len(dims))
-    view["train"] = _points(ctx.train_data, dims, MAX_POINTS)
-    view["valid"] = _points(ctx.valid_data, dims, MAX_POINTS // 2)
+    view["train"] = _points(points_of(ctx.train_data, MAX_POINTS), dims)
+    view["valid"] = _points(points_of(ctx.valid_data, MAX_POINTS // 2), dims)
     return view
 
 
@@ -305,14 +324,18 @@ class PlaygroundTracker(Armed):
         The view computed at the end of the requested batch, until :meth:`take` n.
     computed : int
         How many views were computed (a closed panel's: none).
+    error : str
+        Why the last view could not be computed ("" when it was, or there was nothing to draw).
     """
 
     def __init__(self, run: Any) -> None:
         super().__init__(run)
         self.dims: tuple[int, ...] | None = None
         self.view: dict[str, Any] | None = None
+        self.error = ""
         self.computed = 0
         self._requested = False
+        self._points: dict[int, tuple[Any, Any]] = {}  # id(loader) -> (loader, its points)
 
     def request(self) -> None:
         """Compute the view at the end of the next training batch (the driving thread)."""
@@ -324,9 +347,23 @@ class PlaygroundTracker(Armed):
         return view
 
     def read(self) -> dict[str, Any] | None:
-        """The view now (call only while the run is not training in another thread)."""
+        """The view now (call only while the run is not training in another thread), or
+        None; :attr:`error` says why the model could not be evaluated on the grid."""
         self.computed += 1
-        return playground_view(self.run.ctx, self.dims)
+        try:
+            view = playground_view(self.run.ctx, self.dims, points_of=self._cached)
+        except Exception as exc:  # a model that takes other inputs: say so, never fail the run
+            self.error = f"{type(exc).__name__}: {exc}"
+            return None
+        self.error = ""
+        return view
+
+    def _cached(self, loader: Any, limit: int) -> Any:
+        """:func:`data_points`, read once per loader (the points of a dataset stay)."""
+        kept = self._points.get(id(loader))
+        if kept is None or kept[0] is not loader:
+            kept = self._points[id(loader)] = (loader, data_points(loader, limit))
+        return kept[1]
 
     def on_train_batch_end(self, ctx: Context) -> None:
         """A requested view, computed here, where the weights hold still."""

@@ -28,6 +28,7 @@ from luzwidget.insight.playground import (
     PlaygroundTracker,
     check_dims,
     data_points,
+    playground_view,
 )
 from luzwidget.insight.trackers import tracker
 from luzwidget.widgets.inspector import INSPECT_EVERY_S, OnDemandPart
@@ -41,9 +42,17 @@ _POINTS = ("train", "valid")
 
 
 def playable(run: Run) -> bool:
-    """Whether the run's training inputs are a table of one or two features."""
+    """Whether the run's training inputs are a table of one or two features and (unless it
+    trains now) the model takes them: a GAN's or a sequence model's does not."""
     found = data_points(run.ctx.train_data, 2)
-    return found is not None and found[0].shape[1] in (1, 2)
+    if found is None or found[0].shape[1] not in (1, 2) or run.ctx.model is None:
+        return False
+    if run.state == RunState.RUNNING:  # the weights change meanwhile: trust the data
+        return True
+    try:
+        return playground_view(run.ctx, size=2) is not None
+    except Exception:
+        return False
 
 
 class PlaygroundPanel(OnDemandPart):
@@ -109,7 +118,10 @@ class PlaygroundPanel(OnDemandPart):
 
     def _message(self, view: dict[str, Any] | None) -> dict[str, Any]:
         note = ""
-        if view is None:
+        error = tracker(self.run, PlaygroundTracker).error
+        if view is None and error:
+            note = f"The model could not be evaluated on the grid of its inputs ({error})."
+        elif view is None:
             note = (
                 "Nothing to draw: the training inputs must be a table of 1 or 2 features, "
                 "or name two with run.dashboard().playground(dims=(i, j))."

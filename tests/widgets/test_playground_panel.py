@@ -15,7 +15,13 @@ import torch
 from torch import nn
 
 import luzwidget as lw
-from luzwidget.insight.playground import GRID, PlaygroundTracker, grid_inputs, playground_view
+from luzwidget.insight.playground import (
+    GRID,
+    PlaygroundTracker,
+    data_points,
+    grid_inputs,
+    playground_view,
+)
 from luzwidget.insight.trackers import tracker
 from tests.widgets.test_dashboard import _shown
 
@@ -217,3 +223,50 @@ def test_the_grid_leaves_the_activations_view_alone() -> None:
     assert playground_view(run.ctx) is not None
     assert run.activations().equals(seen)
     assert seen.loc[seen["name"] == "(model)", "shape"].item() == (16, 2)
+
+
+class _Dicts(torch.utils.data.Dataset[Any]):
+    def __len__(self) -> int:
+        return 8
+
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        return {"x": torch.zeros(2), "labels": torch.tensor(0)}
+
+
+def test_no_table_no_view() -> None:
+    loader = torch.utils.data.DataLoader(_Dicts(), batch_size=4)
+    assert data_points(loader, 10) is None
+    assert data_points([(torch.zeros(2), 0)], 10) is None  # a list of batches: no dataset
+
+
+class _Picky(nn.Module):
+    """Trains on batches, refuses the grid (as a model taking other inputs does)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lin = nn.Linear(2, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if len(x) > 100:
+            raise ValueError("too many rows")
+        return self.lin(x)
+
+
+def test_a_model_that_refuses_the_grid_is_said_and_trains_on() -> None:
+    run = _run(model=_Picky())
+    dash, _ = _shown(run)
+    part = dash.tick()["playground"]
+    assert part["open"] is True  # two features, and the model takes two points
+    assert part["view"] is None
+    assert part["note"] == (
+        "The model could not be evaluated on the grid of its inputs (ValueError: too many rows)."
+    )
+    run.add_callback(_Asker(tracker(run, PlaygroundTracker)))
+    run.resume()  # the view fails at each requested batch end; the run does not
+    assert run.state == "done"
+
+
+def test_a_model_that_refuses_two_points_starts_closed() -> None:
+    run = _run(model=nn.Sequential(nn.Linear(4, 2)))
+    dash, _ = _shown(run)
+    assert dash.tick()["playground"] == {"open": False}
