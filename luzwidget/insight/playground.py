@@ -132,31 +132,37 @@ def grid_inputs(points: torch.Tensor, dims: tuple[int, ...], size: int) -> tuple
 
 
 def hidden_layers(model: nn.Module) -> list[tuple[str, nn.Module, nn.Linear]]:
-    """``(name, activation, the Linear before it)`` for the hidden layers of an
-    ``nn.Sequential`` of ``Linear`` and activation modules (else none)."""
-    if not isinstance(model, nn.Sequential):
+    """``(name, activation, the Linear before it)`` for the hidden layers of the model's
+    first ``nn.Sequential`` (the model itself, or e.g. its ``self.net``) of ``Linear``
+    layers and activations (modules without parameters); none without one."""
+    seq = next(((n, m) for n, m in model.named_modules() if isinstance(m, nn.Sequential)), None)
+    if seq is None:
         return []
+    prefix = f"{seq[0]}." if seq[0] else ""
     found, before = [], None
-    for name, child in model.named_children():
+    for name, child in seq[1].named_children():
         if isinstance(child, nn.Linear):
             before = child
         elif before is not None and not any(True for _ in child.parameters()):
-            found.append((name, child, before))
+            found.append((prefix + name, child, before))
             before = None
     return found
 
 
 def _forward(model: nn.Module, inputs: torch.Tensor) -> tuple[torch.Tensor, dict[str, Any]]:
-    """The model's output on ``inputs`` and the hidden layers' outputs (Sequential only)."""
-    wanted = {name for name, _, _ in hidden_layers(model)[:MAX_LAYERS]}
-    if not wanted:
-        return model(inputs), {}
-    hidden, x = {}, inputs
-    for name, child in model.named_children():
-        x = child(x)
-        if name in wanted:
-            hidden[name] = x
-    return x, hidden
+    """The model's output on ``inputs``, and the shown hidden layers' outputs (read by
+    forward hooks put in for this call only)."""
+    hidden: dict[str, Any] = {}
+    handles = [
+        act.register_forward_hook(lambda m, a, out, name=name: hidden.__setitem__(name, out))
+        for name, act, _ in hidden_layers(model)[:MAX_LAYERS]
+    ]
+    try:
+        out = model(inputs)
+    finally:
+        for handle in handles:
+            handle.remove()
+    return out, {k: v for k, v in hidden.items() if isinstance(v, torch.Tensor) and v.dim() == 2}
 
 
 def _mute(model: nn.Module) -> list[tuple[nn.Module, dict[int, Any]]]:
@@ -298,6 +304,8 @@ def _units(model: nn.Module, points: torch.Tensor, dims: tuple[int, ...], on: An
     layers = hidden_layers(original(model))[:MAX_LAYERS]
     out = []
     for name, _, linear in layers:
+        if name not in hidden:  # not a table of units (e.g. a convolution's maps)
+            continue
         acts = hidden[name][:, :MAX_UNITS]
         weight = linear.weight.detach().float().cpu()[:MAX_UNITS]
         shape = (size, size) if len(dims) == 2 else (size,)

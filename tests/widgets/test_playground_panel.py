@@ -270,3 +270,25 @@ def test_a_model_that_refuses_two_points_starts_closed() -> None:
     run = _run(model=nn.Sequential(nn.Linear(4, 2)))
     dash, _ = _shown(run)
     assert dash.tick()["playground"] == {"open": False}
+
+
+class _Wrapped(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.net = _mlp(act=nn.ReLU)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+
+def test_an_mlp_inside_a_module_shows_its_units() -> None:
+    run = _run(model=_Wrapped())
+    view = playground_view(run.ctx)
+    assert view is not None
+    assert [(u["name"], u["units"]) for u in view["units"]] == [("net.1", 6), ("net.3", 10)]
+    inputs, _ = grid_inputs(_train_points(run), (0, 1), 20)
+    with torch.no_grad():
+        first = torch.relu(run.ctx.model.net[0](inputs))
+    got = torch.tensor(view["units"][0]["maps"][0]["v"], dtype=torch.float64).reshape(-1)
+    scale = view["units"][0]["maps"][0]["scale"]
+    assert torch.allclose(got * scale, first[:, 0].double(), atol=scale * 0.51)
