@@ -90,6 +90,7 @@ def _step_and_look(nb: NotebookPage, dark: bool) -> None:
     expect(dash.locator(".lw-play-unit-map")).to_have_count(16)  # 8 + 8 of 16 units each
     z_before = nb.eval("dash._collector.panels['playground'].sent['view']['z']")
     nb.screenshot(panel, f"playground-1-ready{'-dark' if dark else ''}")
+    nb.screenshot(dash, f"playground-0-dashboard{'-dark' if dark else ''}")
 
     for _ in range(2):
         before = nb.eval("run.n_events")
