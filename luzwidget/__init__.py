@@ -12,7 +12,7 @@ The headless core imports no widget library; ``run.dashboard()`` loads the widge
 
 from __future__ import annotations
 
-from luzwidget import callbacks, metrics
+from luzwidget import callbacks, datasets, metrics
 from luzwidget.callbacks import Callback
 from luzwidget.control.run import Run
 from luzwidget.core.accelerator import Accelerator
@@ -62,6 +62,7 @@ __all__ = [
     "StopFit",
     "attach",
     "callbacks",
+    "datasets",
     "load",
     "load_weights",
     "metrics",

@@ -18,7 +18,7 @@ EXAMPLES = sorted(
     for p in (Path(__file__).parents[1] / "examples").glob("*.ipynb")
     if not p.stem.endswith("_executed")
 )
-DEDICATED = {"callbacks_and_resume"}  # run, and their outputs checked, by test_examples_callbacks
+DEDICATED = {"callbacks_and_resume", "playground"}  # run, outputs checked: test_examples_<name>
 
 
 @pytest.mark.parametrize(
@@ -36,9 +36,10 @@ def test_example_runs_top_to_bottom(path: Path, tmp_path: Path) -> None:
     assert Path(probe.outputs[0]["text"].strip()).resolve() == Path(sys.executable).resolve()
 
 
-def test_the_examples_are_the_four_notebooks() -> None:
+def test_the_examples_are_the_five_notebooks() -> None:
     assert [p.stem for p in EXAMPLES] == [
         "callbacks_and_resume",
+        "playground",
         "quickstart",
         "step_through",
         "transformer_classifier",

@@ -14,6 +14,7 @@ import { mountLayers } from "./parts/layers.js";
 import { mountBatch } from "./parts/batch.js";
 import { mountHistory } from "./parts/history.js";
 import { mountTravel } from "./parts/travel.js";
+import { mountPlayground } from "./parts/playground.js";
 
 // One store per model, keyed by the model's `_uid` trait (the `model` objects handed to
 // initialize and render are different proxies of the same model).
@@ -77,6 +78,7 @@ export default {
     if (parts.has("edits")) mounted.push(mountEdits(side, store, say));
     if (side.childElementCount) main.append(side);
     else main.classList.add("lw-main-single");
+    if (parts.has("playground")) mounted.push(mountPlayground(root, store, model, host)); // closed: no cost
     const lower = h("div", { class: "lw-lower" });
     if (parts.has("inspector")) mounted.push(mountInspector(lower));
     if (parts.has("log")) mounted.push(mountLog(lower, store, say));

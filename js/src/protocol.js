@@ -34,6 +34,8 @@
 /**
  * @typedef {Object} Config  Editable settings (luzwidget/widgets/commands.py edit_values).
  * @property {Array<{name: string, lr: string}>} optimizers
+ * @property {string} weight_decay  The first parameter group's ("" without the setting).
+ * @property {string} batch_size  The training loader's; "16 → 8" while a change waits for the next epoch.
  * @property {string} max_epochs
  * @property {string} min_epochs
  * @property {boolean} verbose

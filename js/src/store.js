@@ -34,6 +34,7 @@ function emptyState() {
     layers: null, // parts/layers.js (luzwidget/widgets/layers_panel.py)
     batch: null, // parts/batch.js (luzwidget/widgets/batch_panel.py)
     history: null, // parts/history.js (luzwidget/widgets/history_panel.py): columns kept here
+    playground: null, // parts/playground.js (luzwidget/widgets/playground_panel.py)
     marks: [], // [{x, label}]: where lr was edited (a line on the loss plot)
     travel: null, // time travel (parts/travel.js, overlay.js)
   };
@@ -127,6 +128,7 @@ function applyParts(st, msg, changed) {
   if (msg.layers) { st.layers = msg.layers; changed.add("layers"); } // whole part, when it changed
   if (msg.batch) { st.batch = msg.batch; changed.add("batch"); }
   if (msg.history) { st.history = mergeHistory(st.history, msg.history); changed.add("history"); } // new columns
+  if (msg.playground) { st.playground = msg.playground; changed.add("playground"); }
   if (msg.marks && msg.marks.length) {
     st.marks = [...st.marks, ...msg.marks.map(([x, label]) => ({ x, label }))].slice(-50);
     changed.add("marks");

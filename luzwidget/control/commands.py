@@ -138,16 +138,19 @@ def _edit(run: Run, field: str, value: Any) -> Answer:
     if field == "loss_fn":
         raise ConfigError(
             "edit: loss_fn is code, and a dashboard or an attached notebook sends data only; "
-            "change it in Python (run.edit('loss_fn', fn)), or edit max_epochs, min_epochs "
-            "or verbose from here."
+            "change it in Python (run.edit('loss_fn', fn)), or edit max_epochs, min_epochs, "
+            "verbose, weight_decay or batch_size from here."
         )
-    if field in ("max_epochs", "min_epochs"):
+    if field in ("max_epochs", "min_epochs", "batch_size"):
         value = wire.whole(value, field)
+    elif field == "weight_decay":
+        value = wire.number(value, field)
     elif field == "verbose":
         value = wire.flag(value, field)
     run.edit(field, value)
     shown = ("on" if value else "off") if field == "verbose" else value
-    return Answer(f"{field} set to {shown}", status(run))
+    when = " from the next epoch on" if field == "batch_size" else ""
+    return Answer(f"{field} set to {shown}{when}", status(run))
 
 
 # -- breakpoints ----------------------------------------------------------------------------
@@ -328,7 +331,8 @@ _COMMANDS = (
                        Param("keep_ratios", wire.flag, False)), _set_lr,
             "Set the learning rate (checked as run.set_lr checks it)."),
     Command("edit", (Param("field", wire.name), Param("value", wire.scalar)), _edit,
-            "Change max_epochs, min_epochs or verbose (checked as run.edit checks it)."),
+            "Change max_epochs, min_epochs, verbose, weight_decay or batch_size (checked as "
+            "run.edit checks it)."),
     Command("breakpoints", (), _breakpoints, "The breakpoints: events, conditions, flags.",
             returns=True),
     Command("breakpoint_set", (_EVENT, Param("on", wire.flag)), _breakpoint_set,

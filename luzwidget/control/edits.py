@@ -8,6 +8,7 @@ and hand the returned callable to the driver, which applies it at the next event
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -15,12 +16,16 @@ import torch
 from traitlets import TraitError
 
 from luzwidget.core.context import Context, finite_positive, optimizer_names
+from luzwidget.core.engine import engine_of
 from luzwidget.core.exceptions import ConfigError
+from luzwidget.core.rebatch import check_batch_size
 
-__all__ = ["EDITABLE", "field_edit", "lr_edit"]
+__all__ = ["EDITABLE", "field_edit", "lr_edit", "weight_decay_edit"]
 
-EDITABLE = ("max_epochs", "min_epochs", "verbose", "loss_fn")
-"""The context fields ``run.edit`` changes."""
+EDITABLE = ("max_epochs", "min_epochs", "verbose", "loss_fn", "weight_decay", "batch_size")
+"""What ``run.edit`` changes: context fields, and ``weight_decay`` (every parameter group of
+every optimizer, at the next event boundary) and ``batch_size`` (the training loader,
+re-made at the start of the next epoch: :mod:`luzwidget.core.rebatch`)."""
 
 
 def lr_edit(ctx: Context, lr: Any, opt_name: str | None, keep_ratios: bool) -> Callable[[], None]:
@@ -55,6 +60,11 @@ def field_edit(ctx: Context, field: str, value: Any) -> Callable[[], None]:
     """Check an edit of a context field (see ``Run.edit``); return what applies it."""
     if field not in EDITABLE:
         raise ConfigError(f"{field!r} cannot be edited; editable fields: {', '.join(EDITABLE)}.")
+    if field == "weight_decay":
+        return weight_decay_edit(ctx, value)
+    if field == "batch_size":
+        size = check_batch_size(ctx, value)
+        return lambda: setattr(engine_of(ctx), "rebatch", size)
     if field.endswith("_epochs") and (isinstance(value, bool) or not isinstance(value, int)):
         raise ConfigError(f"{field} must be an int, got {type(value).__name__} {value!r}.")
     try:
@@ -62,6 +72,34 @@ def field_edit(ctx: Context, field: str, value: Any) -> Callable[[], None]:
     except TraitError as exc:
         raise ConfigError(str(exc)) from None
     return lambda: setattr(ctx, field, checked)
+
+
+def weight_decay_edit(ctx: Context, value: Any) -> Callable[[], None]:
+    """Check an edit of the L2 weight decay; return what sets it in every parameter group
+    of every optimizer."""
+    number = isinstance(value, int | float) and not isinstance(value, bool)
+    if not number or not math.isfinite(value) or value < 0:
+        raise ConfigError(
+            f"weight_decay must be a finite number >= 0 (e.g. 1e-4; 0 turns it off), got "
+            f"{type(value).__name__} {value!r}."
+        )
+    for name, opt in (ctx.optimizers or {}).items():
+        if any("weight_decay" not in group for group in opt.param_groups):
+            raise ConfigError(
+                f"weight_decay: optimizer {name!r} ({type(opt).__name__}) has no weight_decay "
+                "setting in its parameter groups, so it cannot be edited."
+            )
+    if not ctx.optimizers:
+        raise ConfigError("weight_decay: this run has no optimizer yet.")
+    decay = float(value)
+
+    def apply() -> None:
+        for opt in ctx.optimizers.values():
+            for group in opt.param_groups:
+                group["weight_decay"] = decay
+        ctx.opt_hparams = {**ctx.opt_hparams, "weight_decay": decay}
+
+    return apply
 
 
 def set_group_lrs(groups: list[dict[str, Any]], value: float, keep_ratios: bool) -> None:

@@ -6,10 +6,9 @@ does the same in a background thread so a notebook stays live. The driving itsel
 :class:`~luzwidget.control.driver.Driver` the run holds; commands from other
 threads (a widget, another cell) are queued there and applied in order by the driving
 thread at the next event boundary, never in the middle of a step. Edits are validated at
-once in the caller's thread (a refused edit raises and changes nothing).
-
-Time travel and insight are features the composition root installs (``run.features``);
-the members that reach them live in :mod:`luzwidget.control.run_features`.
+once in the caller's thread (a refused edit raises and changes nothing). Time travel and
+insight are features the composition root installs (``run.features``); the members that
+reach them live in :mod:`luzwidget.control.run_features`.
 """
 
 from __future__ import annotations
@@ -71,10 +70,8 @@ class Run(RunFeatures):
     error : Exception or None
         In state ``"error"``: what failed, naming the callback or stage, event, epoch, batch.
     event : Event or None
-        The last event the run stopped at or stepped through; ``events`` holds the last
-        100, ``n_events`` counts them. A free run (no step target, breakpoint or pending
-        command) does not hand its events over one by one, so they describe the events
-        seen while stepping or paused, not every event a free stretch fired.
+        The last event seen while stepping or paused (a free run does not hand its events
+        over one by one); ``events`` holds the last 100 seen, ``n_events`` counts them.
     breakpoints : Breakpoints
         Events and conditions at which the run pauses by itself.
     result : object
@@ -310,9 +307,9 @@ class Run(RunFeatures):
         self._driver.submit(lr_edit(self.ctx, lr, opt_name, keep_ratios))
 
     def edit(self, field: str, value: Any) -> None:
-        """Change a context field (``max_epochs``, ``min_epochs``, ``verbose``, ``loss_fn``).
-
-        The value is checked now and applied at the next event boundary.
+        """Change ``max_epochs``, ``min_epochs``, ``verbose``, ``loss_fn``, ``weight_decay``
+        (L2, in every optimizer's groups) or ``batch_size`` (the training loader, re-made at
+        the next epoch's start). Checked now, applied at the next event boundary.
 
         Raises
         ------

@@ -166,6 +166,7 @@ class Engine:
         "on_nonfinite",
         "on_pause",
         "pieces",
+        "rebatch",
         "skipped",
         "source",
         "table",
@@ -190,6 +191,7 @@ class Engine:
         self.accum: Accumulation | None = None
         self.pieces: Pieces | None = None  # a custom step's pieces (core.pieces), on first use
         self.source: BatchSource | None = None  # the pass's batches (ctx.indices reads it)
+        self.rebatch: int | None = None  # a batch size for the next epoch (core.rebatch)
         ctx._engine = self
 
     def set_callbacks(self, callbacks: list[Any]) -> None:

@@ -26,6 +26,7 @@ from luzwidget.core.events import Event
 from luzwidget.core.exceptions import EarlyStop, StepError, StopEpoch, StopFit
 from luzwidget.core.firing import Item, Loop, fire, guarded
 from luzwidget.core.indices import source_of
+from luzwidget.core.rebatch import apply_pending
 from luzwidget.core.step import predict_batch, train_batch, valid_batch, zero_grads
 
 __all__ = [
@@ -108,6 +109,8 @@ def interrupt_loop(ctx: Context, engine: Engine) -> Loop:
 
 def _epoch(ctx: Context, engine: Engine, inside: Inside | None = None) -> Loop:
     try:
+        if inside is None and engine.rebatch is not None:
+            apply_pending(ctx)  # a batch size edited since: the loader re-made
         ctx.data = ctx.train_data
         if inside is None:
             yield from fire(engine, E.on_epoch_begin)

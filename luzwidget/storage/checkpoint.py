@@ -30,6 +30,7 @@ from torch import nn
 from luzwidget.core.compiled import align_keys, original
 from luzwidget.core.exceptions import CheckpointError
 from luzwidget.core.generators import generator_states, set_generator_states
+from luzwidget.core.rebatch import batch_size_of, set_batch_size
 from luzwidget.storage.files import VERSION, PathLike, plain, write_once
 
 if TYPE_CHECKING:
@@ -236,6 +237,7 @@ def capture(ctx: Context, position: Mapping[str, Any] | None = None) -> dict[str
             "valid": generator_states(ctx.valid_data),
         },
         "position": plain(dict(position), "position") if position else {},
+        "batch_size": batch_size_of(ctx.train_data),  # run.edit("batch_size", n) changes it
     }
 
 
@@ -296,6 +298,7 @@ def restore(
         ctx.records = dict(state.get("records", {}))
     if epoch:
         ctx.epoch = int(state["epoch"])
+        set_batch_size(ctx, state.get("batch_size"))  # the loader's of then (older files: kept)
     if rng and state.get("rng"):
         set_rng_states(state["rng"])
     if rng:

@@ -36,6 +36,7 @@ from luzwidget.core.events import Event
 from luzwidget.core.generators import generator_states, set_generator_states
 from luzwidget.core.index_loader import IndexLoader
 from luzwidget.core.loop import Inside, fit_loop
+from luzwidget.core.rebatch import batch_size_of, set_batch_size
 from luzwidget.storage.snapstore import INSIDE, Snapshot
 from luzwidget.travel.replay import restore_snapshot
 from luzwidget.travel.snapshots import capture_snapshot, phase_of
@@ -61,6 +62,7 @@ class Extra:
     loader: Any  # an IndexLoader epoch (a clone), or (torch RNG, generators) of its start
     generators: list[torch.Tensor]
     bytes: int = 0
+    batch_size: int | None = None  # the training loader's (run.edit("batch_size") changes it)
 
 
 @dataclass(eq=False)
@@ -192,6 +194,7 @@ def point_now(run: Run, snap: Snapshot | None = None) -> ResumePoint | None:
         skipped=list(engine_of(ctx).skipped),
         loader=position,
         generators=generator_states(ctx.train_data),
+        batch_size=batch_size_of(ctx.train_data),
     )
     extra.bytes = _tensor_bytes(attributes, set())
     return ResumePoint(snap, extra, own)
@@ -202,6 +205,7 @@ def restore_point(run: Run, point: ResumePoint, reason: str) -> None:
     next training batch."""
     ctx, extra = run.ctx, point.extra
     engine = engine_of(ctx)
+    set_batch_size(ctx, extra.batch_size)  # the epoch's own, before its order is drawn again
     loader = ctx.train_data
     if isinstance(extra.loader, tuple):  # a DataLoader: its epoch drawn again, k batches on
         rng, generators = extra.loader

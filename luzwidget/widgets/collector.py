@@ -15,6 +15,7 @@ front-end part (``js/src/parts``):
 ``layers``                :class:`luzwidget.widgets.layers_panel.LayersPanel`
 ``batch``                 :class:`luzwidget.widgets.batch_panel.BatchPanel`
 ``history``               :class:`luzwidget.widgets.history_panel.HistoryPanel`
+``playground``            :class:`luzwidget.widgets.playground_panel.PlaygroundPanel`
 ``travel`` (travel.js)    :class:`luzwidget.widgets.travel.Travel`
 ========================  ======================================================
 """
@@ -35,6 +36,7 @@ from luzwidget.widgets.eventlog import EventLog, error_part
 from luzwidget.widgets.history_panel import HistoryPanel
 from luzwidget.widgets.inspector import Inspector
 from luzwidget.widgets.layers_panel import LayersPanel
+from luzwidget.widgets.playground_panel import PlaygroundPanel, playable
 from luzwidget.widgets.progress import Progress
 from luzwidget.widgets.stream import DownsampledSeries, losses_to_floats, number, stream_delta
 from luzwidget.widgets.travel import Travel
@@ -64,6 +66,8 @@ class Collector:
         EMA smoothing of the loss stream (:data:`~luzwidget.core.limits.STREAM_BETA`).
     image_shape : tuple of int, optional
         How the Batch panel reshapes one input item to draw it (default: guessed).
+    playground : bool, default True
+        Whether the Playground panel starts open when the inputs have 1 or 2 features.
     """
 
     def __init__(
@@ -73,6 +77,7 @@ class Collector:
         capacity: int = STREAM_CAPACITY,
         beta: float = STREAM_BETA,
         image_shape: tuple[int, ...] | None = None,
+        playground: bool = True,
     ):
         self.run, self.feed = run, feed
         self.capacity, self.beta = capacity, beta
@@ -89,11 +94,14 @@ class Collector:
         self.progress = Progress()
         self.inspector = Inspector()
         self.log = EventLog(run)
-        self.panels: dict[str, LayersPanel | BatchPanel | HistoryPanel] = {
+        self.panels: dict[str, LayersPanel | BatchPanel | HistoryPanel | PlaygroundPanel] = {
             "layers": LayersPanel(run),
             "batch": BatchPanel(run, image_shape),
             "history": HistoryPanel(run),  # Layers over time
+            "playground": PlaygroundPanel(run),
         }
+        if playground and playable(run):  # 1 or 2 input features: the Playground panel starts open
+            self.panels["playground"].set_open(True)
 
         self.travel = Travel(run, feed)  # time travel: snapshots, branches, rewinds
 

@@ -19,7 +19,9 @@ from typing import TYPE_CHECKING, Any
 from traitlets import TraitError
 
 from luzwidget.control import commands, wire
+from luzwidget.core.engine import engine_of
 from luzwidget.core.exceptions import EditError, LuzwidgetError
+from luzwidget.core.rebatch import batch_size_of
 from luzwidget.core.report import report
 from luzwidget.core.states import RunState
 
@@ -95,12 +97,32 @@ def edit_values(run: Run) -> dict[str, Any]:
             for name, opt in (ctx.optimizers or {}).items()
         ],
         "max_epochs": str(ctx.max_epochs),
+        "weight_decay": _weight_decay(run),
+        "batch_size": _batch_size(run),
         "min_epochs": str(ctx.min_epochs),
         "verbose": bool(ctx.verbose),
         "breakpoints": sorted(e.value for e in bps.events),
         "nonfinite_loss": bool(bps.nonfinite_loss),
         "nonfinite": bool(bps.nonfinite),
     }
+
+
+def _weight_decay(run: Run) -> str:
+    """The first parameter group's weight decay ("" without an optimizer or the setting)."""
+    for opt in (run.ctx.optimizers or {}).values():
+        for group in opt.param_groups:
+            if "weight_decay" in group:
+                return format_lr(group["weight_decay"])
+    return ""
+
+
+def _batch_size(run: Run) -> str:
+    """The training loader's batch size, and ``" → n"`` while a change waits for the next
+    epoch ("" without one)."""
+    size = batch_size_of(run.ctx.train_data)
+    pending = engine_of(run.ctx).rebatch
+    after = f" → {pending}" if pending is not None and pending != size else ""
+    return ("" if size is None else str(size)) + after
 
 
 # -- a message -> a call of the table -------------------------------------------------------
@@ -114,7 +136,7 @@ def _edit(msg: Mapping[str, Any]) -> Call:
     value = msg.get("value")
     if field == "lr":
         return "set_lr", {"lr": value, "opt_name": msg.get("opt")}
-    if field in ("max_epochs", "min_epochs", "verbose"):
+    if field in ("max_epochs", "min_epochs", "verbose", "weight_decay", "batch_size"):
         return "edit", {"field": field, "value": value}
     if field in _FLAGS:
         return "breakpoint_flag", {"name": field, "value": value}
@@ -122,7 +144,7 @@ def _edit(msg: Mapping[str, Any]) -> Call:
         return "breakpoint_set", {"event": msg.get("event"), "on": value}
     raise EditError(
         f"cannot edit {wire.quote(field)}; editable: lr, max_epochs, min_epochs, verbose, "
-        "nonfinite_loss, nonfinite, breakpoint."
+        "weight_decay, batch_size, nonfinite_loss, nonfinite, breakpoint."
     )
 
 

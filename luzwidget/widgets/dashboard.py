@@ -17,6 +17,7 @@ from luzwidget.widgets._library import STATIC, PlotlyLibrary, plotly_library
 from luzwidget.widgets.collector import Collector
 from luzwidget.widgets.commands import handle_command
 from luzwidget.widgets.feed import DashboardFeed
+from luzwidget.widgets.playground_panel import PlaygroundPanel
 from luzwidget.widgets.publisher import Publisher
 from luzwidget.widgets.static import static_html
 from luzwidget.widgets.travel import travel_view
@@ -38,6 +39,7 @@ PARTS = (
     "layers",
     "batch",
     "history",
+    "playground",
 )
 """Every part a dashboard can show, in display order."""
 
@@ -115,7 +117,9 @@ class Dashboard(anywidget.AnyWidget):
             self._interval,
             direct=self._publisher.loop is not None,
         )
-        self._collector = Collector(run, self._feed, image_shape=self._image_shape)
+        self._collector = Collector(
+            run, self._feed, image_shape=self._image_shape, playground="playground" in self.parts
+        )
         self._collector.travel.wake = self._publisher.wake  # branches training elsewhere
         self._shown[id(run)] = (run, self._feed, self._collector)
         if "edits" in self.parts and run.state != RunState.DONE:
@@ -217,8 +221,8 @@ class Dashboard(anywidget.AnyWidget):
         self._publisher.wake(urgent=True)  # the ack goes out now
 
     def panel(self, name: str, open: bool = True) -> None:
-        """Open (or close) the ``"layers"``, ``"batch"`` or ``"history"`` (Layers over time)
-        panel, as clicking its title does.
+        """Open (or close) the ``"layers"``, ``"batch"``, ``"history"`` (Layers over time) or
+        ``"playground"`` panel, as clicking its title does.
 
         A closed panel costs the run nothing; an open one reads the model or the batch at
         each pause and step, and while training at most twice a second.
@@ -227,6 +231,21 @@ class Dashboard(anywidget.AnyWidget):
         if name not in panels:
             raise ValueError(f"name: unknown panel {name!r}; choose from {sorted(panels)}.")
         panels[name].set_open(bool(open))
+        self._publisher.wake()
+
+    def playground(self, dims: Any = None, open: bool = True) -> None:
+        """Show the Playground panel for the input features ``dims`` (one or two indices,
+        e.g. ``(0, 1)``; None: the first one or two), the others held at their mean.
+
+        Raises
+        ------
+        ConfigError
+            If ``dims`` is not one or two distinct feature indices.
+        """
+        panel = self._collector.panels["playground"]
+        if isinstance(panel, PlaygroundPanel):
+            panel.set_dims(dims)
+        panel.set_open(bool(open))
         self._publisher.wake()
 
     def _repr_mimebundle_(self, **kwargs: Any) -> Any:

@@ -74,7 +74,9 @@ def test_a_checkpoint_holds_the_whole_run_in_plain_values(fitted, tmp_path):
         "rng",
         "loaders",
         "position",
+        "batch_size",
     }
+    assert loaded["batch_size"] == result.ctx.train_data.batch_size  # run.edit can change it
     assert loaded["loaders"] == {"train": [], "valid": []}  # no loader of its own generator
     assert loaded["optimizer_classes"] == {"opt": "torch.optim.adam:Adam"}
     assert loaded["luzwidget"] == {"kind": "checkpoint", "version": 1}

@@ -1,4 +1,5 @@
-// Edits: lr per optimizer, max_epochs, min_epochs, verbose, breakpoints, pause on NaN/inf
+// Edits: lr per optimizer, weight_decay (L2, every optimizer), batch_size (from the next
+// epoch on: the config shows "16 → 8" until then), max_epochs, min_epochs, verbose, breakpoints, pause on NaN/inf
 // (the loss only, or where it came from: breakpoints.nonfinite).
 // Values go to the kernel as typed text; the kernel parses them strictly (nothing is ever
 // evaluated) and answers with an ack (ok and a message). What the run really uses comes in
@@ -98,7 +99,10 @@ export function mountEdits(root, store, say) {
   const lrBox = h("div", { class: "lw-lr-fields" });
   const maxEpochs = textField(store, "max_epochs", "lw-edit-max-epochs", (value) => ({ cmd: "edit", field: "max_epochs", value }));
   const minEpochs = textField(store, "min_epochs", "lw-edit-min-epochs", (value) => ({ cmd: "edit", field: "min_epochs", value }));
-  maxEpochs.input.inputMode = minEpochs.input.inputMode = "numeric";
+  const decay = textField(store, "weight_decay", "lw-edit-weight-decay", (value) => ({ cmd: "edit", field: "weight_decay", value }));
+  const batchSize = textField(store, "batch_size", "lw-edit-batch-size", (value) => ({ cmd: "edit", field: "batch_size", value }));
+  maxEpochs.input.inputMode = minEpochs.input.inputMode = batchSize.input.inputMode = "numeric";
+  batchSize.row.title = "Takes effect at the start of the next epoch";
   const verbose = checkField(store, "verbose", "lw-edit-verbose", (value) => ({ cmd: "edit", field: "verbose", value }), say);
   const nonfinite = checkField(store, "Pause on NaN/inf loss", "lw-edit-nonfinite", (value) => ({ cmd: "edit", field: "nonfinite_loss", value }), say);
   // breakpoints.nonfinite: pause where a NaN/inf first appears and name the module (hooks: slower)
@@ -111,7 +115,7 @@ export function mountEdits(root, store, say) {
     "details",
     { class: "lw-edits lw-panel", open: true },
     h("summary", { class: "lw-panel-title", text: "Settings" }),
-    h("div", { class: "lw-edits-body" }, lrBox, maxEpochs.row, minEpochs.row, verbose.row, nonfinite.row, origin.row, bp),
+    h("div", { class: "lw-edits-body" }, lrBox, decay.row, batchSize.row, maxEpochs.row, minEpochs.row, verbose.row, nonfinite.row, origin.row, bp),
   );
   root.append(el);
   const lrFields = new Map();
@@ -158,6 +162,10 @@ export function mountEdits(root, store, say) {
       buildLr(c.optimizers || []);
       buildBreakpoints(state.events);
       for (const o of c.optimizers || []) lrFields.get(o.name)?.set(o.lr);
+      if (c.weight_decay !== undefined) decay.set(c.weight_decay);
+      setProp(decay.row, "hidden", !c.weight_decay);
+      if (c.batch_size !== undefined) batchSize.set(c.batch_size);
+      setProp(batchSize.row, "hidden", !c.batch_size);
       maxEpochs.set(c.max_epochs);
       minEpochs.set(c.min_epochs);
       verbose.set(c.verbose);
@@ -168,7 +176,7 @@ export function mountEdits(root, store, say) {
       setText(bpCount, on.size ? `${on.size} set` : "");
     },
     cleanup() {
-      for (const f of [...lrFields.values(), maxEpochs, minEpochs]) f.cleanup();
+      for (const f of [...lrFields.values(), decay, batchSize, maxEpochs, minEpochs]) f.cleanup();
     },
   };
 }
