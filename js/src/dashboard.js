@@ -68,7 +68,7 @@ export default {
     if (parts.has("controls")) mounted.push(mountControls(root, store, say));
     root.append(message);
     if (parts.has("progress")) mounted.push(mountProgress(root));
-    if (parts.has("travel")) mounted.push(mountTravel(root, store, say)); // time travel
+    if (parts.has("travel")) mounted.push(mountTravel(root, store, say, () => schedule(new Set(["pick"])))); // time travel
     const main = h("div", { class: "lw-main" });
     const side = h("div", { class: "lw-side" });
     root.append(main);
