@@ -272,6 +272,10 @@ def measure(page: Any, dash: Any, kernel_eval: Any, args: argparse.Namespace, ap
     page.on("pageerror", lambda e: errors.append(str(e)))
     if args.panels == "all":
         res.panels = open_panels(dash, kernel_eval)
+    elif args.panels != "none":  # some: "layers,batch"
+        for name in args.panels.split(","):
+            dash.locator(f"details.lw-{name}:not([open]) > summary").click()
+        res.panels = args.panels.split(",")
     dash.locator(".lw-btn-start").click()
     _wait_state(dash, "running")
     time.sleep(args.warmup)  # first render of the plots is not what is measured
@@ -486,8 +490,7 @@ def main() -> None:
     parser.add_argument(
         "--panels",
         default="all",
-        choices=["all", "none"],
-        help="open every panel before Start (default), or none",
+        help="open every panel before Start (all, the default), none, or those named: layers,batch",
     )
     args = parser.parse_args()
     args.warmup, args.gap = 2.0, 0.7

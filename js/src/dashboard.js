@@ -21,7 +21,9 @@ const STORES = (globalThis[Symbol.for("luzwidget.stores")] ??= new Map());
 // How soon a view draws what changed (store.js names the changes): the answer to a click at
 // once, structure at the next frame, the rest of a training run at most every CALM_MS.
 const AT_ONCE = new Set(["status", "acks", "error"]);
-const NEXT_FRAME = new Set(["snapshot", "theme", "config", "layers", "batch", "marks"]);
+// The on-demand panels (Layers, Batch...) follow the calm clock: each of their updates drawn
+// in a frame of its own made two to four more frames a second, each laid out and painted.
+const NEXT_FRAME = new Set(["snapshot", "theme", "config", "marks", "pick"]);
 const CALM_MS = 200;
 
 function themeWatcher(onChange) {

@@ -59,9 +59,9 @@ function fillCell(td, f, v, max) {
   if (td.title !== title) td.title = title;
   if (!BARS.has(f)) { setText(td, f === "nonfinite" ? String(v) : String(v ?? "")); return; }
   const frac = typeof v === "number" && max > 0 ? Math.abs(v) / max : typeof v === "string" ? 1 : 0;
-  const width = `${(frac * 100).toFixed(1)}%`;
+  const scale = `scaleX(${frac.toFixed(3)})`; // a transform: no layout when it changes
   const [bar, num] = td.children;
-  if (bar.style.width !== width) bar.style.width = width;
+  if (bar.style.transform !== scale) bar.style.transform = scale;
   setText(num, fmt(v));
 }
 
