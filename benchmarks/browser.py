@@ -149,6 +149,7 @@ class Result:
     click_out: list[float] = field(default_factory=list)  # click -> ws sent (page)
     click_in: list[float] = field(default_factory=list)  # ws received -> badge (page)
     panels: list[str] = field(default_factory=list)  # the on-demand panels open
+    in_view: list[str] = field(default_factory=list)  # the plots and panels seen
     profile: list[tuple[float, str]] = field(default_factory=list)
     trace: list[tuple[float, str]] = field(default_factory=list)
 
@@ -276,6 +277,9 @@ def measure(page: Any, dash: Any, kernel_eval: Any, args: argparse.Namespace, ap
         for name in args.panels.split(","):
             dash.locator(f"details.lw-{name}:not([open]) > summary").click()
         res.panels = args.panels.split(",")
+    if res.panels:  # all in view: a plot or panel scrolled away is not drawn
+        page.set_viewport_size({"width": 1440, "height": args.height})
+        dash.locator(".lw-inside").scroll_into_view_if_needed()
     dash.locator(".lw-btn-start").click()
     _wait_state(dash, "running")
     time.sleep(args.warmup)  # first render of the plots is not what is measured
@@ -283,6 +287,7 @@ def measure(page: Any, dash: Any, kernel_eval: Any, args: argparse.Namespace, ap
     m0, t0 = _metrics(cdp), page.evaluate("performance.now()")
     page.wait_for_timeout(args.window * 1000)  # (Playwright dispatches events meanwhile)
     m1, t1 = _metrics(cdp), page.evaluate("performance.now()")
+    res.in_view = dash.evaluate(IN_VIEW)
     res.rate = (float(kernel_eval(DONE_BATCHES)) - b0) / (time.monotonic() - w0)
     span = m1["Timestamp"] - m0["Timestamp"]
     res.busy = (m1["TaskDuration"] - m0["TaskDuration"]) / span
@@ -322,6 +327,12 @@ def measure(page: Any, dash: Any, kernel_eval: Any, args: argparse.Namespace, ap
 
 
 PANELS = "run.dashboard()._collector.panels"
+
+# The plots and open panels at least partly in the viewport.
+IN_VIEW = """(root) => [...root.querySelectorAll('figure.lw-plot, details.lw-panel[open]')]
+  .filter((el) => { const r = el.getBoundingClientRect();
+    return r.bottom > 0 && r.top < innerHeight && r.height > 0; })
+  .map((el) => el.dataset.metric || el.className.split(' ')[0])"""
 
 
 def open_panels(dash: Any, kernel_eval: Any) -> list[str]:
@@ -488,6 +499,9 @@ def main() -> None:
     parser.add_argument("--trace", type=float, default=0.0, help="seconds of timeline trace")
     parser.add_argument("--model", default="linear", choices=["linear", "images"])
     parser.add_argument(
+        "--height", type=int, default=2600, help="viewport height with panels open (px)"
+    )
+    parser.add_argument(
         "--panels",
         default="all",
         help="open every panel before Start (all, the default), none, or those named: layers,batch",
@@ -507,7 +521,7 @@ def main() -> None:
     for r in results:
         print(_row(r))
     for r in results:
-        print(f"{r.app}: panels open: {', '.join(r.panels) or 'none'}")
+        print(f"{r.app}: panels open: {', '.join(r.panels) or 'none'}; in view: {r.in_view}")
     for r in results:
         if r.profile:
             print(f"\nCPU profile ({r.app}), self time ms:")

@@ -45,12 +45,6 @@ function paintItem(canvas, img, bytes, k) {
     const scale = Math.max(1, Math.floor(CELL / Math.max(width, height)));
     canvas.style.width = `${width * scale}px`;
     canvas.style.height = `${height * scale}px`;
-    // A figure of fixed size, contained (panels.css): its new caption is laid out inside
-    // it, not the whole grid and page (relayout boundary).
-    const fig = canvas.parentElement;
-    fig.style.width = `${Math.max(width * scale, 64) + 6}px`;
-    fig.style.height = `${height * scale + 44}px`;
-    fig.classList.add("lw-batch-fixed");
   }
   // willReadFrequently: a canvas in memory, painted with the page (not a GPU layer each:
   // 32 layers made every frame's layerization and compositing several times dearer)
@@ -93,14 +87,8 @@ function fillItem(slot, img, bytes, k, it) {
   if (fig.classList.contains("lw-wrong") !== !!it.wrong) fig.classList.toggle("lw-wrong", !!it.wrong);
   if (img) {
     if (!slot.canvas) { slot.canvas = h("canvas", { class: "lw-batch-img" }); fig.prepend(slot.canvas); }
-    else if (!fig.classList.contains("lw-batch-fixed")) slot.canvas.width = 0; // sized again below
     paintItem(slot.canvas, img, bytes, k);
-  } else if (slot.canvas) {
-    slot.canvas.remove();
-    slot.canvas = null;
-    fig.classList.remove("lw-batch-fixed");
-    fig.style.width = fig.style.height = "";
-  }
+  } else if (slot.canvas) { slot.canvas.remove(); slot.canvas = null; }
   optionalSpan(slot.caption, "lw-batch-index", index, slot.label);
   setText(slot.label, label);
   optionalSpan(slot.caption, "lw-batch-loss", loss);
@@ -118,10 +106,8 @@ function confusionTable(setName, n) {
   const cells = Array.from({ length: n }, () => Array.from({ length: n }, () => h("td")));
   const rows = cells.map((row, i) => h("tr", {}, h("th", { scope: "row", text: String(i) }), ...row));
   const caption = h("figcaption");
-  // Fixed sizes, contained (panels.css): new counts are laid out inside the figure only.
-  const fig = h("figure", { class: "lw-cm", "data-set": setName,
-    style: `width:${Math.max(160, 22 * (n + 1) + 24)}px;height:${19 * (n + 1) + 22}px` }, caption,
-  h("table", { class: "lw-cm-table", style: `width:${22 * (n + 1) + 24}px` }, h("thead", {}, head), h("tbody", {}, ...rows)));
+  const fig = h("figure", { class: "lw-cm", "data-set": setName }, caption,
+    h("table", { class: "lw-cm-table" }, h("thead", {}, head), h("tbody", {}, ...rows)));
   return { fig, caption, cells, n };
 }
 
@@ -198,12 +184,13 @@ export function mountBatch(root, store) {
     setText(hint, n ? `${n} items${kind}${sorted ? " · by loss" : ""}` : "");
   }
 
+  const show = (part) => { if (part !== drawn) { drawn = part; draw(part); } };
+  panel.whenShown(show);
   return {
     update(state, changed) {
       const part = panel.part(state, changed);
-      if (!part || part === drawn) return;
-      drawn = part;
-      draw(part);
+      if (part) show(part);
     },
+    cleanup: panel.cleanup,
   };
 }

@@ -163,12 +163,13 @@ export function mountLayers(root, store) {
     setText(hint, (bad ? `${bad} with NaN/inf` : `${rows.length} parameters`) + when);
   }
 
+  const show = (part) => { last = part; draw(part); };
+  panel.whenShown(show);
   return {
     update(state, changed) {
       const part = panel.part(state, changed);
-      if (!part) return;
-      last = part;
-      draw(part);
+      if (part) show(part);
     },
+    cleanup: panel.cleanup,
   };
 }
