@@ -163,10 +163,13 @@ export function mountTimeline(root, onPick) {
     ctx.strokeStyle = colors.muted;
     ctx.lineWidth = 1;
     ctx.beginPath(); ctx.moveTo(PAD, BASE + 0.5); ctx.lineTo(width - PAD, BASE + 0.5); ctx.stroke();
-    // automatic snapshots: small, faint (fainter when packed), one path
-    ctx.globalAlpha = sorted.length > (width - 2 * PAD) / 4 ? 0.35 : 0.55;
+    // automatic snapshots: small and faint when packed, plainer when few; one path
+    const room = (width - 2 * PAD) / Math.max(1, sorted.length); // px per mark
+    const tick = room < 4 ? 4 : room < 12 ? 5 : 7;
+    ctx.globalAlpha = room < 4 ? 0.35 : room < 12 ? 0.55 : 0.85;
+    ctx.lineWidth = room < 12 ? 1 : 1.5;
     ctx.beginPath();
-    for (const s of sorted) if (!s[4]) { const x = Math.round(px(s[5])) + 0.5; ctx.moveTo(x, BASE - 4); ctx.lineTo(x, BASE + 4); }
+    for (const s of sorted) if (!s[4]) { const x = Math.round(px(s[5])) + 0.5; ctx.moveTo(x, BASE - tick); ctx.lineTo(x, BASE + 4); }
     ctx.stroke();
     ctx.globalAlpha = 1;
     if (now !== null) { // where the run is now
@@ -179,7 +182,7 @@ export function mountTimeline(root, onPick) {
     ctx.lineWidth = 2;
     ctx.font = `10px ${colors.font}`;
     ctx.textBaseline = "alphabetic";
-    let room = Infinity;
+    let free = Infinity; // the left edge of the last label drawn
     for (let j = sorted.length - 1; j >= 0; j--) {
       const s = sorted[j];
       if (!s[4]) continue;
@@ -188,7 +191,7 @@ export function mountTimeline(root, onPick) {
       const text = s[4].length > 18 ? `${s[4].slice(0, 17)}…` : s[4];
       const w = ctx.measureText(text).width;
       const left = Math.min(Math.max(0, x - w / 2), width - w);
-      if (left + w + 6 <= room) { ctx.fillText(text, left, BASE - 14); room = left; }
+      if (left + w + 6 <= free) { ctx.fillText(text, left, BASE - 14); free = left; }
     }
     if (chosen && picked !== null) { // the picked one: a dot on the track
       ctx.lineWidth = 2;
