@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 from harness import NotebookPage, expect  # lazy: collecting must not need playwright
+from test_dashboard_browser import STREAM_LAST
 from test_dashboard_theme_browser import _dark
 
 pytestmark = pytest.mark.browser
@@ -111,6 +112,11 @@ def test_the_timeline_after_300_epochs(open_notebook, ui: str) -> None:
     nb.screenshot(dash.locator(".lw-travel-part"), f"timeline-picked-{ui}")
     dash.get_by_role("button", name="Rewind", exact=True).click()
     nb.wait_value("[run.ctx.epoch, run.state]", [50, "paused"])
+    # the plots go back too: the stream ends at epoch 50, the picked marker is gone
+    nb.page.wait_for_function(
+        f"(root) => ({STREAM_LAST})(root) === {50 * PER_EPOCH} && ({SHAPES})(root).length === 1",
+        arg=dash.element_handle(),
+    )
     nb.screenshot(dash, f"timeline-rewound-{ui}")
     _layers_fit(nb, dash, ui)
     assert nb.errors() == []
