@@ -23,7 +23,9 @@ const STORES = (globalThis[Symbol.for("luzwidget.stores")] ??= new Map());
 // How soon a view draws what changed (store.js names the changes): the answer to a click at
 // once, structure at the next frame, the rest of a training run at most every CALM_MS.
 const AT_ONCE = new Set(["status", "acks", "error"]);
-const NEXT_FRAME = new Set(["snapshot", "theme", "config", "layers", "batch", "marks"]);
+// The on-demand panels (Layers, Batch...) follow the calm clock: each of their updates drawn
+// in a frame of its own made two to four more frames a second, each laid out and painted.
+const NEXT_FRAME = new Set(["snapshot", "theme", "config", "marks", "pick"]);
 const CALM_MS = 200;
 
 function themeWatcher(onChange) {
@@ -70,7 +72,7 @@ export default {
     if (parts.has("controls")) mounted.push(mountControls(root, store, say));
     root.append(message);
     if (parts.has("progress")) mounted.push(mountProgress(root));
-    if (parts.has("travel")) mounted.push(mountTravel(root, store, say)); // time travel
+    if (parts.has("travel")) mounted.push(mountTravel(root, store, say, () => schedule(new Set(["pick"])))); // time travel
     const main = h("div", { class: "lw-main" });
     const side = h("div", { class: "lw-side" });
     root.append(main);

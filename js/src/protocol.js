@@ -126,9 +126,15 @@
  */
 
 /**
+ * @typedef {[number, number, number, "s" | "e" | "i" | "v", string, number | null, string]} Mark
+ *   A snapshot on the timeline: [number (stable), epoch, batch, kind (start, epoch end,
+ *   inside training, inside validation), label, x on the loss stream, event (inside)].
+ */
+
+/**
  * @typedef {Object} Travel  Time travel (luzwidget/widgets/travel.py), whole when it changed.
- * @property {Array<[number, number, number, "s" | "e" | "i", string, number | null]>} snapshots
- *   [number, epoch, batch, kind (start, epoch end, inside), label, x on the loss stream].
+ * @property {{v: number, reset: boolean, add: Mark[], drop: number[]}} timeline
+ *   The snapshots' marks, a delta (luzwidget/widgets/timeline.py; store.js applyTimeline).
  * @property {Array<{name: string, label: string, this: boolean, state: string, epoch: number,
  *   curves: Object<string, Object<string, Array<[number, number | null]>>>}>} family
  *   The run and its branches; `curves` ({metric: {set: [[epoch, value]]}}) for the others.
@@ -220,6 +226,8 @@
  * @property {History | null} history  Its columns accumulated.
  * @property {Array<{x: number, label: string}>} marks  lr-edit markers, oldest first.
  * @property {Travel | null} travel
+ * @property {{v: number, marks: Mark[]}} timeline  The timeline's marks, by number.
+ * @property {number | null} pick  The snapshot picked in the timeline (null: none).
  */
 
 /**

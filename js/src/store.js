@@ -37,6 +37,8 @@ function emptyState() {
     playground: null, // parts/playground.js (luzwidget/widgets/playground_panel.py)
     marks: [], // [{x, label}]: where lr was edited (a line on the loss plot)
     travel: null, // time travel (parts/travel.js, overlay.js)
+    timeline: { v: 0, marks: [] }, // the snapshots' marks, oldest first (applyTimeline)
+    pick: null, // the snapshot picked in the timeline (its number; null: none)
   };
 }
 
@@ -103,6 +105,21 @@ function pushLog(st, entries) {
   }
 }
 
+/**
+ * The timeline's delta (luzwidget/widgets/timeline.py): marks added or changed, dropped;
+ * one already applied (the travel part resent for its family) is skipped.
+ * @param {State["timeline"]} tl @param {*} delta @returns {boolean} whether it changed
+ */
+export function applyTimeline(tl, delta) {
+  if (!delta || delta.v <= tl.v) return false;
+  tl.v = delta.v;
+  const byNumber = new Map(delta.reset ? [] : tl.marks.map((s) => [s[0], s]));
+  for (const n of delta.drop || []) byNumber.delete(n);
+  for (const s of delta.add || []) byNumber.set(s[0], s);
+  tl.marks = [...byNumber.values()].sort((a, b) => a[0] - b[0]);
+  return true;
+}
+
 /** @param {State} st @param {Snapshot | Update} msg @param {Set<string>} changed */
 function applyParts(st, msg, changed) {
   if (msg.status) { st.status = msg.status; changed.add("status"); }
@@ -133,7 +150,11 @@ function applyParts(st, msg, changed) {
     st.marks = [...st.marks, ...msg.marks.map(([x, label]) => ({ x, label }))].slice(-50);
     changed.add("marks");
   }
-  if (msg.travel) { st.travel = msg.travel; changed.add("travel"); } // time travel
+  if (msg.travel) { // time travel
+    st.travel = msg.travel;
+    changed.add("travel");
+    if (applyTimeline(st.timeline, msg.travel.timeline)) changed.add("timeline");
+  }
 }
 
 /**

@@ -143,7 +143,7 @@ class Collector:
             "error": error_part(run),
             "progress": self.progress.part(run, self.feed, self.series, state),
             "config": edit_values(run),
-            "travel": self.travel.part(),
+            "travel": self.travel.part(full),
         }
         inspector = self.inspector.part(run, state, full)
         panels = {name: panel.part(state, full) for name, panel in self.panels.items()}

@@ -25,6 +25,7 @@ from luzwidget.travel.snapshots import batches_of
 from luzwidget.travel.state import TravelState, travel_of
 from luzwidget.widgets.commands import View, format_lr
 from luzwidget.widgets.stream import DownsampledSeries, number
+from luzwidget.widgets.timeline import Timeline
 
 if TYPE_CHECKING:
     from luzwidget.control.run import Run
@@ -48,6 +49,7 @@ class Travel:
         self._seeded = False
         self._watched: dict[int, Run] = {}
         self.state = _state_of(run)  # None: a run without time travel (built by hand)
+        self.timeline = Timeline(self.offset)
         if self.state is not None:
             self.state.watchers.append(self.rewound)
 
@@ -74,17 +76,17 @@ class Travel:
         collector.records_reset = True  # this tick sends a full snapshot
 
     # -- the part ------------------------------------------------------------------------
-    def part(self) -> dict[str, Any]:
-        """Snapshots and family of the run, as ``parts/travel.js`` shows them: at most
-        :data:`TIMELINE_MAX` snapshots (the first, the labelled, then the latest), each
-        ``[number, epoch, batch, kind, label, stream x or None]``; every run of the family
-        with its curves, but this run's own (the plots have them)."""
+    def part(self, full: bool = False) -> dict[str, Any]:
+        """Snapshots and family of the run, as ``parts/travel.js`` shows them: the
+        timeline's delta (:class:`~luzwidget.widgets.timeline.Timeline`; ``full``: all of
+        it, for a new view); every run of the family with its curves, but this run's own
+        (the plots have them)."""
         if self.state is None:
-            return {"snapshots": [], "family": [], "rewinds": 0}
+            return {"timeline": self.timeline.delta([], full), "family": [], "rewinds": 0}
         members = family(self.run)
         self._watch([m for _, m in members])
         return {
-            "snapshots": timeline(self.run, self.offset),
+            "timeline": self.timeline.delta(self.state.store.list(), full),
             "family": [
                 {
                     "name": name,
@@ -128,28 +130,6 @@ def _state_of(run: Run) -> TravelState | None:
     return travel if isinstance(travel, TravelState) else None
 
 
-TIMELINE_MAX = 24
-"""The most snapshots a dashboard's timeline lists."""
-
-_KINDS = {"start": "s", "epoch_end": "e", "inside": "i"}
-
-
-def timeline(run: Run, offset: int) -> list[list[Any]]:
-    """The snapshots the timeline shows: ``[number, epoch, batch, kind, label, x]``."""
-    snaps = list(enumerate(travel_of(run).store.list()))
-    if len(snaps) > TIMELINE_MAX:
-        first = [snaps[0]]
-        labelled = [p for p in snaps[1:] if p[1].label][-(TIMELINE_MAX // 2) :]
-        rest = [p for p in snaps[1:] if not p[1].label]
-        latest = rest[-(TIMELINE_MAX - 1 - len(labelled)) :]
-        snaps = sorted(first + labelled + latest, key=lambda p: p[0])
-    out = []
-    for i, s in snaps:
-        x = None if s.batches is None or s.batches < offset else s.batches - offset
-        out.append([i, s.epoch, s.iter, _KINDS.get(s.kind, "i"), s.label or "", x])
-    return out
-
-
 def curves(run: Run) -> dict[str, dict[str, list[list[Any]]]]:
     """``{metric: {set: [[epoch, value], ...]}}`` of a run's logged metrics."""
     out: dict[str, dict[str, list[list[Any]]]] = {}
@@ -189,7 +169,8 @@ def travel_view(dashboard: Any) -> View:
     """The time-travel part's commands for ``dashboard``: ``{"cmd": "travel", "action": ...}``.
 
     ``snapshot`` takes one now, labelled ``"marked"`` (queued while training); ``rewind``
-    and ``branch`` go to snapshot number ``snapshot`` (default: for a rewind the last one
+    and ``branch`` go to snapshot number ``snapshot`` (its number in the dashboard's
+    timeline, :meth:`Timeline.number`; default: for a rewind the last one
     before now, for a branch the latest; ``branch`` with an optional ``lr`` typed as text),
     a branch then being driven by the dashboard; ``drive`` switches the dashboard to the
     family's run named ``run`` ("main", "branch 1"...). All but ``drive`` are calls of the
@@ -203,11 +184,12 @@ def travel_view(dashboard: Any) -> View:
         if action == "snapshot":
             return commands.call(run, "snapshot", {"label": "marked"}).message  # evicted last
         if action == "rewind":
-            chosen = msg.get("snapshot")
+            chosen = _index(dashboard, run, msg.get("snapshot"))
             return commands.call(run, "rewind", {"snapshot": _before_now(run, chosen)}).message
         if action == "branch":
             lr = msg.get("lr")
-            args = {"snapshot": msg.get("snapshot"), "lr": None if lr in (None, "") else lr}
+            chosen = _index(dashboard, run, msg.get("snapshot"))
+            args = {"snapshot": chosen, "lr": None if lr in (None, "") else lr}
             new: Run = commands.call(run, "branch", args).value
             dashboard.drive(new)
             name = next(n for n, m in family(new) if m is new)
@@ -229,6 +211,14 @@ def travel_view(dashboard: Any) -> View:
         )
 
     return view
+
+
+def _index(dashboard: Any, run: Run, number: Any) -> Any:
+    """The store index of the timeline's snapshot ``number`` (None stays None)."""
+    if number is None:
+        return None
+    travel: Travel = dashboard._collector.travel
+    return travel.timeline.index(number, travel_of(run).store.list())
 
 
 def _before_now(run: Run, chosen: Any) -> Any:

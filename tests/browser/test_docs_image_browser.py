@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 from harness import REPO_ROOT, NotebookPage, expect  # lazy: collecting must not need playwright
+from test_travel_browser import _pick
 
 pytestmark = pytest.mark.browser
 
@@ -96,8 +97,8 @@ def test_the_docs_picture_shows_time_travel_and_both_panels(open_notebook) -> No
     n = nb.eval("len(run.snapshots)")
     travel.get_by_role("button", name="Snapshot", exact=True).click()
     nb.wait_value("len(run.snapshots)", n + 1)
-    timeline = dash.get_by_role("listbox", name="Snapshots")
-    timeline.get_by_role("option", name="e2", exact=True).click()
+    timeline = dash.get_by_role("slider", name="Snapshots")
+    _pick(timeline, "e2")
     travel.get_by_label("Learning rate of the branch").fill("0.5")
     travel.get_by_role("button", name="Branch", exact=True).click()
     nb.wait_value("len(run.features.travel.family.children)", 1)
@@ -118,7 +119,7 @@ def test_the_docs_picture_shows_time_travel_and_both_panels(open_notebook) -> No
     expect(dash.locator(".lw-layers tr.lw-layer-row")).to_have_count(4)
     expect(dash.locator(".lw-batch canvas.lw-batch-img")).to_have_count(16)
     expect(dash.locator(".lw-cm")).to_have_count(2)
-    assert timeline.get_by_role("option").count() >= 2
+    assert int(timeline.get_attribute("aria-valuemax")) >= 1  # two snapshots at least
     dash.page.wait_for_function(OVERLAID, arg=dash.element_handle(), timeout=30_000)
     nb.page.wait_for_timeout(1000)  # plots redraw on their own clock (at most ~3/s)
     shot = nb.screenshot(dash, "docs-dashboard")

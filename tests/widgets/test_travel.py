@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from luzwidget.widgets.stream import DownsampledSeries
-from luzwidget.widgets.travel import TIMELINE_MAX, cut_series, timeline
+from luzwidget.widgets.travel import cut_series
 from tests.widgets.test_dashboard import _run, _shown
 
 # 96 samples, batches of 16: 6 training batches an epoch
@@ -31,11 +31,16 @@ def test_the_timeline_lists_snapshots_with_their_place_on_the_stream() -> None:
     run.step("epoch")
     run.step("batch", n=2)
     part = dash.tick()["travel"]
-    assert part["snapshots"] == [
-        [0, 0, 0, "s", "", 0],
-        [1, 1, 0, "e", "", 6],
-        [2, 1, 2, "i", "", 8],
-    ]
+    assert part["timeline"] == {
+        "v": 1,
+        "reset": True,
+        "add": [
+            [0, 0, 0, "s", "", 0, ""],
+            [1, 1, 0, "e", "", 6, ""],
+            [2, 1, 2, "i", "", 8, "on_train_batch_end"],
+        ],
+        "drop": [],
+    }
     assert [(m["name"], m["this"]) for m in part["family"]] == [("main", True)]
     dash.close()
 
@@ -101,7 +106,7 @@ def test_a_branch_with_a_new_lr_is_driven_and_its_parent_overlaid() -> None:
     assert back["msg"]["type"] == "snapshot"
     assert back["msg"]["travel"]["family"][1]["curves"]["loss"]["train"][-1][0] == 2
     assert max(back["msg"]["stream"]["loss"]["x"]) == 6  # main's stream, kept meanwhile
-    assert back["msg"]["travel"]["snapshots"][-1][4] == "marked"
+    assert back["msg"]["travel"]["timeline"]["add"][-1][4] == "marked"
     dash.close()
     for shown in (run, branch):  # closing detaches from every run it showed
         assert all(type(cb).__name__ != "DashboardFeed" for cb in shown.ctx.callbacks)
@@ -136,40 +141,34 @@ def test_cut_series_keeps_the_points_up_to_x_and_goes_on_from_there() -> None:
     assert cut.count == 11
 
 
-def test_the_timeline_is_bounded() -> None:
-    run = _run(epochs=40)
-    run.resume()
-    rows = timeline(run, 0)
-    assert len(rows) == TIMELINE_MAX
-    assert rows[0][0] == 0
-    assert rows[-1][1] == 40
-
-
 OVERLAY = Path(__file__).resolve().parents[2] / "js" / "src" / "parts" / "overlay.js"
 
-# What overlay.js makes of a travel part (stdin, JSON) for the panels named in argv.
+# What overlay.js makes of a travel part (stdin, JSON: {travel, marks, picked}) per panel.
 _OVERLAY = """
-import { markerShape, markerXs, overlayTraces } from %s;
+import { markerShapes, overlayTraces, snapshotMarkers } from %s;
 const chunks = [];
 for await (const chunk of process.stdin) chunks.push(chunk);
-const travel = JSON.parse(chunks.join(""));
+const { travel, marks, picked } = JSON.parse(chunks.join(""));
 const out = {};
 for (const key of ["__stream", "loss"]) {
-  const xs = markerXs(travel, key);
-  out[key] = { xs, shape: markerShape(xs, { muted: "#777" }),
+  const m = snapshotMarkers(marks, picked, key);
+  out[key] = { m, drawn: markerShapes(m, { muted: "#777", accent: "#00f" }),
                traces: overlayTraces(travel, key, 1).map((t) => [t.name, t.mode, t.x, t.meta]) };
 }
 console.log(JSON.stringify(out));
 """
 
 
-def _overlay(travel: dict[str, Any]) -> dict[str, Any]:
+def _overlay(
+    travel: dict[str, Any], marks: list[list[Any]] | None = None, picked: int | None = None
+) -> dict[str, Any]:
     node = shutil.which("node")
     if node is None:
         pytest.skip("needs node")
+    marks = travel.get("timeline", {}).get("add", []) if marks is None else marks
     done = subprocess.run(
         [node, "--input-type=module", "-e", _OVERLAY % json.dumps(OVERLAY.as_uri())],
-        input=json.dumps(travel),
+        input=json.dumps({"travel": travel, "marks": marks, "picked": picked}),
         capture_output=True,
         text=True,
         check=True,
@@ -178,18 +177,27 @@ def _overlay(travel: dict[str, Any]) -> dict[str, Any]:
     return json.loads(done.stdout)
 
 
-def test_the_overlay_draws_a_branchs_parent_and_the_snapshots_as_one_path() -> None:
+def test_the_plots_mark_only_the_labelled_and_the_picked_snapshots() -> None:
     run = _run(epochs=3)
     dash, _ = _shown(run)
-    run.step("epoch", n=2)
+    run.step("epoch")
+    run.snapshot("warm")  # the end of epoch 1, labelled
+    run.step("epoch")
     drawn = _overlay(dash.tick()["travel"])
     stream, loss = drawn["__stream"], drawn["loss"]
-    # batches 6 and 12 on the stream (not the start), epochs 1 and 2 on the metric panels
-    assert stream["xs"] == [6, 12]
-    assert stream["shape"]["path"] == "M6,0V1M12,0V1"  # every marker: one SVG element
-    assert (stream["shape"]["xref"], stream["shape"]["yref"]) == ("x", "paper")
-    assert loss["xs"] == [1, 2]
+    # the automatic snapshots (start, epoch ends) are not drawn: the timeline shows them
+    assert stream["m"] == {"named": [[6, "warm"]], "picked": None}
+    assert loss["m"] == {"named": [[1, "warm"]], "picked": None}
+    (path,) = stream["drawn"]["shapes"]
+    assert path["path"] == "M6,0V1"  # every named marker: one SVG element
+    assert (path["xref"], path["yref"], path["line"]["dash"]) == ("x", "paper", "dot")
+    assert [a["text"] for a in stream["drawn"]["annotations"]] == ["warm"]
     assert stream["traces"] == loss["traces"] == []  # one run: nothing overlaid
+    assert dash.tick() is None  # nothing new: nothing sent (not the timeline again)
+    picked = _overlay({"family": []}, _timeline_marks(dash), picked=3)  # epoch 2's end
+    assert picked["__stream"]["m"] == {"named": [[6, "warm"]], "picked": 12}
+    line = picked["loss"]["drawn"]["shapes"][-1]
+    assert (line["type"], line["x0"], line["line"]["color"]) == ("line", 2, "#00f")
     out = _cmd(dash, action="branch", lr="0.5")  # from the latest snapshot: end of epoch 2
     assert out["ack"]["ok"], out["ack"]
     loss = _overlay(out["msg"]["travel"])["loss"]
@@ -202,9 +210,14 @@ def test_the_overlay_draws_a_branchs_parent_and_the_snapshots_as_one_path() -> N
     dash.close()
 
 
+def _timeline_marks(dash: Any) -> list[list[Any]]:
+    travel = dash._collector.travel
+    return list(travel.timeline.shown(travel.state.store.list()).values())
+
+
 def test_a_panel_without_snapshots_gets_no_marker_shape() -> None:
-    assert _overlay({"snapshots": [], "family": []})["loss"] == {
-        "xs": [],
-        "shape": None,
+    assert _overlay({"family": []}, [])["loss"] == {
+        "m": {"named": [], "picked": None},
+        "drawn": {"shapes": [], "annotations": []},
         "traces": [],
     }

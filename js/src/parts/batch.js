@@ -36,15 +36,20 @@ export function decode(b64) {
   return out;
 }
 
-/** Draw item `k` of `img` ({n, c, h, w}; CHW uint8 per item) on a new canvas. */
-function drawItem(img, bytes, k) {
+/** Draw item `k` of `img` ({n, c, h, w}; CHW uint8 per item) on `canvas` (resized if need be). */
+function paintItem(canvas, img, bytes, k) {
   const { c, h: height, w: width } = img;
-  const canvas = h("canvas", { class: "lw-batch-img", width, height });
-  const scale = Math.max(1, Math.floor(CELL / Math.max(width, height)));
-  canvas.style.width = `${width * scale}px`;
-  canvas.style.height = `${height * scale}px`;
-  const ctx = canvas.getContext("2d");
-  if (!ctx) return canvas;
+  if (canvas.width !== width || canvas.height !== height) {
+    canvas.width = width;
+    canvas.height = height;
+    const scale = Math.max(1, Math.floor(CELL / Math.max(width, height)));
+    canvas.style.width = `${width * scale}px`;
+    canvas.style.height = `${height * scale}px`;
+  }
+  // willReadFrequently: a canvas in memory, painted with the page (not a GPU layer each:
+  // 32 layers made every frame's layerization and compositing several times dearer)
+  const ctx = canvas.getContext("2d", { willReadFrequently: true });
+  if (!ctx) return;
   const data = ctx.createImageData(width, height);
   const plane = width * height;
   const base = k * c * plane;
@@ -55,25 +60,74 @@ function drawItem(img, bytes, k) {
     data.data.set([r, g, b, 255], 4 * p);
   }
   ctx.putImageData(data, 0, 0);
-  return canvas;
 }
 
-function confusionTable(setName, m) {
-  const n = m.counts.length;
+/** A span of `cls` in `parent` holding `text`, before `before`; none when `text` is empty. */
+function optionalSpan(parent, cls, text, before = null) {
+  let span = parent.querySelector(`:scope > .${cls}`);
+  if (!text) { if (span) span.remove(); return; }
+  if (!span) { span = h("span", { class: cls }); parent.insertBefore(span, before); }
+  setText(span, text);
+}
+
+/**
+ * One item's figure, updated in place: a new element is restyled against the whole page's
+ * CSS (in JupyterLab, rebuilding 32 figures and two matrices twice a second made 60-130 ms
+ * style recalcs and long tasks); kept ones only get their pixels and texts.
+ */
+function fillItem(slot, img, bytes, k, it) {
+  const label = it.p === null || it.p === undefined ? `y ${it.t ?? "?"}` : `y ${it.t ?? "?"} · ŷ ${it.p}`;
+  const index = it.i === null || it.i === undefined ? "" : `#${it.i}`;
+  const loss = typeof it.loss === "number" ? `loss ${shortNumber(it.loss)}` : "";
+  const title = [index && `dataset index ${it.i}`, label, loss, it.wrong ? "wrong prediction" : ""]
+    .filter(Boolean).join(" · ");
+  const fig = slot.fig;
+  if (fig.title !== title) fig.title = title;
+  if (fig.dataset.k !== String(k)) fig.dataset.k = String(k);
+  if (fig.classList.contains("lw-wrong") !== !!it.wrong) fig.classList.toggle("lw-wrong", !!it.wrong);
+  if (img) {
+    if (!slot.canvas) { slot.canvas = h("canvas", { class: "lw-batch-img" }); fig.prepend(slot.canvas); }
+    paintItem(slot.canvas, img, bytes, k);
+  } else if (slot.canvas) { slot.canvas.remove(); slot.canvas = null; }
+  optionalSpan(slot.caption, "lw-batch-index", index, slot.label);
+  setText(slot.label, label);
+  optionalSpan(slot.caption, "lw-batch-loss", loss);
+}
+
+function newSlot() {
+  const label = h("span", { class: "lw-batch-label" });
+  const caption = h("figcaption", {}, label);
+  return { fig: h("figure", { class: "lw-batch-item" }, caption), caption, label, canvas: null };
+}
+
+function confusionTable(setName, n) {
+  const head = h("tr", {}, h("th", { scope: "col", class: "lw-cm-corner", text: "true \\ pred" }),
+    ...Array.from({ length: n }, (_, j) => h("th", { scope: "col", text: String(j) })));
+  const cells = Array.from({ length: n }, () => Array.from({ length: n }, () => h("td")));
+  const rows = cells.map((row, i) => h("tr", {}, h("th", { scope: "row", text: String(i) }), ...row));
+  const caption = h("figcaption");
+  const fig = h("figure", { class: "lw-cm", "data-set": setName }, caption,
+    h("table", { class: "lw-cm-table" }, h("thead", {}, head), h("tbody", {}, ...rows)));
+  return { fig, caption, cells, n };
+}
+
+/** A matrix's counts into its table, each cell written only when it changed. */
+function fillConfusion(t, setName, m) {
   const max = Math.max(1, ...m.counts.flat());
   const correct = m.counts.reduce((s, row, i) => s + row[i], 0);
   const total = m.counts.flat().reduce((s, v) => s + v, 0);
-  const head = h("tr", {}, h("th", { scope: "col", class: "lw-cm-corner", text: "true \\ pred" }),
-    ...Array.from({ length: n }, (_, j) => h("th", { scope: "col", text: String(j) })));
-  const rows = m.counts.map((row, i) => h("tr", {}, h("th", { scope: "row", text: String(i) }),
-    ...row.map((v, j) => h("td", {
-      class: i === j ? "lw-cm-diag" : v ? "lw-cm-off" : "",
-      style: `--lw-cm:${((v / max) * 100).toFixed(0)}%`, text: v ? String(v) : "", title: `true ${i}, predicted ${j}: ${v}`,
-    }))));
+  m.counts.forEach((row, i) => row.forEach((v, j) => {
+    const td = t.cells[i][j];
+    const cls = i === j ? "lw-cm-diag" : v ? "lw-cm-off" : "";
+    if (td.className !== cls) td.className = cls;
+    const share = `${((v / max) * 100).toFixed(0)}%`;
+    if (td.style.getPropertyValue("--lw-cm") !== share) td.style.setProperty("--lw-cm", share);
+    setText(td, v ? String(v) : "");
+    const title = `true ${i}, predicted ${j}: ${v}`;
+    if (td.title !== title) td.title = title;
+  }));
   const acc = total ? ` · ${((100 * correct) / total).toFixed(1)}% right` : "";
-  return h("figure", { class: "lw-cm", "data-set": setName },
-    h("figcaption", { text: `${setName}, epoch ${m.epoch}${acc}` }),
-    h("table", { class: "lw-cm-table" }, h("thead", {}, head), h("tbody", {}, ...rows)));
+  setText(t.caption, `${setName}, epoch ${m.epoch}${acc}`);
 }
 
 /**
@@ -95,6 +149,9 @@ export function mountBatch(root, store) {
     h("div", { class: "lw-batch-body" }, h("div", { class: "lw-batch-bar" }, note, sortButton), grid, matrices));
   const hint = panel.hint;
   let drawn = null;
+  const slots = []; // the items' figures, in the grid's order (kept across updates)
+  let matricesShape = "";
+  let tables = []; // the confusion tables drawn, one per set
 
   function draw(part) {
     const img = part.image;
@@ -103,37 +160,37 @@ export function mountBatch(root, store) {
     const n = img ? img.n : items.length;
     let wrong = 0;
     const sorted = byLoss && !!part.losses;
-    grid.replaceChildren(...drawOrder(items.slice(0, n), sorted).map((k) => {
+    const order = drawOrder(items.slice(0, n), sorted);
+    while (slots.length > order.length) slots.pop().fig.remove();
+    order.forEach((k, j) => {
       const it = items[k] || {};
       if (it.wrong) wrong += 1;
-      const label = it.p === null || it.p === undefined ? `y ${it.t ?? "?"}` : `y ${it.t ?? "?"} · ŷ ${it.p}`;
-      const index = it.i === null || it.i === undefined ? "" : `#${it.i}`;
-      const loss = typeof it.loss === "number" ? `loss ${shortNumber(it.loss)}` : "";
-      const title = [index && `dataset index ${it.i}`, label, loss, it.wrong ? "wrong prediction" : ""]
-        .filter(Boolean).join(" · ");
-      return h("figure", { class: `lw-batch-item${it.wrong ? " lw-wrong" : ""}`, "data-k": k, title },
-        img ? drawItem(img, bytes, k) : null,
-        h("figcaption", {},
-          index ? h("span", { class: "lw-batch-index", text: index }) : null,
-          h("span", { class: "lw-batch-label", text: label }),
-          loss ? h("span", { class: "lw-batch-loss", text: loss }) : null));
-    }));
+      if (!slots[j]) { slots[j] = newSlot(); grid.append(slots[j].fig); }
+      fillItem(slots[j], img, bytes, k, it);
+    });
     setText(note, part.note || "");
     note.hidden = !part.note;
     sortButton.hidden = !part.losses;
     setText(sortButton, byLoss ? "sorted by loss ▾" : "batch order");
     const sets = Object.entries(part.confusion || {});
-    matrices.replaceChildren(...sets.map(([s, m]) => confusionTable(s, m)));
+    const shape = sets.map(([s, m]) => `${s}:${m.counts.length}`).join(",");
+    if (shape !== matricesShape) { // the tables are made again only for other sets or classes
+      matricesShape = shape;
+      tables = sets.map(([s, m]) => confusionTable(s, m.counts.length));
+      matrices.replaceChildren(...tables.map((t) => t.fig));
+    }
+    sets.forEach(([s, m], i) => fillConfusion(tables[i], s, m));
     const kind = part.kind === "class" ? ` · ${wrong} wrong` : "";
     setText(hint, n ? `${n} items${kind}${sorted ? " · by loss" : ""}` : "");
   }
 
+  const show = (part) => { if (part !== drawn) { drawn = part; draw(part); } };
+  panel.whenShown(show);
   return {
     update(state, changed) {
       const part = panel.part(state, changed);
-      if (!part || part === drawn) return;
-      drawn = part;
-      draw(part);
+      if (part) show(part);
     },
+    cleanup: panel.cleanup,
   };
 }

@@ -48,6 +48,23 @@ export function isOrigin(name, origin) {
  * @param {import("../protocol.js").Store} store
  * @returns {import("../protocol.js").Part}
  */
+/** Set class `cls` on `el` when `on`, only if that changes it. */
+function toggle(el, cls, on) {
+  if (el.classList.contains(cls) !== on) el.classList.toggle(cls, on);
+}
+
+/** One cell's value: text, title and bar, each written only when it changed. */
+function fillCell(td, f, v, max) {
+  const title = v === null ? "not known yet" : String(v);
+  if (td.title !== title) td.title = title;
+  if (!BARS.has(f)) { setText(td, f === "nonfinite" ? String(v) : String(v ?? "")); return; }
+  const frac = typeof v === "number" && max > 0 ? Math.abs(v) / max : typeof v === "string" ? 1 : 0;
+  const scale = `scaleX(${frac.toFixed(3)})`; // a transform: no layout when it changes
+  const [bar, num] = td.children;
+  if (bar.style.transform !== scale) bar.style.transform = scale;
+  setText(num, fmt(v));
+}
+
 export function mountLayers(root, store) {
   const head = h("tr");
   const body = h("tbody");
@@ -78,6 +95,24 @@ export function mountLayers(root, store) {
     }));
   }
 
+  const drawn = new Map(); // parameter -> { tr, cells, key }: kept across updates
+
+  function rowFor(name, fields) {
+    const key = fields.join(",");
+    let row = drawn.get(name);
+    if (row && row.key === key) return row;
+    const cells = fields.map((f) => {
+      const td = h("td", { class: `lw-col-${f}`, "data-col": f });
+      if (BARS.has(f)) td.append(h("span", { class: "lw-cell-bar" }), h("span", { class: "lw-num" }));
+      return td;
+    });
+    const tr = h("tr", { class: "lw-layer-row", "data-param": name }, ...cells);
+    if (row) row.tr.replaceWith(tr);
+    row = { tr, cells, key };
+    drawn.set(name, row);
+    return row;
+  }
+
   function draw(part) {
     const fields = part.fields || [];
     header(fields);
@@ -94,7 +129,8 @@ export function mountLayers(root, store) {
       });
     }
     for (const th of head.children) {
-      th.setAttribute("aria-sort", th.dataset.col === sortKey ? (sortDir > 0 ? "ascending" : "descending") : "none");
+      const sort = th.dataset.col === sortKey ? (sortDir > 0 ? "ascending" : "descending") : "none";
+      if (th.getAttribute("aria-sort") !== sort) th.setAttribute("aria-sort", sort);
     }
     const max = {};
     for (const f of BARS) {
@@ -103,23 +139,21 @@ export function mountLayers(root, store) {
     }
     const origin = part.origin || null;
     let bad = 0;
-    body.replaceChildren(...rows.map((r) => {
+    const order = rows.map((r) => {
       const name = r[idx.name];
-      const tr = h("tr", { class: "lw-layer-row", "data-param": name });
-      if (r[idx.nonfinite] > 0) { tr.classList.add("lw-nonfinite"); bad += 1; }
-      if (isOrigin(name, origin)) tr.classList.add("lw-origin");
-      for (const f of fields) {
-        const v = r[idx[f]];
-        const td = h("td", { class: `lw-col-${f}`, "data-col": f, title: v === null ? "not known yet" : String(v) });
-        if (BARS.has(f)) {
-          const frac = typeof v === "number" && max[f] > 0 ? Math.abs(v) / max[f] : typeof v === "string" ? 1 : 0;
-          td.append(h("span", { class: "lw-cell-bar", style: `width:${(frac * 100).toFixed(1)}%` }),
-            h("span", { class: "lw-num", text: fmt(v) }));
-        } else td.textContent = f === "nonfinite" ? String(v) : String(v ?? "");
-        tr.append(td);
-      }
-      return tr;
-    }));
+      const row = rowFor(name, fields);
+      const nonfinite = r[idx.nonfinite] > 0;
+      if (nonfinite) bad += 1;
+      toggle(row.tr, "lw-nonfinite", nonfinite);
+      toggle(row.tr, "lw-origin", isOrigin(name, origin));
+      fields.forEach((f, j) => fillCell(row.cells[j], f, r[idx[f]], max[f]));
+      return row.tr;
+    });
+    for (const [name, row] of drawn) if (!rows.some((r) => r[idx.name] === name)) { row.tr.remove(); drawn.delete(name); }
+    // Rows are kept and updated in place (a new row is restyled against the whole page's
+    // CSS: in JupyterLab, rebuilding the table twice a second made 60+ ms style recalcs);
+    // they move only when the order changed.
+    if (order.some((tr, i) => body.children[i] !== tr)) body.replaceChildren(...order);
     let text = "";
     if (origin) text = origin.kind === "loss" ? "the loss went non-finite" : `non-finite ${origin.kind} of ${origin.name}`;
     setText(note, text);
@@ -129,12 +163,13 @@ export function mountLayers(root, store) {
     setText(hint, (bad ? `${bad} with NaN/inf` : `${rows.length} parameters`) + when);
   }
 
+  const show = (part) => { last = part; draw(part); };
+  panel.whenShown(show);
   return {
     update(state, changed) {
       const part = panel.part(state, changed);
-      if (!part) return;
-      last = part;
-      draw(part);
+      if (part) show(part);
     },
+    cleanup: panel.cleanup,
   };
 }

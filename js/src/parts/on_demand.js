@@ -1,7 +1,8 @@
 // The shared half of a panel the kernel computes only while it is open (Layers, Batch, Layers
 // over time; the kernel side is OnDemandPart in luzwidget/widgets/inspector.py): a <details> whose opening
 // or closing by the person sends {cmd: "panel", name, open}, and which follows the kernel's
-// part: a new view opens or closes as the kernel has it, a closed panel says so.
+// part: a new view opens or closes as the kernel has it, a closed panel says so. An open
+// panel scrolled out of view is not drawn: its latest part is drawn when it comes back.
 import { h, setText } from "../dom.js";
 
 /**
@@ -11,7 +12,8 @@ import { h, setText } from "../dom.js";
  * @param {string} title
  * @param {string} cls  The <details>' own class.
  * @param {HTMLElement} body
- * @returns {{el: HTMLDetailsElement, hint: HTMLElement, part: (state: *, changed: Set<string>) => *}}
+ * @returns {{el: HTMLDetailsElement, hint: HTMLElement, part: (state: *, changed: Set<string>) => *,
+ *   whenShown: (draw: (part: *) => void) => void, cleanup: () => void}}
  */
 export function onDemandPanel(root, store, name, title, cls, body) {
   const hint = h("span", { class: "lw-hint" });
@@ -22,9 +24,20 @@ export function onDemandPanel(root, store, name, title, cls, body) {
     if (fromKernel) { fromKernel = false; return; }
     store.command({ cmd: "panel", name, open: el.open });
   });
+  let visible = true;
+  let deferred = null; // the part not drawn while out of view
+  let redraw = null;
+  const seen = new IntersectionObserver((entries) => {
+    visible = entries[entries.length - 1].isIntersecting;
+    if (visible && deferred && redraw) { const part = deferred; deferred = null; redraw(part); }
+  });
+  seen.observe(el);
   return {
     el,
     hint,
+    /** `draw(part)` draws a part kept while the panel was out of view, when it is back. */
+    whenShown(draw) { redraw = draw; },
+    cleanup() { seen.disconnect(); },
     /** The open panel's part to draw after this update, or null. */
     part(state, changed) {
       const part = state[name];
@@ -34,6 +47,8 @@ export function onDemandPanel(root, store, name, title, cls, body) {
         el.open = !!part.open;
       }
       if (!part.open) { setText(hint, el.open ? "" : "closed: nothing computed"); return null; }
+      if (!visible && redraw && !changed.has("snapshot")) { deferred = part; return null; }
+      deferred = null;
       return part;
     },
   };

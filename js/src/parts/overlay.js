@@ -1,7 +1,7 @@
 // Time travel on the plots: the other runs of the family (parent, branches) overlaid on each
 // metric panel in their own colours, legend naming what differs ("lr 0.05 from epoch 1"),
-// and the snapshots as dotted markers on the x axes (batch on the loss stream, epoch on the
-// metric panels). Pure functions: plots.js puts what they return into the one figure it
+// and the labelled and picked snapshots as markers on the x axes (batch on the loss stream,
+// epoch on the metric panels). Pure functions: plots.js puts what they return into the one figure it
 // draws for a panel, so the overlay costs no extra redraw.
 
 const PALETTE = ["#2e7d32", "#8e24aa", "#c62828", "#00838f", "#6d4c41", "#ad1457", "#5d4037", "#283593"];
@@ -43,23 +43,58 @@ export function overlayTraces(travel, key, markersMax) {
   return out;
 }
 
-/** Where the snapshots sit on panel `key`'s x axis (batches on the stream, else epochs). */
-export function markerXs(travel, key) {
-  const snapshots = (travel && travel.snapshots) || [];
-  if (key === "__stream") return snapshots.filter((s) => s[5] !== null && s[5] > 0).map((s) => s[5]);
-  return [...new Set(snapshots.filter((s) => s[3] === "e").map((s) => s[1]))];
+const NAMED_MAX = 12; // the most named markers on a plot (the latest)
+
+/** Where snapshot `s` sits on panel `key`'s x axis (batches on the stream, else epochs). */
+function markX(s, key) {
+  if (key === "__stream") return s[5] !== null && s[5] > 0 ? s[5] : null;
+  if (s[3] === "e") return s[1];
+  return s[3] === "s" ? null : s[1] + 0.5; // inside an epoch: half way through it
 }
 
 /**
- * All snapshot markers of a panel as one dotted path (one SVG element, however many).
- * @param {number[]} xs
- * @param {{muted: string}} theme
+ * The snapshots drawn on panel `key`: only the labelled (manual) ones, named, and the picked
+ * one (automatic snapshots, one an epoch, would bury the plot: the timeline shows them).
+ * @param {import("../protocol.js").Mark[]} marks
+ * @param {number | null} picked
+ * @param {string} key
+ * @returns {{named: Array<[number, string]>, picked: number | null}}
  */
-export function markerShape(xs, theme) {
-  if (!xs.length) return null;
-  return {
-    type: "path", name: MINE, xref: "x", yref: "paper", layer: "below",
-    path: xs.map((x) => `M${x},0V1`).join(""),
-    line: { color: theme.muted || "#888", width: 1, dash: "dot" },
-  };
+export function snapshotMarkers(marks, picked, key) {
+  const named = [];
+  let at = null;
+  for (const s of marks || []) {
+    const x = markX(s, key);
+    if (x === null) continue;
+    if (s[0] === picked) at = x;
+    if (s[4]) named.push([x, s[4]]);
+  }
+  return { named: named.slice(-NAMED_MAX), picked: at };
+}
+
+/**
+ * A panel's snapshot markers as plotly shapes and annotations: the named ones as one dotted
+ * path (one SVG element, however many) with their labels, the picked one a solid line.
+ * @param {{named: Array<[number, string]>, picked: number | null}} m
+ * @param {{muted: string, accent?: string}} theme
+ */
+export function markerShapes(m, theme) {
+  const shapes = [], annotations = [];
+  if (m.named.length) {
+    shapes.push({
+      type: "path", name: MINE, xref: "x", yref: "paper", layer: "below",
+      path: m.named.map(([x]) => `M${x},0V1`).join(""),
+      line: { color: theme.muted || "#888", width: 1, dash: "dot" },
+    });
+    for (const [x, text] of m.named) {
+      annotations.push({ xref: "x", yref: "paper", x, y: 0, yanchor: "bottom", xanchor: "left", text, showarrow: false, font: { size: 9, color: theme.muted || "#888" } });
+    }
+  }
+  if (m.picked !== null) {
+    shapes.push({
+      type: "line", name: MINE, xref: "x", yref: "paper", x0: m.picked, x1: m.picked, y0: 0, y1: 1,
+      line: { color: theme.accent || "#1976d2", width: 1.5 },
+    });
+  }
+  return { shapes, annotations };
 }

@@ -13,60 +13,11 @@
 // its markers (each is an SVG node plotly updates at every redraw).
 import { h, uid } from "../dom.js";
 import { getPlotly } from "../plotly_slot.js";
-import { markerShape, markerXs, overlayTraces } from "./overlay.js"; // time travel
+import { markerShapes, overlayTraces, snapshotMarkers } from "./overlay.js"; // time travel
 import { bucketEnds, minMax } from "./thin.js";
+import { lineAlpha, plainColor, withAlpha } from "./colors.js";
 
-// plotly parses only plain colours: let a canvas normalise whatever CSS gives us.
-function plainColor(css, fallback) {
-  const ctx = document.createElement("canvas").getContext("2d");
-  if (!ctx || !css) return fallback;
-  ctx.fillStyle = fallback;
-  ctx.fillStyle = css;
-  const out = ctx.fillStyle;
-  return /^(#|rgb)/.test(out) ? out : fallback;
-}
-
-function withAlpha(color, alpha) {
-  const hex = /^#([0-9a-f]{6})$/i.exec(color);
-  if (hex) {
-    const n = parseInt(hex[1], 16);
-    return `rgba(${n >> 16}, ${(n >> 8) & 255}, ${n & 255}, ${alpha})`;
-  }
-  const rgb = /^rgba?\(([^,]+),([^,]+),([^,)]+)/.exec(color);
-  return rgb ? `rgba(${rgb[1]},${rgb[2]},${rgb[3]}, ${alpha})` : color;
-}
-
-function rgbOf(color) {
-  const hex = /^#([0-9a-f]{6})$/i.exec(color);
-  if (hex) { const n = parseInt(hex[1], 16); return [n >> 16, (n >> 8) & 255, n & 255]; }
-  const m = /^rgba?\(([^,]+),([^,]+),([^,)]+)/.exec(color);
-  return m ? [+m[1], +m[2], +m[3]] : null;
-}
-
-function luminance([r, g, b]) {
-  const lin = (c) => { c /= 255; return c <= 0.04045 ? c / 12.92 : ((c + 0.055) / 1.055) ** 2.4; };
-  return 0.2126 * lin(r) + 0.7152 * lin(g) + 0.0722 * lin(b);
-}
-
-/** WCAG contrast ratio of two rgb triples. */
-export function contrast(a, b) {
-  const [hi, lo] = [luminance(a), luminance(b)].sort((x, y) => y - x);
-  return (hi + 0.05) / (lo + 0.05);
-}
-
-/**
- * The least opacity (from `min`, in steps of 0.05) at which `color` drawn over `bg` has a
- * contrast of at least `target` (WCAG's 3:1 for graphics): the faint raw per-batch line
- * stays visible in dark and light themes alike.
- */
-export function lineAlpha(color, bg, min = 0.35, target = 3) {
-  const c = rgbOf(color), b = rgbOf(bg);
-  if (!c || !b) return 1;
-  for (let a = min; a < 1; a += 0.05) {
-    if (contrast(c.map((v, i) => a * v + (1 - a) * b[i]), b) >= target) return Math.round(a * 100) / 100;
-  }
-  return 1;
-}
+export { contrast, lineAlpha } from "./colors.js";
 
 function readTheme(el) {
   const cs = getComputedStyle(el);
@@ -79,6 +30,7 @@ function readTheme(el) {
     bg: v("--lw-bg", "#ffffff"),
     train: v("--lw-train", "#1976d2"),
     valid: v("--lw-valid", "#e65100"),
+    accent: v("--lw-accent", "#1976d2"),
     font: cs.getPropertyValue("--lw-font").trim() || "system-ui, sans-serif",
   };
 }
@@ -284,11 +236,12 @@ export function mountPlots(root, model, host, redraw) {
     if (names.some((n) => series[n].x.length)) {
       const lens = names.map((n) => `${n}:${series[n].gen}:${series[n].x.length}`).join(",");
       const width = (panels.get("__stream") || {}).width; // the points drawn follow it (thin.js)
-      out.push(["__stream", `${lens}|${hover}|${(state.marks || []).length}|${logY}|${width}|${markerXs(travel, "__stream")}`]);
+      const snaps = JSON.stringify(snapshotMarkers(state.timeline.marks, state.pick, "__stream"));
+      out.push(["__stream", `${lens}|${hover}|${(state.marks || []).length}|${logY}|${width}|${snaps}`]);
     }
     for (const metric of state.metricOrder) {
       const rec = state.records[metric];
-      const overlay = travel ? JSON.stringify([markerXs(travel, metric), overlayTraces(travel, metric, MARKERS_MAX).map((t) => [t.name, t.x.length, t.y[t.y.length - 1]])]) : "";
+      const overlay = travel ? JSON.stringify([snapshotMarkers(state.timeline.marks, state.pick, metric), overlayTraces(travel, metric, MARKERS_MAX).map((t) => [t.name, t.x.length, t.y[t.y.length - 1]])]) : "";
       out.push([metric, `${rec.gen}:${rec.train.x.length}:${rec.valid.x.length}|${hover}|${overlay}`]);
     }
     return out;
@@ -315,8 +268,9 @@ export function mountPlots(root, model, host, redraw) {
       const dtick = integerDtick(lastOf(rec.train.x, rec.valid.x));
       if (dtick) Object.assign(layout.xaxis, { tick0: 0, dtick });
     }
-    const markers = markerShape(markerXs(travel, key), theme);
-    if (markers) layout.shapes.push(markers);
+    const markers = markerShapes(snapshotMarkers(state.timeline.marks, state.pick, key), theme);
+    layout.shapes.push(...markers.shapes);
+    layout.annotations = [...(layout.annotations || []), ...markers.annotations];
     return { data, layout };
   }
 

@@ -1,27 +1,20 @@
-// Time travel: Snapshot / Rewind / Branch (with an lr box), a timeline of the run's snapshots
-// (click one to pick it) and the family strip (the run, its branches: click one to drive it).
+// Time travel: Snapshot / Rewind / Branch (with an lr box), the timeline of the run's
+// snapshots (timeline.js: one track, a mark each; a click or the arrow keys pick one) and
+// the family strip (the run, its branches: click one to drive it).
 // The kernel side is luzwidget/widgets/travel.py; the curves of the other runs and the
 // snapshot markers on the plots are drawn by overlay.js.
 import { h, setProp, setText, uid } from "../dom.js";
 import { familyColor } from "./overlay.js";
-
-const KIND_TEXT = { s: "start", e: "end of epoch", i: "inside epoch" };
-
-/** @param {Array<*>} s  [number, epoch, batch, kind, label, x] */
-function chipText(s) {
-  const [, epoch, iter, kind, label] = s;
-  const where = kind === "s" ? "start" : iter ? `e${epoch + 1}·b${iter}` : `e${epoch}`;
-  return label ? `${where} ${label}` : where;
-}
+import { mountTimeline } from "./timeline.js";
 
 /**
  * @param {HTMLElement} root
  * @param {import("../protocol.js").Store} store
  * @param {(ack: import("../protocol.js").Ack) => void} say
+ * @param {() => void} [picked]  The pick changed (the plots mark the picked snapshot).
  * @returns {import("../protocol.js").Part}
  */
-export function mountTravel(root, store, say) {
-  let picked = null; // the snapshot number picked in the timeline (null: the latest)
+export function mountTravel(root, store, say, picked = () => {}) {
   let latest = null; // the latest snapshot's number
   const lrId = uid("travel-lr");
   const lr = h("input", {
@@ -30,7 +23,8 @@ export function mountTravel(root, store, say) {
     style: "width:7em;flex:none",
   });
   const send = (action, extra = {}) => { // rewind, unpicked: the kernel takes the last before now
-    const chosen = picked === null && action === "branch" ? latest : picked;
+    const pick = line.picked; // the snapshot number picked in the timeline (null: the latest)
+    const chosen = pick === null && action === "branch" ? latest : pick;
     const snap = chosen === null ? {} : { snapshot: chosen };
     store.command({ cmd: "travel", action, ...snap, ...extra }, say);
   };
@@ -39,9 +33,9 @@ export function mountTravel(root, store, say) {
   const rewindBtn = btn("Rewind", "lw-btn-rewind", "Go back to the picked snapshot (default the last one before now)", () => send("rewind"));
   const branchBtn = btn("Branch", "lw-btn-branch", "A new run from the picked snapshot, with this lr; the controls then drive it", () => {
     send("branch", { lr: lr.value.trim() });
-    picked = null;
+    line.unpick();
   });
-  const timeline = h("div", { class: "lw-travel-timeline", role: "listbox", "aria-label": "Snapshots", style: "display:flex;flex-wrap:wrap;gap:4px;align-items:center" });
+  const timeline = h("div", { class: "lw-travel-timeline" });
   const familyBar = h("div", { class: "lw-travel-family", role: "group", "aria-label": "Runs of this family", style: "display:flex;flex-wrap:wrap;gap:4px;align-items:center" });
   const bar = h(
     "div",
@@ -53,52 +47,11 @@ export function mountTravel(root, store, say) {
   const el = h("div", { class: "lw-travel-part", style: "display:flex;flex-direction:column;gap:4px;margin:4px 0" }, bar, timeline, familyBar);
   root.append(el);
 
-  let timelineKey = "";
   let familyKey = "";
-  let shown = []; // the snapshots the timeline shows
-  const chips = new Map(); // snapshot number -> { el, key }: kept across updates
-  const timelineLabel = h("span", { class: "lw-travel-label", style: "opacity:.7" });
-  timeline.append(timelineLabel);
-
-  function chip(s) {
-    return h("button", {
-      class: "lw-btn lw-travel-snap", type: "button", role: "option", text: chipText(s),
-      "data-index": s[0], title: `${KIND_TEXT[s[3]] || ""} ${s[1]}${s[4] ? ` (${s[4]})` : ""}`,
-      style: "padding:1px 6px;font-size:11px",
-      onClick: () => { picked = s[0] === latest ? null : s[0]; drawTimeline(shown); },
-    });
-  }
-
-  /** Chips updated in place: an epoch's new snapshot adds one and drops the oldest. */
-  function drawTimeline(snaps) {
-    const key = JSON.stringify([snaps, picked]);
-    if (key === timelineKey) return;
-    timelineKey = key;
-    shown = snaps;
-    setText(timelineLabel, snaps.length ? "Snapshots:" : "No snapshots yet");
-    const numbers = new Set(snaps.map((s) => s[0]));
-    for (const [n, c] of chips) if (!numbers.has(n)) { c.el.remove(); chips.delete(n); }
-    const chosen = picked === null ? latest : picked;
-    let before = timelineLabel;
-    for (const s of snaps) {
-      const sKey = JSON.stringify(s);
-      let c = chips.get(s[0]);
-      if (!c || c.key !== sKey) {
-        const el = chip(s);
-        if (c) c.el.replaceWith(el);
-        chips.set(s[0], (c = { el, key: sKey, on: null }));
-      }
-      if (before.nextSibling !== c.el) before.after(c.el);
-      before = c.el;
-      const on = s[0] === chosen;
-      if (c.on !== on) {
-        c.on = on;
-        c.el.setAttribute("aria-selected", String(on));
-        c.el.style.borderColor = on ? "var(--lw-accent)" : "";
-        c.el.style.fontWeight = on ? "600" : "";
-      }
-    }
-  }
+  const line = mountTimeline(timeline, (number) => {
+    store.state.pick = number; // overlay.js marks it on the plots
+    picked();
+  });
 
   function drawFamily(members) {
     const key = JSON.stringify(members.map((m) => [m.name, m.label, m.this, m.state, m.epoch]));
@@ -113,7 +66,7 @@ export function mountTravel(root, store, say) {
           class: "lw-btn lw-travel-run", type: "button", "data-run": m.name, "aria-pressed": String(m.this),
           title: `${m.name}: ${m.label} (${m.state}, epoch ${m.epoch})${m.this ? ", driven now" : ", click to drive it"}`,
           style: `padding:1px 6px;font-size:11px;${m.this ? "border-color:var(--lw-accent);font-weight:600" : ""}`,
-          onClick: () => { if (!m.this) { picked = null; store.command({ cmd: "travel", action: "drive", run: m.name }, say); } },
+          onClick: () => { if (!m.this) { line.unpick(); store.command({ cmd: "travel", action: "drive", run: m.name }, say); } },
         },
         h("span", { "aria-hidden": "true", text: "●", style: `color:${m.this ? "var(--lw-train)" : familyColor(i)};margin-right:3px` }),
         m.name === "main" ? "main" : `${m.name}: ${m.label}`,
@@ -121,25 +74,28 @@ export function mountTravel(root, store, say) {
     );
   }
 
-  /** @param {import("../protocol.js").State} state */
+  /** @param {import("../protocol.js").State} state @param {Set<string>} changed */
   function update(state, changed) {
-    if (changed.has("snapshot")) {
-      picked = null;
-      timelineKey = "";
-      for (const c of chips.values()) c.el.remove();
-      chips.clear();
-    }
-    const travel = state.travel || { snapshots: [], family: [] };
-    const snaps = travel.snapshots || [];
-    if (picked !== null && !snaps.some((s) => s[0] === picked)) picked = null;
-    latest = snaps.length ? snaps[snaps.length - 1][0] : null;
-    drawTimeline(snaps);
+    if (changed.has("snapshot")) line.unpick();
+    const travel = state.travel || { family: [] };
+    const marks = state.timeline.marks;
+    latest = marks.length ? marks[marks.length - 1][0] : null;
+    line.update(marks, streamEnd(state), changed.has("theme"), state.timeline.v);
     drawFamily(travel.family || []);
     const running = (state.status || {}).state === "running";
     setProp(snapBtn, "disabled", !state.ready);
-    setProp(rewindBtn, "disabled", running || !snaps.length);
-    setProp(branchBtn, "disabled", !snaps.length); // also while training: from the chosen snapshot
+    setProp(rewindBtn, "disabled", running || !marks.length);
+    setProp(branchBtn, "disabled", !marks.length); // also while training: from the chosen snapshot
   }
 
-  return { update };
+  return { update, cleanup: () => line.cleanup() };
+}
+
+/** The loss stream's last x: where the run is now (null: no points yet). */
+function streamEnd(state) {
+  let end = null;
+  for (const s of Object.values(state.stream.series)) {
+    if (s.x.length) end = Math.max(end ?? -Infinity, s.x[s.x.length - 1]);
+  }
+  return end;
 }
