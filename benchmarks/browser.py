@@ -22,6 +22,8 @@ Notebook 7 or marimo (headless Debian Chromium via Playwright, the browser-test 
     python benchmarks/browser.py --profile 4     # also a 4 s CPU profile: top self times
     python benchmarks/browser.py --trace 4       # also a 4 s trace: main-thread time by kind
     python benchmarks/browser.py --panels layers,batch,history   # those panels open
+    python benchmarks/browser.py --model playground  # the spiral MLP: the Playground panel draws
+    python benchmarks/browser.py --model images      # 8x8 images: Batch draws images and matrices
 
 Every panel is open while measured (``--panels none``: none): each closed panel the page
 shows is opened by a click on its title, and every on-demand part the kernel has
@@ -50,40 +52,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests" / "browser"))
 
 from browser_probes import PAGE_PROBE, Frames, _metrics, _pct, _profile, _trace  # noqa: E402
+from browser_setups import SETUPS  # noqa: E402
 from harness import NotebookPage, launch_browser  # noqa: E402
 from lab_server import JupyterServer  # noqa: E402
 
-SETUP = """\
-import torch
-from torch import nn
-import luzwidget as lw
-
-torch.set_num_threads(1)
-torch.manual_seed(0)
-X = torch.randn(2048, 8)
-y = X.sum(1, keepdim=True)
-model = lw.setup(nn.Linear, loss=nn.MSELoss(), optimizer=torch.optim.SGD).set_hparams(
-    in_features=8, out_features=1).set_opt_hparams(lr=1e-2)
-run = model.run((X, y), epochs=1000, valid_data=0.1, verbose=False,
-                dataloader_options={"batch_size": 16})
-"""
-# --model images: 8x8 images in 10 classes, so the Batch panel draws images and confusion
-# matrices and the Layers table has several layers (the heavier panels' case).
-SETUP_IMAGES = """\
-import torch
-from torch import nn
-import luzwidget as lw
-
-torch.set_num_threads(1)
-torch.manual_seed(0)
-X = torch.randn(4096, 1, 8, 8)
-y = torch.randint(0, 10, (4096,))
-net = lambda: nn.Sequential(nn.Flatten(), nn.Linear(64, 32), nn.ReLU(), nn.Linear(32, 10))
-model = lw.setup(net, loss=nn.CrossEntropyLoss(), optimizer=torch.optim.SGD,
-                 metrics=[lw.metrics.Accuracy()]).set_opt_hparams(lr=1e-2)
-run = model.run((X, y), epochs=1000, valid_data=0.1, verbose=False,
-                dataloader_options={"batch_size": 32})
-"""
 SHOW = "run.dashboard()"
 DONE_BATCHES = "run.ctx.iter + (run.ctx.epoch - 1) * len(run.ctx.train_data)"
 
@@ -299,7 +271,9 @@ def _(dash):
 
 if __name__ == "__main__":
     app.run()
-""".replace("{setup}", "\n".join("    " + line if line else "" for line in SETUP.splitlines()))
+""".replace(
+    "{setup}", "\n".join("    " + line if line else "" for line in SETUPS["linear"].splitlines())
+)
 
 
 def run_app(app: str, args: argparse.Namespace) -> Result:
@@ -307,9 +281,7 @@ def run_app(app: str, args: argparse.Namespace) -> Result:
         opener = (
             marimo_app(browser, Path(tmp))
             if app == "marimo"
-            else jupyter_app(
-                app, browser, Path(tmp), SETUP_IMAGES if args.model == "images" else SETUP
-            )
+            else jupyter_app(app, browser, Path(tmp), SETUPS[args.model])
         )
         with opener as (page, dash, kernel_eval, frames):
             args.frames, args.browser = frames, browser
@@ -348,7 +320,7 @@ def main() -> None:
     parser.add_argument("--clicks", type=int, default=10)
     parser.add_argument("--profile", type=float, default=0.0, help="seconds of CPU profile")
     parser.add_argument("--trace", type=float, default=0.0, help="seconds of timeline trace")
-    parser.add_argument("--model", default="linear", choices=["linear", "images"])
+    parser.add_argument("--model", default="linear", choices=sorted(SETUPS))
     parser.add_argument(
         "--height", type=int, default=2600, help="viewport height with panels open (px)"
     )
