@@ -34,8 +34,9 @@ SHOW = "dash = run.dashboard()\ndash"
 
 REGIONS = """(root) => {
   const gd = root.querySelector('.lw-play-plot.js-plotly-plot');
-  if (!gd || !gd.layout || !gd.layout.images || !gd.layout.images.length) return null;
-  return [gd.layout.images[0].source, gd.data.map((t) => t.x.length)];
+  const regions = root.querySelector('canvas.lw-play-regions');
+  if (!gd || !gd.data || !regions || regions.hidden || !regions.width) return null;
+  return [regions.toDataURL(), gd.data.map((t) => t.x.length)];
 }"""
 
 

@@ -166,7 +166,7 @@ export function mountHistory(root, store, model, host) {
     const dpr = Math.min(2, globalThis.devicePixelRatio || 1);
     canvas.width = Math.round(width * dpr);
     canvas.height = Math.round((HEIGHT - 40) * dpr);
-    const ctx = canvas.getContext("2d");
+    const ctx = canvas.getContext("2d", { willReadFrequently: true }); // in memory, not a GPU layer
     if (!ctx) return;
     ctx.clearRect(0, 0, canvas.width, canvas.height);
     if (!cols.length) return;

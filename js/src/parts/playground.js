@@ -2,11 +2,12 @@
 // shows it. The kernel computes it only while the panel is open (luzwidget/widgets/
 // playground_panel.py; closed, nothing is computed): a grid over the training data's range.
 // 2-D inputs: the decision regions (each cell's colour is its predicted class, its shade the
-// confidence), drawn on a canvas and placed under the points as a plotly layout image (the
-// plotly bundle has no heatmap trace; an image is also one node however fine the grid);
-// regression: the fitted value. 1-D inputs: the fitted curve (or each class's probability)
+// confidence), painted on a canvas under the plot's transparent area (the plotly bundle has
+// no heatmap trace): a new grid repaints that canvas only, and plotly redraws only when the
+// points, the axes or the theme change; regression: the fitted value. 1-D inputs: the fitted curve (or each class's probability)
 // over the points. An MLP's hidden units: one small map per unit, with the signs and sizes
-// of the weights into it. Redrawn by the dashboard at most every 200 ms.
+// of the weights into it, repainted in place (no new elements while training). Redrawn by the
+// dashboard at most every 200 ms.
 import { h, setText } from "../dom.js";
 import { getPlotly } from "../plotly_slot.js";
 import { onDemandPanel } from "./on_demand.js";
@@ -56,7 +57,7 @@ export function signedColor(v, t) {
 function paint(canvas, w, hgt, colorAt) {
   canvas.width = w;
   canvas.height = hgt;
-  const c = canvas.getContext("2d");
+  const c = canvas.getContext("2d", { willReadFrequently: true }); // in memory, not a GPU layer each
   if (!c) return;
   const img = c.createImageData(w, hgt);
   for (let i = 0; i < hgt; i++) {
@@ -74,7 +75,7 @@ function curve(canvas, v, t) {
   const W = 54, H = 54, pad = 4;
   canvas.width = W;
   canvas.height = H;
-  const c = canvas.getContext("2d");
+  const c = canvas.getContext("2d", { willReadFrequently: true });
   if (!c) return;
   const y = (val) => H / 2 - (val / 99) * (H / 2 - pad);
   c.strokeStyle = css(mix(t.bg, t.fg, 0.3));
@@ -88,18 +89,19 @@ function curve(canvas, v, t) {
   c.stroke();
 }
 
-function regionImage(view, t) {
+const MARGIN = { l: 40, r: 8, t: 8, b: 34 }; // the plot's margins: the regions fill the rest
+
+/** Paint the grid onto `canvas`, placed so each cell's centre sits on its grid point. */
+function paintRegions(canvas, view, t) {
   const z = view.z, rows = z.length, cols = z[0].length;
-  const canvas = document.createElement("canvas");
   // classification: class * 100 + confidence in percent; regression: -999..999 of the largest
   if (view.kind === "classification") paint(canvas, cols, rows, (i, j) => cellColor(z[i][j] / 100, t));
   else paint(canvas, cols, rows, (i, j) => signedColor(z[i][j] / 999, t));
-  const [x, y] = [view.x, view.y];
-  const dx = (x[x.length - 1] - x[0]) / (x.length - 1), dy = (y[y.length - 1] - y[0]) / (y.length - 1);
-  return {
-    source: canvas.toDataURL(), xref: "x", yref: "y", layer: "below", sizing: "stretch",
-    x: x[0] - dx / 2, y: y[y.length - 1] + dy / 2, sizex: x[x.length - 1] - x[0] + dx, sizey: y[y.length - 1] - y[0] + dy,
-  };
+  // the axes run from the first grid point to the last: half a cell of each edge cell is outside
+  const w = SIZE - MARGIN.l - MARGIN.r, hgt = SIZE - MARGIN.t - MARGIN.b;
+  const cw = w / Math.max(1, cols - 1), ch = hgt / Math.max(1, rows - 1);
+  const place = `position:absolute;left:${-cw / 2}px;top:${-ch / 2}px;width:${w + cw}px;height:${hgt + ch}px`;
+  if (canvas.style.cssText !== place) canvas.style.cssText = place;
 }
 
 function pointTraces(view, points, t) {
@@ -134,7 +136,7 @@ function layout(view, t) {
   const x = view.x;
   return {
     width: SIZE, height: SIZE, autosize: false,
-    margin: { l: 40, r: 8, t: 8, b: 34 },
+    margin: MARGIN,
     paper_bgcolor: "rgba(0,0,0,0)", plot_bgcolor: "rgba(0,0,0,0)",
     font: { family: "system-ui, sans-serif", size: 11, color: css(t.fg) },
     showlegend: false, hovermode: false,
@@ -142,21 +144,27 @@ function layout(view, t) {
     yaxis: two
       ? { ...axis, range: [view.y[0], view.y[view.y.length - 1]], title: { text: `x${view.dims[1]}`, font: { size: 10 } } }
       : { ...axis, title: { text: view.kind === "classification" ? "probability / label" : "y", font: { size: 10 } } },
-    images: two ? [regionImage(view, t)] : [],
     uirevision: "lw-playground",
   };
 }
 
 /** One hidden unit: its map, and a strip of its incoming weights (colour: sign, width: size). */
-function unitFigure(unit, weights, two, t) {
-  const v = unit.v;
+function unitFigure(n) {
   const canvas = h("canvas", { class: "lw-play-unit-map" });
-  if (two) paint(canvas, v[0].length, v.length, (i, j) => signedColor(v[i][j] / 99, t));
-  else curve(canvas, v, t);
+  const strip = h("div", { class: "lw-play-weights" }, ...Array.from({ length: n }, () => h("span")));
+  return { el: h("figure", { class: "lw-play-unit" }, canvas, strip), canvas, strip, weights: [] };
+}
+
+/** Repaint a unit in place: its map and its weights (the title is written when hovered). */
+function paintUnit(fig, unit, weights, two, t) {
+  if (two) paint(fig.canvas, unit.v[0].length, unit.v.length, (i, j) => signedColor(unit.v[i][j] / 99, t));
+  else curve(fig.canvas, unit.v, t);
   const top = Math.max(1e-12, ...weights.map(Math.abs));
-  const strip = h("div", { class: "lw-play-weights", title: `weights in: ${weights.map((w) => w.toFixed(2)).join(", ")}` },
-    ...weights.map((w) => h("span", { style: `width:${Math.max(1, Math.round((Math.abs(w) / top) * 8))}px;background:${css(signedColor(w < 0 ? -1 : 1, t))}` })));
-  return h("figure", { class: "lw-play-unit" }, canvas, strip);
+  weights.forEach((w, k) => {
+    const span = fig.strip.children[k];
+    if (span) span.style.cssText = `width:${Math.max(1, Math.round((Math.abs(w) / top) * 8))}px;background:${css(signedColor(w < 0 ? -1 : 1, t))}`;
+  });
+  fig.weights = weights;
 }
 
 /**
@@ -168,31 +176,58 @@ function unitFigure(unit, weights, two, t) {
  */
 export function mountPlayground(root, store, model, host) {
   const plot = h("div", { class: "lw-play-plot" });
+  const regions = h("canvas", { class: "lw-play-regions" });
+  const area = h("div", { class: "lw-play-area", style: `left:${MARGIN.l}px;top:${MARGIN.t}px;right:${MARGIN.r}px;bottom:${MARGIN.b}px` }, regions);
   const units = h("div", { class: "lw-play-units" });
   const note = h("div", { class: "lw-play-note" });
   const panel = onDemandPanel(root, store, "playground", "Playground", "lw-playground",
-    h("div", { class: "lw-play-body" }, note, h("div", { class: "lw-play-row" }, plot, units)));
+    h("div", { class: "lw-play-body" }, note, h("div", { class: "lw-play-row" }, h("div", { class: "lw-play-frame" }, area, plot), units)));
+  units.addEventListener("pointerover", (event) => { // a strip's title: only when looked at
+    const strip = event.target.closest && event.target.closest(".lw-play-weights");
+    const fig = strip && figs.find((f) => f.strip === strip);
+    if (fig) strip.title = `weights in: ${fig.weights.map((w) => w.toFixed(2)).join(", ")}`;
+  });
   let Plotly = null;
   let drawn = null;
   let points = { train: null, valid: null };
   let pending = null;
-  getPlotly(model, host).then((p) => { Plotly = p; if (pending) draw(pending); });
+  let plotKey = ""; // what plotly draws: redrawn only when it changes
+  let unitsKey = "";
+  let figs = [];
+  let theme = null;
+  getPlotly(model, host).then((p) => { Plotly = p; if (pending) draw(pending, true); });
 
-  function draw(part) {
-    if ("train" in part) points = { train: part.train, valid: part.valid };
+  function draw(part, force = false) {
+    if ("train" in part) { points = { train: part.train, valid: part.valid }; plotKey = ""; }
     const view = part.view;
     setText(note, part.note || (view ? legendText(view) : ""));
-    if (!view) { units.replaceChildren(); return; }
+    if (!view) { units.replaceChildren(); figs = []; unitsKey = ""; regions.hidden = true; return; }
     if (!Plotly) { pending = part; return; }
     pending = null;
-    const t = readTheme(root);
-    const data = view.dims.length === 2 ? pointTraces(view, points, t) : [...pointTraces(view, points, t), ...curveTraces(view, t)];
-    Plotly.react(plot, data, layout(view, t), CONFIG);
-    plot.dataset.z = view.z ? String(view.z.length) : "";
+    if (force || !theme) theme = readTheme(root); // the colours, read again when the theme changes
+    const t = theme;
     const two = view.dims.length === 2;
-    units.replaceChildren(...(view.units || []).map((layer, i) => h("div", { class: "lw-play-layer", title: `the output of module ${layer.name}` },
-      h("div", { class: "lw-play-layer-title", text: `hidden layer ${i + 1}: ${layer.maps.length < layer.units ? `${layer.maps.length} of ${layer.units}` : layer.units} units` }),
-      h("div", { class: "lw-play-maps" }, ...layer.maps.map((unit, k) => unitFigure(unit, layer.weights[k] || [], two, t))))));
+    const x = view.x, y = view.y || [];
+    const key = JSON.stringify([view.dims, view.kind, x[0], x[x.length - 1], y[0], y[y.length - 1], t.fg, t.bg, two ? 0 : view.curves]);
+    if (force || key !== plotKey) {
+      const data = two ? pointTraces(view, points, t) : [...pointTraces(view, points, t), ...curveTraces(view, t)];
+      Plotly.react(plot, data, layout(view, t), CONFIG);
+      plotKey = key;
+    }
+    regions.hidden = !two;
+    if (two) paintRegions(regions, view, t);
+    plot.dataset.z = view.z ? String(view.z.length) : "";
+    const layers = view.units || [];
+    const shape = JSON.stringify([two, layers.map((l) => [l.name, l.units, l.maps.length, (l.weights[0] || []).length])]);
+    if (shape !== unitsKey) { // the structure changed: new elements, once
+      figs = [];
+      units.replaceChildren(...layers.map((layer, i) => h("div", { class: "lw-play-layer", title: `the output of module ${layer.name}` },
+        h("div", { class: "lw-play-layer-title", text: `hidden layer ${i + 1}: ${layer.maps.length < layer.units ? `${layer.maps.length} of ${layer.units}` : layer.units} units` }),
+        h("div", { class: "lw-play-maps" }, ...layer.maps.map((_, k) => { const f = unitFigure((layer.weights[k] || []).length); figs.push(f); return f.el; })))));
+      unitsKey = shape;
+    }
+    let n = 0;
+    layers.forEach((layer) => layer.maps.forEach((unit, k) => paintUnit(figs[n++], unit, layer.weights[k] || [], two, t)));
     setText(panel.hint, view.kind === "classification" ? `${view.classes} classes` : "regression");
   }
 
@@ -200,7 +235,7 @@ export function mountPlayground(root, store, model, host) {
     update(state, changed) {
       const part = panel.part(state, changed);
       if (part && part !== drawn) { drawn = part; draw(part); }
-      else if (changed.has("theme") && drawn && drawn.open) draw(drawn);
+      else if (changed.has("theme") && drawn && drawn.open) draw(drawn, true);
     },
     cleanup() { if (Plotly) Plotly.purge(plot); },
   };

@@ -154,7 +154,7 @@ export function mountTimeline(root, onPick) {
       canvas.style.width = `${width}px`;
       canvas.style.height = `${HEIGHT}px`;
     }
-    const ctx = canvas.getContext("2d");
+    const ctx = canvas.getContext("2d", { willReadFrequently: true }); // in memory, not a GPU layer
     if (!ctx) return;
     ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
     ctx.clearRect(0, 0, width, HEIGHT);
