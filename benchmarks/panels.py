@@ -23,6 +23,7 @@ import argparse
 import asyncio
 import statistics
 import time
+from collections.abc import Callable
 
 import torch
 from torch import nn
@@ -84,11 +85,17 @@ def main() -> None:
     n = epochs * N_ITEMS // BATCH_SIZE
     for panels in CONFIGS.values():  # warm-up
         timed(data, 2, panels)
-    names = list(CONFIGS)
+    compare(list(CONFIGS), lambda name: timed(data, epochs, CONFIGS[name]), reps, n)
+
+
+def compare(names: list[str], run_one: Callable[[str], float], reps: int, n: int) -> None:
+    """Time each named configuration ``reps`` times, interleaved (a rotated order each round),
+    and print the medians: µs per batch (``n`` batches a run) and the ratios to the runs
+    named ``"none"`` and ``"closed"``."""
     times: dict[str, list[float]] = {k: [] for k in names}
     for rep in range(reps):
         for name in names[rep % len(names) :] + names[: rep % len(names)]:
-            times[name].append(timed(data, epochs, CONFIGS[name]) / n * 1e6)
+            times[name].append(run_one(name) / n * 1e6)
     print(f"torch {torch.__version__}, threads=1, reps={reps}, {n} batches per run")
     print(f"{'dashboard':10} {'µs/batch':>9} {'/none':>7} {'/closed':>8}")
     for name in names:

@@ -19,10 +19,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import statistics
 import time
 
 import torch
+from panels import compare
 from torch import nn
 
 import luzwidget as lw
@@ -84,20 +84,7 @@ def main() -> None:
     print(f"one view: {view_ms(data):.1f} ms")
     for open_ in CONFIGS.values():  # warm-up
         timed(data, 1, open_)
-    names = list(CONFIGS)
-    times: dict[str, list[float]] = {k: [] for k in names}
-    for rep in range(reps):
-        for name in names[rep % len(names) :] + names[: rep % len(names)]:
-            times[name].append(timed(data, epochs, CONFIGS[name]) / n * 1e6)
-    print(f"torch {torch.__version__}, threads=1, reps={reps}, {n} batches per run")
-    print(f"{'dashboard':10} {'µs/batch':>9} {'/none':>7} {'/closed':>8}")
-    for name in names:
-        ratio = {
-            base: statistics.median(a / b for a, b in zip(times[name], times[base], strict=True))
-            for base in ("none", "closed")
-        }
-        us = statistics.median(times[name])
-        print(f"{name:10} {us:9.1f} {ratio['none']:7.3f} {ratio['closed']:8.3f}")
+    compare(list(CONFIGS), lambda name: timed(data, epochs, CONFIGS[name]), reps, n)
 
 
 if __name__ == "__main__":
