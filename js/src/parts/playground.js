@@ -55,8 +55,8 @@ export function signedColor(v, t) {
 
 /** Paint rows of colours (row 0 at the bottom) onto a canvas of `w` x `hgt` cells. */
 function paint(canvas, w, hgt, colorAt) {
-  canvas.width = w;
-  canvas.height = hgt;
+  if (canvas.width !== w) canvas.width = w; // a new size makes a new backing store: only when it changes
+  if (canvas.height !== hgt) canvas.height = hgt;
   const c = canvas.getContext("2d", { willReadFrequently: true }); // in memory, not a GPU layer each
   if (!c) return;
   const img = c.createImageData(w, hgt);
@@ -73,10 +73,10 @@ function paint(canvas, w, hgt, colorAt) {
 /** A 1-D unit: its output along x as a line (zero dashed), on a 54 x 54 canvas. */
 function curve(canvas, v, t) {
   const W = 54, H = 54, pad = 4;
-  canvas.width = W;
-  canvas.height = H;
+  if (canvas.width !== W || canvas.height !== H) { canvas.width = W; canvas.height = H; }
   const c = canvas.getContext("2d", { willReadFrequently: true });
   if (!c) return;
+  c.clearRect(0, 0, W, H);
   const y = (val) => H / 2 - (val / 99) * (H / 2 - pad);
   c.strokeStyle = css(mix(t.bg, t.fg, 0.3));
   c.setLineDash([2, 2]);
