@@ -5,7 +5,7 @@
 // layer and weights, gradients or outputs). The kernel computes it only while the panel is
 // open ({cmd: "panel", name: "history", open}) and sends only new columns (the store keeps
 // them: mergeHistory); a pick is {cmd: "panel", name: "history", open: true, pick}. Drawn at
-// most once a second while the run trains (at once at a pause or step), each plot in its own
+// most every 2 s while the run trains (at once at a pause or step), each plot in its own
 // task, not while the tab is hidden or the panel off screen; plotly through plotly_slot.js,
 // the heatmap on a canvas (plotly's basic bundle has no heatmap).
 import { h, setText } from "../dom.js";
@@ -13,7 +13,7 @@ import { getPlotly } from "../plotly_slot.js";
 import { onDemandPanel } from "./on_demand.js";
 
 const HEIGHT = 180;
-const RUNNING_MS = 1000; // while the run trains, a redraw round at most this often
+const RUNNING_MS = 2000; // while the run trains, a redraw round at most this often (plotly: ~15 ms a plot)
 const PALETTE = ["#1976d2", "#e65100", "#2e7d32", "#8e24aa", "#c62828", "#00838f", "#6d4c41", "#ad1457", "#558b2f", "#5e35b1"];
 const DARK_PALETTE = ["#64b5f6", "#ffb74d", "#81c784", "#ce93d8", "#ef9a9a", "#4dd0e1", "#bcaaa4", "#f48fb1", "#aed581", "#b39ddb"];
 const CONFIG = { displayModeBar: false, responsive: false, scrollZoom: false, displaylogo: false };
@@ -81,6 +81,9 @@ function layout(t, width, y) {
 }
 
 function legend(box, names, t) {
+  const key = JSON.stringify([names.slice(0, 13), t.palette]);
+  if (box.dataset.key === key) return; // the same legend: no new elements (each is restyled)
+  box.dataset.key = key;
   box.replaceChildren(...names.slice(0, 12).map((name, i) => {
     const sw = h("span", { class: "lw-swatch", "aria-hidden": "true" });
     sw.style.borderTopColor = t.palette[i % t.palette.length];
