@@ -199,7 +199,8 @@ class HistoryTracker(Armed):
 
     def on_train_batch_begin(self, ctx: Context) -> None:
         """Decide whether this batch is sampled; if so, hook every module for it."""
-        self._end_sample()
+        if self._on:  # a sampled batch that did not end (a retry, a rewind)
+            self._end_sample()
         now = time.monotonic()
         if not (self.run.stepping or now - self._last >= self.every_s):
             return
@@ -221,6 +222,8 @@ class HistoryTracker(Armed):
 
     def on_train_batch_after_step(self, ctx: Context) -> None:
         """‖Δw‖ of each parameter the step changed (a tensor: no host sync here)."""
+        if not self._before:  # not a sampled batch: nothing to compare
+            return
         before, self._before = self._before, []
         for p, old in before:
             self._updates[id(p)] = norm(p.detach() - old)
@@ -230,7 +233,7 @@ class HistoryTracker(Armed):
         if self._on:
             self.hooks.remove()
             self._keep(ctx)
-        self._end_sample()
+            self._end_sample()
 
     def _end_sample(self) -> None:
         self.hooks.remove()
