@@ -42,6 +42,15 @@ export function setData(el, key, value) {
   if (el.dataset[key] !== value) el.dataset[key] = value;
 }
 
+/**
+ * Set the filled share of a bar drawn as a gradient's stop (`--lw-frac`, 0 to 1, as text),
+ * only when it differs. A bar that moves by a transform or a width makes the browser lay out
+ * or layerize the whole page again; a gradient's stop only repaints the bar.
+ */
+export function setFraction(el, frac) {
+  if (el.style.getPropertyValue("--lw-frac") !== frac) el.style.setProperty("--lw-frac", frac);
+}
+
 let counter = 0;
 /** A page-unique id for label/for pairs. */
 export function uid(prefix) {

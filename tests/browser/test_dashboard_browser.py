@@ -105,11 +105,13 @@ def _train_points(counts: dict[str, list[int]], panel: str) -> int:
 
 
 def _epoch_fill(dash: Any) -> float:
-    """How full the epoch bar is drawn, in percent (of the track's width, as seen)."""
+    """How full the epoch bar is drawn, in percent: its fill's gradient stop (dashboard.css),
+    on a fill as wide as the track."""
     return float(
         dash.locator(".lw-bar-epoch").evaluate(
-            "(t) => 100 * t.firstChild.getBoundingClientRect().width"
-            " / t.getBoundingClientRect().width"
+            "(t) => t.firstChild.getBoundingClientRect().width === t.getBoundingClientRect().width"
+            " ? 100 * parseFloat(getComputedStyle(t.firstChild).getPropertyValue('--lw-frac') || '0')"
+            " : -1"
         )
     )
 

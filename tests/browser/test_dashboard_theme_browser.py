@@ -52,9 +52,13 @@ def test_dashboard_in_jupyterlab_dark(open_notebook) -> None:
     assert opacity is not None
     assert opacity > 0.35  # raised until the line has 3:1 on the dark background
     # Done: the epoch bar is full (a panel's CSS once hid it) and no Skip batch is offered.
+    # (the fill is a gradient's stop, --lw-frac: progress.js, dashboard.css)
     fill = dash.locator(".lw-bar-epoch .lw-bar-fill")
     track = dash.locator(".lw-bar-epoch")
     assert fill.bounding_box()["width"] >= 0.95 * track.bounding_box()["width"] > 0
+    assert fill.evaluate("(el) => getComputedStyle(el).getPropertyValue('--lw-frac')") == "1.0000"
+    image = fill.evaluate("(el) => getComputedStyle(el).backgroundImage")
+    assert image.startswith("linear-gradient(to right, rgb(")
     expect(dash.get_by_role("button", name="Skip batch")).to_be_hidden()
     nb.screenshot(dash, "dashboard-dark")
     assert nb.errors() == []

@@ -107,7 +107,7 @@ function confusionTable(setName, n) {
   const rows = cells.map((row, i) => h("tr", {}, h("th", { scope: "row", text: String(i) }), ...row));
   const caption = h("figcaption");
   const fig = h("figure", { class: "lw-cm", "data-set": setName }, caption,
-    h("table", { class: "lw-cm-table" }, h("thead", {}, head), h("tbody", {}, ...rows)));
+    h("table", { class: "lw-cm-table", style: `width:${68 + 21 * n}px` }, h("thead", {}, head), h("tbody", {}, ...rows)));
   return { fig, caption, cells, n };
 }
 

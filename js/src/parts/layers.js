@@ -5,7 +5,7 @@
 // breakpoints.nonfinite pause named is marked. The title names the step whose update the
 // ‖Δw‖ columns show (part.update_of, [epoch, batch]): while the run trains freely, the last
 // step the kernel recorded for a reading.
-import { h, setText } from "../dom.js";
+import { h, setFraction, setText } from "../dom.js";
 import { onDemandPanel } from "./on_demand.js";
 
 const LABELS = {
@@ -59,9 +59,9 @@ function fillCell(td, f, v, max) {
   if (td.title !== title) td.title = title;
   if (!BARS.has(f)) { setText(td, f === "nonfinite" ? String(v) : String(v ?? "")); return; }
   const frac = typeof v === "number" && max > 0 ? Math.abs(v) / max : typeof v === "string" ? 1 : 0;
-  const scale = `scaleX(${frac.toFixed(3)})`; // a transform: no layout when it changes
   const [bar, num] = td.children;
-  if (bar.style.transform !== scale) bar.style.transform = scale;
+  setFraction(bar, frac.toFixed(3)); // a gradient's stop: repainted, nothing laid out
+
   setText(num, fmt(v));
 }
 

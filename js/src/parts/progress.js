@@ -1,5 +1,5 @@
 // Progress: epoch x/N and batch i/n bars, rate and ETA, current loss and last metrics.
-import { h, setText } from "../dom.js";
+import { h, setFraction, setText } from "../dom.js";
 
 function bar(cls, label) {
   const fill = h("div", { class: "lw-bar-fill" });
@@ -21,9 +21,9 @@ function setAttr(el, name, value) {
 function setBar(b, value, max, text, fraction) {
   const raw = fraction ?? (max > 0 ? value / max : 0);
   const frac = Math.min(1, Math.max(0, raw));
-  // a transform, not a width: the bar moves without a layout of the page
-  const scale = `scaleX(${frac.toFixed(4)})`;
-  if (b.fill.style.transform !== scale) b.fill.style.transform = scale;
+  // A gradient's stop (dashboard.css), not a transform or a width: the bar is repainted and
+  // the page is not laid out or layerized again (a transform that moves does both).
+  setFraction(b.fill, frac.toFixed(4));
   setAttr(b.track, "aria-valuenow", String(value || 0));
   setAttr(b.track, "aria-valuemax", String(max || 0));
   setText(b.text, text);
@@ -47,6 +47,7 @@ export function mountProgress(root) {
   );
   root.append(el);
   let metricsKey = "";
+  let valueEls = []; // the chips' value spans, in order
 
   function update(state) {
     /** @type {Partial<import("../protocol.js").Progress>} */
@@ -59,22 +60,30 @@ export function mountProgress(root) {
     if (el.dataset.phase !== (p.phase || "")) el.dataset.phase = p.phase || "";
     setText(rate, p.rate_text || "");
     setText(loss, p.loss_text || "");
-    const key = JSON.stringify(p.metrics || []);
+    // The chips are made again only when the sets or names change; a value is written in
+    // place (elements made anew at each epoch cost the page a compositing update a frame).
+    const list = p.metrics || [];
+    const key = JSON.stringify(list.map(([set, values]) => [set, values.map(([name]) => name)]));
     if (key !== metricsKey) {
       metricsKey = key;
+      valueEls = [];
       metrics.replaceChildren(
-        ...(p.metrics || []).map(([set, values]) =>
+        ...list.map(([set, values]) =>
           h(
             "span",
             { class: `lw-chip lw-chip-${set}` },
             h("span", { class: "lw-chip-set", text: set }),
-            ...values.map(([name, value]) =>
-              h("span", { class: "lw-chip-kv" }, h("span", { class: "lw-chip-k", text: name }), h("span", { class: "lw-chip-v", text: value })),
-            ),
+            ...values.map(([name]) => {
+              const v = h("span", { class: "lw-chip-v" });
+              valueEls.push(v);
+              return h("span", { class: "lw-chip-kv" }, h("span", { class: "lw-chip-k", text: name }), v);
+            }),
           ),
         ),
       );
     }
+    let k = 0;
+    for (const [, values] of list) for (const [, value] of values) setText(valueEls[k++], value);
   }
 
   return { update };
