@@ -126,7 +126,8 @@ def _profile(cdp: Any, seconds: float) -> list[tuple[float, str]]:
 
 
 def _trace(browser: Any, page: Any, seconds: float) -> list[tuple[float, str]]:
-    """Main-thread self time (ms) by trace event name over ``seconds`` (paint, style...)."""
+    """Main-thread self time (ms) by trace event name over ``seconds`` (paint, style...), each
+    name followed by how many times it ran (``xN``: a frame's steps run once a frame)."""
     import json
 
     categories = os.environ.get("LW_BENCH_TRACE_CATS", "devtools.timeline,v8,blink,toplevel")
@@ -148,6 +149,7 @@ def _trace(browser: Any, page: Any, seconds: float) -> list[tuple[float, str]]:
     ]
     main.sort(key=lambda e: (e["pid"], e["tid"], e["ts"], -e["dur"]))
     self_us: Counter[str] = Counter()
+    count: Counter[str] = Counter()
     stack: list[tuple[Any, float, str]] = []  # (thread, end, name)
     for e in main:
         thread, start, end = (e["pid"], e["tid"]), e["ts"], e["ts"] + e["dur"]
@@ -156,5 +158,6 @@ def _trace(browser: Any, page: Any, seconds: float) -> list[tuple[float, str]]:
         if stack:  # a child's time is not its parent's own
             self_us[stack[-1][2]] -= e["dur"]
         self_us[e["name"]] += e["dur"]
+        count[e["name"]] += 1
         stack.append((thread, end, e["name"]))
-    return [(us / 1e3, name) for name, us in self_us.most_common(20)]
+    return [(us / 1e3, f"{name} x{count[name]}") for name, us in self_us.most_common(20)]
