@@ -14,7 +14,10 @@ Notebook 7 or marimo (headless Debian Chromium via Playwright, the browser-test 
   ``--clicks`` clicks, resuming between them), and where that time goes (medians): in the page
   until the command leaves on the websocket, server and kernel until the answer comes back,
   in the page again until the badge shows it (marimo's own socket is not followed);
-* **batches/s**: what the run trained while measured (read from the kernel; not in marimo).
+* **batches/s**: what the run trained while measured (read from the kernel; not in marimo);
+* **stretch**: how much slower than their own pace the dashboard's clocks drew at the end of
+  the window (``js/src/pace.js``: 1 when the page's drawing is within its budget; 2: the
+  calm redraws came every 400 ms instead of 200, the plots' rounds every 600 instead of 300).
 
     python benchmarks/browser.py                 # JupyterLab, full
     python benchmarks/browser.py --quick         # shorter windows, fewer clicks
@@ -73,6 +76,7 @@ class Result:
     kbytes: float = 0.0
     batches: float = 0.0
     rate: float = 0.0  # batches/s trained while measured
+    stretch: float = float("nan")  # js/src/pace.js at the end of the window
     click_badge: list[float] = field(default_factory=list)
     click_frame: list[float] = field(default_factory=list)
     click_kernel: list[float] = field(default_factory=list)  # ws sent -> ws received
@@ -110,6 +114,7 @@ def measure(page: Any, dash: Any, kernel_eval: Any, args: argparse.Namespace, ap
     m0, t0 = _metrics(cdp), page.evaluate("performance.now()")
     page.wait_for_timeout(args.window * 1000)  # (Playwright dispatches events meanwhile)
     m1, t1 = _metrics(cdp), page.evaluate("performance.now()")
+    res.stretch = page.evaluate(STRETCH)
     res.in_view = dash.evaluate(IN_VIEW)
     res.rate = (float(kernel_eval(DONE_BATCHES)) - b0) / (time.monotonic() - w0)
     span = m1["Timestamp"] - m0["Timestamp"]
@@ -150,6 +155,7 @@ def measure(page: Any, dash: Any, kernel_eval: Any, args: argparse.Namespace, ap
 
 
 PANELS = "run.dashboard()._collector.panels"
+STRETCH = "globalThis[Symbol.for('luzwidget.pace')]?.stretch() ?? NaN"
 
 # The plots and open panels at least partly in the viewport.
 IN_VIEW = """(root) => [...root.querySelectorAll('figure.lw-plot, details.lw-panel[open]')]
@@ -300,15 +306,15 @@ def _row(r: Result) -> str:
         f"| {r.msgs:5.1f} | {r.kbytes:6.1f} "
         f"| {med:4.0f} / {p95:4.0f} | {fmed:4.0f} / {fp95:4.0f} "
         f"| {omed:3.0f} / {kmed:3.0f} / {imed:3.0f} "
-        f"| {r.rate:6.0f} |"
+        f"| {r.rate:6.0f} | {r.stretch:4.1f} |"
     )
 
 
 HEADER = (
     "| app      | busy    | script  | layout  | long tasks n / ms / max | msg/s | kB/s   "
     "| click->badge med/p95 ms | ->frame med/p95 | page / ws round trip / page med "
-    "| batches/s |\n"
-    "|---|---|---|---|---|---|---|---|---|---|---|"
+    "| batches/s | stretch |\n"
+    "|---|---|---|---|---|---|---|---|---|---|---|---|"
 )
 
 

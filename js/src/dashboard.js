@@ -4,6 +4,7 @@
 // to a click at once, the rest at most five times a second, however fast the kernel sends.
 import { h, setData, setText } from "./dom.js";
 import { createStore } from "./store.js";
+import { pageClock } from "./pace.js";
 import { mountControls } from "./parts/controls.js";
 import { mountProgress } from "./parts/progress.js";
 import { mountInspector } from "./parts/inspector.js";
@@ -26,7 +27,9 @@ const AT_ONCE = new Set(["status", "acks", "error"]);
 // The on-demand panels (Layers, Batch...) follow the calm clock: each of their updates drawn
 // in a frame of its own made two to four more frames a second, each laid out and painted.
 const NEXT_FRAME = new Set(["snapshot", "theme", "config", "marks", "pick"]);
-const CALM_MS = 200;
+const CALM_MS = 200; // stretched by the page's drawing budget (pace.js), at most CALM_STRETCH times
+// (what is heavy, the plots and the panels, is paced further by its own clock)
+const CALM_STRETCH = 2;
 
 function themeWatcher(onChange) {
   const observer = new MutationObserver(onChange);
@@ -98,7 +101,11 @@ export default {
     let lastFlush = -Infinity;
     let disposed = false;
     let pending = new Set();
+    const pace = pageClock();
+    const calmMs = () => CALM_MS * Math.min(CALM_STRETCH, pace.stretch());
     function flush() {
+      const t0 = performance.now();
+      const inFrame = frame !== 0; // called back by requestAnimationFrame
       frame = 0;
       clearTimeout(timer);
       timer = 0;
@@ -109,12 +116,14 @@ export default {
       if (!state.ready) return;
       setData(root, "state", state.status.state || "");
       for (const part of mounted) part.update(state, changed);
+      pace.spent(t0, inFrame);
     }
     /**
      * What a person does gets its answer at once: a state change, an ack or an error is
      * drawn in the same task it arrived in. What only moves on while training (progress,
-     * values, points) is drawn at most every CALM_MS: every frame that changes the page costs
-     * its layout, paint and compositing, however little changed.
+     * values, points) is drawn at most every CALM_MS, stretched when the page's drawing goes
+     * over its budget (pace.js): every frame that changes the page costs its layout, paint and
+     * compositing, however little changed.
      * @param {Iterable<string>} changed
      */
     function schedule(changed) {
@@ -126,13 +135,13 @@ export default {
         soon ||= NEXT_FRAME.has(c);
       }
       if (now) {
-        if (frame) cancelAnimationFrame(frame);
+        if (frame) { cancelAnimationFrame(frame); frame = 0; } // (flush() is not in a frame)
         flush();
-      } else if (soon || lastFlush + CALM_MS <= performance.now()) {
+      } else if (soon || lastFlush + calmMs() <= performance.now()) {
         if (!frame) frame = requestAnimationFrame(flush);
       } else if (!frame && !timer) {
         timer = setTimeout(() => { timer = 0; if (!frame) frame = requestAnimationFrame(flush); },
-          lastFlush + CALM_MS - performance.now());
+          lastFlush + calmMs() - performance.now());
       }
     }
     const unsubscribe = store.subscribe(schedule);

@@ -10,10 +10,12 @@
 // the heatmap on a canvas (plotly's basic bundle has no heatmap).
 import { h, setText } from "../dom.js";
 import { getPlotly } from "../plotly_slot.js";
+import { pageClock } from "../pace.js";
 import { onDemandPanel } from "./on_demand.js";
 
 const HEIGHT = 180;
 const RUNNING_MS = 2000; // while the run trains, a redraw round at most this often (plotly: ~15 ms a plot)
+const SLICE_MS = 16; // a round goes on drawing in the same task while under this (one frame)
 const PALETTE = ["#1976d2", "#e65100", "#2e7d32", "#8e24aa", "#c62828", "#00838f", "#6d4c41", "#ad1457", "#558b2f", "#5e35b1"];
 const DARK_PALETTE = ["#64b5f6", "#ffb74d", "#81c784", "#ce93d8", "#ef9a9a", "#4dd0e1", "#bcaaa4", "#f48fb1", "#aed581", "#b39ddb"];
 const CONFIG = { displayModeBar: false, responsive: false, scrollZoom: false, displaylogo: false };
@@ -121,6 +123,7 @@ export function mountHistory(root, store, model, host) {
   let Plotly = null;
   let theme = null;
   let latest = null;
+  const pace = pageClock(); // the page's drawing budget: RUNNING_MS is stretched by it
   let drawn = { gen: -1, n: -1, theme: null };
   let task = 0;
   let choicesKey = "";
@@ -212,7 +215,7 @@ export function mountHistory(root, store, model, host) {
   }
 
   /**
-   * Draw what changed, one plot per task (no long task); while the run trains at most every
+   * Draw what changed, the plots in one task while it stays under SLICE_MS (no long task); while the run trains at most every
    * RUNNING_MS, at once otherwise; nothing while the tab is hidden or the panel off screen.
    */
   function plan() {
@@ -221,7 +224,7 @@ export function mountHistory(root, store, model, host) {
     const part = latest;
     if (!theme) theme = readTheme(root);
     if (drawn.gen === part.gen && drawn.n === part.cols.length && drawn.theme === theme) return;
-    const wait = lastRound + (running ? RUNNING_MS : 0) - performance.now();
+    const wait = lastRound + (running ? pace.every(RUNNING_MS) : 0) - performance.now();
     if (wait > 0) { waitTimer = setTimeout(() => { waitTimer = 0; plan(); }, wait); return; }
     lastRound = performance.now();
     fillSelect(part);
@@ -232,11 +235,18 @@ export function mountHistory(root, store, model, host) {
     }
     steps.push(() => drawHeat(part));
     drawn = { gen: part.gen, n: part.cols.length, theme: Plotly ? theme : null };
-    const next = () => {
+    const next = () => { // steps in one task while it is short: one frame, one compositing update
       task = 0;
-      const step = steps.shift();
-      if (!step) { if (latest !== part) plan(); return; }
-      step();
+      const t0 = performance.now();
+      try {
+        do {
+          const step = steps.shift();
+          if (!step) { if (latest !== part) plan(); return; }
+          step();
+        } while (performance.now() - t0 < SLICE_MS);
+      } finally {
+        pace.spent(t0);
+      }
       task = setTimeout(next, 0);
     };
     task = setTimeout(next, 0);

@@ -3,7 +3,12 @@
 // or closing by the person sends {cmd: "panel", name, open}, and which follows the kernel's
 // part: a new view opens or closes as the kernel has it, a closed panel says so. An open
 // panel scrolled out of view is not drawn: its latest part is drawn when it comes back.
+// While the run trains, a panel is drawn at most every PANEL_MS, stretched by the page's
+// drawing budget (pace.js): the part that came meanwhile waits for a later update.
 import { h, setText } from "../dom.js";
+import { pageClock } from "../pace.js";
+
+const PANEL_MS = 500;
 
 /**
  * @param {HTMLElement} root
@@ -25,7 +30,9 @@ export function onDemandPanel(root, store, name, title, cls, body) {
     store.command({ cmd: "panel", name, open: el.open });
   });
   let visible = true;
-  let deferred = null; // the part not drawn while out of view
+  let deferred = null; // the part not drawn while out of view, or not yet (paced)
+  let drawnAt = -Infinity;
+  const pace = pageClock();
   let redraw = null;
   const seen = new IntersectionObserver((entries) => {
     visible = entries[entries.length - 1].isIntersecting;
@@ -41,14 +48,19 @@ export function onDemandPanel(root, store, name, title, cls, body) {
     /** The open panel's part to draw after this update, or null. */
     part(state, changed) {
       const part = state[name];
-      if (!part || !(changed.has(name) || changed.has("snapshot"))) return null;
+      const waiting = deferred === part && visible; // paced: kept for a later update
+      if (!part || !(changed.has(name) || changed.has("snapshot") || waiting)) return null;
       if (changed.has("snapshot") && el.open !== !!part.open) { // a new view: as the kernel has it
         fromKernel = true;
         el.open = !!part.open;
       }
       if (!part.open) { setText(hint, el.open ? "" : "closed: nothing computed"); return null; }
       if (!visible && redraw && !changed.has("snapshot")) { deferred = part; return null; }
+      const running = state.status && state.status.state === "running";
+      const now = performance.now();
+      if (running && !changed.has("snapshot") && now - drawnAt < pace.every(PANEL_MS)) { deferred = part; return null; }
       deferred = null;
+      drawnAt = now;
       return part;
     },
   };

@@ -5,14 +5,17 @@
 //
 // Cheap at any batch rate: plots are redrawn on their own clock (the `Redraws` scheduler
 // below), not at the 10 Hz of the kernel's messages: at most every PERIOD_MIN ms, slower
-// when a redraw costs more (a redraw costs at most ~1/COST_FACTOR of the time), one panel
-// per animation frame, each in its own task (no long task), and not at all while the tab is hidden or the plots
+// when a redraw costs more (a redraw costs at most ~1/COST_FACTOR of the time), the panels
+// of a round in one task while it stays short (SLICE_MS: no long task) so that a round is
+// one frame (each frame in which plotly changes its SVG costs the whole page a compositing
+// update, ~6 ms in JupyterLab), and not at all while the tab is hidden or the plots
 // are scrolled away. Plotly never measures the page: widths come from a ResizeObserver
 // (autosize off), margins are fixed (no automargin, tick labels never measured), legends are
 // HTML in the caption, and hover is off while the run trains. A curve of many epochs drops
 // its markers (each is an SVG node plotly updates at every redraw).
 import { h, uid } from "../dom.js";
 import { getPlotly } from "../plotly_slot.js";
+import { pageClock } from "../pace.js";
 import { markerShapes, overlayTraces, snapshotMarkers } from "./overlay.js"; // time travel
 import { bucketEnds, minMax } from "./thin.js";
 import { lineAlpha, plainColor, withAlpha } from "./colors.js";
@@ -39,6 +42,7 @@ const HEIGHT = 190;
 const PERIOD_MIN = 300; // ms between two redraw rounds, at least (~3 Hz)
 const PERIOD_MAX = 3000;
 const COST_FACTOR = 25; // a round may cost at most 1/COST_FACTOR of the time (4 %)
+const SLICE_MS = 16; // a round goes on drawing panels in the same task while under this
 const MARKERS_MAX = 60; // a curve with more points is drawn without markers (one SVG node each)
 
 /** Hover only while nothing streams in (hover machinery on a plot that redraws is wasted). */
@@ -105,18 +109,20 @@ function fillLegend(legend, data) {
 
 /**
  * When plots redraw: `request()` asks for a round; rounds are at least `period` ms apart,
- * where period adapts to what a round costs; each step of a round runs in a task of its own
+ * where period adapts to what a round costs and, while the run trains, to the page's drawing
+ * budget (pace.js; a step or a pause is drawn at the plots' own pace); each step of a round runs in a task of its own
  * right after an animation frame (not inside the frame's task: the page's layout and paint of
  * that frame would add to it and make a long task); nothing runs while `paused()` (tab
  * hidden, plots off screen) until `request()` again.
  */
-function redraws(step, paused) {
-  let timer = 0, frame = 0, task = 0, lastEnd = -Infinity, period = PERIOD_MIN, cost = 0, wanted = false;
+function redraws(step, paused, running) {
+  const pace = pageClock(); // the page's drawing budget: PERIOD_MIN is stretched by it while training
+  let timer = 0, frame = 0, task = 0, lastEnd = -Infinity, period = PERIOD_MIN, own = PERIOD_MIN, cost = 0, wanted = false;
   const afterFrame = () => { frame = requestAnimationFrame(() => { frame = 0; task = setTimeout(run, 0); }); };
   function request() {
     wanted = true;
     if (timer || frame || task || paused()) return;
-    const delay = Math.max(0, lastEnd + period - performance.now());
+    const delay = Math.max(0, lastEnd + (running() ? period : own) - performance.now()); // a step: its own pace
     timer = setTimeout(() => { timer = 0; afterFrame(); }, delay);
   }
   function run() {
@@ -126,9 +132,11 @@ function redraws(step, paused) {
     const t0 = performance.now();
     const more = step();
     cost += performance.now() - t0;
+    pace.spent(t0);
     if (more) { afterFrame(); return; }
     lastEnd = performance.now();
-    period = Math.min(PERIOD_MAX, Math.max(PERIOD_MIN, COST_FACTOR * cost));
+    own = Math.min(PERIOD_MAX, Math.max(PERIOD_MIN, COST_FACTOR * cost));
+    period = Math.min(PERIOD_MAX, Math.max(pace.every(PERIOD_MIN), own));
     cost = 0;
     if (wanted) request();
   }
@@ -178,7 +186,7 @@ export function mountPlots(root, model, host, redraw) {
   onScreen.observe(el);
   const onVisibility = () => { if (!document.hidden) sched.resume(); };
   document.addEventListener("visibilitychange", onVisibility);
-  const sched = redraws(drawStep, () => document.hidden || !visible);
+  const sched = redraws(drawStep, () => document.hidden || !visible, () => latest?.status?.state === "running");
 
   function panel(key, title, extra) {
     let p = panels.get(key);
@@ -299,7 +307,10 @@ export function mountPlots(root, model, host, redraw) {
     ));
   }
 
-  /** One step of a redraw round: the first panel with something new; true if more wait. */
+  /**
+   * One step of a redraw round: the panels with something new, in one task while it is
+   * under SLICE_MS (the first always); true if more wait (drawn after the next frame).
+   */
   function drawStep() {
     if (!Plotly || disposed || !latest) return false;
     const state = latest;
@@ -309,9 +320,11 @@ export function mountPlots(root, model, host, redraw) {
       const p = panels.get(key);
       return !p || !p.plotted || p.version !== version;
     });
-    if (dirty.length) drawPanel(state, ...dirty[0]);
+    const t0 = performance.now();
+    let i = 0;
+    while (i < dirty.length && (i === 0 || performance.now() - t0 < SLICE_MS)) drawPanel(state, ...dirty[i++]);
     placeholder.hidden = panels.size > 0;
-    return dirty.length > 1;
+    return i < dirty.length;
   }
 
   function reset() {

@@ -7,11 +7,15 @@
 // canvas draws them all (no DOM node per snapshot), and picking takes the nearest.
 // The snapshots come as deltas (luzwidget/widgets/timeline.py; applied in store.js).
 import { h, setData, setText } from "../dom.js";
+import { pageClock } from "../pace.js";
 
 const KIND_TEXT = { s: "the run's start", e: "end of epoch", i: "inside epoch", v: "inside epoch, validating" };
 const HEIGHT = 44;
 const PAD = 10; // px left and right of the track's ends
 const BASE = 30; // the baseline's y
+// While the run trains the track is drawn at most this often: hundreds of marks painted five
+// times a second cost ~3 ms each time, for a position a person reads once in a while.
+const RUNNING_MS = 1000;
 
 /** The event a snapshot inside a batch was taken after, short ("" at a batch's end). */
 export function eventText(event) {
@@ -80,6 +84,9 @@ export function mountTimeline(root, onPick) {
   let colors = null;
   let key = "";
   let version = 0;
+  let placedFrom = null; // the marks `sorted` was made from
+  let lastDraw = -Infinity; // when update() last drew
+  const pace = pageClock();
   const resize = new ResizeObserver((entries) => {
     const w = Math.round(entries[entries.length - 1].contentRect.width);
     if (w > 0 && w !== width) { width = w; key = ""; draw(); }
@@ -205,11 +212,14 @@ export function mountTimeline(root, onPick) {
 
   return {
     /** @param {Array<*>} marks  the store's timeline marks @param {number | null} at the run's x
-     * @param {boolean} rethemed @param {number} v  the marks' version */
-    update(marks, at, rethemed, v) {
+     * @param {boolean} rethemed @param {number} v  the marks' version
+     * @param {boolean} running  whether the run trains (the track is drawn every RUNNING_MS) */
+    update(marks, at, rethemed, v, running = false) {
       if (rethemed) { colors = null; key = ""; }
+      else if (running && performance.now() - lastDraw < pace.every(RUNNING_MS)) return; // the next update draws
+      lastDraw = performance.now();
+      if (v !== version || marks !== placedFrom) { sorted = placed(marks); placedFrom = marks; }
       version = v;
-      sorted = placed(marks);
       if (picked !== null && !sorted.some((s) => s[0] === picked)) { picked = null; onPick(null); }
       now = at;
       const last = sorted.length ? sorted[sorted.length - 1][5] : 0;

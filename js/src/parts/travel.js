@@ -80,9 +80,9 @@ export function mountTravel(root, store, say, picked = () => {}) {
     const travel = state.travel || { family: [] };
     const marks = state.timeline.marks;
     latest = marks.length ? marks[marks.length - 1][0] : null;
-    line.update(marks, streamEnd(state), changed.has("theme"), state.timeline.v);
-    drawFamily(travel.family || []);
     const running = (state.status || {}).state === "running";
+    line.update(marks, streamEnd(state), changed.has("theme"), state.timeline.v, running && !changed.has("snapshot"));
+    drawFamily(travel.family || []);
     setProp(snapBtn, "disabled", !state.ready);
     setProp(rewindBtn, "disabled", running || !marks.length);
     setProp(branchBtn, "disabled", !marks.length); // also while training: from the chosen snapshot
