@@ -152,6 +152,8 @@ export function mountBatch(root, store) {
   const slots = []; // the items' figures, in the grid's order (kept across updates)
   let matricesShape = "";
   let tables = []; // the confusion tables drawn, one per set
+  let later = 0; // the frame that draws the matrices
+  let running = false;
 
   function draw(part) {
     const img = part.image;
@@ -172,6 +174,16 @@ export function mountBatch(root, store) {
     note.hidden = !part.note;
     sortButton.hidden = !part.losses;
     setText(sortButton, byLoss ? "sorted by loss ▾" : "batch order");
+    const kind = part.kind === "class" ? ` · ${wrong} wrong` : "";
+    setText(hint, n ? `${n} items${kind}${sorted ? " · by loss" : ""}` : "");
+    if (later) { cancelAnimationFrame(later); later = 0; }
+    // While the run trains the matrices are drawn at the next frame: with the items in the
+    // same frame, its layout (hundreds of cells and captions) made it a long task.
+    if (running) later = requestAnimationFrame(() => { later = 0; drawMatrices(part); });
+    else drawMatrices(part);
+  }
+
+  function drawMatrices(part) {
     const sets = Object.entries(part.confusion || {});
     const shape = sets.map(([s, m]) => `${s}:${m.counts.length}`).join(",");
     if (shape !== matricesShape) { // the tables are made again only for other sets or classes
@@ -180,17 +192,16 @@ export function mountBatch(root, store) {
       matrices.replaceChildren(...tables.map((t) => t.fig));
     }
     sets.forEach(([s, m], i) => fillConfusion(tables[i], s, m));
-    const kind = part.kind === "class" ? ` · ${wrong} wrong` : "";
-    setText(hint, n ? `${n} items${kind}${sorted ? " · by loss" : ""}` : "");
   }
 
   const show = (part) => { if (part !== drawn) { drawn = part; draw(part); } };
   panel.whenShown(show);
   return {
     update(state, changed) {
+      running = state.status?.state === "running";
       const part = panel.part(state, changed);
       if (part) show(part);
     },
-    cleanup: panel.cleanup,
+    cleanup() { cancelAnimationFrame(later); panel.cleanup(); },
   };
 }

@@ -4,11 +4,15 @@
 // part: a new view opens or closes as the kernel has it, a closed panel says so. An open
 // panel scrolled out of view is not drawn: its latest part is drawn when it comes back.
 // While the run trains, a panel is drawn at most every PANEL_MS, stretched by the page's
-// drawing budget (pace.js): the part that came meanwhile waits for a later update.
+// drawing budget (pace.js), and one panel per update: the part that came meanwhile waits for
+// a later update (panels due together drawn in one frame made it a long task: ~420 objects
+// laid out, a compositing update and a repaint).
 import { h, setText } from "../dom.js";
 import { pageClock } from "../pace.js";
 
 const PANEL_MS = 500;
+const SAME_UPDATE_MS = 50; // a panel drawn this recently: this update already drew one
+let panelDrawnAt = -Infinity; // when a panel was last drawn while training (any panel, page-wide)
 
 /**
  * @param {HTMLElement} root
@@ -58,9 +62,11 @@ export function onDemandPanel(root, store, name, title, cls, body) {
       if (!visible && redraw && !changed.has("snapshot")) { deferred = part; return null; }
       const running = state.status && state.status.state === "running";
       const now = performance.now();
-      if (running && !changed.has("snapshot") && now - drawnAt < pace.every(PANEL_MS)) { deferred = part; return null; }
+      const paced = running && !changed.has("snapshot");
+      if (paced && (now - drawnAt < pace.every(PANEL_MS) || now - panelDrawnAt < SAME_UPDATE_MS)) { deferred = part; return null; }
       deferred = null;
       drawnAt = now;
+      if (paced) panelDrawnAt = now;
       return part;
     },
   };
