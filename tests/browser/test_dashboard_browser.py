@@ -109,9 +109,10 @@ def _epoch_fill(dash: Any) -> float:
     on a fill as wide as the track."""
     return float(
         dash.locator(".lw-bar-epoch").evaluate(
-            "(t) => t.firstChild.getBoundingClientRect().width === t.getBoundingClientRect().width"
-            " ? 100 * parseFloat(getComputedStyle(t.firstChild).getPropertyValue('--lw-frac') || '0')"
-            " : -1"
+            "(t) => { const fill = t.firstChild, w = (el) => el.getBoundingClientRect().width;"
+            " if (w(fill) !== w(t)) return -1;"
+            " const frac = getComputedStyle(fill).getPropertyValue('--lw-frac');"
+            " return 100 * parseFloat(frac || '0'); }"
         )
     )
 
