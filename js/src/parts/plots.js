@@ -42,7 +42,7 @@ const HEIGHT = 190;
 const PERIOD_MIN = 300; // ms between two redraw rounds, at least (~3 Hz)
 const PERIOD_MAX = 3000;
 const COST_FACTOR = 25; // a round may cost at most 1/COST_FACTOR of the time (4 %)
-const SLICE_MS = 16; // a round goes on drawing panels in the same task while under this
+const SLICE_MS = 30; // a round draws the next panel in the same task if it would end under this
 const MARKERS_MAX = 60; // a curve with more points is drawn without markers (one SVG node each)
 
 /** Hover only while nothing streams in (hover machinery on a plot that redraws is wasted). */
@@ -168,6 +168,7 @@ export function mountPlots(root, model, host, redraw) {
   const logToggleId = uid("logy"); // one stream panel per view: one id
   let latest = null; // the store's state at the last update
   let needReset = false;
+  let dearest = 0; // ms of the dearest panel redraw lately (decays by 10 % a redraw)
   let visible = true; // the plots intersect the viewport
   const resize = new ResizeObserver((entries) => {
     for (const entry of entries) {
@@ -308,8 +309,10 @@ export function mountPlots(root, model, host, redraw) {
   }
 
   /**
-   * One step of a redraw round: the panels with something new, in one task while it is
-   * under SLICE_MS (the first always); true if more wait (drawn after the next frame).
+   * One step of a redraw round: the panels with something new, in one task while the next
+   * one, at the cost of the dearest redraw seen lately, would end under SLICE_MS (the first
+   * always); true if more wait (drawn after the next frame). Both the task and the frame
+   * after it (which lays out what plotly changed) stay short.
    */
   function drawStep() {
     if (!Plotly || disposed || !latest) return false;
@@ -322,7 +325,11 @@ export function mountPlots(root, model, host, redraw) {
     });
     const t0 = performance.now();
     let i = 0;
-    while (i < dirty.length && (i === 0 || performance.now() - t0 < SLICE_MS)) drawPanel(state, ...dirty[i++]);
+    while (i < dirty.length && (i === 0 || performance.now() - t0 + dearest <= SLICE_MS)) {
+      const t = performance.now();
+      drawPanel(state, ...dirty[i++]);
+      dearest = Math.max(0.9 * dearest, performance.now() - t); // forgets slowly
+    }
     placeholder.hidden = panels.size > 0;
     return i < dirty.length;
   }
