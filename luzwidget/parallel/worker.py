@@ -26,11 +26,18 @@ def worker(index: int, payload: bytes, size: int, port: int, folder: str, parent
     """One worker: torchrun's environment, the same run as the others; rank 0 serves it.
 
     Once the parent is gone (its death signal, or :func:`_watch_parent`), the worker removes
-    the private folder on its way out: nobody else is left to.
+    the private folder on its way out: nobody else is left to. An error raised then (another
+    rank gone first: its store's connection reset) ends the worker at once, without a
+    traceback: torch's spawn would write it to an error file nobody is left to read or remove.
     """
     threading.Thread(target=_watch_parent, args=(parent, folder), daemon=True).start()
     try:
         _work(index, payload, size, port, folder)
+    except Exception:
+        if os.getppid() != parent:  # orphaned: leave nothing behind
+            shutil.rmtree(folder, ignore_errors=True)
+            os._exit(1)
+        raise
     finally:
         if os.getppid() != parent:
             shutil.rmtree(folder, ignore_errors=True)
