@@ -24,8 +24,9 @@ const STORES = (globalThis[Symbol.for("luzwidget.stores")] ??= new Map());
 // How soon a view draws what changed (store.js names the changes): the answer to a click at
 // once, structure at the next frame, the rest of a training run at most every CALM_MS.
 const AT_ONCE = new Set(["status", "acks", "error"]);
-// The on-demand panels (Layers, Batch...) follow the calm clock: each of their updates drawn
-// in a frame of its own made two to four more frames a second, each laid out and painted.
+// The on-demand panels (Layers, Batch...) follow the calm clock (each of their updates drawn
+// in a frame of its own made two to four more frames a second, each laid out and painted),
+// and, while training, their own slower one (parts/on_demand.js).
 const NEXT_FRAME = new Set(["snapshot", "theme", "config", "marks", "pick"]);
 const CALM_MS = 200; // stretched by the page's drawing budget (pace.js), at most CALM_STRETCH times
 // (what is heavy, the plots and the panels, is paced further by its own clock)

@@ -5,8 +5,9 @@
 // layer and weights, gradients or outputs). The kernel computes it only while the panel is
 // open ({cmd: "panel", name: "history", open}) and sends only new columns (the store keeps
 // them: mergeHistory); a pick is {cmd: "panel", name: "history", open: true, pick}. Drawn at
-// most every 2 s while the run trains (at once at a pause or step), each plot in its own
-// task, not while the tab is hidden or the panel off screen; plotly through plotly_slot.js,
+// most every 2 s while the run trains (stretched by the page's drawing budget, pace.js; at
+// once at a pause or step), its plots in one task while it stays short, not while the tab is
+// hidden or the panel off screen; plotly through plotly_slot.js,
 // the heatmap on a canvas (plotly's basic bundle has no heatmap).
 import { h, setText } from "../dom.js";
 import { getPlotly } from "../plotly_slot.js";
@@ -215,8 +216,9 @@ export function mountHistory(root, store, model, host) {
   }
 
   /**
-   * Draw what changed, the plots in one task while it stays under SLICE_MS (no long task); while the run trains at most every
-   * RUNNING_MS, at once otherwise; nothing while the tab is hidden or the panel off screen.
+   * Draw what changed, the plots in one task while it stays under SLICE_MS (no long task);
+   * while the run trains at most every RUNNING_MS (stretched by the page's drawing budget),
+   * at once otherwise; nothing while the tab is hidden or the panel off screen.
    */
   function plan() {
     if (task || waitTimer || !latest || document.hidden || !visible) return;
